@@ -1,0 +1,55 @@
+# Strata build entry points. Two commands set everything up on a fresh machine:
+#   make run   builds and starts a single node on the embedded defaults
+#   make test  installs what the tests need and runs every test, then a short
+#              fuzz pass over every fuzz target
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 3s
+BIN := bin
+
+.PHONY: all build run test test-unit fuzz-smoke bench generate lint tools clean
+
+all: build
+
+build:
+	$(GO) build ./...
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/strata ./cmd/strata
+
+run: build
+	$(BIN)/strata serve
+
+test: tools test-unit fuzz-smoke
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+# Runs every Fuzz* target for FUZZTIME each; the seed corpora in testdata/ run
+# as ordinary tests in test-unit as well.
+fuzz-smoke:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz-smoke.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ring/
+
+generate: tools
+	$(GO) generate ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | xargs -r grep -L '^// Code generated')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# flatc (Debian's flatbuffers-compiler) is needed only by `make generate`; the
+# generated code is committed. It is installed here when missing and apt-get
+# is usable, so a fresh machine needs nothing by hand.
+tools:
+	@command -v flatc >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flatbuffers-compiler >/dev/null) \
+	      || echo "note: flatc could not be installed; only 'make generate' needs it"; \
+	  else echo "note: flatc missing; only 'make generate' needs it"; fi; }
+
+clean:
+	rm -rf $(BIN)
