@@ -158,4 +158,3 @@ func wantRes(t testing.TB, what string, c CQE, want int32) {
 		t.Fatalf("%s: res %d (%v), want %d", what, c.Res, c.Err(), want)
 	}
 }
-
