@@ -12,12 +12,11 @@ BIN := bin
 all: build
 
 build:
-	$(GO) build ./...
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/strata ./cmd/strata
 
 run: build
-	$(BIN)/strata serve
+	$(BIN)/strata probe
 
 test: tools test-unit fuzz-smoke
 
