@@ -3,6 +3,24 @@
 // that travels unchanged from producer to disk to consumer, and a verifier
 // that bounds every FlatBuffer before any field is read.
 //
-// The frame layout is described beside its constants in frame.go and byte by
-// byte in docs/format.md.
+// A frame (frame.go, batch.go, batch_reader.go):
+//
+//	+----------------------+--------------------------------------------+
+//	| header, 64 bytes     | body: RecordBatchBody FlatBuffer ("SBAT"), |
+//	| (layout in frame.go) | or u32 rawLen + lz4 block of it            |
+//	+----------------------+--------------------------------------------+
+//
+// A request or response (envelope.go, fetch.go):
+//
+//	+--------+---------------------------+-------------------------------+
+//	| u32 LE | Envelope FlatBuffer       | Fetch responses only: the     |
+//	| length | ("SENV"), length counts it| frames_bytes regions, in order|
+//	+--------+---------------------------+-------------------------------+
+//
+// Nothing from the network or disk is read through the generated accessors
+// in fb/ before VerifyEnvelope or VerifyBody (verify.go) accepts it; the
+// decoders here do that for their callers.
+//
+// The layouts are described byte by byte in docs/format.md and
+// docs/protocol.md and pinned by golden files in testdata/golden.
 package schema

@@ -156,9 +156,8 @@ func ParseFrameHeader(b []byte) (FrameHeader, error) {
 	h.ProducerID = int64(binary.LittleEndian.Uint64(b[offProducerID:]))
 	h.ProducerEpoch = int16(binary.LittleEndian.Uint16(b[offProducerEpch:]))
 	h.BaseSequence = int32(binary.LittleEndian.Uint32(b[offBaseSequence:]))
-	// A record takes at least one byte of body; this bounds recordCount
-	// before anyone sizes a slice by it.
-	if h.RecordCount == 0 || h.RecordCount > uint32(n-FrameHeaderSize) {
+	// This bounds recordCount before anyone sizes a slice by it.
+	if h.RecordCount == 0 || h.RecordCount > recordCountMax(n-FrameHeaderSize, h.Compression()) {
 		return h, fmt.Errorf("%w: %d records in %d body bytes", ErrFrameRecords, h.RecordCount, n-FrameHeaderSize)
 	}
 	return h, nil
@@ -215,4 +214,15 @@ func PatchBaseOffset(b []byte, baseOffset int64) {
 // PatchLeaderEpoch sets the broker-assigned leader epoch in place.
 func PatchLeaderEpoch(b []byte, epoch int32) {
 	binary.LittleEndian.PutUint32(b[offLeaderEpoch:], uint32(epoch))
+}
+
+// recordCountMax bounds the records a body of bodyBytes can hold. An
+// uncompressed record takes at least one byte of body. A compressed one may
+// take less, since an lz4 byte can expand to lz4ExpansionMax bytes, so a
+// compressed body is bounded by that expansion and by RecordsPerBatchMax.
+func recordCountMax(bodyBytes int, compression uint16) uint32 {
+	if compression == CompressionNone {
+		return uint32(bodyBytes)
+	}
+	return uint32(min(lz4RawLenMax(bodyBytes), RecordsPerBatchMax))
 }

@@ -1,0 +1,271 @@
+package schema
+
+// Descriptions of the tables in fbs/wire.fbs, fields in slot order.
+
+// Sizes of the scalar types the wire schema uses.
+const (
+	sizeBool  = 1
+	sizeByte  = 1
+	sizeShort = 2
+	sizeInt   = 4
+	sizeLong  = 8
+	// sizeErrorCode, sizeApiKey and sizeAcks are the enums' underlying
+	// types: short, ushort and byte.
+	sizeErrorCode = sizeShort
+	sizeApiKey    = sizeShort
+	sizeAcks      = sizeByte
+	// ApiVersionRange is three ushorts.
+	sizeApiVersionRange  = 3 * sizeShort
+	alignApiVersionRange = sizeShort
+)
+
+var (
+	descApiVersionsRequest = &tableDesc{name: "ApiVersionsRequest", fields: []field{
+		fString("client_software_name"),
+		fString("client_software_version"),
+	}}
+	descApiVersionsResponse = &tableDesc{name: "ApiVersionsResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fStructVector("api_keys", sizeApiVersionRange, alignApiVersionRange),
+	}}
+
+	descMetadataRequest = &tableDesc{name: "MetadataRequest", fields: []field{
+		fStringVector("topics"),
+	}}
+	descBroker = &tableDesc{name: "Broker", fields: []field{
+		fScalar("node_id", sizeInt),
+		fString("host").req(),
+		fScalar("port", sizeShort),
+		fString("rack"),
+	}}
+	descPartitionMetadata = &tableDesc{name: "PartitionMetadata", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fScalar("partition", sizeInt),
+		fScalar("leader_id", sizeInt),
+		fScalar("leader_epoch", sizeInt),
+		fScalarVector("replicas", sizeInt),
+		fScalarVector("isr", sizeInt),
+	}}
+	descTopicMetadata = &tableDesc{name: "TopicMetadata", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fString("name").req(),
+		fTableVector("partitions", descPartitionMetadata),
+	}}
+	descMetadataResponse = &tableDesc{name: "MetadataResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fTableVector("brokers", descBroker),
+		fScalar("controller_id", sizeInt),
+		fString("cluster_id"),
+		fTableVector("topics", descTopicMetadata),
+	}}
+
+	descTopicConfig = &tableDesc{name: "TopicConfig", fields: []field{
+		fString("name").req(),
+		fString("value"),
+	}}
+	descCreatableTopic = &tableDesc{name: "CreatableTopic", fields: []field{
+		fString("name").req(),
+		fScalar("num_partitions", sizeInt),
+		fScalar("replication_factor", sizeShort),
+		fTableVector("configs", descTopicConfig),
+	}}
+	descCreateTopicsRequest = &tableDesc{name: "CreateTopicsRequest", fields: []field{
+		fTableVector("topics", descCreatableTopic),
+		fScalar("timeout_ms", sizeInt),
+		fScalar("validate_only", sizeBool),
+	}}
+	descCreatableTopicResult = &tableDesc{name: "CreatableTopicResult", fields: []field{
+		fString("name").req(),
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+		fScalar("num_partitions", sizeInt),
+		fScalar("replication_factor", sizeShort),
+	}}
+	descCreateTopicsResponse = &tableDesc{name: "CreateTopicsResponse", fields: []field{
+		fTableVector("topics", descCreatableTopicResult),
+	}}
+
+	descDeleteTopicsRequest = &tableDesc{name: "DeleteTopicsRequest", fields: []field{
+		fStringVector("topic_names"),
+		fScalar("timeout_ms", sizeInt),
+	}}
+	descDeletableTopicResult = &tableDesc{name: "DeletableTopicResult", fields: []field{
+		fString("name").req(),
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+	}}
+	descDeleteTopicsResponse = &tableDesc{name: "DeleteTopicsResponse", fields: []field{
+		fTableVector("topics", descDeletableTopicResult),
+	}}
+
+	descProducePartition = &tableDesc{name: "ProducePartition", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalarVector("frames", sizeByte),
+	}}
+	descProduceTopic = &tableDesc{name: "ProduceTopic", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descProducePartition),
+	}}
+	descProduceRequest = &tableDesc{name: "ProduceRequest", fields: []field{
+		fScalar("acks", sizeAcks),
+		fScalar("timeout_ms", sizeInt),
+		fTableVector("topics", descProduceTopic),
+	}}
+	descProducePartitionResponse = &tableDesc{name: "ProducePartitionResponse", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("error_code", sizeErrorCode),
+		fScalar("base_offset", sizeLong),
+		fScalar("log_append_time_ms", sizeLong),
+		fScalar("log_start_offset", sizeLong),
+		fString("error_message"),
+	}}
+	descProduceTopicResponse = &tableDesc{name: "ProduceTopicResponse", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descProducePartitionResponse),
+	}}
+	descProduceResponse = &tableDesc{name: "ProduceResponse", fields: []field{
+		fTableVector("topics", descProduceTopicResponse),
+		fScalar("throttle_time_ms", sizeInt),
+	}}
+
+	descFetchPartition = &tableDesc{name: "FetchPartition", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("current_leader_epoch", sizeInt),
+		fScalar("fetch_offset", sizeLong),
+		fScalar("log_start_offset", sizeLong),
+		fScalar("partition_max_bytes", sizeInt),
+	}}
+	descFetchTopic = &tableDesc{name: "FetchTopic", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descFetchPartition),
+	}}
+	descFetchRequest = &tableDesc{name: "FetchRequest", fields: []field{
+		fScalar("replica_id", sizeInt),
+		fScalar("max_wait_ms", sizeInt),
+		fScalar("min_bytes", sizeInt),
+		fScalar("max_bytes", sizeInt),
+		fTableVector("topics", descFetchTopic),
+	}}
+	descFetchPartitionResponse = &tableDesc{name: "FetchPartitionResponse", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("error_code", sizeErrorCode),
+		fScalar("high_watermark", sizeLong),
+		fScalar("log_start_offset", sizeLong),
+		fScalar("frames_bytes", sizeInt),
+	}}
+	descFetchTopicResponse = &tableDesc{name: "FetchTopicResponse", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descFetchPartitionResponse),
+	}}
+	descFetchResponse = &tableDesc{name: "FetchResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fScalar("throttle_time_ms", sizeInt),
+		fTableVector("topics", descFetchTopicResponse),
+	}}
+
+	descListOffsetsPartition = &tableDesc{name: "ListOffsetsPartition", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("current_leader_epoch", sizeInt),
+		fScalar("timestamp", sizeLong),
+	}}
+	descListOffsetsTopic = &tableDesc{name: "ListOffsetsTopic", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descListOffsetsPartition),
+	}}
+	descListOffsetsRequest = &tableDesc{name: "ListOffsetsRequest", fields: []field{
+		fScalar("replica_id", sizeInt),
+		fTableVector("topics", descListOffsetsTopic),
+	}}
+	descListOffsetsPartitionResponse = &tableDesc{name: "ListOffsetsPartitionResponse", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("error_code", sizeErrorCode),
+		fScalar("timestamp", sizeLong),
+		fScalar("offset", sizeLong),
+		fScalar("leader_epoch", sizeInt),
+	}}
+	descListOffsetsTopicResponse = &tableDesc{name: "ListOffsetsTopicResponse", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descListOffsetsPartitionResponse),
+	}}
+	descListOffsetsResponse = &tableDesc{name: "ListOffsetsResponse", fields: []field{
+		fTableVector("topics", descListOffsetsTopicResponse),
+	}}
+
+	// descMessage lists the union members in tag order (tag 1 first).
+	descMessage = &unionDesc{name: "Message", members: []*tableDesc{
+		descApiVersionsRequest,
+		descApiVersionsResponse,
+		descMetadataRequest,
+		descMetadataResponse,
+		descCreateTopicsRequest,
+		descCreateTopicsResponse,
+		descDeleteTopicsRequest,
+		descDeleteTopicsResponse,
+		descProduceRequest,
+		descProduceResponse,
+		descFetchRequest,
+		descFetchResponse,
+		descListOffsetsRequest,
+		descListOffsetsResponse,
+	}}
+
+	descEnvelope = &tableDesc{name: "Envelope", fields: envelopeFields()}
+)
+
+func envelopeFields() []field {
+	msgType, msg := fUnion("message", descMessage)
+	return []field{
+		fScalar("api_key", sizeApiKey),
+		fScalar("api_version", sizeShort),
+		fScalar("correlation_id", sizeInt),
+		fString("client_id"),
+		fScalar("error_code", sizeErrorCode),
+		msgType,
+		msg,
+	}
+}
+
+// EnvelopeIdentifier is the file identifier of an Envelope.
+const EnvelopeIdentifier = "SENV"
+
+// Limits on one request or response envelope.
+const (
+	// LengthPrefixBytes is the little-endian length before each envelope.
+	LengthPrefixBytes = 4
+	// EnvelopeBytesMax bounds one message, length prefix included: room for
+	// a produce request carrying a frame of MaxFrameBytes and more besides.
+	EnvelopeBytesMax = 2 * MaxFrameBytes
+	// envelopeBytesMin is the length prefix, root offset and identifier.
+	envelopeBytesMin = LengthPrefixBytes + uoffsetBytes + fileIdentifierBytes
+	// envelopeDepthMax: envelope, message, topic, partition, with room for
+	// one more level in a later version.
+	envelopeDepthMax = 5
+	// envelopeObjectsMax bounds the tables, vectors and strings of one
+	// message.
+	envelopeObjectsMax = 1 << 20
+	// envelopeVectorLenMax bounds the topics, partitions, brokers or names
+	// in any one list.
+	envelopeVectorLenMax = 1 << 18
+)
+
+var envelopeLimits = Limits{
+	BytesMax:     EnvelopeBytesMax,
+	DepthMax:     envelopeDepthMax,
+	ObjectsMax:   envelopeObjectsMax,
+	VectorLenMax: envelopeVectorLenMax,
+}
+
+// VerifyEnvelope checks that b is one whole message: the length prefix,
+// equal to len(b)-LengthPrefixBytes, and a well-formed Envelope FlatBuffer
+// (identifier "SENV") with whichever union member it names. Only after it
+// returns nil may the generated accessors read b.
+func VerifyEnvelope(b []byte) error {
+	n, err := PeekMessageLength(b)
+	if err != nil {
+		return err
+	}
+	if n != len(b) {
+		return &VerifyError{Kind: ErrVerifySize, Table: "Envelope", Pos: int64(len(b))}
+	}
+	return verifyRoot(b, LengthPrefixBytes, EnvelopeIdentifier, descEnvelope, &envelopeLimits)
+}
