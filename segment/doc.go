@@ -1,0 +1,47 @@
+// Package segment is one partition's log on disk: segments, their sparse
+// indexes, recovery, retention, and the durability policy.
+//
+// A partition is a folder. Each segment is three files named by the
+// segment's base offset (20 zero-padded digits), plus one checkpoint:
+//
+//	partition/
+//	  00000000000000000000.log        frames, back to back, trimmed when closed
+//	  00000000000000000000.index      offset index  (mapped, preallocated)
+//	  00000000000000000000.timeindex  time index    (mapped, preallocated)
+//	  00000000000000052311.log        the active segment, preallocated to
+//	  00000000000000052311.index        SegmentBytes with fallocate
+//	  00000000000000052311.timeindex
+//	  recovery-point                  log start + recovery point, CRC32C
+//
+//	.log:   +---------+---------+---------+-- ... --+---------+000000000000
+//	        | frame   | frame   | frame   |         | frame   | zeros (pre-
+//	        | base=b  | b+n0    | b+n0+n1 |         |         | allocated)
+//	        +---------+---------+---------+-- ... --+---------+000000000000
+//	        ^0        ^p1                 ^p2
+//	.index: (rel(b+n0), p1) (rel(..), p2) ...  one entry per IndexIntervalBytes
+//	.timeindex: (maxTs so far, rel(offset after the frame)) at index points,
+//	        and a closing entry covering the whole segment
+//
+// Frames are the schema package's frames; this package only ever reads
+// their 64-byte headers (and checks their CRC during recovery).
+//
+// The package has two layers. Core is sans-IO, in the style of etcd raft: it
+// decides where each frame goes (AppendPlan), what a read returns (ReadPlan,
+// which asks for frame headers one at a time so any driver can fetch them),
+// what a roll, truncation or retention removes, and what is durable; it makes
+// no syscalls and has no clock. Log is the synchronous driver over a small FS
+// interface, with OSFS (pwrite, fdatasync, fallocate, mmap) and MemFS, an
+// in-memory filesystem that can simulate a crash. The broker drives the same
+// Core from its io_uring shard loop; Segment.Handle carries the driver's open
+// files so every span leads to a file descriptor and a position.
+//
+// Recovery on open lists the folder; closed segments wholly below the
+// checkpointed recovery point are trusted (size from the directory listing,
+// indexes mapped on first use); every other segment is walked frame by frame
+// from its last index entry at or before the recovery point, checking length
+// bounds, header, CRC and offset contiguity, and the log ends at the first
+// frame that fails. The tail past it is cut and preallocated again, so it
+// reads as zeros and can never be mistaken for data.
+//
+// See docs/storage.md for the full description.
+package segment

@@ -1,0 +1,478 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/strata-db/strata/schema"
+)
+
+// Log is the synchronous driver of a Core: it performs the I/O the core
+// decides on with plain syscalls. Tests, tools and recovery use it; the
+// broker drives the same core from its io_uring shard loop instead. A Log is
+// safe for concurrent use; concurrent appends under FlushEveryAck share one
+// fdatasync (group commit).
+type Log struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	fs      FS
+	dir     string
+	cfg     Config
+	core    *Core
+	plan    ReadPlan
+	hdr     [schema.FrameHeaderSize]byte
+	frame   []byte // reused buffer for walking frames
+	syncing bool
+	// dirDirty is set when a segment file was created and the directory
+	// entry is not yet durable.
+	dirDirty    bool
+	lastFlushMs int64
+	closed      bool
+	stats       Stats
+}
+
+// Stats counts the work a Log did, for tests and tools.
+type Stats struct {
+	FramesChecked int64 // frames read and CRC-checked by recovery and index rebuilds
+	IndexLoads    int64 // closed-segment indexes mapped on first use
+	IndexRebuilds int64 // indexes rebuilt from the data
+	Truncations   int64 // segments whose torn or corrupt tail recovery cut off
+}
+
+// segFiles is a segment's open files (the Segment.Handle). Files of trusted
+// closed segments are opened on first use.
+type segFiles struct {
+	data     File
+	off, tim File
+}
+
+// Open opens (creating if needed) the partition log in dir, recovering it
+// if it was not closed cleanly.
+func Open(dir string, cfg Config) (*Log, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{fs: cfg.FS, dir: dir, cfg: cfg}
+	l.cond.L = &l.mu
+	l.core, err = NewCore(cfg, l)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.recover(); err != nil {
+		l.closeFiles()
+		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
+	}
+	l.lastFlushMs = cfg.NowMs()
+	return l, nil
+}
+
+// Dir is the partition folder.
+func (l *Log) Dir() string { return l.dir }
+
+// LogStart, End and RecoveryPoint report the core's offsets.
+func (l *Log) LogStart() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.core.LogStart() }
+
+// End is the log end offset: the offset the next append gets.
+func (l *Log) End() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.core.End() }
+
+// RecoveryPoint is the offset below which everything is durable.
+func (l *Log) RecoveryPoint() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.core.RecoveryPoint() }
+
+// SegmentBases lists the segments' base offsets, oldest first.
+func (l *Log) SegmentBases() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int64, 0, len(l.core.segs))
+	for _, s := range l.core.segs {
+		out = append(out, s.base)
+	}
+	return out
+}
+
+// Size is the total committed data bytes.
+func (l *Log) Size() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.core.Size() }
+
+// Stats returns the work counters.
+func (l *Log) Stats() Stats { l.mu.Lock(); defer l.mu.Unlock(); return l.stats }
+
+// CheckConsistency runs the core's whole-log check.
+func (l *Log) CheckConsistency() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.CheckConsistency()
+}
+
+// Append checks one whole frame, assigns its offsets (patching the base
+// offset into frame in place), writes it, and returns its base offset once
+// the flush policy allows it to be acknowledged.
+func (l *Log) Append(frame []byte) (int64, error) {
+	h, err := schema.CheckFrame(frame)
+	if err != nil {
+		return 0, err
+	}
+	if int(h.Length) != len(frame) {
+		return 0, fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	now := l.cfg.NowMs()
+	if l.core.ShouldRoll(int64(h.Length), h.RecordCount, now) {
+		if err := l.roll(); err != nil {
+			return 0, err
+		}
+	}
+	plan, err := l.core.PrepareAppend(&h, now)
+	if err != nil {
+		return 0, err
+	}
+	schema.PatchBaseOffset(frame, plan.BaseOffset)
+	if _, err := plan.Segment.Handle.(*segFiles).data.WriteAt(frame, plan.Pos); err != nil {
+		l.core.AbortAppends()
+		return 0, fmt.Errorf("segment: write segment %d at %d: %w", plan.Segment.base, plan.Pos, err)
+	}
+	if err := l.core.CommitAppend(&plan); err != nil {
+		return 0, err
+	}
+	switch l.cfg.Flush.kind {
+	case flushEveryAck:
+		err = l.syncTo(plan.NextOffset)
+	case flushInterval:
+		if now-l.lastFlushMs >= l.cfg.Flush.intervalMs {
+			l.lastFlushMs = now
+			err = l.syncTo(plan.NextOffset)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return plan.BaseOffset, nil
+}
+
+// Flush makes everything appended so far durable.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.syncTo(l.core.End())
+}
+
+// syncTo returns once everything below target is durable. One caller at a
+// time runs fdatasync, with the lock released so that appends go on; the
+// sync covers everything written when it began, and every waiter it covers
+// returns without a sync of its own (group commit).
+func (l *Log) syncTo(target int64) error {
+	for l.core.RecoveryPoint() < target {
+		if l.closed {
+			return ErrClosed
+		}
+		if l.syncing {
+			l.cond.Wait()
+			continue
+		}
+		l.syncing = true
+		upto := l.core.End()
+		gen := l.core.gen
+		f := l.core.Active().Handle.(*segFiles).data
+		dirty := l.dirDirty
+		l.dirDirty = false
+		l.mu.Unlock()
+		err := f.Datasync()
+		if err == nil && dirty {
+			err = l.fs.SyncDir(l.dir)
+		}
+		l.mu.Lock()
+		l.syncing = false
+		l.cond.Broadcast()
+		if err != nil {
+			l.dirDirty = l.dirDirty || dirty
+			return fmt.Errorf("segment: sync: %w", err)
+		}
+		if gen == l.core.gen {
+			l.core.Flushed(upto)
+		}
+	}
+	return nil
+}
+
+// waitSync waits until no sync is running, before operations that remove
+// or close files.
+func (l *Log) waitSync() {
+	for l.syncing {
+		l.cond.Wait()
+	}
+}
+
+// roll closes the active segment and starts a new one at the log end. The
+// closed segment is trimmed and synced at once, so that the recovery point
+// can move past it and recovery never walks it again.
+func (l *Log) roll() error {
+	base := l.core.End()
+	files, off, tim, err := l.createSegment(base)
+	if err != nil {
+		return err
+	}
+	old, _, err := l.core.Roll(off, tim, files)
+	if err != nil {
+		files.close()
+		l.removeSegmentFiles(base)
+		return err
+	}
+	l.dirDirty = true
+	of := old.Handle.(*segFiles)
+	if err := of.data.Truncate(old.size); err != nil {
+		return err
+	}
+	for _, f := range []File{of.data, of.off, of.tim} {
+		if err := f.Datasync(); err != nil {
+			return fmt.Errorf("segment: sync segment %d: %w", old.base, err)
+		}
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return err
+	}
+	l.dirDirty = false
+	l.core.Flushed(old.next)
+	return l.writeCheckpoint()
+}
+
+// createSegment creates and preallocates a segment's three files and maps
+// its indexes.
+func (l *Log) createSegment(base int64) (*segFiles, []byte, []byte, error) {
+	files := &segFiles{}
+	fail := func(err error) (*segFiles, []byte, []byte, error) {
+		files.close()
+		l.removeSegmentFiles(base)
+		return nil, nil, nil, fmt.Errorf("segment: create segment %d: %w", base, err)
+	}
+	var err error
+	if files.data, err = l.fs.Create(logPath(l.dir, base)); err != nil {
+		return fail(err)
+	}
+	if err = files.data.Allocate(l.cfg.SegmentBytes); err != nil {
+		return fail(err)
+	}
+	var off, tim []byte
+	if files.off, off, err = l.createIndex(indexPath(l.dir, base), offsetEntrySize); err != nil {
+		return fail(err)
+	}
+	if files.tim, tim, err = l.createIndex(timeIndexPath(l.dir, base), timeEntrySize); err != nil {
+		return fail(err)
+	}
+	return files, off, tim, nil
+}
+
+// createIndex creates (or recreates, zeroed) an index file at its configured
+// size and maps it.
+func (l *Log) createIndex(name string, entrySize int) (File, []byte, error) {
+	f, err := l.fs.Create(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	size := l.cfg.indexEntries() * entrySize
+	if err := f.Allocate(int64(size)); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	m, err := f.Map(size)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, m, nil
+}
+
+func (files *segFiles) close() error {
+	var err error
+	for _, f := range []*File{&files.data, &files.off, &files.tim} {
+		if *f != nil {
+			if cerr := (*f).Close(); err == nil {
+				err = cerr
+			}
+			*f = nil
+		}
+	}
+	return err
+}
+
+func (l *Log) removeSegmentFiles(base int64) error {
+	var err error
+	for _, p := range []string{logPath(l.dir, base), indexPath(l.dir, base), timeIndexPath(l.dir, base)} {
+		if rerr := l.fs.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// dataFile returns a segment's open data file, opening it on first use.
+func (l *Log) dataFile(s *Segment) (File, error) {
+	files := s.Handle.(*segFiles)
+	if files.data == nil {
+		f, err := l.fs.Open(logPath(l.dir, s.base))
+		if err != nil {
+			return nil, err
+		}
+		files.data = f
+	}
+	return files.data, nil
+}
+
+// writeCheckpoint replaces the recovery-point file atomically: write a temp
+// file, sync it, rename it over the old one, sync the directory.
+//
+// Recovery starts walking the active segment from its last index entry at or
+// before the checkpointed recovery point, and takes the running max
+// timestamp from the time index there; mapped pages are written back in no
+// particular order, so both index files are synced first, making every entry
+// below the recovery point durable in both.
+func (l *Log) writeCheckpoint() error {
+	ck := checkpoint{logStart: l.core.LogStart(), recoveryPoint: l.core.RecoveryPoint()}
+	if a := l.core.Active(); a != nil {
+		if files, ok := a.Handle.(*segFiles); ok {
+			for _, f := range []File{files.off, files.tim} {
+				if f == nil {
+					continue
+				}
+				if err := f.Datasync(); err != nil {
+					return fmt.Errorf("segment: sync index of segment %d: %w", a.base, err)
+				}
+			}
+		}
+	}
+	b := ck.AppendTo(nil)
+	final := filepath.Join(l.dir, checkpointName)
+	tmp := final + checkpointTmpExt
+	f, err := l.fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err = f.WriteAt(b, 0); err == nil {
+		err = f.Datasync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = l.fs.Rename(tmp, final)
+	}
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("segment: write checkpoint: %w", err)
+	}
+	return nil
+}
+
+// deleteSegments closes and deletes the files of segments the core dropped,
+// then records the new log start.
+func (l *Log) deleteSegments(removed []*Segment) error {
+	var err error
+	for _, s := range removed {
+		s.Handle.(*segFiles).close()
+		if rerr := l.removeSegmentFiles(s.base); err == nil {
+			err = rerr
+		}
+	}
+	if len(removed) > 0 && err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err == nil {
+		err = l.writeCheckpoint()
+	}
+	return err
+}
+
+// DeleteRecordsBefore advances the log start to offset and deletes the
+// closed segments wholly below it.
+func (l *Log) DeleteRecordsBefore(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.waitSync()
+	removed, err := l.core.DeleteRecordsBefore(offset)
+	if err != nil {
+		return err
+	}
+	return l.deleteSegments(removed)
+}
+
+// ApplyRetention deletes closed segments past the time and size bounds.
+func (l *Log) ApplyRetention(nowMs int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.waitSync()
+	removed, rerr := l.core.ApplyRetention(nowMs)
+	if err := l.deleteSegments(removed); err != nil {
+		return err
+	}
+	return rerr
+}
+
+// Close syncs everything, records the recovery point and closes the files.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.waitSync()
+	err := l.syncTo(l.core.End())
+	if err == nil {
+		f := l.core.Active().Handle.(*segFiles)
+		for _, x := range []File{f.off, f.tim} {
+			if serr := x.Datasync(); err == nil {
+				err = serr
+			}
+		}
+	}
+	if err == nil {
+		err = l.writeCheckpoint()
+	}
+	l.closed = true
+	l.cond.Broadcast()
+	if cerr := l.closeFiles(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (l *Log) closeFiles() error {
+	var err error
+	for _, s := range l.core.segs {
+		if f, ok := s.Handle.(*segFiles); ok {
+			if cerr := f.close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	return err
+}
+
+// Roll closes the active segment and starts a new one, if the active one
+// holds any data (tools and tests; appends roll by themselves).
+func (l *Log) Roll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if l.core.Active().size == 0 {
+		return nil
+	}
+	return l.roll()
+}

@@ -1,0 +1,150 @@
+package segment
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/strata-db/strata/schema"
+)
+
+// Read returns the spans of whole frames from the frame holding offset, at
+// most maxBytes long (but at least the first frame) and ending at or below
+// upper (pass -1 for no bound). An offset equal to End gives no spans.
+func (l *Log) Read(offset, maxBytes, upper int64) ([]Span, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if err := l.core.StartRead(&l.plan, offset, maxBytes, upper); err != nil {
+		return nil, err
+	}
+	return l.runPlan()
+}
+
+// ReadByTime returns the spans from the first frame whose max timestamp is
+// at least ts, bounded like Read; none when no frame is that new.
+func (l *Log) ReadByTime(ts, maxBytes, upper int64) ([]Span, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if err := l.core.StartReadByTime(&l.plan, ts, maxBytes, upper); err != nil {
+		return nil, err
+	}
+	return l.runPlan()
+}
+
+// runPlan answers a read plan's header requests with pread.
+func (l *Log) runPlan() ([]Span, error) {
+	for {
+		s, pos, ok := l.plan.Next()
+		if !ok {
+			break
+		}
+		f, err := l.dataFile(s)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.ReadAt(l.hdr[:], pos); err != nil {
+			return nil, fmt.Errorf("%w: segment %d position %d: %v", ErrCorrupt, s.base, pos, err)
+		}
+		if err := l.plan.Feed(l.hdr[:]); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.plan.Err(); err != nil {
+		return nil, err
+	}
+	return append([]Span(nil), l.plan.Spans()...), nil
+}
+
+// ReadSpans appends the bytes of spans to dst and checks every frame in them
+// (length, header, CRC), so a caller of the synchronous driver never gets a
+// corrupt frame. Spans from before a truncation or deletion give
+// ErrStaleRead.
+func (l *Log) ReadSpans(dst []byte, spans []Span) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return dst, ErrClosed
+	}
+	for _, sp := range spans {
+		i := l.core.segmentFor(sp.FirstOffset)
+		if i < 0 || l.core.segs[i] != sp.Segment || sp.Pos < 0 || sp.Len <= 0 || sp.Pos+sp.Len > sp.Segment.size || sp.Len > math.MaxInt32 {
+			return dst, ErrStaleRead
+		}
+		f, err := l.dataFile(sp.Segment)
+		if err != nil {
+			return dst, err
+		}
+		start := len(dst)
+		dst = append(dst, make([]byte, sp.Len)...)
+		if _, err := f.ReadAt(dst[start:], sp.Pos); err != nil {
+			return dst[:start], err
+		}
+		next := sp.FirstOffset
+		for b := dst[start:]; len(b) > 0; {
+			h, err := schema.CheckFrame(b)
+			if err != nil || h.BaseOffset != next {
+				return dst[:start], fmt.Errorf("%w: segment %d frame at offset %d: %v", ErrCorrupt, sp.Segment.base, next, err)
+			}
+			b = b[h.Length:]
+			next = h.NextOffset()
+		}
+		if next != sp.NextOffset {
+			return dst[:start], fmt.Errorf("%w: segment %d span ends at offset %d, want %d", ErrCorrupt, sp.Segment.base, next, sp.NextOffset)
+		}
+	}
+	return dst, nil
+}
+
+// Truncate drops every frame holding an offset at or after offset, including
+// whole segments, and makes the cut durable before returning: a crash never
+// brings the dropped frames back. The log then ends at the base offset of
+// the frame that held offset.
+func (l *Log) Truncate(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.waitSync()
+	if offset >= l.core.End() {
+		return nil
+	}
+	if err := l.core.StartRead(&l.plan, offset, 1, -1); err != nil {
+		return err
+	}
+	spans, err := l.runPlan()
+	if err != nil {
+		return err
+	}
+	if len(spans) == 0 {
+		return fmt.Errorf("segment: no frame holds offset %d below the end %d", offset, l.core.End())
+	}
+	sp := spans[0]
+	removed, err := l.core.TruncateAt(sp.Segment, sp.Pos, sp.FirstOffset)
+	if err != nil {
+		return err
+	}
+	s := sp.Segment
+	files := s.Handle.(*segFiles)
+	f, err := l.dataFile(s)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(s.size); err != nil {
+		return err
+	}
+	if err := f.Allocate(l.cfg.SegmentBytes); err != nil {
+		return err
+	}
+	for _, x := range []File{f, files.off, files.tim} {
+		if err := x.Datasync(); err != nil {
+			return err
+		}
+	}
+	return l.deleteSegments(removed)
+}
