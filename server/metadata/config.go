@@ -1,0 +1,158 @@
+package metadata
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Topic config keys. A topic's config map holds only these keys, each with
+// a value in normal form (integers without leading zeros or signs other than
+// "-", booleans as "true"/"false"), so that two nodes that applied the same
+// records hold byte-identical maps.
+const (
+	ConfigPartitions            = "partitions"
+	ConfigReplicationFactor     = "replication.factor"
+	ConfigSegmentBytes          = "segment.bytes"
+	ConfigSegmentMs             = "segment.ms"
+	ConfigRetentionMs           = "retention.ms"
+	ConfigRetentionBytes        = "retention.bytes"
+	ConfigFlushPolicy           = "flush.policy"
+	ConfigMaxMessageBytes       = "max.message.bytes"
+	ConfigUncleanLeaderElection = "unclean.leader.election.enable"
+	ConfigMinInsyncReplicas     = "min.insync.replicas"
+)
+
+// Bounds on config values.
+const (
+	// minSegmentBytes is one page: a smaller segment could not hold the
+	// preallocated header and a frame.
+	minSegmentBytes = 4096
+	// maxSegmentBytes keeps segment offsets within 32 bits.
+	maxSegmentBytes = 1 << 30
+	// maxMessageBytesLimit is the largest batch a topic may accept.
+	maxMessageBytesLimit = 1 << 30
+	// maxFlushIntervalMs bounds "interval:<ms>" at one hour.
+	maxFlushIntervalMs = 3600 * 1000
+	// unlimited is the value of retention.ms and retention.bytes that turns
+	// that retention off.
+	unlimited = -1
+)
+
+// Flush policies (see DESIGN.md "Storage"): fdatasync before acknowledging
+// acks=all writes (the default), every interval, or never.
+const (
+	FlushSync             = "sync"
+	FlushNever            = "never"
+	flushIntervalPrefix   = "interval:"
+	maxConfigEntries      = numConfigKeys
+	numConfigKeys         = 10
+	configIntegerMaxDigit = 20
+)
+
+// configSpec says how one key's value is checked and normalised.
+type configSpec struct {
+	normalize func(string) (string, error)
+}
+
+var configSpecs = map[string]configSpec{
+	ConfigPartitions:            {intRange(1, maxPartitionsPerTopic)},
+	ConfigReplicationFactor:     {intRange(1, maxReplicationFactor)},
+	ConfigSegmentBytes:          {intRange(minSegmentBytes, maxSegmentBytes)},
+	ConfigSegmentMs:             {intRange(1, 1<<62)},
+	ConfigRetentionMs:           {intRange(unlimited, 1<<62)},
+	ConfigRetentionBytes:        {intRange(unlimited, 1<<62)},
+	ConfigFlushPolicy:           {flushPolicy},
+	ConfigMaxMessageBytes:       {intRange(1, maxMessageBytesLimit)},
+	ConfigUncleanLeaderElection: {boolean},
+	ConfigMinInsyncReplicas:     {intRange(1, maxReplicationFactor)},
+}
+
+func intRange(lo, hi int64) func(string) (string, error) {
+	return func(v string) (string, error) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || len(v) > configIntegerMaxDigit {
+			return "", fmt.Errorf("%q is not an integer", v)
+		}
+		if n < lo || n > hi {
+			return "", fmt.Errorf("%d is outside [%d, %d]", n, lo, hi)
+		}
+		return strconv.FormatInt(n, 10), nil
+	}
+}
+
+func boolean(v string) (string, error) {
+	switch strings.ToLower(v) {
+	case "true":
+		return "true", nil
+	case "false":
+		return "false", nil
+	}
+	return "", fmt.Errorf("%q is not true or false", v)
+}
+
+func flushPolicy(v string) (string, error) {
+	switch v {
+	case FlushSync, FlushNever:
+		return v, nil
+	}
+	if ms, ok := strings.CutPrefix(v, flushIntervalPrefix); ok {
+		n, err := intRange(1, maxFlushIntervalMs)(ms)
+		if err != nil {
+			return "", fmt.Errorf("flush interval: %v", err)
+		}
+		return flushIntervalPrefix + n, nil
+	}
+	return "", fmt.Errorf("%q is not %s, %s or %s<ms>", v, FlushSync, FlushNever, flushIntervalPrefix)
+}
+
+// normalizeConfig checks one key and value and returns the value's normal
+// form.
+func normalizeConfig(key, value string) (string, error) {
+	spec, ok := configSpecs[key]
+	if !ok {
+		return "", fmt.Errorf("unknown config key %q", key)
+	}
+	if len(value) > maxConfigValueLen {
+		return "", fmt.Errorf("%s: value longer than %d bytes", key, maxConfigValueLen)
+	}
+	n, err := spec.normalize(value)
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", key, err)
+	}
+	return n, nil
+}
+
+// checkNormalConfigs checks a config map from a record: every key known,
+// every value already in normal form, partitions and replication.factor
+// present.
+func checkNormalConfigs(configs map[string]string) error {
+	for k, v := range configs {
+		n, err := normalizeConfig(k, v)
+		if err != nil {
+			return err
+		}
+		if n != v {
+			return fmt.Errorf("%s: %q is not in normal form", k, v)
+		}
+	}
+	for _, k := range []string{ConfigPartitions, ConfigReplicationFactor} {
+		if _, ok := configs[k]; !ok {
+			return fmt.Errorf("missing %s", k)
+		}
+	}
+	return nil
+}
+
+// configInt reads a normalised integer config, or def when absent.
+func configInt(configs map[string]string, key string, def int64) int64 {
+	v, ok := configs[key]
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return def
+	}
+	return n
+}

@@ -1,0 +1,91 @@
+package metadata
+
+import "fmt"
+
+// Config configures a Controller.
+type Config struct {
+	// SessionTimeoutMs is how long a broker may go without a heartbeat
+	// before Tick fences it; zero means DefaultSessionTimeoutMs.
+	SessionTimeoutMs int64
+}
+
+// Controller runs commands against a State: it validates each against the
+// current state and either refuses it with a Rejection or returns the
+// records that carry it out, having already applied them to its State (as
+// Kafka's active controller applies its records to in-memory state as it
+// proposes them, so that the next command sees the effect of this one).
+//
+// Only the Raft leader runs a Controller. It proposes each command's
+// records as one batch (AppendBatch) and, should the proposal fail or
+// leadership move, drops the Controller and rebuilds it from the committed
+// state. Time comes in as nowMs; the Controller has no clock, goroutine or
+// I/O of its own.
+type Controller struct {
+	state            *State
+	sessionTimeoutMs int64
+	// lastHeartbeatMs is soft state: it lives only on the leader and never
+	// enters the log. A new leader starts every broker's session afresh.
+	lastHeartbeatMs map[int32]int64
+}
+
+// NewController returns a controller over state (a new empty state when
+// nil), giving every registered broker a fresh session starting at nowMs.
+func NewController(state *State, cfg Config, nowMs int64) *Controller {
+	if state == nil {
+		state = NewState()
+	}
+	if cfg.SessionTimeoutMs <= 0 {
+		cfg.SessionTimeoutMs = DefaultSessionTimeoutMs
+	}
+	c := &Controller{
+		state:            state,
+		sessionTimeoutMs: cfg.SessionTimeoutMs,
+		lastHeartbeatMs:  make(map[int32]int64, len(state.brokers)),
+	}
+	for id := range state.brokers {
+		c.lastHeartbeatMs[id] = nowMs
+	}
+	return c
+}
+
+// State returns the controller's state, which already reflects every
+// record the controller has returned.
+func (c *Controller) State() *State { return c.state }
+
+// SessionTimeoutMs returns the configured session timeout.
+func (c *Controller) SessionTimeoutMs() int64 { return c.sessionTimeoutMs }
+
+// sessionLive reports whether broker id has heartbeaten within the session.
+func (c *Controller) sessionLive(id int32, nowMs int64) bool {
+	last, ok := c.lastHeartbeatMs[id]
+	return ok && nowMs-last <= c.sessionTimeoutMs
+}
+
+// commit applies a command's records to the controller's state. The
+// records were built from that state, so a refusal is a bug in this
+// package; it is reported rather than hidden, and the caller must rebuild
+// the controller from the committed log.
+func (c *Controller) commit(records []Record) ([]Record, error) {
+	if err := c.state.ApplyAll(records); err != nil {
+		return nil, fmt.Errorf("metadata: controller produced a record its state refuses: %w", err)
+	}
+	return records, nil
+}
+
+// Tick fences every unfenced broker whose session has lapsed (no heartbeat
+// for more than the session timeout), in id order, and moves its
+// leaderships as FenceBroker does.
+func (c *Controller) Tick(nowMs int64) ([]Record, error) {
+	var all []Record
+	for _, b := range c.state.sortedBrokers() {
+		if b.fenced || c.sessionLive(b.id, nowMs) {
+			continue
+		}
+		recs, err := c.commit(c.fenceRecords(b))
+		if err != nil {
+			return all, err
+		}
+		all = append(all, recs...)
+	}
+	return all, nil
+}

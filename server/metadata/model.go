@@ -1,0 +1,62 @@
+package metadata
+
+import "strconv"
+
+// Listener is one address a broker accepts connections on.
+type Listener struct {
+	Name string // e.g. "PLAINTEXT"
+	Host string
+	Port uint16
+}
+
+func (l Listener) String() string {
+	return l.Name + "://" + l.Host + ":" + strconv.Itoa(int(l.Port))
+}
+
+// broker is the replicated state of one registered broker. Its last
+// heartbeat is not here: that is the controller leader's soft state and
+// never enters the log.
+type broker struct {
+	id          int32
+	incarnation IncarnationID
+	// epoch counts the broker's registrations; each new incarnation gets the
+	// next one, and requests carrying an older epoch are stale.
+	epoch int64
+	// registerOffset is the log offset of the record that registered this
+	// incarnation. The broker is caught up, and may be unfenced, once it
+	// has applied that record.
+	registerOffset uint64
+	listeners      []Listener
+	rack           string
+	fenced         bool
+	shuttingDown   bool
+}
+
+// live reports whether the broker may lead or join an ISR.
+func (b *broker) live() bool { return !b.fenced && !b.shuttingDown }
+
+// topic is the replicated state of one topic.
+type topic struct {
+	id         TopicID
+	name       string
+	configs    map[string]string // normalised values; see config.go
+	partitions []*partition
+}
+
+// uncleanAllowed reports whether the topic allows electing a replica that
+// is not in the ISR.
+func (t *topic) uncleanAllowed() bool {
+	return t.configs[ConfigUncleanLeaderElection] == "true"
+}
+
+// partition is the replicated state of one partition.
+type partition struct {
+	replicas []int32 // in preference order; replicas[0] is the preferred leader
+	isr      []int32 // in replica order
+	leader   int32   // NoLeader when none
+	// leaderEpoch increases on every leader change; followers truncate by it.
+	leaderEpoch int32
+	// partitionEpoch increases on every change to the partition, so that a
+	// leader's AlterPartition built on an old view is refused.
+	partitionEpoch int32
+}

@@ -1,0 +1,122 @@
+package metadata
+
+import "fmt"
+
+// validateListener checks one advertised listener.
+func validateListener(l Listener) error {
+	if l.Name == "" || len(l.Name) > maxListenerNameLen {
+		return fmt.Errorf("listener name %q must be 1 to %d bytes", l.Name, maxListenerNameLen)
+	}
+	for i := 0; i < len(l.Name); i++ {
+		c := l.Name[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return fmt.Errorf("listener name %q may hold only A-Z, 0-9 and _", l.Name)
+		}
+	}
+	if l.Host == "" || len(l.Host) > maxHostLen {
+		return fmt.Errorf("listener host must be 1 to %d bytes", maxHostLen)
+	}
+	for i := 0; i < len(l.Host); i++ {
+		if c := l.Host[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("listener host %q holds a space or control byte", l.Host)
+		}
+	}
+	if l.Port == 0 {
+		return fmt.Errorf("listener %s has port 0", l.Name)
+	}
+	return nil
+}
+
+// validateListeners checks a broker's listener list: at least one, at most
+// maxListeners, names distinct.
+func validateListeners(ls []Listener) error {
+	if len(ls) == 0 || len(ls) > maxListeners {
+		return fmt.Errorf("a broker needs 1 to %d listeners, got %d", maxListeners, len(ls))
+	}
+	for i, l := range ls {
+		if err := validateListener(l); err != nil {
+			return err
+		}
+		for _, prev := range ls[:i] {
+			if prev.Name == l.Name {
+				return fmt.Errorf("listener %s named twice", l.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// validateRack checks a rack name (empty means "no rack").
+func validateRack(rack string) error {
+	if len(rack) > maxRackLen {
+		return fmt.Errorf("rack longer than %d bytes", maxRackLen)
+	}
+	for i := 0; i < len(rack); i++ {
+		if c := rack[i]; c < ' ' || c >= 0x7f {
+			return fmt.Errorf("rack %q holds a control byte", rack)
+		}
+	}
+	return nil
+}
+
+// validateTopicName applies Kafka's rules: 1 to 249 bytes of
+// [a-zA-Z0-9._-], and not "." or "..", which would name a directory.
+func validateTopicName(name string) error {
+	if name == "" || len(name) > maxTopicNameLen {
+		return fmt.Errorf("topic name must be 1 to %d bytes", maxTopicNameLen)
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("topic name %q is reserved", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic name %q holds %q; only [a-zA-Z0-9._-] are allowed", name, c)
+		}
+	}
+	return nil
+}
+
+// validateReplicaSet checks a partition's replicas, ISR and leader against
+// each other: no duplicates, ISR within replicas, leader in the ISR or none.
+func validateReplicaSet(replicas, isr []int32, leader int32) error {
+	if len(replicas) == 0 || len(replicas) > maxReplicationFactor {
+		return fmt.Errorf("%d replicas, want 1 to %d", len(replicas), maxReplicationFactor)
+	}
+	if hasDuplicate(replicas) {
+		return fmt.Errorf("replicas %v hold a broker twice", replicas)
+	}
+	if len(isr) == 0 {
+		return fmt.Errorf("empty isr")
+	}
+	if hasDuplicate(isr) {
+		return fmt.Errorf("isr %v holds a broker twice", isr)
+	}
+	for _, id := range isr {
+		if !contains(replicas, id) {
+			return fmt.Errorf("isr member %d is not a replica", id)
+		}
+	}
+	if leader != NoLeader && !contains(isr, leader) {
+		return fmt.Errorf("leader %d is not in the isr %v", leader, isr)
+	}
+	return nil
+}
+
+func contains(ids []int32, id int32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func hasDuplicate(ids []int32) bool {
+	for i, x := range ids {
+		if contains(ids[:i], x) {
+			return true
+		}
+	}
+	return false
+}
