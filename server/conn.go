@@ -1,0 +1,163 @@
+package server
+
+import (
+	"encoding/binary"
+)
+
+// ConnRef names a connection across time: a slot in the shard's table and
+// the generation of the connection in it. A handler that answers later keeps
+// the ConnRef; if the connection closed meanwhile the answer is dropped.
+type ConnRef struct {
+	slot uint32
+	gen  uint32
+}
+
+type connState uint8
+
+const (
+	connOpen connState = iota + 1
+	connClosing
+)
+
+// response is one answer waiting for its turn to be sent.
+type response struct {
+	ready bool
+	data  []byte // length prefix included
+}
+
+// conn is one client connection, owned by its shard.
+type conn struct {
+	slot  uint32
+	gen   uint32
+	fd    int
+	state connState
+
+	lastActiveMs int64
+	opsInFlight  int // SQEs submitted for this connection and not yet completed for good
+
+	// Receiving. partial holds bytes of requests not yet dispatched: an
+	// incomplete request, or whole ones waiting while the connection is at
+	// its in-flight cap. partialDetached is set when a handler retained a
+	// request body that lives in partial, so partial must not be reused.
+	recvArmed       bool
+	recvPaused      bool
+	partial         []byte
+	partialDetached bool
+
+	// Requests and responses: requests take sequence numbers as they
+	// arrive; responses go out strictly in that order.
+	nextSeq   uint64
+	sendSeq   uint64
+	responses []response
+	sendBuf   []byte
+	sendOff   int
+	sending   bool
+}
+
+func (c *conn) ref() ConnRef { return ConnRef{slot: c.slot, gen: c.gen} }
+
+// inflight is how many requests were received and not yet answered.
+func (c *conn) inflight() int { return int(c.nextSeq - c.sendSeq) }
+
+// reset prepares a slot for a new connection, keeping its buffers.
+func (c *conn) reset(fd int, nowMs int64) {
+	c.gen++
+	c.fd = fd
+	c.state = connOpen
+	c.lastActiveMs = nowMs
+	c.opsInFlight = 0
+	c.recvArmed, c.recvPaused = false, false
+	c.partial = c.partial[:0]
+	c.partialDetached = false
+	c.nextSeq, c.sendSeq = 0, 0
+	if c.responses == nil {
+		c.responses = make([]response, inflightPerConnMax)
+	}
+	for i := range c.responses {
+		c.responses[i].ready = false
+		c.responses[i].data = c.responses[i].data[:0]
+	}
+	c.sendBuf = c.sendBuf[:0]
+	c.sendOff = 0
+	c.sending = false
+}
+
+// release drops the buffers of a closed connection that grew large, so an
+// idle slot holds little memory.
+func (c *conn) release() {
+	const keepBytes = 64 << 10
+	if cap(c.partial) > keepBytes {
+		c.partial = nil
+	}
+	if cap(c.sendBuf) > keepBytes {
+		c.sendBuf = nil
+	}
+	for i := range c.responses {
+		if cap(c.responses[i].data) > keepBytes {
+			c.responses[i].data = nil
+		}
+	}
+}
+
+// frameResult says what parseRequests found.
+type frameResult uint8
+
+const (
+	frameNeedMore frameResult = iota // an incomplete request remains
+	frameAtCap                       // the in-flight cap stopped parsing
+	frameTooLarge                    // a length prefix above requestBytesMax
+)
+
+// nextRequest splits the first whole request off buf. It returns the body
+// (without its length prefix), the rest of buf, and ok=false with a reason
+// when buf holds no whole request.
+func nextRequest(buf []byte) (body, rest []byte, res frameResult, ok bool) {
+	if len(buf) < lengthPrefixBytes {
+		return nil, buf, frameNeedMore, false
+	}
+	n := binary.LittleEndian.Uint32(buf)
+	if n > requestBytesMax {
+		return nil, buf, frameTooLarge, false
+	}
+	end := lengthPrefixBytes + int(n)
+	if len(buf) < end {
+		return nil, buf, frameNeedMore, false
+	}
+	return buf[lengthPrefixBytes:end:end], buf[end:], 0, true
+}
+
+// appendResponse stores the answer to request seq, length prefix added.
+func (c *conn) storeResponse(seq uint64, body []byte) bool {
+	if seq < c.sendSeq || seq >= c.nextSeq {
+		return false // not a request of this connection awaiting an answer
+	}
+	r := &c.responses[seq%inflightPerConnMax]
+	if r.ready {
+		return false // answered twice
+	}
+	r.data = binary.LittleEndian.AppendUint32(r.data[:0], uint32(len(body)))
+	r.data = append(r.data, body...)
+	r.ready = true
+	return true
+}
+
+// gatherResponses moves the ready answers at the head of the order into
+// sendBuf and reports whether there is anything to send.
+func (c *conn) gatherResponses() bool {
+	if c.sending {
+		return false
+	}
+	c.sendBuf = c.sendBuf[:0]
+	c.sendOff = 0
+	for c.sendSeq < c.nextSeq {
+		r := &c.responses[c.sendSeq%inflightPerConnMax]
+		if !r.ready {
+			break
+		}
+		c.sendBuf = append(c.sendBuf, r.data...)
+		r.ready = false
+		r.data = r.data[:0]
+		c.sendSeq++
+	}
+	return len(c.sendBuf) > 0
+}

@@ -1,0 +1,57 @@
+package server
+
+// Handler answers requests. It runs on the shard's thread, one request at a
+// time, in the order requests arrive on each connection, and must not
+// block: it answers at once with Shard.Respond, or starts work (SQEs on the
+// shard's ring, messages to other shards) and answers when that work is
+// done. Answers on a connection go out in request order whatever order the
+// handler answers them in.
+type Handler interface {
+	Serve(sh *Shard, req *Request)
+}
+
+// Request is one complete request as received: the bytes after its length
+// prefix. Body is valid until Serve returns; a handler that needs it longer
+// (a produce whose bytes are written to disk by a later SQE) calls Retain
+// and later Release on the Hold, which keeps the receive buffer holding
+// Body out of the kernel's hands until then.
+type Request struct {
+	Conn ConnRef
+	Seq  uint64
+	Body []byte
+
+	sh       *Shard
+	c        *conn
+	bufID    int32 // provided buffer holding Body, or -1 when Body is in c.partial
+	retained bool
+}
+
+// Hold keeps a request body's memory valid until Release.
+type Hold struct {
+	sh    *Shard
+	bufID int32
+}
+
+// Retain keeps Body valid after Serve returns, until the Hold is released.
+func (r *Request) Retain() Hold {
+	if r.retained {
+		panic("server: request retained twice")
+	}
+	r.retained = true
+	if r.bufID >= 0 {
+		r.sh.bufRefs[r.bufID]++
+		return Hold{sh: r.sh, bufID: r.bufID}
+	}
+	// Body lives in the connection's partial buffer: the connection gives
+	// that buffer up and starts a new one.
+	r.c.partialDetached = true
+	return Hold{bufID: -1}
+}
+
+// Release ends a Hold. A released provided buffer goes back to the kernel
+// once nothing else holds it.
+func (h Hold) Release() {
+	if h.bufID >= 0 {
+		h.sh.bufRelease(uint16(h.bufID))
+	}
+}

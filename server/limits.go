@@ -1,0 +1,51 @@
+package server
+
+import "time"
+
+// Limits of a shard, each a named constant so every bound is visible in one
+// place. Config may lower some of them; none is unbounded.
+const (
+	// ringEntriesDefault is the submission queue depth of a shard's ring;
+	// the completion queue is cqPerSQ times deeper, since multishot accept
+	// and receive post many completions per submission.
+	ringEntriesDefault = 4096
+	cqPerSQ            = 4
+
+	// recvBufferBytes and recvBufferCount size a shard's provided buffer
+	// ring: the memory every connection of the shard receives into. It is
+	// shared, so 10,000 idle connections hold none of it.
+	recvBufferBytes = 64 << 10
+	recvBufferCount = 512
+	recvGroupID     = 1
+
+	// connsPerShardMax bounds a shard's connection table; an accept beyond
+	// it is closed at once.
+	connsPerShardMax = 1 << 16
+
+	// inflightPerConnMax is how many requests one connection may have
+	// received and not yet been answered: the pipelining cap. Beyond it the
+	// shard stops reading from that connection until answers go out.
+	inflightPerConnMax = 1024
+
+	// requestBytesMax bounds one request (length prefix excluded). A larger
+	// length prefix closes the connection before any of the body is read.
+	requestBytesMax = 64<<20 + 1<<20
+
+	// lengthPrefixBytes is the size of the little-endian length that
+	// precedes every request and response.
+	lengthPrefixBytes = 4
+
+	// pendingBytesMax bounds what a connection buffers beyond the requests
+	// it is allowed to have in flight; past it, receiving pauses.
+	pendingBytesMax = 2 * recvBufferBytes
+
+	// connIdleMaxMs closes a connection that sent nothing and had nothing
+	// in flight for this long (Kafka's connections.max.idle.ms).
+	connIdleMaxMsDefault = 10 * 60 * 1000
+
+	// tickInterval is how often a shard checks timers (idle connections).
+	tickInterval = 100 * time.Millisecond
+
+	// completionBatchMax is how many CQEs a shard handles per turn.
+	completionBatchMax = 256
+)

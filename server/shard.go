@@ -1,0 +1,639 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-db/strata/ring"
+	"github.com/strata-db/strata/server/mailbox"
+)
+
+// inboxCapacity bounds the messages waiting for a shard.
+const inboxCapacity = 4096
+
+// Shard is one core's share of the broker. Everything in it is touched only
+// by its own thread, except the inbox (any thread pushes) and the stop flag.
+type Shard struct {
+	id      int
+	cpu     int // -1: not pinned
+	log     *slog.Logger
+	handler Handler
+	now     func() int64 // wall clock in ms; a field so tests can step it
+
+	r        *ring.Ring
+	bufs     *ring.BufRing
+	bufRefs  []int32 // per provided buffer: holds outstanding beyond the receive
+	listenFD int
+	eventFD  int // doorbell for threads without a ring, and for Stop
+	eventBuf [8]byte
+	tickTS   unix.Timespec
+
+	conns     []*conn
+	freeSlots []uint32
+	open      int
+
+	inbox    *mailbox.Queue[func(*Shard)]
+	stopping atomic.Bool
+	draining bool
+	done     chan struct{}
+	err      error
+
+	batch [completionBatchMax]*ring.CQE
+	req   Request // reused for every dispatch
+
+	// Counters, read by the metrics exporter through Stats.
+	stats ShardStats
+}
+
+// ShardStats are a shard's running counts.
+type ShardStats struct {
+	Accepted    atomic.Uint64
+	Closed      atomic.Uint64
+	Requests    atomic.Uint64
+	BytesIn     atomic.Uint64
+	BytesOut    atomic.Uint64
+	Submissions atomic.Uint64
+	Completions atomic.Uint64
+	Open        atomic.Int64
+}
+
+type shardConfig struct {
+	id          int
+	cpu         int
+	listenFD    int
+	handler     Handler
+	log         *slog.Logger
+	connIdleMax time.Duration
+}
+
+func newShard(cfg shardConfig) (*Shard, error) {
+	inbox, err := mailbox.New[func(*Shard)](inboxCapacity)
+	if err != nil {
+		return nil, err
+	}
+	// Blocking: io_uring answers a read of a non-blocking descriptor with
+	// EAGAIN instead of waiting for it to become readable.
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	return &Shard{
+		id: cfg.id, cpu: cfg.cpu, log: cfg.log.With("shard", cfg.id), handler: cfg.handler,
+		now:      func() int64 { return time.Now().UnixMilli() },
+		listenFD: cfg.listenFD, eventFD: efd,
+		inbox: inbox, done: make(chan struct{}),
+	}, nil
+}
+
+// ID is the shard's index.
+func (sh *Shard) ID() int { return sh.id }
+
+// Ring is the shard's ring, for handlers that submit their own work.
+func (sh *Shard) Ring() *ring.Ring { return sh.r }
+
+// Stats are the shard's counters.
+func (sh *Shard) Stats() *ShardStats { return &sh.stats }
+
+// Post runs fn on the shard's thread. It may be called from any goroutine;
+// it fails when the shard's inbox is full or the shard has stopped.
+func (sh *Shard) Post(fn func(*Shard)) error {
+	if sh.stopping.Load() {
+		return errShardStopped
+	}
+	if !sh.inbox.Push(fn) {
+		return errInboxFull
+	}
+	if sh.inbox.Arm() {
+		return sh.ringEventFD()
+	}
+	return nil
+}
+
+var (
+	errShardStopped = errors.New("server: shard stopped")
+	errInboxFull    = errors.New("server: shard inbox full")
+)
+
+func (sh *Shard) ringEventFD() error {
+	var one = [8]byte{1}
+	_, err := unix.Write(sh.eventFD, one[:])
+	if err == unix.EAGAIN {
+		return nil // the counter is saturated: a wake-up is pending anyway
+	}
+	return err
+}
+
+// stop asks the shard to finish: stop accepting, answer what is in flight,
+// close its connections, and return from run.
+func (sh *Shard) stop() {
+	sh.stopping.Store(true)
+	sh.ringEventFD()
+}
+
+// run is the shard's event loop. It owns the calling goroutine's thread
+// until the shard stops, and reports start-up through started.
+func (sh *Shard) run(started chan<- error) {
+	defer close(sh.done)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := sh.setup(); err != nil {
+		sh.teardown()
+		started <- err
+		return
+	}
+	started <- nil
+	sh.err = sh.loop()
+	sh.teardown()
+}
+
+func (sh *Shard) setup() error {
+	if sh.cpu >= 0 {
+		if err := pinToCPU(sh.cpu); err != nil {
+			return fmt.Errorf("shard %d: pin to cpu %d: %w", sh.id, sh.cpu, err)
+		}
+	}
+	r, err := ring.New(ringEntriesDefault, ring.Options{Flags: ring.ShardFlags, CQEntries: ringEntriesDefault * cqPerSQ})
+	if err != nil {
+		return fmt.Errorf("shard %d: io_uring setup: %w", sh.id, err)
+	}
+	sh.r = r
+	sh.bufs, err = r.NewBufRing(recvGroupID, recvBufferCount, recvBufferBytes)
+	if err != nil {
+		return fmt.Errorf("shard %d: receive buffers: %w", sh.id, err)
+	}
+	sh.bufRefs = make([]int32, recvBufferCount)
+	sh.armAccept()
+	sh.armEventFD()
+	sh.tickTS = unix.NsecToTimespec(int64(tickInterval))
+	sqe := sh.sqe()
+	sqe.PrepTimeout(&sh.tickTS, 0, ring.TimeoutMultishot)
+	sqe.SetUserData(tag(opTick, 0, 0))
+	return nil
+}
+
+func (sh *Shard) teardown() {
+	for _, c := range sh.conns {
+		if c != nil && c.state != 0 {
+			unix.Close(c.fd)
+			c.state = 0
+		}
+	}
+	if sh.bufs != nil {
+		sh.bufs.Close()
+	}
+	if sh.r != nil {
+		sh.r.Close()
+	}
+	if sh.listenFD >= 0 {
+		unix.Close(sh.listenFD)
+		sh.listenFD = -1
+	}
+	unix.Close(sh.eventFD)
+}
+
+// sqe returns a free SQE, submitting what is queued when the submission
+// queue is full (so it never fails while the kernel accepts work).
+func (sh *Shard) sqe() *ring.SQE {
+	for {
+		if s := sh.r.GetSQE(); s != nil {
+			sh.stats.Submissions.Add(1)
+			return s
+		}
+		if _, err := sh.r.Submit(); err != nil && err != unix.EBUSY && err != unix.EAGAIN {
+			panic(fmt.Sprintf("server: shard %d: io_uring submit: %v", sh.id, err))
+		}
+	}
+}
+
+func (sh *Shard) loop() error {
+	for {
+		if _, err := sh.r.SubmitAndWait(1); err != nil && err != unix.EBUSY && err != unix.EAGAIN && err != unix.ETIME {
+			return fmt.Errorf("shard %d: io_uring_enter: %w", sh.id, err)
+		}
+		n := sh.r.PeekBatchCQE(sh.batch[:])
+		for _, c := range sh.batch[:n] {
+			sh.complete(*c)
+		}
+		sh.r.CQAdvance(uint32(n))
+		sh.stats.Completions.Add(uint64(n))
+		sh.bufs.Publish()
+		if sh.stopping.Load() {
+			if !sh.draining {
+				sh.beginDrain()
+			}
+			if sh.open == 0 {
+				return nil
+			}
+		}
+	}
+}
+
+// complete dispatches one completion by its tag.
+func (sh *Shard) complete(cqe ring.CQE) {
+	switch tagKind(cqe.UserData) {
+	case opAccept:
+		sh.onAccept(cqe)
+	case opRecv:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.onRecv(c, cqe)
+		} else if cqe.Flags&ring.CQEFBuffer != 0 {
+			sh.bufRecycle(cqe.BufferID())
+		}
+	case opSend:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.onSend(c, cqe)
+		}
+	case opCancel:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.opDone(c)
+		}
+	case opClose:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.opDone(c)
+		}
+	case opDoorbell:
+		sh.onDoorbell(cqe)
+	case opTick:
+		sh.onTick(cqe)
+	case opIgnore:
+	default:
+		panic(fmt.Sprintf("server: shard %d: completion with unknown tag %#x", sh.id, cqe.UserData))
+	}
+}
+
+// connFor finds the connection a completion belongs to; nil when the slot
+// was freed or reused since the operation was submitted.
+func (sh *Shard) connFor(t uint64) *conn {
+	slot := tagSlot(t)
+	if int(slot) >= len(sh.conns) {
+		return nil
+	}
+	c := sh.conns[slot]
+	if c == nil || c.state == 0 || c.gen != tagGen(t) {
+		return nil
+	}
+	return c
+}
+
+func (sh *Shard) armAccept() {
+	sqe := sh.sqe()
+	sqe.PrepMultishotAccept(sh.listenFD, unix.SOCK_CLOEXEC)
+	sqe.SetUserData(tag(opAccept, 0, 0))
+}
+
+func (sh *Shard) armEventFD() {
+	sqe := sh.sqe()
+	sqe.PrepRead(sh.eventFD, sh.eventBuf[:], 0)
+	sqe.SetUserData(tag(opDoorbell, 0, 0))
+}
+
+func (sh *Shard) onAccept(cqe ring.CQE) {
+	if !cqe.More() && !sh.draining {
+		sh.armAccept() // the multishot accept ended: arm it again
+	}
+	if cqe.Res < 0 {
+		if cqe.Res != -int32(unix.ECANCELED) {
+			sh.log.Warn("accept failed", "err", cqe.Err())
+		}
+		return
+	}
+	fd := int(cqe.Res)
+	if sh.draining || sh.open >= connsPerShardMax {
+		unix.Close(fd)
+		return
+	}
+	// Once per connection, not per request: answers are small and
+	// latency-bound, so never let Nagle hold them back.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	var slot uint32
+	if n := len(sh.freeSlots); n > 0 {
+		slot = sh.freeSlots[n-1]
+		sh.freeSlots = sh.freeSlots[:n-1]
+	} else {
+		slot = uint32(len(sh.conns))
+		sh.conns = append(sh.conns, &conn{slot: slot})
+	}
+	c := sh.conns[slot]
+	c.reset(fd, sh.now())
+	sh.open++
+	sh.stats.Accepted.Add(1)
+	sh.stats.Open.Store(int64(sh.open))
+	sh.armRecv(c)
+}
+
+func (sh *Shard) armRecv(c *conn) {
+	sqe := sh.sqe()
+	sqe.PrepRecvMultishot(c.fd, recvGroupID, 0)
+	sqe.SetUserData(tag(opRecv, c.slot, c.gen))
+	c.recvArmed = true
+	c.opsInFlight++
+}
+
+func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
+	if !cqe.More() {
+		c.recvArmed = false
+		c.opsInFlight--
+	}
+	if cqe.Res > 0 {
+		bid := cqe.BufferID()
+		sh.stats.BytesIn.Add(uint64(cqe.Res))
+		if c.state == connOpen {
+			c.lastActiveMs = sh.now()
+			sh.onData(c, sh.bufs.Bytes(bid, int(cqe.Res)), int32(bid))
+		}
+		sh.bufRecycleIfFree(bid)
+	} else if cqe.Res == 0 {
+		sh.closeConn(c) // the peer closed
+	} else if cqe.Res != -int32(unix.ENOBUFS) && cqe.Res != -int32(unix.ECANCELED) {
+		sh.closeConn(c)
+	}
+	switch {
+	case c.state == connClosing:
+		sh.maybeFree(c)
+	case !c.recvArmed && !c.recvPaused:
+		sh.armRecv(c) // ended on ENOBUFS or by the kernel's choice: re-arm
+	}
+}
+
+// onData handles bytes received on c, which live in provided buffer bid.
+// Whole requests are handed to the handler in place; only an incomplete
+// tail is copied, into the connection's partial buffer.
+func (sh *Shard) onData(c *conn, data []byte, bid int32) {
+	if len(c.partial) > 0 || c.inflight() >= inflightPerConnMax {
+		if len(c.partial)+len(data) > requestBytesMax+lengthPrefixBytes+pendingBytesMax {
+			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
+			return
+		}
+		c.partial = append(c.partial, data...)
+		sh.parsePartial(c)
+		return
+	}
+	rest, res := sh.parse(c, data, bid)
+	if res == frameTooLarge || c.state != connOpen {
+		sh.closeConn(c)
+		return
+	}
+	if len(rest) > 0 {
+		c.partial = append(c.partial[:0], rest...)
+	}
+	sh.pauseIfFull(c)
+}
+
+// parsePartial dispatches what whole requests c.partial holds and keeps the
+// rest at its front (in a new buffer if a handler retained the old one).
+func (sh *Shard) parsePartial(c *conn) {
+	rest, res := sh.parse(c, c.partial, -1)
+	if res == frameTooLarge {
+		sh.closeConn(c)
+		return
+	}
+	if c.partialDetached {
+		c.partial = append([]byte(nil), rest...)
+		c.partialDetached = false
+	} else {
+		n := copy(c.partial, rest)
+		c.partial = c.partial[:n]
+	}
+	sh.pauseIfFull(c)
+}
+
+// parse dispatches whole requests from buf while the connection is under
+// its in-flight cap, and returns what is left.
+func (sh *Shard) parse(c *conn, buf []byte, bid int32) ([]byte, frameResult) {
+	for c.state == connOpen && !sh.draining {
+		if c.inflight() >= inflightPerConnMax {
+			return buf, frameAtCap
+		}
+		body, rest, res, ok := nextRequest(buf)
+		if !ok {
+			return buf, res
+		}
+		buf = rest
+		sh.dispatch(c, body, bid)
+	}
+	return buf, frameNeedMore
+}
+
+func (sh *Shard) dispatch(c *conn, body []byte, bid int32) {
+	seq := c.nextSeq
+	c.nextSeq++
+	sh.stats.Requests.Add(1)
+	sh.req = Request{Conn: c.ref(), Seq: seq, Body: body, sh: sh, c: c, bufID: bid}
+	sh.handler.Serve(sh, &sh.req)
+	sh.req = Request{}
+}
+
+// pauseIfFull stops receiving on a connection that has more buffered than
+// it may process, until its answers catch up.
+func (sh *Shard) pauseIfFull(c *conn) {
+	if c.state != connOpen || c.recvPaused || len(c.partial) <= pendingBytesMax || c.inflight() < inflightPerConnMax {
+		return
+	}
+	c.recvPaused = true
+	if c.recvArmed {
+		sqe := sh.sqe()
+		sqe.PrepCancel(tag(opRecv, c.slot, c.gen), 0)
+		sqe.SetUserData(tag(opCancel, c.slot, c.gen))
+		c.opsInFlight++
+	}
+}
+
+// resumeIfRoom parses what a paused connection buffered and re-arms its
+// receive once there is room again.
+func (sh *Shard) resumeIfRoom(c *conn) {
+	if c.state != connOpen || c.inflight() >= inflightPerConnMax {
+		return
+	}
+	if len(c.partial) > 0 {
+		sh.parsePartial(c)
+	}
+	if c.recvPaused && c.state == connOpen && len(c.partial) <= pendingBytesMax && c.inflight() < inflightPerConnMax {
+		c.recvPaused = false
+		if !c.recvArmed {
+			sh.armRecv(c)
+		}
+	}
+}
+
+// Respond answers request seq on connection ref; body is copied. An answer
+// for a connection that has closed is dropped.
+func (sh *Shard) Respond(ref ConnRef, seq uint64, body []byte) {
+	if int(ref.slot) >= len(sh.conns) {
+		return
+	}
+	c := sh.conns[ref.slot]
+	if c == nil || c.gen != ref.gen || c.state != connOpen {
+		return
+	}
+	if !c.storeResponse(seq, body) {
+		panic(fmt.Sprintf("server: shard %d: answer to request %d that is not awaiting one", sh.id, seq))
+	}
+	sh.flush(c)
+}
+
+// flush sends the answers that are next in order, if no send is in flight.
+func (sh *Shard) flush(c *conn) {
+	if !c.gatherResponses() {
+		return
+	}
+	sh.submitSend(c)
+}
+
+func (sh *Shard) submitSend(c *conn) {
+	sqe := sh.sqe()
+	sqe.PrepSend(c.fd, c.sendBuf[c.sendOff:], unix.MSG_NOSIGNAL)
+	sqe.SetUserData(tag(opSend, c.slot, c.gen))
+	c.sending = true
+	c.opsInFlight++
+}
+
+func (sh *Shard) onSend(c *conn, cqe ring.CQE) {
+	c.opsInFlight--
+	c.sending = false
+	if c.state != connOpen {
+		sh.maybeFree(c)
+		return
+	}
+	if cqe.Res < 0 {
+		sh.closeConn(c)
+		sh.maybeFree(c)
+		return
+	}
+	sh.stats.BytesOut.Add(uint64(cqe.Res))
+	c.sendOff += int(cqe.Res)
+	c.lastActiveMs = sh.now()
+	if c.sendOff < len(c.sendBuf) {
+		sh.submitSend(c) // short send: the rest
+		return
+	}
+	sh.flush(c)
+	if sh.draining {
+		sh.closeIfDrained(c)
+		return
+	}
+	sh.resumeIfRoom(c)
+}
+
+// closeConn starts closing c: cancel what is in flight on it, then close the
+// descriptor; the slot is freed when every operation has completed.
+func (sh *Shard) closeConn(c *conn) {
+	if c.state != connOpen {
+		return
+	}
+	c.state = connClosing
+	sqe := sh.sqe()
+	sqe.PrepCancelFD(c.fd, ring.AsyncCancelAll)
+	sqe.SetUserData(tag(opCancel, c.slot, c.gen))
+	sqe.SetFlags(ring.SQEIOHardlink)
+	c.opsInFlight++
+	sqe = sh.sqe()
+	sqe.PrepClose(c.fd)
+	sqe.SetUserData(tag(opClose, c.slot, c.gen))
+	c.opsInFlight++
+}
+
+func (sh *Shard) opDone(c *conn) {
+	c.opsInFlight--
+	if c.state == connClosing {
+		sh.maybeFree(c)
+	} else {
+		sh.resumeIfRoom(c)
+	}
+}
+
+// maybeFree returns a closing connection's slot once nothing is in flight.
+func (sh *Shard) maybeFree(c *conn) {
+	if c.state != connClosing || c.opsInFlight > 0 {
+		return
+	}
+	c.state = 0
+	c.gen++ // late completions and answers for the old connection miss
+	c.release()
+	sh.freeSlots = append(sh.freeSlots, c.slot)
+	sh.open--
+	sh.stats.Closed.Add(1)
+	sh.stats.Open.Store(int64(sh.open))
+}
+
+func (sh *Shard) bufRecycleIfFree(bid uint16) {
+	if sh.bufRefs[bid] == 0 {
+		sh.bufRecycle(bid)
+	}
+}
+
+func (sh *Shard) bufRelease(bid uint16) {
+	sh.bufRefs[bid]--
+	if sh.bufRefs[bid] < 0 {
+		panic(fmt.Sprintf("server: shard %d: buffer %d released more than held", sh.id, bid))
+	}
+	if sh.bufRefs[bid] == 0 {
+		sh.bufRecycle(bid)
+	}
+}
+
+func (sh *Shard) bufRecycle(bid uint16) { sh.bufs.Recycle(bid) }
+
+func (sh *Shard) onDoorbell(cqe ring.CQE) {
+	if cqe.Res < 0 && cqe.Res != -int32(unix.EAGAIN) {
+		sh.log.Warn("doorbell read failed", "err", cqe.Err())
+	}
+	sh.inbox.Disarm()
+	for {
+		fn, ok := sh.inbox.Pop()
+		if !ok {
+			break
+		}
+		fn(sh)
+	}
+	if !sh.stopping.Load() || !sh.draining {
+		sh.armEventFD()
+	}
+}
+
+func (sh *Shard) onTick(cqe ring.CQE) {
+	if !cqe.More() && !sh.draining {
+		sqe := sh.sqe()
+		sqe.PrepTimeout(&sh.tickTS, 0, ring.TimeoutMultishot)
+		sqe.SetUserData(tag(opTick, 0, 0))
+	}
+	sh.closeIdle(sh.now())
+}
+
+// closeIdle closes connections that have been silent, with nothing in
+// flight, for longer than connIdleMaxMs.
+func (sh *Shard) closeIdle(nowMs int64) {
+	for _, c := range sh.conns {
+		if c != nil && c.state == connOpen && c.inflight() == 0 && !c.sending &&
+			nowMs-c.lastActiveMs > connIdleMaxMsDefault {
+			sh.closeConn(c)
+		}
+	}
+}
+
+// beginDrain stops accepting and reading, and closes every connection that
+// has nothing in flight; the rest close as their last answer goes out.
+func (sh *Shard) beginDrain() {
+	sh.draining = true
+	sqe := sh.sqe()
+	sqe.PrepCancelFD(sh.listenFD, ring.AsyncCancelAll)
+	sqe.SetUserData(tag(opIgnore, 0, 0))
+	for _, c := range sh.conns {
+		if c != nil && c.state == connOpen {
+			sh.closeIfDrained(c)
+		}
+	}
+}
+
+// closeIfDrained closes c during a drain once every request it sent has
+// been answered.
+func (sh *Shard) closeIfDrained(c *conn) {
+	if sh.draining && c.state == connOpen && c.inflight() == 0 && !c.sending {
+		sh.closeConn(c)
+	}
+}

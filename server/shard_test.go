@@ -1,0 +1,264 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// echoHandler answers every request with its own body.
+type echoHandler struct{}
+
+func (echoHandler) Serve(sh *Shard, req *Request) { sh.Respond(req.Conn, req.Seq, req.Body) }
+
+// laterHandler keeps every request's body and answers it on a later turn of
+// the loop, through the shard's inbox: out of the receive path, as a produce
+// waiting for its write would.
+type laterHandler struct{}
+
+func (laterHandler) Serve(sh *Shard, req *Request) {
+	hold := req.Retain()
+	ref, seq, body := req.Conn, req.Seq, req.Body
+	if err := sh.Post(func(sh *Shard) {
+		sh.Respond(ref, seq, body)
+		hold.Release()
+	}); err != nil {
+		panic(err)
+	}
+}
+
+func startServer(t *testing.T, h Handler, cores int) *Server {
+	t.Helper()
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: cores, Handler: h,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func dial(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+func frame(body []byte) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var p [4]byte
+	if _, err := io.ReadFull(r, p[:]); err != nil {
+		return nil, err
+	}
+	b := make([]byte, binary.LittleEndian.Uint32(p[:]))
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+func body(i, size int) []byte {
+	b := make([]byte, size)
+	for j := range b {
+		b[j] = byte(i*7 + j)
+	}
+	if size >= 4 {
+		binary.LittleEndian.PutUint32(b, uint32(i))
+	}
+	return b
+}
+
+// TestPipelinedAnswersInOrder sends many requests on one connection
+// without waiting, with both handlers, and checks every answer comes back
+// once, in order, byte for byte.
+func TestPipelinedAnswersInOrder(t *testing.T) {
+	for name, h := range map[string]Handler{"now": echoHandler{}, "later": laterHandler{}} {
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, h, 2)
+			c := dial(t, s)
+			const n = 3000 // more than the in-flight cap
+			errc := make(chan error, 1)
+			go func() {
+				var buf bytes.Buffer
+				for i := range n {
+					buf.Write(frame(body(i, 16+i%300)))
+				}
+				_, err := c.Write(buf.Bytes())
+				errc <- err
+			}()
+			for i := range n {
+				got, err := readFrame(c)
+				if err != nil {
+					t.Fatalf("answer %d: %v", i, err)
+				}
+				if !bytes.Equal(got, body(i, 16+i%300)) {
+					t.Fatalf("answer %d differs", i)
+				}
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestLargeRequestsSpanBuffers sends requests larger than a receive buffer.
+func TestLargeRequestsSpanBuffers(t *testing.T) {
+	s := startServer(t, laterHandler{}, 1)
+	c := dial(t, s)
+	sizes := []int{recvBufferBytes - 4, recvBufferBytes + 1, 5*recvBufferBytes + 123, 3 << 20, 7}
+	go func() {
+		for i, n := range sizes {
+			c.Write(frame(body(i, n)))
+		}
+	}()
+	for i, n := range sizes {
+		got, err := readFrame(c)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if !bytes.Equal(got, body(i, n)) {
+			t.Fatalf("answer %d (%d bytes) differs", i, n)
+		}
+	}
+}
+
+// TestManyConnections runs clients on several connections at once across
+// two shards.
+func TestManyConnections(t *testing.T) {
+	s := startServer(t, echoHandler{}, 2)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for k := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", s.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			for i := range 100 {
+				want := body(k*1000+i, 1+i*13)
+				if _, err := c.Write(frame(want)); err != nil {
+					errs <- err
+					return
+				}
+				got, err := readFrame(c)
+				if err != nil || !bytes.Equal(got, want) {
+					errs <- fmt.Errorf("conn %d request %d: %v", k, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var accepted uint64
+	for _, sh := range s.Shards() {
+		accepted += sh.Stats().Accepted.Load()
+	}
+	if accepted != 50 {
+		t.Fatalf("accepted %d connections, want 50", accepted)
+	}
+}
+
+// TestOversizedRequestClosesOnlyItsConnection: a length prefix above the
+// limit closes that connection before any body is read; a neighbour on the
+// same shard keeps being served.
+func TestOversizedRequestClosesOnlyItsConnection(t *testing.T) {
+	s := startServer(t, echoHandler{}, 1)
+	good := dial(t, s)
+	bad := dial(t, s)
+	var p [4]byte
+	binary.LittleEndian.PutUint32(p[:], requestBytesMax+1)
+	if _, err := bad.Write(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bad.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !isReset(err) {
+		t.Fatalf("oversized request: read %v, want the connection closed", err)
+	}
+	for i := range 10 {
+		if _, err := good.Write(frame(body(i, 100))); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readFrame(good); err != nil || !bytes.Equal(got, body(i, 100)) {
+			t.Fatalf("neighbour request %d: %v", i, err)
+		}
+	}
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op)
+}
+
+// TestStopAnswersInFlight: Stop lets requests already received be answered
+// before connections close.
+func TestStopAnswersInFlight(t *testing.T) {
+	gate := make(chan struct{})
+	h := &gatedHandler{gate: gate, received: make(chan struct{})}
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: h,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s)
+	if _, err := c.Write(frame([]byte("last words"))); err != nil {
+		t.Fatal(err)
+	}
+	<-h.received
+	stopped := make(chan error)
+	go func() { stopped <- s.Stop() }()
+	close(gate) // the answer is allowed out only now
+	got, err := readFrame(c)
+	if err != nil || string(got) != "last words" {
+		t.Fatalf("in-flight answer: %q %v", got, err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open after stop")
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gatedHandler answers the first request once gate closes.
+type gatedHandler struct {
+	gate     chan struct{}
+	received chan struct{}
+}
+
+func (h *gatedHandler) Serve(sh *Shard, req *Request) {
+	hold := req.Retain()
+	ref, seq, b := req.Conn, req.Seq, req.Body
+	go func() {
+		<-h.gate
+		sh.inbox.Push(func(sh *Shard) { sh.Respond(ref, seq, b); hold.Release() })
+		sh.inbox.Arm()
+		sh.ringEventFD()
+	}()
+	close(h.received)
+}

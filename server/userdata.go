@@ -1,0 +1,41 @@
+package server
+
+// Every SQE a shard submits carries a tag in its user data that names what
+// the completion is for:
+//
+//	 63    56 55                  32 31                              0
+//	+--------+----------------------+--------------------------------+
+//	|  kind  |   connection slot    |     connection generation      |
+//	+--------+----------------------+--------------------------------+
+//
+// The generation changes every time a slot is reused, so a completion that
+// arrives after its connection closed (a cancelled receive, a late send) is
+// recognised and dropped instead of being applied to a newer connection in
+// the same slot.
+type opKind uint8
+
+const (
+	opAccept opKind = iota + 1
+	opRecv
+	opSend
+	opClose
+	opCancel
+	opDoorbell
+	opTick
+	opIgnore // completions whose result nobody needs (cancelling the listener)
+)
+
+const (
+	tagKindShift = 56
+	tagSlotShift = 32
+	tagSlotMask  = 1<<24 - 1
+	tagGenMask   = 1<<32 - 1
+)
+
+func tag(kind opKind, slot uint32, gen uint32) uint64 {
+	return uint64(kind)<<tagKindShift | uint64(slot&tagSlotMask)<<tagSlotShift | uint64(gen)
+}
+
+func tagKind(t uint64) opKind { return opKind(t >> tagKindShift) }
+func tagSlot(t uint64) uint32 { return uint32(t>>tagSlotShift) & tagSlotMask }
+func tagGen(t uint64) uint32  { return uint32(t & tagGenMask) }
