@@ -43,6 +43,7 @@ const (
 	offLength       = 0
 	offMagic        = 4
 	offVersion      = 6
+	offReserved     = 7
 	offCRC          = 8
 	offLeaderEpoch  = 12
 	offBaseOffset   = 16
@@ -143,6 +144,11 @@ func ParseFrameHeader(b []byte) (FrameHeader, error) {
 	}
 	if b[offVersion] != FrameVersion {
 		return h, fmt.Errorf("%w: %d", ErrFrameVersion, b[offVersion])
+	}
+	// Byte 7 sits outside the CRC, so the only way to notice it flipped is
+	// to insist on its one valid value.
+	if b[offReserved] != 0 {
+		return h, fmt.Errorf("%w: reserved byte %#x", ErrFrameVersion, b[offReserved])
 	}
 	h.Length = uint32(n)
 	h.Version = b[offVersion]
