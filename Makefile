@@ -18,7 +18,7 @@ build:
 run: build
 	$(BIN)/strata probe
 
-test: tools test-unit fuzz-smoke
+test: test-unit fuzz-smoke
 
 test-unit:
 	$(GO) vet ./...
