@@ -1,8 +1,6 @@
 package server
 
-import (
-	"encoding/binary"
-)
+import "encoding/binary"
 
 // ConnRef names a connection across time: a slot in the shard's table and
 // the generation of the connection in it. A handler that answers later keeps
@@ -108,10 +106,10 @@ const (
 	frameTooLarge                    // a length prefix above requestBytesMax
 )
 
-// nextRequest splits the first whole request off buf. It returns the body
-// (without its length prefix), the rest of buf, and ok=false with a reason
-// when buf holds no whole request.
-func nextRequest(buf []byte) (body, rest []byte, res frameResult, ok bool) {
+// nextRequest splits the first whole request off buf. It returns the
+// message (length prefix included), the rest of buf, and ok=false with a
+// reason when buf holds no whole request.
+func nextRequest(buf []byte) (msg, rest []byte, res frameResult, ok bool) {
 	if len(buf) < lengthPrefixBytes {
 		return nil, buf, frameNeedMore, false
 	}
@@ -123,11 +121,12 @@ func nextRequest(buf []byte) (body, rest []byte, res frameResult, ok bool) {
 	if len(buf) < end {
 		return nil, buf, frameNeedMore, false
 	}
-	return buf[lengthPrefixBytes:end:end], buf[end:], 0, true
+	return buf[:end:end], buf[end:], 0, true
 }
 
-// appendResponse stores the answer to request seq, length prefix added.
-func (c *conn) storeResponse(seq uint64, body []byte) bool {
+// storeResponse stores the answer to request seq: a whole message, its
+// length prefix included.
+func (c *conn) storeResponse(seq uint64, msg []byte) bool {
 	if seq < c.sendSeq || seq >= c.nextSeq {
 		return false // not a request of this connection awaiting an answer
 	}
@@ -135,8 +134,7 @@ func (c *conn) storeResponse(seq uint64, body []byte) bool {
 	if r.ready {
 		return false // answered twice
 	}
-	r.data = binary.LittleEndian.AppendUint32(r.data[:0], uint32(len(body)))
-	r.data = append(r.data, body...)
+	r.data = append(r.data[:0], msg...)
 	r.ready = true
 	return true
 }

@@ -10,19 +10,20 @@ type Handler interface {
 	Serve(sh *Shard, req *Request)
 }
 
-// Request is one complete request as received: the bytes after its length
-// prefix. Body is valid until Serve returns; a handler that needs it longer
-// (a produce whose bytes are written to disk by a later SQE) calls Retain
-// and later Release on the Hold, which keeps the receive buffer holding
-// Body out of the kernel's hands until then.
+// Request is one complete request as received: Message is the whole
+// message, its length prefix included. Message is valid until Serve
+// returns; a handler that needs it longer (a produce whose bytes are written
+// to disk by a later SQE) calls Retain and later Release on the Hold, which
+// keeps the receive buffer holding Message out of the kernel's hands until
+// then.
 type Request struct {
-	Conn ConnRef
-	Seq  uint64
-	Body []byte
+	Conn    ConnRef
+	Seq     uint64
+	Message []byte
 
 	sh       *Shard
 	c        *conn
-	bufID    int32 // provided buffer holding Body, or -1 when Body is in c.partial
+	bufID    int32 // provided buffer holding Message, or -1 when it is in c.partial
 	retained bool
 }
 
@@ -32,7 +33,7 @@ type Hold struct {
 	bufID int32
 }
 
-// Retain keeps Body valid after Serve returns, until the Hold is released.
+// Retain keeps Message valid after Serve returns, until the Hold is released.
 func (r *Request) Retain() Hold {
 	if r.retained {
 		panic("server: request retained twice")
@@ -42,7 +43,7 @@ func (r *Request) Retain() Hold {
 		r.sh.bufRefs[r.bufID]++
 		return Hold{sh: r.sh, bufID: r.bufID}
 	}
-	// Body lives in the connection's partial buffer: the connection gives
+	// Message lives in the connection's partial buffer: the connection gives
 	// that buffer up and starts a new one.
 	r.c.partialDetached = true
 	return Hold{bufID: -1}

@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/strata-db/strata/schema"
+)
 
 // Limits of a shard, each a named constant so every bound is visible in one
 // place. Config may lower some of them; none is unbounded.
@@ -27,13 +31,14 @@ const (
 	// shard stops reading from that connection until answers go out.
 	inflightPerConnMax = 1024
 
-	// requestBytesMax bounds one request (length prefix excluded). A larger
-	// length prefix closes the connection before any of the body is read.
-	requestBytesMax = 64<<20 + 1<<20
+	// requestBytesMax bounds one request (length prefix excluded): the
+	// largest envelope schema accepts. A larger length prefix closes the
+	// connection before any of the body is read.
+	requestBytesMax = schema.EnvelopeBytesMax - lengthPrefixBytes
 
 	// lengthPrefixBytes is the size of the little-endian length that
 	// precedes every request and response.
-	lengthPrefixBytes = 4
+	lengthPrefixBytes = schema.LengthPrefixBytes
 
 	// pendingBytesMax bounds what a connection buffers beyond the requests
 	// it is allowed to have in flight; past it, receiving pauses.

@@ -410,21 +410,21 @@ func (sh *Shard) parse(c *conn, buf []byte, bid int32) ([]byte, frameResult) {
 		if c.inflight() >= inflightPerConnMax {
 			return buf, frameAtCap
 		}
-		body, rest, res, ok := nextRequest(buf)
+		msg, rest, res, ok := nextRequest(buf)
 		if !ok {
 			return buf, res
 		}
 		buf = rest
-		sh.dispatch(c, body, bid)
+		sh.dispatch(c, msg, bid)
 	}
 	return buf, frameNeedMore
 }
 
-func (sh *Shard) dispatch(c *conn, body []byte, bid int32) {
+func (sh *Shard) dispatch(c *conn, msg []byte, bid int32) {
 	seq := c.nextSeq
 	c.nextSeq++
 	sh.stats.Requests.Add(1)
-	sh.req = Request{Conn: c.ref(), Seq: seq, Body: body, sh: sh, c: c, bufID: bid}
+	sh.req = Request{Conn: c.ref(), Seq: seq, Message: msg, sh: sh, c: c, bufID: bid}
 	sh.handler.Serve(sh, &sh.req)
 	sh.req = Request{}
 }
@@ -461,9 +461,10 @@ func (sh *Shard) resumeIfRoom(c *conn) {
 	}
 }
 
-// Respond answers request seq on connection ref; body is copied. An answer
-// for a connection that has closed is dropped.
-func (sh *Shard) Respond(ref ConnRef, seq uint64, body []byte) {
+// Respond answers request seq on connection ref with msg, a whole message
+// (length prefix included), which is copied. An answer for a connection
+// that has closed is dropped.
+func (sh *Shard) Respond(ref ConnRef, seq uint64, msg []byte) {
 	if int(ref.slot) >= len(sh.conns) {
 		return
 	}
@@ -471,7 +472,7 @@ func (sh *Shard) Respond(ref ConnRef, seq uint64, body []byte) {
 	if c == nil || c.gen != ref.gen || c.state != connOpen {
 		return
 	}
-	if !c.storeResponse(seq, body) {
+	if !c.storeResponse(seq, msg) {
 		panic(fmt.Sprintf("server: shard %d: answer to request %d that is not awaiting one", sh.id, seq))
 	}
 	sh.flush(c)

@@ -16,7 +16,7 @@ import (
 // echoHandler answers every request with its own body.
 type echoHandler struct{}
 
-func (echoHandler) Serve(sh *Shard, req *Request) { sh.Respond(req.Conn, req.Seq, req.Body) }
+func (echoHandler) Serve(sh *Shard, req *Request) { sh.Respond(req.Conn, req.Seq, req.Message) }
 
 // laterHandler keeps every request's body and answers it on a later turn of
 // the loop, through the shard's inbox: out of the receive path, as a produce
@@ -25,9 +25,9 @@ type laterHandler struct{}
 
 func (laterHandler) Serve(sh *Shard, req *Request) {
 	hold := req.Retain()
-	ref, seq, body := req.Conn, req.Seq, req.Body
+	ref, seq, msg := req.Conn, req.Seq, req.Message
 	if err := sh.Post(func(sh *Shard) {
-		sh.Respond(ref, seq, body)
+		sh.Respond(ref, seq, msg)
 		hold.Release()
 	}); err != nil {
 		panic(err)
@@ -253,7 +253,7 @@ type gatedHandler struct {
 
 func (h *gatedHandler) Serve(sh *Shard, req *Request) {
 	hold := req.Retain()
-	ref, seq, b := req.Conn, req.Seq, req.Body
+	ref, seq, b := req.Conn, req.Seq, req.Message
 	go func() {
 		<-h.gate
 		sh.inbox.Push(func(sh *Shard) { sh.Respond(ref, seq, b); hold.Release() })
