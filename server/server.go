@@ -62,14 +62,14 @@ func Start(cfg Config) (*Server, error) {
 	for i := range n {
 		fd, err := listenReusePort(addr)
 		if err != nil {
-			s.Stop()
+			s.closeUnstarted()
 			return nil, fmt.Errorf("server: shard %d: %w", i, err)
 		}
 		if addr.Port() == 0 {
 			port, err := boundPort(fd)
 			if err != nil {
 				unix.Close(fd)
-				s.Stop()
+				s.closeUnstarted()
 				return nil, err
 			}
 			addr = netip.AddrPortFrom(addr.Addr(), port)
@@ -81,18 +81,35 @@ func Start(cfg Config) (*Server, error) {
 		sh, err := newShard(shardConfig{id: i, cpu: cpu, listenFD: fd, handler: cfg.Handler, log: cfg.Logger})
 		if err != nil {
 			unix.Close(fd)
-			s.Stop()
-			return nil, err
-		}
-		started := make(chan error, 1)
-		go sh.run(started)
-		if err := <-started; err != nil {
-			<-sh.done
-			s.Stop()
+			s.closeUnstarted()
 			return nil, err
 		}
 		s.shards = append(s.shards, sh)
 	}
+	// Every shard knows its peers before any of them runs, and none enters
+	// its loop before all are set up.
+	begin := make(chan struct{})
+	for _, sh := range s.shards {
+		sh.peers = s.shards
+		sh.begin = begin
+	}
+	for i, sh := range s.shards {
+		started := make(chan error, 1)
+		go sh.run(started)
+		if err := <-started; err != nil {
+			<-sh.done
+			close(begin)
+			for _, running := range s.shards[:i] {
+				running.stop()
+				<-running.done
+			}
+			for _, rest := range s.shards[i+1:] {
+				rest.closeUnstarted()
+			}
+			return nil, err
+		}
+	}
+	close(begin)
 	s.addr = addr
 	return s, nil
 }
@@ -117,4 +134,12 @@ func (s *Server) Stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// closeUnstarted releases the shards created but never run.
+func (s *Server) closeUnstarted() {
+	for _, sh := range s.shards {
+		sh.closeUnstarted()
+	}
+	s.shards = nil
 }

@@ -39,6 +39,9 @@ type Shard struct {
 	open      int
 
 	inbox    *mailbox.Queue[func(*Shard)]
+	deferred []func(*Shard) // work queued on this shard for the end of the turn
+	peers    []*Shard       // every shard of the server, by id
+	begin    chan struct{}  // closed once every shard is set up
 	stopping atomic.Bool
 	draining bool
 	done     chan struct{}
@@ -91,6 +94,16 @@ func newShard(cfg shardConfig) (*Shard, error) {
 	}, nil
 }
 
+// closeUnstarted releases what newShard opened, for a shard whose run was
+// never called.
+func (sh *Shard) closeUnstarted() {
+	if sh.listenFD >= 0 {
+		unix.Close(sh.listenFD)
+		sh.listenFD = -1
+	}
+	unix.Close(sh.eventFD)
+}
+
 // ID is the shard's index.
 func (sh *Shard) ID() int { return sh.id }
 
@@ -114,6 +127,37 @@ func (sh *Shard) Post(fn func(*Shard)) error {
 	}
 	return nil
 }
+
+// PostFrom is Post called on another shard's thread (from): the doorbell is
+// an IORING_OP_MSG_RING on the sender's ring, which goes to the kernel with
+// the sender's next batch and costs no syscall of its own. Called with
+// from == sh, fn runs at the end of the current turn.
+func (sh *Shard) PostFrom(from *Shard, fn func(*Shard)) error {
+	if from == sh {
+		sh.deferred = append(sh.deferred, fn)
+		return nil
+	}
+	if from == nil {
+		return sh.Post(fn)
+	}
+	if sh.stopping.Load() {
+		return errShardStopped
+	}
+	if !sh.inbox.Push(fn) {
+		return errInboxFull
+	}
+	if sh.inbox.Arm() {
+		sqe := from.sqe()
+		sqe.PrepMsgRing(sh.r.FD(), 0, tag(opMsgRing, 0, 0), 0)
+		sqe.SetUserData(tag(opMsgRingSent, uint32(sh.id), 0))
+		sqe.SetFlags(ring.SQECQESkipSuccess)
+	}
+	return nil
+}
+
+// Defer runs fn on this shard at the end of the current turn; it must be
+// called on the shard's thread.
+func (sh *Shard) Defer(fn func(*Shard)) { sh.deferred = append(sh.deferred, fn) }
 
 var (
 	errShardStopped = errors.New("server: shard stopped")
@@ -148,6 +192,9 @@ func (sh *Shard) run(started chan<- error) {
 		return
 	}
 	started <- nil
+	// Wait until every shard is set up: from here on peers' rings may be
+	// addressed, and the channel close orders their setup before our reads.
+	<-sh.begin
 	sh.err = sh.loop()
 	sh.teardown()
 }
@@ -222,6 +269,7 @@ func (sh *Shard) loop() error {
 		}
 		sh.r.CQAdvance(uint32(n))
 		sh.stats.Completions.Add(uint64(n))
+		sh.runDeferred()
 		sh.bufs.Publish()
 		if sh.stopping.Load() {
 			if !sh.draining {
@@ -262,6 +310,14 @@ func (sh *Shard) complete(cqe ring.CQE) {
 	case opTick:
 		sh.onTick(cqe)
 	case opIgnore:
+	case opMsgRing:
+		sh.drainInbox()
+	case opMsgRingSent:
+		// A doorbell to another shard failed (its ring is gone or full):
+		// fall back to its eventfd so the message is not stranded.
+		if peer := int(tagSlot(cqe.UserData)); peer < len(sh.peers) {
+			sh.peers[peer].ringEventFD()
+		}
 	default:
 		panic(fmt.Sprintf("server: shard %d: completion with unknown tag %#x", sh.id, cqe.UserData))
 	}
@@ -584,6 +640,14 @@ func (sh *Shard) onDoorbell(cqe ring.CQE) {
 	if cqe.Res < 0 && cqe.Res != -int32(unix.EAGAIN) {
 		sh.log.Warn("doorbell read failed", "err", cqe.Err())
 	}
+	sh.drainInbox()
+	if !sh.stopping.Load() || !sh.draining {
+		sh.armEventFD()
+	}
+}
+
+// drainInbox runs every message posted to this shard.
+func (sh *Shard) drainInbox() {
 	sh.inbox.Disarm()
 	for {
 		fn, ok := sh.inbox.Pop()
@@ -592,9 +656,17 @@ func (sh *Shard) onDoorbell(cqe ring.CQE) {
 		}
 		fn(sh)
 	}
-	if !sh.stopping.Load() || !sh.draining {
-		sh.armEventFD()
+}
+
+// runDeferred runs the work this shard queued for itself this turn,
+// including work that work queues.
+func (sh *Shard) runDeferred() {
+	for i := 0; i < len(sh.deferred); i++ {
+		fn := sh.deferred[i]
+		sh.deferred[i] = nil
+		fn(sh)
 	}
+	sh.deferred = sh.deferred[:0]
 }
 
 func (sh *Shard) onTick(cqe ring.CQE) {

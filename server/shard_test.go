@@ -262,3 +262,52 @@ func (h *gatedHandler) Serve(sh *Shard, req *Request) {
 	}()
 	close(h.received)
 }
+
+// hopHandler sends every request on a round trip through the next shard:
+// there by MSG_RING doorbell, back the same way, answered on its own shard.
+type hopHandler struct{}
+
+func (hopHandler) Serve(sh *Shard, req *Request) {
+	hold := req.Retain()
+	ref, seq, msg := req.Conn, req.Seq, req.Message
+	next := sh.peers[(sh.ID()+1)%len(sh.peers)]
+	err := next.PostFrom(sh, func(there *Shard) {
+		if there == sh {
+			panic("message ran on the sending shard")
+		}
+		if err := sh.PostFrom(there, func(home *Shard) {
+			home.Respond(ref, seq, msg)
+			hold.Release()
+		}); err != nil {
+			panic(err)
+		}
+	})
+	if err != nil {
+		panic(err)
+	}
+}
+
+func TestCrossShardMessages(t *testing.T) {
+	s := startServer(t, hopHandler{}, 2)
+	var wg sync.WaitGroup
+	for k := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := dial(t, s)
+			go func() {
+				for i := range 500 {
+					c.Write(frame(body(k*1000+i, 40)))
+				}
+			}()
+			for i := range 500 {
+				got, err := readFrame(c)
+				if err != nil || !bytes.Equal(got, body(k*1000+i, 40)) {
+					t.Errorf("conn %d answer %d: %v", k, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -22,7 +22,9 @@ const (
 	opCancel
 	opDoorbell
 	opTick
-	opIgnore // completions whose result nobody needs (cancelling the listener)
+	opIgnore      // completions whose result nobody needs (cancelling the listener)
+	opMsgRing     // another shard's doorbell arrived
+	opMsgRingSent // our doorbell to another shard failed (success is skipped)
 )
 
 const (
