@@ -215,27 +215,44 @@ func (l *Log) waitSync() {
 // closed segment is trimmed and synced at once, so that the recovery point
 // can move past it and recovery never walks it again.
 func (l *Log) roll() error {
+	old, err := l.beginRoll()
+	if err != nil {
+		return err
+	}
+	for _, f := range old.Handle.(*segFiles).syncFiles() {
+		if err := f.Datasync(); err != nil {
+			return fmt.Errorf("segment: sync segment %d: %w", old.base, err)
+		}
+	}
+	return l.finishRoll(old)
+}
+
+// beginRoll creates the next segment's files, rolls the core and trims the
+// old segment's data file to its size. The old segment's files still have
+// to be synced before finishRoll.
+func (l *Log) beginRoll() (*Segment, error) {
 	base := l.core.End()
 	files, off, tim, err := l.createSegment(base)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	old, _, err := l.core.Roll(off, tim, files)
 	if err != nil {
 		files.close()
 		l.removeSegmentFiles(base)
-		return err
+		return nil, err
 	}
 	l.dirDirty = true
-	of := old.Handle.(*segFiles)
-	if err := of.data.Truncate(old.size); err != nil {
-		return err
+	if err := old.Handle.(*segFiles).data.Truncate(old.size); err != nil {
+		return nil, err
 	}
-	for _, f := range []File{of.data, of.off, of.tim} {
-		if err := f.Datasync(); err != nil {
-			return fmt.Errorf("segment: sync segment %d: %w", old.base, err)
-		}
-	}
+	return old, nil
+}
+
+// finishRoll runs once the old segment's files are synced: it makes the new
+// segment's directory entry durable, moves the recovery point past the old
+// segment and records it in the checkpoint.
+func (l *Log) finishRoll(old *Segment) error {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return err
 	}
@@ -243,6 +260,9 @@ func (l *Log) roll() error {
 	l.core.Flushed(old.next)
 	return l.writeCheckpoint()
 }
+
+// syncFiles are the files a roll syncs: data, offset index, time index.
+func (files *segFiles) syncFiles() []File { return []File{files.data, files.off, files.tim} }
 
 // createSegment creates and preallocates a segment's three files and maps
 // its indexes.

@@ -1,0 +1,15 @@
+package segment
+
+// SpanFD returns the descriptor of the data file a span lies in, opening
+// it if it was closed, so a caller can send the span's bytes zero-copy
+// (splice or sendfile at span.Pos). The descriptor belongs to the Log and
+// stays valid until the segment is deleted or the Log closes.
+func (l *Log) SpanFD(s Span) (uintptr, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := l.dataFile(s.Segment)
+	if err != nil {
+		return 0, err
+	}
+	return f.Fd(), nil
+}

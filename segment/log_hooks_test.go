@@ -1,0 +1,86 @@
+package segment
+
+import (
+	"bytes"
+	"testing"
+)
+
+// TestBeginFinishRoll drives a roll the way a ring driver does: BeginRoll,
+// sync the files it returns, FinishRoll; then a crash keeps every frame.
+func TestBeginFinishRoll(t *testing.T) {
+	fs := NewMemFS()
+	cfg := memConfig(fs)
+	cfg.SegmentBytes = 1 << 16
+	cfg.Flush = FlushNever
+	l, err := Open("/h", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.BeginRoll(); err == nil {
+		t.Fatal("BeginRoll of an empty segment succeeded")
+	}
+	var want []byte
+	for i := 0; i < 5; i++ {
+		f := testFrame(2, 200, int64(i), uint64(i))
+		if _, err := l.Append(f); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, f...)
+	}
+	end := l.End()
+	old, files, err := l.BeginRoll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.Closed() || old.Next() != end || len(files) != 3 {
+		t.Fatalf("old segment closed %v next %d (end %d), %d files to sync", old.Closed(), old.Next(), end, len(files))
+	}
+	if bases := l.SegmentBases(); len(bases) != 2 || bases[1] != end {
+		t.Fatalf("segments %v after roll at %d", bases, end)
+	}
+	if l.RecoveryPoint() >= end {
+		t.Fatalf("recovery point %d moved before FinishRoll", l.RecoveryPoint())
+	}
+	f, err := l.DataFile(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(want))
+	if _, err := f.ReadAt(got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("DataFile read %v, bytes equal %v", err, bytes.Equal(got, want))
+	}
+	for _, x := range files {
+		if err := x.Datasync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.FinishRoll(old); err != nil {
+		t.Fatal(err)
+	}
+	if l.RecoveryPoint() != end {
+		t.Fatalf("recovery point %d after FinishRoll, want %d", l.RecoveryPoint(), end)
+	}
+	fs.Crash()
+	l2, err := Open("/h", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if l2.End() != end {
+		t.Fatalf("end %d after crash, want %d", l2.End(), end)
+	}
+	if got := readAll(t, l2, 0); !bytes.Equal(got, want) {
+		t.Fatalf("after crash read %d bytes, want %d", len(got), len(want))
+	}
+}
+
+func TestFlushPolicyIntervalMs(t *testing.T) {
+	if ms, ok := FlushIntervalMs(25).IntervalMs(); !ok || ms != 25 {
+		t.Fatalf("interval policy: %d %v", ms, ok)
+	}
+	for _, p := range []FlushPolicy{FlushEveryAck, FlushNever} {
+		if _, ok := p.IntervalMs(); ok {
+			t.Fatalf("%v reports an interval", p)
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package ringlog
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/strata-db/strata/ring"
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/segment"
+)
+
+// Limits. Each is a count of slots allocated once at Open, so nothing on the
+// data path grows.
+const (
+	// appendsMax bounds appends accepted and not yet reported (written,
+	// waiting for a roll, or waiting for a sync). A power of two: a record's
+	// slot is its sequence number masked.
+	appendsMax = 256
+	// syncOpsMax bounds sync operations in flight: at most one group sync,
+	// and one per roll whose old segment is still being synced.
+	syncOpsMax = 8
+	// flushWaitersMax bounds Flush calls waiting for their sync.
+	flushWaitersMax = 64
+	// hotFramesMax bounds the in-memory table of recent frames that reads
+	// are served from without a syscall (see read.go).
+	hotFramesMax = 1024
+)
+
+// Errors a caller can act on.
+var (
+	// ErrTooManyInFlight: appendsMax appends (or flushWaitersMax flushes) are
+	// outstanding; reap completions and try again.
+	ErrTooManyInFlight = errors.New("ringlog: too many operations in flight")
+	// ErrFailed: a write or sync failed; the log takes no more appends until
+	// it is closed and opened again (recovery then finds what is on disk).
+	ErrFailed = errors.New("ringlog: log failed; reopen it")
+	// ErrBusy: the operation needs every append and sync completed.
+	ErrBusy = errors.New("ringlog: operations in flight")
+)
+
+// Sink receives a log's results on the shard's thread: from Complete, Tick
+// or Flush, or from within Append when the log fails during it (each method
+// says which). Its methods must not call back into the Log.
+type Sink interface {
+	// AppendDone reports an accepted append: err is nil once it is durable
+	// as the flush policy requires; the frame's bytes are no longer used.
+	AppendDone(token uint64, baseOffset int64, err error)
+	// FlushDone reports a Flush.
+	FlushDone(token uint64, err error)
+}
+
+// Stats counts the work a Log did, for tests and benchmarks.
+type Stats struct {
+	Appends     int64 // appends accepted
+	Writes      int64 // WRITE SQEs, resubmissions after short writes included
+	ShortWrites int64 // writes that completed short and were resubmitted
+	GroupSyncs  int64 // fdatasyncs of the active segment (group commit, Flush, interval)
+	Rolls       int64 // segments rolled (each synced with three fdatasyncs)
+	HotReads    int64 // reads served from the frame table
+	ColdReads   int64 // reads served by the synchronous path (pread)
+}
+
+// Log is one partition's log driven through a shard's ring. It is not safe
+// for concurrent use: the shard's goroutine calls every method.
+type Log struct {
+	r      *ring.Ring
+	sync   *segment.Log // recovery, rolls, checkpoints, trims, cold reads
+	core   *segment.Core
+	cfg    segment.Config
+	sink   Sink
+	prefix uint32
+
+	everyAck   bool
+	intervalMs int64 // > 0 with FlushIntervalMs
+	activeFd   int
+
+	// Append records by sequence number: [head, commit) written and
+	// committed, waiting to be reported; [commit, start) prepared and
+	// submitted; [start, tail) accepted but waiting (for a roll that waits
+	// for the writes before it). A record is reported before head passes
+	// it, and records at or after failedSeq never commit.
+	recs       []record
+	head       uint64
+	commit     uint64
+	start      uint64
+	tail       uint64
+	failedSeq  uint64
+	nextOffset int64 // the base offset the next accepted append gets
+	aborted    bool
+
+	// Sync operations in issue order; their effects apply in that order.
+	syncs          [syncOpsMax]syncOp
+	syncHead       uint32
+	syncTail       uint32
+	groupInFlight  bool
+	lastIssuedUpto int64 // every offset below it is covered by an issued sync
+	tickDue        bool
+	tickMs         int64
+	lastSyncMs     int64
+
+	flushes    [flushWaitersMax]flushWaiter
+	flushHead  uint32
+	flushTail  uint32
+	err        error
+	syncFailed bool
+	inSink     bool
+	closed     bool
+
+	hot   hotTable
+	spans []segment.Span
+	stats Stats
+}
+
+type recState uint8
+
+const (
+	stFree      recState = iota
+	stQueued             // accepted, not yet prepared
+	stWriting            // a WRITE SQE for it is in the kernel
+	stWritten            // the kernel is done with its bytes; waiting to commit
+	stCommitted          // committed; waiting for a sync (FlushEveryAck)
+	stDone               // reported
+)
+
+type record struct {
+	seq     uint64
+	token   uint64
+	frame   []byte
+	hdr     schema.FrameHeader
+	base    int64
+	plan    segment.AppendPlan
+	written int64
+	state   recState
+}
+
+type syncOp struct {
+	roll      *segment.Segment // the rolled segment; nil for a group sync
+	upto      int64            // a group sync makes every offset below it durable
+	remaining int              // SQEs not yet completed
+	err       error
+}
+
+type flushWaiter struct {
+	token  uint64
+	target int64
+}
+
+// Open opens (creating if needed) the partition log in dir, recovering it
+// synchronously with segment.Open (it blocks: a shard opens its partitions
+// before serving them), and drives it through r from then on. r must have
+// been created on the calling thread. cfg.FS must be the OS filesystem: the
+// ring needs real descriptors.
+func Open(r *ring.Ring, dir string, cfg segment.Config, userDataPrefix uint32, sink Sink) (*Log, error) {
+	if r == nil || sink == nil {
+		return nil, fmt.Errorf("ringlog: open %s: a ring and a sink are required", dir)
+	}
+	if cfg.FS != nil {
+		if _, ok := cfg.FS.(segment.OSFS); !ok {
+			return nil, fmt.Errorf("ringlog: open %s: filesystem %T has no descriptors for the ring", dir, cfg.FS)
+		}
+	}
+	sl, err := segment.Open(dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	core := sl.Core()
+	l := &Log{
+		r: r, sync: sl, core: core, cfg: core.Config(), sink: sink, prefix: userDataPrefix,
+		recs:      make([]record, appendsMax),
+		failedSeq: math.MaxUint64,
+		spans:     make([]segment.Span, 0, hotFramesMax),
+	}
+	l.everyAck = l.cfg.Flush == segment.FlushEveryAck
+	if ms, ok := l.cfg.Flush.IntervalMs(); ok {
+		l.intervalMs = max(ms, 1)
+	}
+	if err := l.refreshActive(); err != nil {
+		sl.Close()
+		return nil, err
+	}
+	l.nextOffset = core.End()
+	l.lastIssuedUpto = core.RecoveryPoint()
+	l.lastSyncMs = l.cfg.NowMs()
+	return l, nil
+}
+
+// refreshActive caches the active segment's descriptor, which every write
+// and group sync uses.
+func (l *Log) refreshActive() error {
+	f, err := l.sync.DataFile(l.core.Active())
+	if err != nil {
+		return err
+	}
+	l.activeFd = int(f.Fd())
+	return nil
+}
+
+// LogStart is the first offset readers may see.
+func (l *Log) LogStart() int64 { return l.core.LogStart() }
+
+// End is the log end offset: the offset after the last written frame.
+// Accepted appends still in flight are not below it yet.
+func (l *Log) End() int64 { return l.core.End() }
+
+// RecoveryPoint is the offset below which everything is durable.
+func (l *Log) RecoveryPoint() int64 { return l.core.RecoveryPoint() }
+
+// Segments lists the segments, oldest first (the core's own slice).
+func (l *Log) Segments() []*segment.Segment { return l.core.Segments() }
+
+// Stats returns the work counters.
+func (l *Log) Stats() Stats { return l.stats }
+
+// Err is the failure that made the log unusable, or nil.
+func (l *Log) Err() error { return l.err }
+
+// Idle reports whether no append, sync or flush is outstanding: nothing of
+// the log's is in the kernel and nothing waits to be reported.
+func (l *Log) Idle() bool {
+	return l.head == l.tail && l.syncHead == l.syncTail && l.flushHead == l.flushTail
+}
+
+// Fd is the descriptor of a span's segment, for splicing it to a socket.
+// Closed segments that recovery trusted are opened on first use (a blocking
+// open, once per segment).
+func (l *Log) Fd(s *segment.Segment) (int, error) {
+	f, err := l.sync.DataFile(s)
+	if err != nil {
+		return -1, err
+	}
+	return int(f.Fd()), nil
+}
+
+func (l *Log) usable() error {
+	if l.closed {
+		return segment.ErrClosed
+	}
+	if l.err != nil {
+		return l.failedErr()
+	}
+	return nil
+}
+
+func (l *Log) failedErr() error { return fmt.Errorf("%w: %w", ErrFailed, l.err) }
+
+// Close syncs everything, writes the checkpoint and closes the files, all
+// synchronously (segment.Log.Close). The shard completes every outstanding
+// operation first: Close refuses with ErrBusy while any is in flight, since
+// the kernel may still be using frame bytes and descriptors.
+func (l *Log) Close() error {
+	if l.closed {
+		return segment.ErrClosed
+	}
+	if !l.Idle() {
+		return ErrBusy
+	}
+	l.closed = true
+	l.hot.clear()
+	return l.sync.Close()
+}
+
+// Truncate drops every frame holding an offset at or after offset (see
+// segment.Log.Truncate); it runs synchronously and needs the log idle.
+func (l *Log) Truncate(offset int64) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if !l.Idle() {
+		return ErrBusy
+	}
+	if err := l.sync.Truncate(offset); err != nil {
+		return err
+	}
+	l.hot.clear()
+	l.nextOffset = l.core.End()
+	l.lastIssuedUpto = l.core.RecoveryPoint()
+	return l.refreshActive()
+}
+
+// DeleteRecordsBefore advances the log start to offset and deletes the
+// closed segments wholly below it (synchronously: unlinks and a checkpoint).
+// Spans from an earlier Read may lead to deleted segments afterwards.
+func (l *Log) DeleteRecordsBefore(offset int64) error {
+	if l.closed {
+		return segment.ErrClosed
+	}
+	err := l.sync.DeleteRecordsBefore(offset)
+	l.hot.trim(l.core.LogStart())
+	return err
+}
+
+// ApplyRetention deletes closed segments past the time and size bounds
+// (synchronously, like DeleteRecordsBefore).
+func (l *Log) ApplyRetention(nowMs int64) error {
+	if l.closed {
+		return segment.ErrClosed
+	}
+	err := l.sync.ApplyRetention(nowMs)
+	l.hot.trim(l.core.LogStart())
+	return err
+}
