@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/strata-db/strata/server/metadata"
+)
+
+// Command is one metadata command for the leader's metadata.Controller.
+// Build one with the functions below; the Node runs it on its goroutine.
+type Command struct {
+	name string
+	run  func(c *metadata.Controller, nowMs int64) ([]metadata.Record, error)
+}
+
+func (c Command) String() string { return c.name }
+
+// RegisterBroker registers a broker process.
+func RegisterBroker(req metadata.RegisterBrokerRequest) Command {
+	req.Listeners = slices.Clone(req.Listeners)
+	return Command{"RegisterBroker", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		return c.RegisterBroker(req, now)
+	}}
+}
+
+// BrokerHeartbeat renews a broker's session.
+func BrokerHeartbeat(req metadata.HeartbeatRequest) Command {
+	return Command{"BrokerHeartbeat", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		return c.BrokerHeartbeat(req, now)
+	}}
+}
+
+// FenceBroker fences a broker as a lapsed session would.
+func FenceBroker(id int32) Command {
+	return Command{"FenceBroker", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.FenceBroker(id)
+	}}
+}
+
+// UnfenceBroker unfences a broker as a caught-up heartbeat would.
+func UnfenceBroker(id int32) Command {
+	return Command{"UnfenceBroker", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.UnfenceBroker(id)
+	}}
+}
+
+// ControlledShutdown moves a broker out of service.
+func ControlledShutdown(id int32, epoch int64) Command {
+	return Command{"ControlledShutdown", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.ControlledShutdown(id, epoch)
+	}}
+}
+
+// CreateTopic creates a topic.
+func CreateTopic(req metadata.CreateTopicRequest) Command {
+	req.Configs = maps.Clone(req.Configs)
+	return Command{"CreateTopic", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.CreateTopic(req)
+	}}
+}
+
+// DeleteTopic deletes a topic.
+func DeleteTopic(name string) Command {
+	return Command{"DeleteTopic", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.DeleteTopic(name)
+	}}
+}
+
+// AlterPartition applies a partition leader's ISR change.
+func AlterPartition(req metadata.AlterPartitionRequest) Command {
+	req.ISR = slices.Clone(req.ISR)
+	return Command{"AlterPartition", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.AlterPartition(req)
+	}}
+}
+
+// ElectLeader elects a partition leader by the election rules.
+func ElectLeader(topic string, partition int32) Command {
+	return Command{"ElectLeader", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.ElectLeader(topic, partition)
+	}}
+}
+
+// tickCommand is the leader's periodic session check.
+func tickCommand() Command {
+	return Command{"Tick", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		return c.Tick(now)
+	}}
+}

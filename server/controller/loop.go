@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+)
+
+// run is the node's goroutine: it feeds the RawNode ticks, messages and
+// proposals and handles each Ready.
+func (n *Node) run() {
+	defer close(n.doneC)
+	defer n.shutdown()
+	ticks := n.cfg.Ticks
+	if ticks == nil {
+		t := time.NewTicker(time.Duration(n.cfg.TickMs) * time.Millisecond)
+		defer t.Stop()
+		c := make(chan struct{}, 1)
+		stopFwd := make(chan struct{})
+		defer close(stopFwd)
+		go func() {
+			for {
+				select {
+				case <-t.C:
+					select {
+					case c <- struct{}{}:
+					default:
+					}
+				case <-stopFwd:
+					return
+				}
+			}
+		}()
+		ticks = c
+	}
+	for {
+		select {
+		case <-n.stopC:
+			return
+		case <-ticks:
+			n.rn.Tick()
+			n.tickDuties()
+		case m := <-n.inbox:
+			_ = n.rn.Step(m) // a stale or foreign message is refused; nothing to do
+		case r := <-n.reports:
+			if r.snapshot {
+				status := raft.SnapshotFinish
+				if !r.snapshotOK {
+					status = raft.SnapshotFailure
+				}
+				n.rn.ReportSnapshot(r.peer, status)
+			} else {
+				n.rn.ReportUnreachable(r.peer)
+			}
+		case p := <-n.props:
+			n.handleProposal(p)
+		case r := <-n.readC:
+			n.handleRead(r)
+		case c := <-n.statusC:
+			c <- n.status()
+		}
+		for n.rn.HasReady() {
+			if err := n.handleReady(); err != nil {
+				n.fail(err)
+				return
+			}
+		}
+	}
+}
+
+// handleReady persists, sends, then applies, in the order raft requires:
+// nothing is sent before the state it reflects is durable, and nothing is
+// applied before it is committed.
+func (n *Node) handleReady() error {
+	rd := n.rn.Ready()
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.store.ApplySnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if err := n.store.Append(rd.Entries); err != nil {
+		return err
+	}
+	if err := n.store.SetHardState(rd.HardState); err != nil {
+		return err
+	}
+	if n.cfg.Transport != nil && len(rd.Messages) > 0 {
+		n.cfg.Transport.Send(rd.Messages)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.installSnapshot(rd.Snapshot.GetData(), rd.Snapshot.GetMetadata().GetIndex()); err != nil {
+			return err
+		}
+	}
+	n.observeRole()
+	if err := n.applyEntries(rd.CommittedEntries); err != nil {
+		return err
+	}
+	n.readStates(rd.ReadStates)
+	n.rn.Advance(rd)
+	if err := n.maybeSnapshot(); err != nil {
+		return fmt.Errorf("controller: snapshot at %d: %w", n.applied, err)
+	}
+	return nil
+}
+
+// observeRole notices leadership changes: a new leadership starts with no
+// Controller (it is built once the leader has applied an entry of its own
+// term, so that it sees every earlier committed entry); a lost one answers
+// its waiters ErrOutcomeUnknown.
+func (n *Node) observeRole() {
+	st := n.rn.BasicStatus()
+	leading := st.RaftState == raft.StateLeader
+	term := st.HardState.GetTerm()
+	if n.leading && (!leading || term != n.term) {
+		n.endLeadership(st.Lead)
+	}
+	if leading && !n.leading {
+		n.leading = true
+	}
+	n.term = term
+	if st.Lead != n.lead {
+		n.lead = st.Lead
+		n.leader.Store(st.Lead)
+		n.reads.failUnindexed(&NotLeaderError{Leader: st.Lead})
+	}
+}
+
+func (n *Node) endLeadership(newLead uint64) {
+	n.leading = false
+	n.ctl = nil
+	n.inflight = nil
+	for seq, p := range n.waiters {
+		p.finish(Result{}, fmt.Errorf("%w: leadership moved to %d", ErrOutcomeUnknown, newLead))
+		delete(n.waiters, seq)
+	}
+	for _, p := range n.deferred {
+		p.finish(Result{}, &NotLeaderError{Leader: newLead})
+	}
+	n.deferred = nil
+	n.dropHeld(&NotLeaderError{Leader: newLead})
+}
+
+// shutdown answers everyone still waiting when the loop ends.
+func (n *Node) shutdown() {
+	for seq, p := range n.waiters {
+		p.finish(Result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ErrStopped))
+		delete(n.waiters, seq)
+	}
+	for _, p := range n.deferred {
+		p.finish(Result{}, ErrStopped)
+	}
+	n.deferred = nil
+	n.dropHeld(ErrStopped)
+	n.reads.failAll(ErrStopped)
+	n.subs.closeAll()
+	for {
+		select {
+		case p := <-n.props:
+			p.finish(Result{}, ErrStopped)
+		case r := <-n.readC:
+			r.finish(nil, ErrStopped)
+		default:
+			return
+		}
+	}
+}
+
+// tickDuties runs the leader's session check on every tick.
+func (n *Node) tickDuties() {
+	if n.ctl == nil {
+		return
+	}
+	n.runCommand(tickCommand(), nil)
+}
