@@ -16,7 +16,7 @@ build:
 	$(GO) build -o $(BIN)/strata ./cmd/strata
 
 run: build
-	$(BIN)/strata probe
+	$(BIN)/strata serve
 
 test: test-unit fuzz-smoke
 

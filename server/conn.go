@@ -20,7 +20,8 @@ const (
 // response is one answer waiting for its turn to be sent.
 type response struct {
 	ready bool
-	data  []byte // length prefix included
+	data  []byte     // length prefix included
+	files []FileSpan // sent after data, spliced from files
 }
 
 // conn is one client connection, owned by its shard.
@@ -37,6 +38,7 @@ type conn struct {
 	// incomplete request, or whole ones waiting while the connection is at
 	// its in-flight cap. partialDetached is set when a handler retained a
 	// request body that lives in partial, so partial must not be reused.
+	closeAfter      bool // no more requests; close once answered
 	recvArmed       bool
 	recvPaused      bool
 	partial         []byte
@@ -50,6 +52,9 @@ type conn struct {
 	sendBuf   []byte
 	sendOff   int
 	sending   bool
+	// After sendBuf, the file spans of the last answer gathered into it.
+	pendingFiles []FileSpan
+	splice       spliceState
 }
 
 func (c *conn) ref() ConnRef { return ConnRef{slot: c.slot, gen: c.gen} }
@@ -64,7 +69,7 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.state = connOpen
 	c.lastActiveMs = nowMs
 	c.opsInFlight = 0
-	c.recvArmed, c.recvPaused = false, false
+	c.recvArmed, c.recvPaused, c.closeAfter = false, false, false
 	c.partial = c.partial[:0]
 	c.partialDetached = false
 	c.nextSeq, c.sendSeq = 0, 0
@@ -78,6 +83,8 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.sendBuf = c.sendBuf[:0]
 	c.sendOff = 0
 	c.sending = false
+	c.pendingFiles = nil
+	c.splice = spliceState{}
 }
 
 // release drops the buffers of a closed connection that grew large, so an
@@ -126,7 +133,7 @@ func nextRequest(buf []byte) (msg, rest []byte, res frameResult, ok bool) {
 
 // storeResponse stores the answer to request seq: a whole message, its
 // length prefix included.
-func (c *conn) storeResponse(seq uint64, msg []byte) bool {
+func (c *conn) storeResponse(seq uint64, msg []byte, files []FileSpan) bool {
 	if seq < c.sendSeq || seq >= c.nextSeq {
 		return false // not a request of this connection awaiting an answer
 	}
@@ -135,12 +142,15 @@ func (c *conn) storeResponse(seq uint64, msg []byte) bool {
 		return false // answered twice
 	}
 	r.data = append(r.data[:0], msg...)
+	r.files = files
 	r.ready = true
 	return true
 }
 
 // gatherResponses moves the ready answers at the head of the order into
-// sendBuf and reports whether there is anything to send.
+// sendBuf, up to and including the first that carries file spans (those
+// must follow its envelope on the wire before anything else), and reports
+// whether there is anything to send.
 func (c *conn) gatherResponses() bool {
 	if c.sending {
 		return false
@@ -153,9 +163,15 @@ func (c *conn) gatherResponses() bool {
 			break
 		}
 		c.sendBuf = append(c.sendBuf, r.data...)
+		files := r.files
 		r.ready = false
 		r.data = r.data[:0]
+		r.files = nil
 		c.sendSeq++
+		if len(files) > 0 {
+			c.pendingFiles = files
+			break
+		}
 	}
 	return len(c.sendBuf) > 0
 }

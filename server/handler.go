@@ -10,6 +10,13 @@ type Handler interface {
 	Serve(sh *Shard, req *Request)
 }
 
+// Ticker is implemented by handlers that keep timers (long-polling
+// fetches): Tick runs on every shard at each tick of its timer, about every
+// tickInterval.
+type Ticker interface {
+	Tick(sh *Shard, nowMs int64)
+}
+
 // Request is one complete request as received: Message is the whole
 // message, its length prefix included. Message is valid until Serve
 // returns; a handler that needs it longer (a produce whose bytes are written

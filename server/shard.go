@@ -47,6 +47,11 @@ type Shard struct {
 	done     chan struct{}
 	err      error
 
+	// Pipes lent to connections while they splice file bytes.
+	freePipes   []*pipePair
+	pipes       int
+	pipeWaiters []ConnRef
+
 	batch [completionBatchMax]*ring.CQE
 	req   Request // reused for every dispatch
 
@@ -231,6 +236,7 @@ func (sh *Shard) teardown() {
 			c.state = 0
 		}
 	}
+	sh.closePipes()
 	if sh.bufs != nil {
 		sh.bufs.Close()
 	}
@@ -309,6 +315,14 @@ func (sh *Shard) complete(cqe ring.CQE) {
 		sh.onDoorbell(cqe)
 	case opTick:
 		sh.onTick(cqe)
+	case opSpliceIn:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.onSpliceIn(c, cqe)
+		}
+	case opSpliceOut:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.onSpliceOut(c, cqe)
+		}
 	case opIgnore:
 	case opMsgRing:
 		sh.drainInbox()
@@ -399,11 +413,16 @@ func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
 	if cqe.Res > 0 {
 		bid := cqe.BufferID()
 		sh.stats.BytesIn.Add(uint64(cqe.Res))
+		// The receive itself holds the buffer while its requests are
+		// served: a handler that retains and releases a request within
+		// Serve must not hand the buffer back while the rest of it is
+		// still being parsed.
+		sh.bufRefs[bid]++
 		if c.state == connOpen {
 			c.lastActiveMs = sh.now()
 			sh.onData(c, sh.bufs.Bytes(bid, int(cqe.Res)), int32(bid))
 		}
-		sh.bufRecycleIfFree(bid)
+		sh.bufRelease(bid)
 	} else if cqe.Res == 0 {
 		sh.closeConn(c) // the peer closed
 	} else if cqe.Res != -int32(unix.ENOBUFS) && cqe.Res != -int32(unix.ECANCELED) {
@@ -462,7 +481,7 @@ func (sh *Shard) parsePartial(c *conn) {
 // parse dispatches whole requests from buf while the connection is under
 // its in-flight cap, and returns what is left.
 func (sh *Shard) parse(c *conn, buf []byte, bid int32) ([]byte, frameResult) {
-	for c.state == connOpen && !sh.draining {
+	for c.state == connOpen && !sh.draining && !c.closeAfter {
 		if c.inflight() >= inflightPerConnMax {
 			return buf, frameAtCap
 		}
@@ -521,14 +540,18 @@ func (sh *Shard) resumeIfRoom(c *conn) {
 // (length prefix included), which is copied. An answer for a connection
 // that has closed is dropped.
 func (sh *Shard) Respond(ref ConnRef, seq uint64, msg []byte) {
-	if int(ref.slot) >= len(sh.conns) {
+	sh.RespondFiles(ref, seq, msg, nil)
+}
+
+// RespondFiles is Respond followed on the wire by the bytes of files,
+// spliced from the files to the socket: a fetch answer. The descriptors
+// must stay open until the answer is sent or the connection closes.
+func (sh *Shard) RespondFiles(ref ConnRef, seq uint64, msg []byte, files []FileSpan) {
+	c := sh.connOf(ref)
+	if c == nil {
 		return
 	}
-	c := sh.conns[ref.slot]
-	if c == nil || c.gen != ref.gen || c.state != connOpen {
-		return
-	}
-	if !c.storeResponse(seq, msg) {
+	if !c.storeResponse(seq, msg, files) {
 		panic(fmt.Sprintf("server: shard %d: answer to request %d that is not awaiting one", sh.id, seq))
 	}
 	sh.flush(c)
@@ -569,12 +592,40 @@ func (sh *Shard) onSend(c *conn, cqe ring.CQE) {
 		sh.submitSend(c) // short send: the rest
 		return
 	}
+	if c.pendingFiles != nil {
+		c.splice = spliceState{files: c.pendingFiles}
+		c.pendingFiles = nil
+		c.sending = true
+		sh.startSplice(c)
+		return
+	}
+	sh.afterSend(c)
+}
+
+// afterSend sends what became ready meanwhile, and closes or resumes the
+// connection as its state asks.
+func (sh *Shard) afterSend(c *conn) {
 	sh.flush(c)
-	if sh.draining {
-		sh.closeIfDrained(c)
+	if sh.draining || c.closeAfter {
+		sh.closeIfAnswered(c)
 		return
 	}
 	sh.resumeIfRoom(c)
+}
+
+// CloseAfterAnswers stops reading requests from a connection and closes it
+// once every request already received has been answered: how a connection
+// that sent garbage is ended after its error answer goes out.
+func (sh *Shard) CloseAfterAnswers(ref ConnRef) {
+	if int(ref.slot) >= len(sh.conns) {
+		return
+	}
+	c := sh.conns[ref.slot]
+	if c == nil || c.gen != ref.gen || c.state != connOpen {
+		return
+	}
+	c.closeAfter = true
+	sh.closeIfAnswered(c)
 }
 
 // closeConn starts closing c: cancel what is in flight on it, then close the
@@ -609,6 +660,10 @@ func (sh *Shard) maybeFree(c *conn) {
 	if c.state != connClosing || c.opsInFlight > 0 {
 		return
 	}
+	if c.splice.pipe != nil {
+		sh.returnPipe(c.splice.pipe, false) // may hold bytes never sent
+	}
+	c.splice = spliceState{}
 	c.state = 0
 	c.gen++ // late completions and answers for the old connection miss
 	c.release()
@@ -616,12 +671,6 @@ func (sh *Shard) maybeFree(c *conn) {
 	sh.open--
 	sh.stats.Closed.Add(1)
 	sh.stats.Open.Store(int64(sh.open))
-}
-
-func (sh *Shard) bufRecycleIfFree(bid uint16) {
-	if sh.bufRefs[bid] == 0 {
-		sh.bufRecycle(bid)
-	}
 }
 
 func (sh *Shard) bufRelease(bid uint16) {
@@ -675,7 +724,11 @@ func (sh *Shard) onTick(cqe ring.CQE) {
 		sqe.PrepTimeout(&sh.tickTS, 0, ring.TimeoutMultishot)
 		sqe.SetUserData(tag(opTick, 0, 0))
 	}
-	sh.closeIdle(sh.now())
+	now := sh.now()
+	sh.closeIdle(now)
+	if t, ok := sh.handler.(Ticker); ok {
+		t.Tick(sh, now)
+	}
 }
 
 // closeIdle closes connections that have been silent, with nothing in
@@ -698,15 +751,15 @@ func (sh *Shard) beginDrain() {
 	sqe.SetUserData(tag(opIgnore, 0, 0))
 	for _, c := range sh.conns {
 		if c != nil && c.state == connOpen {
-			sh.closeIfDrained(c)
+			sh.closeIfAnswered(c)
 		}
 	}
 }
 
-// closeIfDrained closes c during a drain once every request it sent has
-// been answered.
-func (sh *Shard) closeIfDrained(c *conn) {
-	if sh.draining && c.state == connOpen && c.inflight() == 0 && !c.sending {
+// closeIfAnswered closes c once every request it sent has been answered
+// and the answers are out.
+func (sh *Shard) closeIfAnswered(c *conn) {
+	if c.state == connOpen && c.inflight() == 0 && !c.sending {
 		sh.closeConn(c)
 	}
 }

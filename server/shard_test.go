@@ -311,3 +311,33 @@ func TestCrossShardMessages(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// retainNowHandler retains each request and releases it before Serve
+// returns: the receive buffer must not go back to the kernel while the rest
+// of it is still being parsed.
+type retainNowHandler struct{}
+
+func (retainNowHandler) Serve(sh *Shard, req *Request) {
+	hold := req.Retain()
+	sh.Respond(req.Conn, req.Seq, req.Message)
+	hold.Release()
+}
+
+func TestRetainReleasedWithinServe(t *testing.T) {
+	s := startServer(t, retainNowHandler{}, 1)
+	c := dial(t, s)
+	const n = 5000
+	go func() {
+		var buf bytes.Buffer
+		for i := range n {
+			buf.Write(frame(body(i, 20+i%50)))
+		}
+		c.Write(buf.Bytes())
+	}()
+	for i := range n {
+		got, err := readFrame(c)
+		if err != nil || !bytes.Equal(got, body(i, 20+i%50)) {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+	}
+}

@@ -25,6 +25,8 @@ const (
 	opIgnore      // completions whose result nobody needs (cancelling the listener)
 	opMsgRing     // another shard's doorbell arrived
 	opMsgRingSent // our doorbell to another shard failed (success is skipped)
+	opSpliceIn    // file -> pipe half of a fetch answer's splice pair
+	opSpliceOut   // pipe -> socket half
 )
 
 const (

@@ -1,36 +1,44 @@
-// Command strata is Strata's one binary: the broker (`strata serve`, as the
-// broker lands) and the tools around it.
+// Command strata is Strata's one binary: the broker (`strata serve`) and the
+// tools around it.
 package main
 
 import (
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 )
 
-const usage = `usage: strata <command> [flags]
-
-commands:
-  probe    set up an io_uring with a shard's flags and list what this kernel supports
-`
-
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+	root := &cobra.Command{
+		Use:           "strata",
+		Short:         "Strata: a distributed commit log",
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
-	var err error
-	switch os.Args[1] {
-	case "probe":
-		err = probe(os.Stdout)
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "strata: unknown command %q\n%s", os.Args[1], usage)
-		os.Exit(2)
+	root.AddCommand(serveCommand(), probeCommand())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		os.Exit(exitCode(err))
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "strata %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+}
+
+// usageError marks a bad command line (exit 2), as opposed to a failure
+// while running (exit 1).
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	if _, ok := err.(usageError); ok {
+		return 2
+	}
+	return 1
+}
+
+func probeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "probe",
+		Short: "Set up an io_uring with a shard's flags and list what this kernel supports",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return probe(cmd.OutOrStdout()) },
 	}
 }

@@ -1,0 +1,339 @@
+package server
+
+import (
+	"time"
+
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+)
+
+// Limits of a fetch.
+const (
+	// fetchWaitMaxMs bounds how long a fetch may long-poll.
+	fetchWaitMaxMs = 30_000
+	// fetchBytesDefault applies when a request asks for 0 bytes.
+	fetchBytesDefault = 1 << 20
+	// fetchBytesMax bounds the bytes of one fetch answer, whatever is asked.
+	fetchBytesMax = schema.FetchTrailingBytesMax
+)
+
+// fetchJob is one fetch request in progress on the shard that received it.
+// Each round asks every partition's owning shard for the spans of whole
+// frames from the fetch offset; when they hold min_bytes (or the wait runs
+// out, or a partition answers with an error) the envelope goes out followed
+// by the spans, spliced from the segment files. Otherwise the job waits on
+// its partitions until an append wakes it. Only the receiving shard touches
+// the job; owners touch only the partition results they are handed.
+type fetchJob struct {
+	bs         *brokerShard
+	ref        ConnRef
+	seq        uint64
+	h          schema.EnvelopeHeader
+	minBytes   int64
+	maxBytes   int64
+	deadlineMs int64
+	parts      []*fetchPart
+	left       int
+	round      int
+	answered   bool
+	waiting    bool
+	resp       *fb.FetchResponseT
+	start      time.Time
+}
+
+// fetchPart is one partition of a fetch and its latest read.
+type fetchPart struct {
+	topic    string
+	index    int32
+	owner    int
+	offset   int64
+	maxBytes int64
+	result   *fb.FetchPartitionResponseT
+	files    []FileSpan
+	bytes    int64
+	metrics  *partitionMetrics
+}
+
+// fetchWait is a fetch parked on a partition until an append wakes it.
+type fetchWait struct {
+	job    *fetchJob
+	origin *Shard
+	round  int
+}
+
+func (bs *brokerShard) fetch(req *Request) {
+	m, err := bs.env.FetchRequest()
+	if err != nil {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
+	job := &fetchJob{bs: bs, ref: req.Conn, seq: req.Seq, h: bs.header(), start: bs.reqStart,
+		minBytes: int64(max(m.MinBytes(), 0)), maxBytes: int64(m.MaxBytes())}
+	if job.maxBytes <= 0 {
+		job.maxBytes = fetchBytesDefault
+	}
+	job.maxBytes = min(job.maxBytes, fetchBytesMax)
+	job.deadlineMs = nowMs() + int64(min(max(m.MaxWaitMs(), 0), fetchWaitMaxMs))
+	im := bs.b.image.Load()
+	n := len(bs.b.shards)
+	resp := &fb.FetchResponseT{}
+	var t fb.FetchTopic
+	var p fb.FetchPartition
+	for i := range m.TopicsLength() {
+		m.Topics(&t, i)
+		name := string(t.Name())
+		tr := &fb.FetchTopicResponseT{Name: name}
+		resp.Topics = append(resp.Topics, tr)
+		info, known := im.TopicByName(name)
+		for j := range t.PartitionsLength() {
+			if len(job.parts) >= partitionsPerRequestMax {
+				bs.respondError(req, fb.ErrorCodeInvalidRequest)
+				return
+			}
+			t.Partitions(&p, j)
+			r := &fb.FetchPartitionResponseT{Partition: p.Partition(), HighWatermark: -1, LogStartOffset: -1}
+			tr.Partitions = append(tr.Partitions, r)
+			fp := &fetchPart{topic: name, index: p.Partition(), offset: p.FetchOffset(), maxBytes: int64(p.PartitionMaxBytes()), result: r, owner: -1}
+			if fp.maxBytes <= 0 {
+				fp.maxBytes = fetchBytesDefault
+			}
+			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
+				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+			} else {
+				fp.owner = ownerShard(name, p.Partition(), n)
+			}
+			job.parts = append(job.parts, fp)
+		}
+	}
+	job.resp = resp
+	job.runRound()
+}
+
+// runRound asks every owner for its partition's spans.
+func (job *fetchJob) runRound() {
+	bs := job.bs
+	job.round++
+	job.left = 0
+	round := job.round
+	origin := bs.sh
+	for _, fp := range job.parts {
+		if fp.owner < 0 {
+			continue
+		}
+		job.left++
+		if fp.owner == bs.id {
+			bs.readPart(fp)
+			continue
+		}
+		owner := bs.b.srv.Shards()[fp.owner]
+		err := owner.PostFrom(origin, func(osh *Shard) {
+			obs := bs.b.shards[osh.ID()]
+			obs.sh = osh
+			obs.readPart(fp)
+			if err := origin.PostFrom(osh, func(*Shard) { job.partRead(round) }); err != nil {
+				bs.b.log.Error("fetch result not delivered to its shard", "err", err)
+			}
+		})
+		if err != nil {
+			fp.result.ErrorCode = fb.ErrorCodeRequestTimedOut
+			job.left--
+		}
+	}
+	// Local partitions were read in place; count them done.
+	for _, fp := range job.parts {
+		if fp.owner == bs.id {
+			job.left--
+		}
+	}
+	if job.left == 0 {
+		job.roundDone()
+	}
+}
+
+// partRead counts one owner's answer for the given round.
+func (job *fetchJob) partRead(round int) {
+	if round != job.round || job.answered {
+		return
+	}
+	if job.left--; job.left == 0 {
+		job.roundDone()
+	}
+}
+
+// readPart reads one partition on its owning shard: its high watermark,
+// log start, and the spans from the fetch offset.
+func (bs *brokerShard) readPart(fp *fetchPart) {
+	fp.files, fp.bytes = fp.files[:0], 0
+	p := bs.partitionAt(fp.topic, fp.index)
+	r := fp.result
+	if p == nil {
+		r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+		return
+	}
+	fp.metrics = &p.metrics
+	end, start := p.log.End(), p.log.LogStart()
+	r.HighWatermark, r.LogStartOffset = end, start
+	if fp.offset < start || fp.offset > end {
+		r.ErrorCode = fb.ErrorCodeOffsetOutOfRange
+		return
+	}
+	r.ErrorCode = fb.ErrorCodeNone
+	if fp.offset == end {
+		return
+	}
+	spans, err := p.log.Read(fp.offset, fp.maxBytes, end)
+	if err != nil {
+		bs.b.log.Error("fetch read", "topic", fp.topic, "partition", fp.index, "err", err)
+		r.ErrorCode = fb.ErrorCodeStorageError
+		return
+	}
+	for _, s := range spans {
+		fd, err := p.log.SpanFD(s)
+		if err != nil {
+			r.ErrorCode = fb.ErrorCodeStorageError
+			fp.files, fp.bytes = fp.files[:0], 0
+			return
+		}
+		fp.files = append(fp.files, FileSpan{FD: int(fd), Pos: s.Pos, Len: s.Len})
+		fp.bytes += s.Len
+	}
+}
+
+// roundDone answers if the fetch has what it waits for, else parks it.
+func (job *fetchJob) roundDone() {
+	var total int64
+	failed := false
+	for _, fp := range job.parts {
+		total += fp.bytes
+		if fp.result.ErrorCode != fb.ErrorCodeNone {
+			failed = true
+		}
+	}
+	if total >= max(job.minBytes, 1) || failed || nowMs() >= job.deadlineMs {
+		job.answer()
+		return
+	}
+	job.park()
+}
+
+// park registers the job with every partition's owner; the first append
+// (or the deadline) runs another round.
+func (job *fetchJob) park() {
+	bs := job.bs
+	job.waiting = true
+	bs.parked = append(bs.parked, job)
+	origin := bs.sh
+	round := job.round
+	for _, fp := range job.parts {
+		if fp.owner < 0 {
+			continue
+		}
+		offset := fp.offset
+		register := func(osh *Shard) {
+			obs := bs.b.shards[osh.ID()]
+			p := obs.partitionAt(fp.topic, fp.index)
+			if p == nil {
+				return
+			}
+			w := &fetchWait{job: job, origin: origin, round: round}
+			if p.log.End() > offset {
+				// Data arrived between the read and now: wake at once.
+				w.wake(osh)
+				return
+			}
+			p.waiters = append(p.waiters, w)
+		}
+		if fp.owner == bs.id {
+			register(origin)
+			continue
+		}
+		if err := bs.b.srv.Shards()[fp.owner].PostFrom(origin, register); err != nil {
+			bs.b.log.Warn("fetch wait not registered", "err", err)
+		}
+	}
+}
+
+// wake sends a parked fetch back to its shard for another round.
+func (w *fetchWait) wake(from *Shard) {
+	job, round := w.job, w.round
+	if err := w.origin.PostFrom(from, func(*Shard) { job.woken(round) }); err != nil {
+		job.bs.b.log.Warn("fetch wake-up not delivered", "err", err)
+	}
+}
+
+// woken runs another round for a parked job, once per round.
+func (job *fetchJob) woken(round int) {
+	if job.answered || !job.waiting || round != job.round {
+		return
+	}
+	job.unpark()
+	job.runRound()
+}
+
+func (job *fetchJob) unpark() {
+	job.waiting = false
+	bs := job.bs
+	for i, j := range bs.parked {
+		if j == job {
+			bs.parked = append(bs.parked[:i], bs.parked[i+1:]...)
+			break
+		}
+	}
+}
+
+// expireFetches answers parked fetches whose wait ran out.
+func (bs *brokerShard) expireFetches(now int64) {
+	for i := 0; i < len(bs.parked); {
+		job := bs.parked[i]
+		if now < job.deadlineMs {
+			i++
+			continue
+		}
+		job.unpark()
+		job.answer()
+	}
+}
+
+// answer sends the envelope and the spans, trimmed to max_bytes (the first
+// partition with data keeps at least its first frame, as Kafka does).
+func (job *fetchJob) answer() {
+	job.answered = true
+	bs := job.bs
+	var files []FileSpan
+	var total int64
+	for _, fp := range job.parts {
+		fp.result.FramesBytes = 0
+		if fp.bytes == 0 {
+			continue
+		}
+		if total > 0 && total+fp.bytes > job.maxBytes {
+			continue
+		}
+		fp.result.FramesBytes = uint32(fp.bytes)
+		files = append(files, fp.files...)
+		total += fp.bytes
+		if fp.metrics != nil {
+			fp.metrics.bytesOut.Add(float64(fp.bytes))
+		}
+	}
+	msg := bs.enc.Encode(&job.h, &fb.MessageT{Type: fb.MessageFetchResponse, Value: job.resp})
+	bs.sh.RespondFiles(job.ref, job.seq, msg, files)
+	bs.b.metrics.observeRequest(fb.ApiKeyFetch, job.start)
+}
+
+// wakeWaiters wakes every fetch parked on the partition.
+func (p *partition) wakeWaiters() {
+	if len(p.waiters) == 0 {
+		return
+	}
+	from := p.shard
+	for _, w := range p.waiters {
+		w.wake(from)
+	}
+	clear(p.waiters)
+	p.waiters = p.waiters[:0]
+}
+
+// failWaiters wakes the parked fetches of a partition that is going away;
+// their next round finds it gone and answers with an error.
+func (p *partition) failWaiters() { p.wakeWaiters() }

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+)
+
+// ListOffsets: per partition, the log start (-2), the log end (-1), or the
+// first offset whose record timestamp is at or after the given time.
+func (bs *brokerShard) listOffsets(req *Request) {
+	m, err := bs.env.ListOffsetsRequest()
+	if err != nil {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
+	im := bs.b.image.Load()
+	n := len(bs.b.shards)
+	resp := &fb.ListOffsetsResponseT{}
+	h, ref, seq := bs.header(), req.Conn, req.Seq
+	type work struct {
+		owner  int
+		topic  string
+		index  int32
+		ts     int64
+		result *fb.ListOffsetsPartitionResponseT
+	}
+	var works []work
+	var t fb.ListOffsetsTopic
+	var p fb.ListOffsetsPartition
+	for i := range m.TopicsLength() {
+		m.Topics(&t, i)
+		name := string(t.Name())
+		tr := &fb.ListOffsetsTopicResponseT{Name: name}
+		resp.Topics = append(resp.Topics, tr)
+		info, known := im.TopicByName(name)
+		for j := range t.PartitionsLength() {
+			if len(works) >= partitionsPerRequestMax {
+				bs.respondError(req, fb.ErrorCodeInvalidRequest)
+				return
+			}
+			t.Partitions(&p, j)
+			r := &fb.ListOffsetsPartitionResponseT{Partition: p.Partition(), Timestamp: -1, Offset: -1, LeaderEpoch: -1}
+			tr.Partitions = append(tr.Partitions, r)
+			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
+				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+				continue
+			}
+			r.LeaderEpoch = info.Partitions[p.Partition()].LeaderEpoch
+			works = append(works, work{owner: ownerShard(name, p.Partition(), n), topic: name, index: p.Partition(), ts: p.Timestamp(), result: r})
+		}
+	}
+	left := len(works)
+	answer := func(sh *Shard) {
+		sh.Respond(ref, seq, bs.enc.Encode(&h, &fb.MessageT{Type: fb.MessageListOffsetsResponse, Value: resp}))
+	}
+	if left == 0 {
+		answer(bs.sh)
+		return
+	}
+	for _, w := range works {
+		bs.onOwner(w.owner, func(obs *brokerShard) {
+			obs.lookupOffset(w.topic, w.index, w.ts, w.result)
+		}, func() {
+			if left--; left == 0 {
+				answer(bs.sh)
+			}
+		})
+	}
+}
+
+// lookupOffset answers one partition on its owning shard.
+func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.ListOffsetsPartitionResponseT) {
+	p := bs.partitionAt(topic, index)
+	if p == nil {
+		r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+		return
+	}
+	switch ts {
+	case schema.ListOffsetsEarliest:
+		r.Offset = p.log.LogStart()
+		return
+	case schema.ListOffsetsLatest:
+		r.Offset = p.log.End()
+		return
+	}
+	if ts < 0 {
+		r.ErrorCode = fb.ErrorCodeInvalidTimestamp
+		return
+	}
+	// The time index finds the first frame whose newest record is at or
+	// after ts; its records are then read to find the first such record.
+	// This reads one frame into memory: a control operation, not the data
+	// path.
+	end := p.log.End()
+	spans, err := p.log.ReadByTime(ts, 1, end)
+	if err != nil {
+		r.ErrorCode = fb.ErrorCodeStorageError
+		return
+	}
+	if len(spans) == 0 {
+		r.Offset = end // no record that late: the end, as Kafka answers
+		return
+	}
+	buf, err := p.log.ReadSpans(nil, spans[:1])
+	if err != nil {
+		r.ErrorCode = fb.ErrorCodeStorageError
+		return
+	}
+	var br schema.BatchReader
+	if err := br.Reset(buf); err != nil {
+		r.ErrorCode = fb.ErrorCodeCorruptMessage
+		return
+	}
+	var v schema.RecordView
+	for br.Next(&v) {
+		if v.TimestampMs >= ts {
+			r.Offset, r.Timestamp = v.Offset, v.TimestampMs
+			return
+		}
+	}
+	r.Offset = spans[0].NextOffset
+}
+
+// onOwner runs fn on the shard that owns a partition (here, or there and
+// back by message), then then on this shard.
+func (bs *brokerShard) onOwner(owner int, fn func(obs *brokerShard), then func()) {
+	if owner == bs.id {
+		fn(bs)
+		then()
+		return
+	}
+	origin := bs.sh
+	err := bs.b.srv.Shards()[owner].PostFrom(origin, func(osh *Shard) {
+		obs := bs.b.shards[osh.ID()]
+		obs.sh = osh
+		fn(obs)
+		if err := origin.PostFrom(osh, func(*Shard) { then() }); err != nil {
+			bs.b.log.Error("result not delivered to its shard", "err", err)
+		}
+	})
+	if err != nil {
+		then()
+	}
+}

@@ -1,0 +1,64 @@
+package server
+
+import (
+	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/metadata"
+)
+
+// Metadata: brokers, and for the asked topics (all when the list is
+// absent) their partitions with leader, epoch, replicas and ISR, from the
+// broker's current metadata image.
+func (bs *brokerShard) metadata(req *Request) {
+	m, err := bs.env.MetadataRequest()
+	if err != nil {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
+	im := bs.b.image.Load()
+	resp := &fb.MetadataResponseT{ControllerId: bs.b.cfg.NodeID, ClusterId: clusterID}
+	for _, br := range im.Brokers() {
+		if br.Fenced || len(br.Listeners) == 0 {
+			continue
+		}
+		l := br.Listeners[0]
+		resp.Brokers = append(resp.Brokers, &fb.BrokerT{NodeId: br.ID, Host: l.Host, Port: l.Port, Rack: br.Rack})
+	}
+	if m.TopicsLength() == 0 && !hasTopicList(&m) {
+		for _, t := range im.Topics() {
+			resp.Topics = append(resp.Topics, topicMetadata(t))
+		}
+	} else {
+		for i := range m.TopicsLength() {
+			name := string(m.Topics(i))
+			t, ok := im.TopicByName(name)
+			if !ok {
+				resp.Topics = append(resp.Topics, &fb.TopicMetadataT{Name: name, ErrorCode: fb.ErrorCodeUnknownTopicOrPartition})
+				continue
+			}
+			resp.Topics = append(resp.Topics, topicMetadata(t))
+		}
+	}
+	bs.respond(req, bs.header(), &fb.MessageT{Type: fb.MessageMetadataResponse, Value: resp})
+}
+
+// clusterID names the single-node cluster until the controller quorum
+// assigns one.
+const clusterID = "strata-local"
+
+// hasTopicList tells an absent topic list (every topic) from an empty one
+// (none).
+func hasTopicList(m *fb.MetadataRequest) bool {
+	t := m.Table()
+	return t.Offset(4) != 0
+}
+
+func topicMetadata(t metadata.TopicInfo) *fb.TopicMetadataT {
+	tm := &fb.TopicMetadataT{Name: t.Name}
+	for _, p := range t.Partitions {
+		tm.Partitions = append(tm.Partitions, &fb.PartitionMetadataT{
+			Partition: p.Partition, LeaderId: p.Leader, LeaderEpoch: p.LeaderEpoch,
+			Replicas: p.Replicas, Isr: p.ISR,
+		})
+	}
+	return tm
+}

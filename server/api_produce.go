@@ -1,0 +1,185 @@
+package server
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+)
+
+// partitionsPerRequestMax bounds the partitions one produce, fetch or
+// list-offsets request may name.
+const partitionsPerRequestMax = 10000
+
+// produceJob is one produce request in progress on the shard that received
+// it. Its partitions are appended by their owning shards; the answer goes
+// out when the last one reports back. Only the receiving shard touches it.
+type produceJob struct {
+	bs      *brokerShard
+	ref     ConnRef
+	seq     uint64
+	h       schema.EnvelopeHeader
+	acks    fb.Acks
+	hold    Hold
+	resp    *fb.ProduceResponseT
+	results []*fb.ProducePartitionResponseT
+	left    int
+	start   time.Time
+}
+
+// Produce: every partition's frames are checked (length, version, CRC,
+// max.message.bytes) without decoding a record, then appended as they are,
+// sliced from the receive buffer, by the shard that owns the partition.
+func (bs *brokerShard) produce(req *Request) {
+	m, err := bs.env.ProduceRequest()
+	if err != nil {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
+	acks := m.Acks()
+	if acks != fb.AcksAll && acks != fb.AcksNone && acks != fb.AcksLeader {
+		bs.respondError(req, fb.ErrorCodeInvalidRequiredAcks)
+		return
+	}
+	job := &produceJob{bs: bs, ref: req.Conn, seq: req.Seq, h: bs.header(), acks: acks, resp: &fb.ProduceResponseT{}, start: bs.reqStart}
+	im := bs.b.image.Load()
+	n := len(bs.b.shards)
+	var t fb.ProduceTopic
+	var p fb.ProducePartition
+	type work struct {
+		owner  int
+		topic  string
+		index  int32
+		frames []byte
+		result *fb.ProducePartitionResponseT
+	}
+	var works []work
+	total := 0
+	for i := range m.TopicsLength() {
+		m.Topics(&t, i)
+		name := string(t.Name())
+		tr := &fb.ProduceTopicResponseT{Name: name}
+		job.resp.Topics = append(job.resp.Topics, tr)
+		info, known := im.TopicByName(name)
+		for j := range t.PartitionsLength() {
+			if total++; total > partitionsPerRequestMax {
+				bs.respondError(req, fb.ErrorCodeInvalidRequest)
+				return
+			}
+			t.Partitions(&p, j)
+			r := &fb.ProducePartitionResponseT{Partition: p.Partition(), BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1}
+			tr.Partitions = append(tr.Partitions, r)
+			job.results = append(job.results, r)
+			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
+				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+				continue
+			}
+			works = append(works, work{owner: ownerShard(name, p.Partition(), n), topic: name, index: p.Partition(), frames: p.FramesBytes(), result: r})
+		}
+	}
+	if len(works) == 0 {
+		job.finish()
+		return
+	}
+	job.hold = req.Retain()
+	job.left = len(works)
+	origin := bs.sh
+	for _, w := range works {
+		if w.owner == bs.id {
+			code, base, logStart := bs.appendFrames(w.topic, w.index, w.frames)
+			job.partDone(w.result, code, base, logStart)
+			continue
+		}
+		owner := bs.b.srv.Shards()[w.owner]
+		err := owner.PostFrom(origin, func(osh *Shard) {
+			obs := bs.b.shards[osh.ID()]
+			obs.sh = osh
+			code, base, logStart := obs.appendFrames(w.topic, w.index, w.frames)
+			if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart) }); err != nil {
+				bs.b.log.Error("produce result not delivered to its shard", "err", err)
+			}
+		})
+		if err != nil {
+			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1)
+		}
+	}
+}
+
+// partDone records one partition's result; the last one answers.
+func (job *produceJob) partDone(r *fb.ProducePartitionResponseT, code fb.ErrorCode, base, logStart int64) {
+	r.ErrorCode, r.BaseOffset, r.LogStartOffset = code, base, logStart
+	if job.left--; job.left == 0 {
+		job.hold.Release()
+		job.finish()
+	}
+}
+
+func (job *produceJob) finish() {
+	bs := job.bs
+	defer bs.b.metrics.observeRequest(fb.ApiKeyProduce, job.start)
+	if job.acks == fb.AcksNone {
+		// acks=0: the producer reads no answer; the slot is filled empty
+		// so later answers keep their order.
+		bs.sh.Respond(job.ref, job.seq, nil)
+		return
+	}
+	bs.sh.Respond(job.ref, job.seq, bs.enc.Encode(&job.h, &fb.MessageT{Type: fb.MessageProduceResponse, Value: job.resp}))
+}
+
+// appendFrames checks and appends one partition's frames on its owning
+// shard, and wakes fetches waiting on it.
+func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte) (code fb.ErrorCode, base, logStart int64) {
+	p := bs.partitionAt(topic, index)
+	if p == nil {
+		return fb.ErrorCodeUnknownTopicOrPartition, -1, -1
+	}
+	if len(frames) == 0 {
+		return fb.ErrorCodeCorruptMessage, -1, -1
+	}
+	// Check every frame before appending any, so a bad frame leaves the
+	// log untouched.
+	for rest := frames; len(rest) > 0; {
+		if len(rest) >= 4 && int64(binary.LittleEndian.Uint32(rest)) > int64(p.maxMessageBytes) {
+			return fb.ErrorCodeMessageTooLarge, -1, -1
+		}
+		n, err := schema.PeekFrameLength(rest, p.maxMessageBytes)
+		if err != nil {
+			return fb.ErrorCodeCorruptMessage, -1, -1
+		}
+		if n > len(rest) {
+			return fb.ErrorCodeCorruptMessage, -1, -1
+		}
+		if _, err := schema.CheckFrame(rest[:n]); err != nil {
+			return fb.ErrorCodeCorruptMessage, -1, -1
+		}
+		rest = rest[n:]
+	}
+	base = -1
+	var recs uint32
+	for rest := frames; len(rest) > 0; {
+		n, _ := schema.PeekFrameLength(rest, p.maxMessageBytes)
+		recs += binary.LittleEndian.Uint32(rest[frameRecordCountAt:])
+		off, err := p.log.Append(rest[:n])
+		if err != nil {
+			bs.b.log.Error("append", "topic", topic, "partition", index, "err", err)
+			return fb.ErrorCodeStorageError, -1, -1
+		}
+		if base < 0 {
+			base = off
+		}
+		rest = rest[n:]
+	}
+	p.metrics.bytesIn.Add(float64(len(frames)))
+	p.metrics.recordsIn.Add(float64(recs))
+	p.metrics.logEnd.Set(float64(p.log.End()))
+	p.wakeWaiters()
+	return fb.ErrorCodeNone, base, p.log.LogStart()
+}
+
+// frameRecordCountAt is where a frame header holds its record count
+// (docs/format.md).
+const frameRecordCountAt = 28
+
+// nowMs is the broker's wall clock.
+func nowMs() int64 { return time.Now().UnixMilli() }

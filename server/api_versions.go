@@ -1,0 +1,18 @@
+package server
+
+import "github.com/strata-db/strata/schema/fb"
+
+// ApiVersions: which APIs and versions this broker serves. Every API is at
+// version 0, the only one defined so far.
+var supportedAPIs = []fb.ApiKey{
+	fb.ApiKeyApiVersions, fb.ApiKeyMetadata, fb.ApiKeyCreateTopics, fb.ApiKeyDeleteTopics,
+	fb.ApiKeyProduce, fb.ApiKeyFetch, fb.ApiKeyListOffsets,
+}
+
+func (bs *brokerShard) apiVersions(req *Request) {
+	resp := &fb.ApiVersionsResponseT{}
+	for _, k := range supportedAPIs {
+		resp.ApiKeys = append(resp.ApiKeys, &fb.ApiVersionRangeT{ApiKey: k})
+	}
+	bs.respond(req, bs.header(), &fb.MessageT{Type: fb.MessageApiVersionsResponse, Value: resp})
+}

@@ -1,0 +1,225 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/metadata"
+)
+
+// BrokerConfig configures a single Strata broker.
+type BrokerConfig struct {
+	// DataDir holds the partition logs and the metadata log.
+	DataDir string
+	// Listen is the client address; port 0 picks one.
+	Listen string
+	// Cores is the shard count; 0 means one per available CPU.
+	Cores int
+	// Pin binds each shard to its CPU.
+	Pin bool
+	// NodeID is this broker's id in the cluster metadata.
+	NodeID int32
+	Logger *slog.Logger
+}
+
+// Broker is a single-node Strata broker: shards serving the wire protocol
+// over partition logs, with its metadata in a local metadata log.
+type Broker struct {
+	cfg     BrokerConfig
+	log     *slog.Logger
+	srv     *Server
+	meta    *localMeta
+	image   atomic.Pointer[metadata.Image]
+	shards  []*brokerShard
+	metrics *brokerMetrics
+}
+
+// StartBroker opens the data folder, replays the metadata, opens every
+// partition on its shard and starts serving.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: no data folder")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	addr, err := netip.ParseAddrPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen address %q: %w", cfg.Listen, err)
+	}
+	cores, err := resolveCores(cfg.Cores)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger}
+	for i := range cores {
+		b.shards = append(b.shards, newBrokerShard(b, i))
+	}
+	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	b.metrics = newBrokerMetrics(b)
+	bound := b.srv.Addr()
+	b.meta, err = openLocalMeta(cfg.DataDir, cfg.NodeID, metadata.Listener{Name: "PLAINTEXT", Host: bound.Addr().String(), Port: bound.Port()})
+	if err != nil {
+		b.srv.Stop()
+		return nil, err
+	}
+	b.meta.publish = b.publish
+	taken := make(chan struct{})
+	b.publish(b.meta.state.Image(), func() { close(taken) })
+	<-taken
+	go b.meta.run()
+	return b, nil
+}
+
+// Addr is the address clients connect to.
+func (b *Broker) Addr() netip.AddrPort { return b.srv.Addr() }
+
+// Registry holds the broker's Prometheus metrics.
+func (b *Broker) Registry() *prometheus.Registry { return b.metrics.reg }
+
+// Server is the broker's shard set.
+func (b *Broker) Server() *Server { return b.srv }
+
+// Stop drains the shards, closes every partition log and the metadata log.
+func (b *Broker) Stop() error {
+	err := b.srv.Stop()
+	for _, bs := range b.shards {
+		err = errors.Join(err, bs.closeAll())
+	}
+	if b.meta != nil {
+		err = errors.Join(err, b.meta.close())
+	}
+	return err
+}
+
+// Serve decodes a request and hands it to its API's handler.
+func (b *Broker) Serve(sh *Shard, req *Request) {
+	bs := b.shards[sh.ID()]
+	bs.sh = sh
+	bs.reqStart = time.Now()
+	env := &bs.env
+	if err := env.DecodeRequest(req.Message); err != nil {
+		bs.rejectAndClose(req, err)
+		return
+	}
+	switch env.ApiKey() {
+	case fb.ApiKeyApiVersions:
+		bs.apiVersions(req)
+	case fb.ApiKeyMetadata:
+		bs.metadata(req)
+	case fb.ApiKeyCreateTopics:
+		bs.createTopics(req)
+	case fb.ApiKeyDeleteTopics:
+		bs.deleteTopics(req)
+	case fb.ApiKeyProduce:
+		bs.produce(req)
+	case fb.ApiKeyFetch:
+		bs.fetch(req)
+	case fb.ApiKeyListOffsets:
+		bs.listOffsets(req)
+	default:
+		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
+	}
+}
+
+// Tick answers the long-polling fetches of the shard whose wait ran out.
+func (b *Broker) Tick(sh *Shard, now int64) {
+	bs := b.shards[sh.ID()]
+	bs.sh = sh
+	bs.expireFetches(now)
+}
+
+// publish hands a new metadata image to every shard; done runs once all
+// have opened or closed the partitions it adds or removes.
+func (b *Broker) publish(im *metadata.Image, done func()) {
+	b.image.Store(im)
+	var left atomic.Int32
+	left.Store(int32(len(b.shards)))
+	for i, sh := range b.srv.Shards() {
+		bs := b.shards[i]
+		err := sh.Post(func(sh *Shard) {
+			bs.sh = sh
+			bs.applyImage(im)
+			if left.Add(-1) == 0 {
+				done()
+			}
+		})
+		if err != nil {
+			b.log.Error("metadata image not delivered to a shard", "shard", i, "err", err)
+			if left.Add(-1) == 0 {
+				done()
+			}
+		}
+	}
+}
+
+// ownerShard is the shard that owns a partition: a stable hash of topic
+// name and partition, so every shard computes the same owner.
+func ownerShard(topic string, partition int32, shards int) int {
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	return int((h.Sum32()*31 + uint32(partition)) % uint32(shards))
+}
+
+// partitionDir is where a partition's log lives, named as Kafka names it.
+func partitionDir(dataDir, topic string, partition int32) string {
+	return filepath.Join(dataDir, fmt.Sprintf("%s-%d", topic, partition))
+}
+
+// resolveCores turns a configured core count into a shard count.
+func resolveCores(n int) (int, error) {
+	if n > 0 {
+		return n, nil
+	}
+	cpus, err := allowedCPUs()
+	if err != nil {
+		return 0, err
+	}
+	return max(1, len(cpus)), nil
+}
+
+// codeOfMeta maps a metadata rejection to its wire error code.
+func codeOfMeta(err error) fb.ErrorCode {
+	switch metadata.CodeOf(err) {
+	case metadata.ErrNone:
+		return fb.ErrorCodeNone
+	case metadata.ErrInvalidTopic:
+		return fb.ErrorCodeInvalidTopic
+	case metadata.ErrTopicAlreadyExists:
+		return fb.ErrorCodeTopicAlreadyExists
+	case metadata.ErrUnknownTopicOrPartition:
+		return fb.ErrorCodeUnknownTopicOrPartition
+	case metadata.ErrInvalidConfig:
+		return fb.ErrorCodeInvalidConfig
+	case metadata.ErrInvalidPartitions:
+		return fb.ErrorCodeInvalidPartitions
+	case metadata.ErrInvalidReplicationFactor:
+		return fb.ErrorCodeInvalidReplicationFactor
+	case metadata.ErrNotLeader:
+		return fb.ErrorCodeNotLeader
+	case metadata.ErrFencedLeaderEpoch:
+		return fb.ErrorCodeFencedLeaderEpoch
+	}
+	var ce *schema.CodeError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return fb.ErrorCodeUnknown
+}

@@ -1,0 +1,243 @@
+package server
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/segment"
+	"github.com/strata-db/strata/server/metadata"
+)
+
+// brokerShard is the broker's state on one shard: the partitions the shard
+// owns and the buffers its handlers reuse. Only the shard's thread touches
+// it.
+type brokerShard struct {
+	b   *Broker
+	id  int
+	sh  *Shard
+	enc *schema.Encoder
+	env schema.Envelope
+
+	// topics maps a topic name to the partitions of it this shard owns
+	// (nil entries for partitions other shards own).
+	topics map[string]*topicPartitions
+	// parked are fetches received here waiting for data or their deadline.
+	parked []*fetchJob
+	// reqStart is when the request being served arrived.
+	reqStart time.Time
+}
+
+type topicPartitions struct {
+	id    metadata.TopicID
+	parts []*partition
+}
+
+func newBrokerShard(b *Broker, id int) *brokerShard {
+	return &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{}}
+}
+
+// partition is one partition this shard owns.
+type partition struct {
+	topic           string
+	index           int32
+	log             *segment.Log
+	maxMessageBytes int
+	waiters         []*fetchWait // long-polling fetches waiting for data
+	shard           *Shard       // the owning shard
+	metrics         partitionMetrics
+}
+
+// partitionAt returns the partition if this shard owns it.
+func (bs *brokerShard) partitionAt(topic string, index int32) *partition {
+	tp := bs.topics[topic]
+	if tp == nil || index < 0 || int(index) >= len(tp.parts) {
+		return nil
+	}
+	return tp.parts[index]
+}
+
+// applyImage opens the partitions the image assigns to this shard and
+// closes (and deletes) those of topics that are gone. Opening a log
+// recovers it from disk synchronously: it happens at start-up and topic
+// creation, not per request.
+func (bs *brokerShard) applyImage(im *metadata.Image) {
+	n := len(bs.b.shards)
+	live := map[string]bool{}
+	for _, t := range im.Topics() {
+		live[t.Name] = true
+		tp := bs.topics[t.Name]
+		if tp != nil && tp.id != t.ID {
+			bs.dropTopic(t.Name, true) // deleted and created again meanwhile
+			tp = nil
+		}
+		if tp == nil {
+			tp = &topicPartitions{id: t.ID, parts: make([]*partition, len(t.Partitions))}
+			bs.topics[t.Name] = tp
+		}
+		for _, p := range t.Partitions {
+			if ownerShard(t.Name, p.Partition, n) != bs.id || tp.parts[p.Partition] != nil {
+				continue
+			}
+			part, err := bs.openPartition(t, p.Partition)
+			if err != nil {
+				bs.b.log.Error("open partition", "topic", t.Name, "partition", p.Partition, "err", err)
+				continue
+			}
+			tp.parts[p.Partition] = part
+		}
+	}
+	for name := range bs.topics {
+		if !live[name] {
+			bs.dropTopic(name, true)
+		}
+	}
+}
+
+func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partition, error) {
+	cfg, err := logConfig(t.Configs)
+	if err != nil {
+		return nil, err
+	}
+	dir := partitionDir(bs.b.cfg.DataDir, t.Name, index)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l, err := segment.Open(dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	maxMsg := defaultMaxMessageBytes
+	if v, ok := t.Configs[metadata.ConfigMaxMessageBytes]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			maxMsg = min(n, schema.MaxFrameBytes)
+		}
+	}
+	p := &partition{topic: t.Name, index: index, log: l, maxMessageBytes: maxMsg, shard: bs.sh,
+		metrics: bs.b.metrics.forPartition(t.Name, index)}
+	p.metrics.logEnd.Set(float64(l.End()))
+	return p, nil
+}
+
+// defaultMaxMessageBytes is Kafka's default message.max.bytes.
+const defaultMaxMessageBytes = 1048588
+
+// logConfig turns topic configs into the partition log's config.
+func logConfig(configs map[string]string) (segment.Config, error) {
+	var cfg segment.Config
+	num := func(key string) (int64, bool, error) {
+		v, ok := configs[key]
+		if !ok {
+			return 0, false, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, true, err
+	}
+	for key, dst := range map[string]*int64{
+		metadata.ConfigSegmentBytes:   &cfg.SegmentBytes,
+		metadata.ConfigSegmentMs:      &cfg.SegmentMs,
+		metadata.ConfigRetentionMs:    &cfg.RetentionMs,
+		metadata.ConfigRetentionBytes: &cfg.RetentionBytes,
+	} {
+		n, ok, err := num(key)
+		if err != nil {
+			return cfg, err
+		}
+		if ok {
+			*dst = n
+		}
+	}
+	if v, ok := configs[metadata.ConfigFlushPolicy]; ok {
+		p, err := parseFlushPolicy(v)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Flush = p
+	}
+	return cfg, nil
+}
+
+// parseFlushPolicy reads the flush.policy config: sync, never or
+// interval:<ms>.
+func parseFlushPolicy(v string) (segment.FlushPolicy, error) {
+	switch {
+	case v == "sync":
+		return segment.FlushEveryAck, nil
+	case v == "never":
+		return segment.FlushNever, nil
+	case len(v) > len("interval:") && v[:len("interval:")] == "interval:":
+		ms, err := strconv.ParseInt(v[len("interval:"):], 10, 64)
+		if err != nil || ms <= 0 {
+			return segment.FlushEveryAck, errors.New("flush.policy interval must be a positive number of ms")
+		}
+		return segment.FlushIntervalMs(ms), nil
+	}
+	return segment.FlushEveryAck, errors.New("flush.policy must be sync, never or interval:<ms>")
+}
+
+// dropTopic closes this shard's partitions of a topic and, when the topic
+// was deleted, removes their folders.
+func (bs *brokerShard) dropTopic(name string, remove bool) {
+	tp := bs.topics[name]
+	delete(bs.topics, name)
+	if tp == nil {
+		return
+	}
+	for _, p := range tp.parts {
+		if p == nil {
+			continue
+		}
+		p.failWaiters()
+		if err := p.log.Close(); err != nil {
+			bs.b.log.Warn("close partition", "topic", name, "partition", p.index, "err", err)
+		}
+		if remove {
+			os.RemoveAll(partitionDir(bs.b.cfg.DataDir, name, p.index))
+			bs.b.metrics.dropPartition(name, p.index)
+		}
+	}
+}
+
+func (bs *brokerShard) closeAll() error {
+	var err error
+	for name, tp := range bs.topics {
+		for _, p := range tp.parts {
+			if p != nil {
+				err = errors.Join(err, p.log.Close())
+			}
+		}
+		delete(bs.topics, name)
+	}
+	return err
+}
+
+// header is the envelope header of the answer to the request in bs.env.
+func (bs *brokerShard) header() schema.EnvelopeHeader {
+	return schema.EnvelopeHeader{ApiKey: bs.env.ApiKey(), ApiVersion: bs.env.ApiVersion(), CorrelationID: bs.env.CorrelationId()}
+}
+
+// respond encodes m as the answer to req.
+func (bs *brokerShard) respond(req *Request, h schema.EnvelopeHeader, m *fb.MessageT) {
+	bs.sh.Respond(req.Conn, req.Seq, bs.enc.Encode(&h, m))
+	bs.b.metrics.observeRequest(h.ApiKey, bs.reqStart)
+}
+
+// respondError answers with an error and no message.
+func (bs *brokerShard) respondError(req *Request, code fb.ErrorCode) {
+	h := bs.header()
+	h.ErrorCode = code
+	bs.respond(req, h, nil)
+}
+
+// rejectAndClose answers a request that failed verification with
+// INVALID_REQUEST and closes its connection once the answer is out. The
+// correlation id of an unverifiable envelope cannot be trusted, so it is 0.
+func (bs *brokerShard) rejectAndClose(req *Request, err error) {
+	h := schema.EnvelopeHeader{ErrorCode: fb.ErrorCodeInvalidRequest}
+	bs.sh.Respond(req.Conn, req.Seq, bs.enc.Encode(&h, nil))
+	bs.sh.CloseAfterAnswers(req.Conn)
+	bs.b.log.Debug("closing a connection that sent an invalid request", "err", err)
+}
