@@ -171,30 +171,30 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 		return
 	}
 	fp.metrics = &p.metrics
-	end, start := p.log.End(), p.log.LogStart()
-	r.HighWatermark, r.LogStartOffset = end, start
-	if fp.offset < start || fp.offset > end {
+	hw, start := p.highWatermark(), p.log.LogStart()
+	r.HighWatermark, r.LogStartOffset = hw, start
+	if fp.offset < start || fp.offset > p.log.End() {
 		r.ErrorCode = fb.ErrorCodeOffsetOutOfRange
 		return
 	}
 	r.ErrorCode = fb.ErrorCodeNone
-	if fp.offset == end {
+	if fp.offset >= hw {
 		return
 	}
-	spans, err := p.log.Read(fp.offset, fp.maxBytes, end)
+	spans, err := p.log.Read(fp.offset, int(min(fp.maxBytes, fetchBytesMax)), hw)
 	if err != nil {
 		bs.b.log.Error("fetch read", "topic", fp.topic, "partition", fp.index, "err", err)
 		r.ErrorCode = fb.ErrorCodeStorageError
 		return
 	}
 	for _, s := range spans {
-		fd, err := p.log.SpanFD(s)
+		fd, err := p.log.Fd(s.Segment)
 		if err != nil {
 			r.ErrorCode = fb.ErrorCodeStorageError
 			fp.files, fp.bytes = fp.files[:0], 0
 			return
 		}
-		fp.files = append(fp.files, FileSpan{FD: int(fd), Pos: s.Pos, Len: s.Len})
+		fp.files = append(fp.files, FileSpan{FD: fd, Pos: s.Pos, Len: s.Len})
 		fp.bytes += s.Len
 	}
 }
@@ -236,7 +236,7 @@ func (job *fetchJob) park() {
 				return
 			}
 			w := &fetchWait{job: job, origin: origin, round: round}
-			if p.log.End() > offset {
+			if p.highWatermark() > offset {
 				// Data arrived between the read and now: wake at once.
 				w.wake(osh)
 				return

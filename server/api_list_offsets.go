@@ -80,7 +80,7 @@ func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.L
 		r.Offset = p.log.LogStart()
 		return
 	case schema.ListOffsetsLatest:
-		r.Offset = p.log.End()
+		r.Offset = p.highWatermark()
 		return
 	}
 	if ts < 0 {
@@ -91,7 +91,7 @@ func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.L
 	// after ts; its records are then read to find the first such record.
 	// This reads one frame into memory: a control operation, not the data
 	// path.
-	end := p.log.End()
+	end := p.highWatermark()
 	spans, err := p.log.ReadByTime(ts, 1, end)
 	if err != nil {
 		r.ErrorCode = fb.ErrorCodeStorageError

@@ -87,18 +87,20 @@ func (bs *brokerShard) produce(req *Request) {
 	origin := bs.sh
 	for _, w := range works {
 		if w.owner == bs.id {
-			code, base, logStart := bs.appendFrames(w.topic, w.index, w.frames)
-			job.partDone(w.result, code, base, logStart)
+			bs.appendFrames(w.topic, w.index, w.frames, func(code fb.ErrorCode, base, logStart int64) {
+				job.partDone(w.result, code, base, logStart)
+			})
 			continue
 		}
 		owner := bs.b.srv.Shards()[w.owner]
 		err := owner.PostFrom(origin, func(osh *Shard) {
 			obs := bs.b.shards[osh.ID()]
 			obs.sh = osh
-			code, base, logStart := obs.appendFrames(w.topic, w.index, w.frames)
-			if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart) }); err != nil {
-				bs.b.log.Error("produce result not delivered to its shard", "err", err)
-			}
+			obs.appendFrames(w.topic, w.index, w.frames, func(code fb.ErrorCode, base, logStart int64) {
+				if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart) }); err != nil {
+					bs.b.log.Error("produce result not delivered to its shard", "err", err)
+				}
+			})
 		})
 		if err != nil {
 			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1)
@@ -127,59 +129,42 @@ func (job *produceJob) finish() {
 	bs.sh.Respond(job.ref, job.seq, bs.enc.Encode(&job.h, &fb.MessageT{Type: fb.MessageProduceResponse, Value: job.resp}))
 }
 
-// appendFrames checks and appends one partition's frames on its owning
-// shard, and wakes fetches waiting on it.
-func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte) (code fb.ErrorCode, base, logStart int64) {
+// appendFrames checks one partition's frames on its owning shard and hands
+// them to the log; done runs on that shard when they are durable under the
+// flush policy (or at once, for an error).
+func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, done func(code fb.ErrorCode, base, logStart int64)) {
 	p := bs.partitionAt(topic, index)
 	if p == nil {
-		return fb.ErrorCodeUnknownTopicOrPartition, -1, -1
+		done(fb.ErrorCodeUnknownTopicOrPartition, -1, -1)
+		return
 	}
 	if len(frames) == 0 {
-		return fb.ErrorCodeCorruptMessage, -1, -1
+		done(fb.ErrorCodeCorruptMessage, -1, -1)
+		return
 	}
 	// Check every frame before appending any, so a bad frame leaves the
 	// log untouched.
+	var records uint32
 	for rest := frames; len(rest) > 0; {
 		if len(rest) >= 4 && int64(binary.LittleEndian.Uint32(rest)) > int64(p.maxMessageBytes) {
-			return fb.ErrorCodeMessageTooLarge, -1, -1
+			done(fb.ErrorCodeMessageTooLarge, -1, -1)
+			return
 		}
 		n, err := schema.PeekFrameLength(rest, p.maxMessageBytes)
+		if err != nil || n > len(rest) {
+			done(fb.ErrorCodeCorruptMessage, -1, -1)
+			return
+		}
+		h, err := schema.CheckFrame(rest[:n])
 		if err != nil {
-			return fb.ErrorCodeCorruptMessage, -1, -1
+			done(fb.ErrorCodeCorruptMessage, -1, -1)
+			return
 		}
-		if n > len(rest) {
-			return fb.ErrorCodeCorruptMessage, -1, -1
-		}
-		if _, err := schema.CheckFrame(rest[:n]); err != nil {
-			return fb.ErrorCodeCorruptMessage, -1, -1
-		}
+		records += h.RecordCount
 		rest = rest[n:]
 	}
-	base = -1
-	var recs uint32
-	for rest := frames; len(rest) > 0; {
-		n, _ := schema.PeekFrameLength(rest, p.maxMessageBytes)
-		recs += binary.LittleEndian.Uint32(rest[frameRecordCountAt:])
-		off, err := p.log.Append(rest[:n])
-		if err != nil {
-			bs.b.log.Error("append", "topic", topic, "partition", index, "err", err)
-			return fb.ErrorCodeStorageError, -1, -1
-		}
-		if base < 0 {
-			base = off
-		}
-		rest = rest[n:]
-	}
-	p.metrics.bytesIn.Add(float64(len(frames)))
-	p.metrics.recordsIn.Add(float64(recs))
-	p.metrics.logEnd.Set(float64(p.log.End()))
-	p.wakeWaiters()
-	return fb.ErrorCodeNone, base, p.log.LogStart()
+	p.startAppend(frames, records, done)
 }
-
-// frameRecordCountAt is where a frame header holds its record count
-// (docs/format.md).
-const frameRecordCountAt = 28
 
 // nowMs is the broker's wall clock.
 func nowMs() int64 { return time.Now().UnixMilli() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
 	"github.com/strata-db/strata/server/metadata"
@@ -144,7 +145,18 @@ func (b *Broker) Tick(sh *Shard, now int64) {
 	bs := b.shards[sh.ID()]
 	bs.sh = sh
 	bs.expireFetches(now)
+	bs.tickPartitions(now)
 }
+
+// CompleteDisk routes a partition log's completion to its partition.
+func (b *Broker) CompleteDisk(sh *Shard, cqe ring.CQE) {
+	bs := b.shards[sh.ID()]
+	bs.sh = sh
+	bs.completeDisk(cqe)
+}
+
+// Idle reports whether the shard's partition logs have nothing in flight.
+func (b *Broker) Idle(sh *Shard) bool { return b.shards[sh.ID()].idle() }
 
 // publish hands a new metadata image to every shard; done runs once all
 // have opened or closed the partitions it adds or removes.

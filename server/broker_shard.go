@@ -6,9 +6,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
 	"github.com/strata-db/strata/segment"
+	"github.com/strata-db/strata/segment/ringlog"
 	"github.com/strata-db/strata/server/metadata"
 )
 
@@ -25,6 +27,10 @@ type brokerShard struct {
 	// topics maps a topic name to the partitions of it this shard owns
 	// (nil entries for partitions other shards own).
 	topics map[string]*topicPartitions
+	// slots holds every open partition by its slot, which its log's CQEs
+	// carry; deleted partitions stay until their log is idle and closed.
+	slots     []*partition
+	freeSlots []uint32
 	// parked are fetches received here waiting for data or their deadline.
 	parked []*fetchJob
 	// reqStart is when the request being served arrived.
@@ -38,17 +44,6 @@ type topicPartitions struct {
 
 func newBrokerShard(b *Broker, id int) *brokerShard {
 	return &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{}}
-}
-
-// partition is one partition this shard owns.
-type partition struct {
-	topic           string
-	index           int32
-	log             *segment.Log
-	maxMessageBytes int
-	waiters         []*fetchWait // long-polling fetches waiting for data
-	shard           *Shard       // the owning shard
-	metrics         partitionMetrics
 }
 
 // partitionAt returns the partition if this shard owns it.
@@ -106,20 +101,84 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l, err := segment.Open(dir, cfg)
-	if err != nil {
-		return nil, err
-	}
 	maxMsg := defaultMaxMessageBytes
 	if v, ok := t.Configs[metadata.ConfigMaxMessageBytes]; ok {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			maxMsg = min(n, schema.MaxFrameBytes)
 		}
 	}
-	p := &partition{topic: t.Name, index: index, log: l, maxMessageBytes: maxMsg, shard: bs.sh,
+	var slot uint32
+	if n := len(bs.freeSlots); n > 0 {
+		slot = bs.freeSlots[n-1]
+		bs.freeSlots = bs.freeSlots[:n-1]
+	} else {
+		if len(bs.slots) >= partitionsPerShardMax {
+			return nil, errors.New("server: shard holds its maximum of partitions")
+		}
+		slot = uint32(len(bs.slots))
+		bs.slots = append(bs.slots, nil)
+	}
+	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, dir: dir,
+		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
 		metrics: bs.b.metrics.forPartition(t.Name, index)}
-	p.metrics.logEnd.Set(float64(l.End()))
+	p.log, err = ringlog.Open(bs.sh.Ring(), dir, cfg, diskPrefix(slot), p)
+	if err != nil {
+		bs.freeSlots = append(bs.freeSlots, slot)
+		return nil, err
+	}
+	bs.slots[slot] = p
+	p.metrics.logEnd.Set(float64(p.log.End()))
 	return p, nil
+}
+
+// partitionsPerShardMax bounds a shard's partition table (the slot field of
+// a disk completion's tag).
+const partitionsPerShardMax = 1 << 24
+
+// diskPrefix is the high half of the user data of a partition log's SQEs:
+// the opDisk kind and the partition's slot.
+func diskPrefix(slot uint32) uint32 { return uint32(opDisk)<<24 | slot }
+
+// completeDisk routes a partition log's completion.
+func (bs *brokerShard) completeDisk(cqe ring.CQE) {
+	slot := uint32(cqe.UserData>>32) & (partitionsPerShardMax - 1)
+	if int(slot) >= len(bs.slots) || bs.slots[slot] == nil {
+		panic("server: invariant: disk completion for a partition slot that is not open")
+	}
+	p := bs.slots[slot]
+	p.complete(cqe)
+	if p.closing && p.idle() {
+		bs.finishClose(p)
+	}
+}
+
+// finishClose closes a deleted partition whose log has gone idle.
+func (bs *brokerShard) finishClose(p *partition) {
+	if err := p.close(true); err != nil {
+		bs.b.log.Warn("close deleted partition", "topic", p.topic, "partition", p.index, "err", err)
+	}
+	bs.b.metrics.dropPartition(p.topic, p.index)
+	bs.slots[p.slot] = nil
+	bs.freeSlots = append(bs.freeSlots, p.slot)
+}
+
+// tickPartitions runs the logs' timers (interval flushes).
+func (bs *brokerShard) tickPartitions(now int64) {
+	for _, p := range bs.slots {
+		if p != nil && !p.closing {
+			p.log.Tick(now)
+		}
+	}
+}
+
+// idle reports whether no partition of the shard has work in the kernel.
+func (bs *brokerShard) idle() bool {
+	for _, p := range bs.slots {
+		if p != nil && !p.idle() {
+			return false
+		}
+	}
+	return true
 }
 
 // defaultMaxMessageBytes is Kafka's default message.max.bytes.
@@ -179,7 +238,8 @@ func parseFlushPolicy(v string) (segment.FlushPolicy, error) {
 }
 
 // dropTopic closes this shard's partitions of a topic and, when the topic
-// was deleted, removes their folders.
+// was deleted, removes their folders; a partition with work in flight is
+// closed once its log goes idle.
 func (bs *brokerShard) dropTopic(name string, remove bool) {
 	tp := bs.topics[name]
 	delete(bs.topics, name)
@@ -190,27 +250,25 @@ func (bs *brokerShard) dropTopic(name string, remove bool) {
 		if p == nil {
 			continue
 		}
+		p.closing = true
 		p.failWaiters()
-		if err := p.log.Close(); err != nil {
-			bs.b.log.Warn("close partition", "topic", name, "partition", p.index, "err", err)
-		}
-		if remove {
-			os.RemoveAll(partitionDir(bs.b.cfg.DataDir, name, p.index))
-			bs.b.metrics.dropPartition(name, p.index)
+		if p.idle() {
+			bs.finishClose(p)
 		}
 	}
 }
 
+// closeAll closes every partition; the shard has stopped, so every log is
+// idle (the shard drains its partitions before it stops).
 func (bs *brokerShard) closeAll() error {
 	var err error
-	for name, tp := range bs.topics {
-		for _, p := range tp.parts {
-			if p != nil {
-				err = errors.Join(err, p.log.Close())
-			}
+	for _, p := range bs.slots {
+		if p != nil {
+			err = errors.Join(err, p.close(false))
 		}
-		delete(bs.topics, name)
 	}
+	bs.slots, bs.freeSlots = nil, nil
+	clear(bs.topics)
 	return err
 }
 

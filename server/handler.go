@@ -1,5 +1,7 @@
 package server
 
+import "github.com/strata-db/strata/ring"
+
 // Handler answers requests. It runs on the shard's thread, one request at a
 // time, in the order requests arrive on each connection, and must not
 // block: it answers at once with Shard.Respond, or starts work (SQEs on the
@@ -15,6 +17,15 @@ type Handler interface {
 // tickInterval.
 type Ticker interface {
 	Tick(sh *Shard, nowMs int64)
+}
+
+// DiskHandler is implemented by handlers that submit their own SQEs on the
+// shard's ring (partition logs) with user data of kind opDisk: their
+// completions come back through CompleteDisk, and a stopping shard waits
+// until Idle.
+type DiskHandler interface {
+	CompleteDisk(sh *Shard, cqe ring.CQE)
+	Idle(sh *Shard) bool
 }
 
 // Request is one complete request as received: Message is the whole

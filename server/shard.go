@@ -281,7 +281,7 @@ func (sh *Shard) loop() error {
 			if !sh.draining {
 				sh.beginDrain()
 			}
-			if sh.open == 0 {
+			if sh.open == 0 && sh.handlerIdle() {
 				return nil
 			}
 		}
@@ -322,6 +322,12 @@ func (sh *Shard) complete(cqe ring.CQE) {
 	case opSpliceOut:
 		if c := sh.connFor(cqe.UserData); c != nil {
 			sh.onSpliceOut(c, cqe)
+		}
+	case opDisk:
+		if d, ok := sh.handler.(DiskHandler); ok {
+			d.CompleteDisk(sh, cqe)
+		} else {
+			panic(fmt.Sprintf("server: shard %d: disk completion without a disk handler", sh.id))
 		}
 	case opIgnore:
 	case opMsgRing:
@@ -693,6 +699,15 @@ func (sh *Shard) onDoorbell(cqe ring.CQE) {
 	if !sh.stopping.Load() || !sh.draining {
 		sh.armEventFD()
 	}
+}
+
+// handlerIdle asks a handler with work of its own in the kernel (partition
+// logs) whether it is done, so the shard does not stop under it.
+func (sh *Shard) handlerIdle() bool {
+	if d, ok := sh.handler.(DiskHandler); ok {
+		return d.Idle(sh)
+	}
+	return true
 }
 
 // drainInbox runs every message posted to this shard.

@@ -27,6 +27,7 @@ const (
 	opMsgRingSent // our doorbell to another shard failed (success is skipped)
 	opSpliceIn    // file -> pipe half of a fetch answer's splice pair
 	opSpliceOut   // pipe -> socket half
+	opDisk        // a partition log's operation: its slot, then the log's own tag
 )
 
 const (

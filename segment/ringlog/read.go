@@ -138,3 +138,20 @@ func (l *Log) Read(offset int64, maxBytes int, upperOffset int64) ([]segment.Spa
 	}
 	return l.spans, nil
 }
+
+// ReadByTime returns spans from the first frame whose newest record is at
+// or after ts, through the synchronous path (segment.Log.ReadByTime): it
+// blocks and allocates, and serves time lookups (ListOffsets), not the
+// fetch path.
+func (l *Log) ReadByTime(ts int64, maxBytes int, upperOffset int64) ([]segment.Span, error) {
+	if l.closed {
+		return nil, segment.ErrClosed
+	}
+	return l.sync.ReadByTime(ts, int64(maxBytes), upperOffset)
+}
+
+// ReadSpans copies the bytes of spans into dst, through the synchronous
+// path: for control operations that must look inside a frame.
+func (l *Log) ReadSpans(dst []byte, spans []segment.Span) ([]byte, error) {
+	return l.sync.ReadSpans(dst, spans)
+}
