@@ -74,7 +74,7 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.partialDetached = false
 	c.nextSeq, c.sendSeq = 0, 0
 	if c.responses == nil {
-		c.responses = make([]response, inflightPerConnMax)
+		c.responses = make([]response, responsesInitial)
 	}
 	for i := range c.responses {
 		c.responses[i].ready = false
@@ -97,11 +97,33 @@ func (c *conn) release() {
 	if cap(c.sendBuf) > keepBytes {
 		c.sendBuf = nil
 	}
+	if len(c.responses) > responsesInitial {
+		c.responses = nil // a pipelining client grew it; the next one starts small
+	}
 	for i := range c.responses {
 		if cap(c.responses[i].data) > keepBytes {
 			c.responses[i].data = nil
 		}
 	}
+}
+
+// responsesInitial is the starting size of a connection's ring of pending
+// answers. It doubles as a pipelining client needs, up to
+// inflightPerConnMax, so an idle connection holds little memory.
+const responsesInitial = 8
+
+// makeRoom grows the answer ring so request seq has a slot, keeping every
+// pending answer at its place (seq modulo the ring size).
+func (c *conn) makeRoom(seq uint64) {
+	n := uint64(len(c.responses))
+	if seq-c.sendSeq < n {
+		return
+	}
+	grown := make([]response, min(2*n, inflightPerConnMax))
+	for s := c.sendSeq; s < seq; s++ {
+		grown[s%uint64(len(grown))] = c.responses[s%n]
+	}
+	c.responses = grown
 }
 
 // frameResult says what parseRequests found.
@@ -137,7 +159,7 @@ func (c *conn) storeResponse(seq uint64, msg []byte, files []FileSpan) bool {
 	if seq < c.sendSeq || seq >= c.nextSeq {
 		return false // not a request of this connection awaiting an answer
 	}
-	r := &c.responses[seq%inflightPerConnMax]
+	r := &c.responses[seq%uint64(len(c.responses))]
 	if r.ready {
 		return false // answered twice
 	}
@@ -158,7 +180,7 @@ func (c *conn) gatherResponses() bool {
 	c.sendBuf = c.sendBuf[:0]
 	c.sendOff = 0
 	for c.sendSeq < c.nextSeq {
-		r := &c.responses[c.sendSeq%inflightPerConnMax]
+		r := &c.responses[c.sendSeq%uint64(len(c.responses))]
 		if !r.ready {
 			break
 		}

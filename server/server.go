@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +23,10 @@ type Config struct {
 	Pin bool
 	// Handler answers requests.
 	Handler Handler
-	Logger  *slog.Logger
+	// ConnIdleMax closes a connection silent this long with nothing in
+	// flight (0: connIdleMaxMsDefault, Kafka's connections.max.idle.ms).
+	ConnIdleMax time.Duration
+	Logger      *slog.Logger
 }
 
 // maxShards bounds the shard count.
@@ -78,7 +82,7 @@ func Start(cfg Config) (*Server, error) {
 		if cfg.Pin {
 			cpu = cpus[i%len(cpus)]
 		}
-		sh, err := newShard(shardConfig{id: i, cpu: cpu, listenFD: fd, handler: cfg.Handler, log: cfg.Logger})
+		sh, err := newShard(shardConfig{id: i, cpu: cpu, listenFD: fd, handler: cfg.Handler, log: cfg.Logger, connIdleMax: cfg.ConnIdleMax})
 		if err != nil {
 			unix.Close(fd)
 			s.closeUnstarted()

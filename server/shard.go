@@ -26,6 +26,8 @@ type Shard struct {
 	handler Handler
 	now     func() int64 // wall clock in ms; a field so tests can step it
 
+	connIdleMaxMs int64
+
 	r        *ring.Ring
 	bufs     *ring.BufRing
 	bufRefs  []int32 // per provided buffer: holds outstanding beyond the receive
@@ -91,10 +93,15 @@ func newShard(cfg shardConfig) (*Shard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
+	idleMs := cfg.connIdleMax.Milliseconds()
+	if idleMs <= 0 {
+		idleMs = connIdleMaxMsDefault
+	}
 	return &Shard{
 		id: cfg.id, cpu: cfg.cpu, log: cfg.log.With("shard", cfg.id), handler: cfg.handler,
-		now:      func() int64 { return time.Now().UnixMilli() },
-		listenFD: cfg.listenFD, eventFD: efd,
+		connIdleMaxMs: idleMs,
+		now:           func() int64 { return time.Now().UnixMilli() },
+		listenFD:      cfg.listenFD, eventFD: efd,
 		inbox: inbox, done: make(chan struct{}),
 	}, nil
 }
@@ -503,6 +510,7 @@ func (sh *Shard) parse(c *conn, buf []byte, bid int32) ([]byte, frameResult) {
 
 func (sh *Shard) dispatch(c *conn, msg []byte, bid int32) {
 	seq := c.nextSeq
+	c.makeRoom(seq)
 	c.nextSeq++
 	sh.stats.Requests.Add(1)
 	sh.req = Request{Conn: c.ref(), Seq: seq, Message: msg, sh: sh, c: c, bufID: bid}
@@ -747,11 +755,12 @@ func (sh *Shard) onTick(cqe ring.CQE) {
 }
 
 // closeIdle closes connections that have been silent, with nothing in
-// flight, for longer than connIdleMaxMs.
+// flight, for longer than the idle limit: idle clients and half-open ones
+// (a peer that vanished mid-request never completes it).
 func (sh *Shard) closeIdle(nowMs int64) {
 	for _, c := range sh.conns {
 		if c != nil && c.state == connOpen && c.inflight() == 0 && !c.sending &&
-			nowMs-c.lastActiveMs > connIdleMaxMsDefault {
+			nowMs-c.lastActiveMs > sh.connIdleMaxMs {
 			sh.closeConn(c)
 		}
 	}

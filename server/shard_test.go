@@ -341,3 +341,44 @@ func TestRetainReleasedWithinServe(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleAndHalfOpenConnectionsClose: a connection that sends nothing, and
+// one that stops halfway through a request, are closed after the idle
+// limit; an active neighbour is not.
+func TestIdleAndHalfOpenConnectionsClose(t *testing.T) {
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: echoHandler{}, ConnIdleMax: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	idle := dial(t, s)
+	half := dial(t, s)
+	half.Write(frame(body(1, 100))[:50])
+	active := dial(t, s)
+	closed := make(chan string, 2)
+	for name, c := range map[string]net.Conn{"idle": idle, "half-open": half} {
+		go func() {
+			if _, err := c.Read(make([]byte, 1)); err != nil {
+				closed <- name
+			}
+		}()
+	}
+	deadline := time.After(20 * time.Second)
+	for got := 0; got < 2; {
+		select {
+		case <-closed:
+			got++
+		case <-deadline:
+			t.Fatal("idle connections were not closed")
+		default:
+			// Keep the active connection busy meanwhile.
+			if _, err := active.Write(frame(body(2, 10))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := readFrame(active); err != nil {
+				t.Fatalf("active connection: %v", err)
+			}
+		}
+	}
+}
