@@ -45,6 +45,7 @@ type Shard struct {
 	peers    []*Shard       // every shard of the server, by id
 	begin    chan struct{}  // closed once every shard is set up
 	stopping atomic.Bool
+	tid      atomic.Int32 // the OS thread the shard runs on
 	draining bool
 	done     chan struct{}
 	err      error
@@ -115,6 +116,10 @@ func (sh *Shard) closeUnstarted() {
 	}
 	unix.Close(sh.eventFD)
 }
+
+// ThreadID is the id of the OS thread the shard is locked to (for
+// operators and tests reading /proc/self/task/<tid>).
+func (sh *Shard) ThreadID() int { return int(sh.tid.Load()) }
 
 // ID is the shard's index.
 func (sh *Shard) ID() int { return sh.id }
@@ -198,6 +203,7 @@ func (sh *Shard) run(started chan<- error) {
 	defer close(sh.done)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	sh.tid.Store(int32(unix.Gettid()))
 	if err := sh.setup(); err != nil {
 		sh.teardown()
 		started <- err
