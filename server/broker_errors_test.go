@@ -95,13 +95,35 @@ func TestBrokerErrorsLeaveOthersServed(t *testing.T) {
 	}
 	stillServed()
 
-	// A length prefix above the largest envelope: closed before any of it
-	// is read.
+	// A length prefix above the largest envelope: MESSAGE_TOO_LARGE before
+	// any of it is read; its bytes are dropped as they come and the
+	// connection goes on serving.
 	h := newTestClient(t, addr)
 	h.conn.Write(binary.LittleEndian.AppendUint32(nil, schema.EnvelopeBytesMax))
-	h.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := h.tryRecv(); err == nil {
-		t.Fatal("oversized request answered instead of closed")
+	henv, _ := h.recv()
+	if henv.ErrorCode != fb.ErrorCodeMessageTooLarge {
+		t.Fatalf("oversized request: %v, want MESSAGE_TOO_LARGE", henv.ErrorCode)
+	}
+	junk := make([]byte, 1<<20)
+	for sent := 0; sent < schema.EnvelopeBytesMax; sent += len(junk) {
+		if _, err := h.conn.Write(junk[:min(len(junk), schema.EnvelopeBytesMax-sent)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hp, _ := h.call(produceMsg(fb.AcksAll, "small", 1, batch(t, 0, 1, 1)))
+	if r := hp.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]; r.ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("produce after an oversized request: %v", r.ErrorCode)
+	}
+	stillServed()
+
+	// A claim beyond what the broker will drop: answered, then closed.
+	k := newTestClient(t, addr)
+	k.conn.Write([]byte{0xff, 0xff, 0xff, 0xff})
+	if kenv, _ := k.recv(); kenv.ErrorCode != fb.ErrorCodeMessageTooLarge {
+		t.Fatalf("huge claim: %v", kenv.ErrorCode)
+	}
+	if _, _, err := k.tryRecv(); err == nil {
+		t.Fatal("connection still open after a 4 GiB claim")
 	}
 	stillServed()
 

@@ -38,7 +38,8 @@ type conn struct {
 	// incomplete request, or whole ones waiting while the connection is at
 	// its in-flight cap. partialDetached is set when a handler retained a
 	// request body that lives in partial, so partial must not be reused.
-	closeAfter      bool // no more requests; close once answered
+	closeAfter      bool  // no more requests; close once answered
+	discard         int64 // bytes of an oversized request still to drop
 	recvArmed       bool
 	recvPaused      bool
 	partial         []byte
@@ -70,6 +71,7 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.lastActiveMs = nowMs
 	c.opsInFlight = 0
 	c.recvArmed, c.recvPaused, c.closeAfter = false, false, false
+	c.discard = 0
 	c.partial = c.partial[:0]
 	c.partialDetached = false
 	c.nextSeq, c.sendSeq = 0, 0

@@ -28,6 +28,14 @@ type DiskHandler interface {
 	Idle(sh *Shard) bool
 }
 
+// OversizedHandler answers a request whose length prefix is above the
+// largest request the shard accepts. It is called instead of Serve, before
+// any of the request is read; the shard drops the request's bytes as they
+// arrive. Without it, the answer is empty.
+type OversizedHandler interface {
+	Oversized(sh *Shard, ref ConnRef, seq uint64, size int64)
+}
+
 // Request is one complete request as received: Message is the whole
 // message, its length prefix included. Message is valid until Serve
 // returns; a handler that needs it longer (a produce whose bytes are written

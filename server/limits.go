@@ -36,6 +36,11 @@ const (
 	// connection before any of the body is read.
 	requestBytesMax = schema.EnvelopeBytesMax - lengthPrefixBytes
 
+	// discardBytesMax bounds how much of an oversized request the shard
+	// drops to keep the connection usable after answering it; a larger
+	// claim ends the connection once the answer is out.
+	discardBytesMax = 1 << 30
+
 	// lengthPrefixBytes is the size of the little-endian length that
 	// precedes every request and response.
 	lengthPrefixBytes = schema.LengthPrefixBytes

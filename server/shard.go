@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -459,6 +460,15 @@ func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
 // Whole requests are handed to the handler in place; only an incomplete
 // tail is copied, into the connection's partial buffer.
 func (sh *Shard) onData(c *conn, data []byte, bid int32) {
+	if c.discard > 0 {
+		// The rest of an oversized request: dropped as it arrives.
+		n := min(c.discard, int64(len(data)))
+		c.discard -= n
+		data = data[n:]
+		if len(data) == 0 {
+			return
+		}
+	}
 	if len(c.partial) > 0 || c.inflight() >= inflightPerConnMax {
 		if len(c.partial)+len(data) > requestBytesMax+lengthPrefixBytes+pendingBytesMax {
 			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
@@ -469,8 +479,10 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 		return
 	}
 	rest, res := sh.parse(c, data, bid)
-	if res == frameTooLarge || c.state != connOpen {
-		sh.closeConn(c)
+	if res == frameTooLarge {
+		rest = sh.oversized(c, rest)
+	}
+	if c.state != connOpen {
 		return
 	}
 	if len(rest) > 0 {
@@ -479,13 +491,43 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	sh.pauseIfFull(c)
 }
 
+// oversized handles a length prefix above requestBytesMax at the start of
+// buf: the handler answers it (MESSAGE_TOO_LARGE) without the request being
+// read into memory, and its bytes are dropped as they arrive, up to
+// discardBytesMax; a larger claim closes the connection after the answer.
+// It returns what of buf follows the dropped request.
+func (sh *Shard) oversized(c *conn, buf []byte) []byte {
+	size := int64(binary.LittleEndian.Uint32(buf))
+	seq := c.nextSeq
+	c.makeRoom(seq)
+	c.nextSeq++
+	sh.stats.Requests.Add(1)
+	if o, ok := sh.handler.(OversizedHandler); ok {
+		o.Oversized(sh, c.ref(), seq, size)
+	} else {
+		sh.Respond(c.ref(), seq, nil)
+	}
+	if size > discardBytesMax {
+		sh.CloseAfterAnswers(c.ref())
+		return nil
+	}
+	have := int64(len(buf) - lengthPrefixBytes)
+	if have >= size {
+		return buf[lengthPrefixBytes+size:]
+	}
+	c.discard = size - have
+	return nil
+}
+
 // parsePartial dispatches what whole requests c.partial holds and keeps the
 // rest at its front (in a new buffer if a handler retained the old one).
 func (sh *Shard) parsePartial(c *conn) {
 	rest, res := sh.parse(c, c.partial, -1)
 	if res == frameTooLarge {
-		sh.closeConn(c)
-		return
+		rest = sh.oversized(c, rest)
+		if c.state != connOpen {
+			return
+		}
 	}
 	if c.partialDetached {
 		c.partial = append([]byte(nil), rest...)

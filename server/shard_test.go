@@ -185,15 +185,15 @@ func TestManyConnections(t *testing.T) {
 	}
 }
 
-// TestOversizedRequestClosesOnlyItsConnection: a length prefix above the
-// limit closes that connection before any body is read; a neighbour on the
-// same shard keeps being served.
+// TestOversizedRequestClosesOnlyItsConnection: a length prefix above what
+// the shard will even drop closes that connection before any body is read;
+// a neighbour on the same shard keeps being served.
 func TestOversizedRequestClosesOnlyItsConnection(t *testing.T) {
 	s := startServer(t, echoHandler{}, 1)
 	good := dial(t, s)
 	bad := dial(t, s)
 	var p [4]byte
-	binary.LittleEndian.PutUint32(p[:], requestBytesMax+1)
+	binary.LittleEndian.PutUint32(p[:], discardBytesMax+1)
 	if _, err := bad.Write(p[:]); err != nil {
 		t.Fatal(err)
 	}
