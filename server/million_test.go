@@ -55,7 +55,9 @@ func TestMillionRecordsRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	sent := make(chan struct{})
 	go func() {
+		defer close(sent)
 		for f := range frames {
 			c.send(produceMsg(fb.AcksAll, "million", int32(f%partitions), encoded[f]))
 		}
@@ -67,6 +69,7 @@ func TestMillionRecordsRoundTrip(t *testing.T) {
 			t.Fatalf("frame %d: %v base %d, want %d", f, r.ErrorCode, r.BaseOffset, want)
 		}
 	}
+	<-sent // the client's sender is done before the fetches reuse it
 	got := 0
 	for p := range partitions {
 		offset := int64(0)

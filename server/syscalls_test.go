@@ -57,7 +57,9 @@ func TestDataPathIsIOURing(t *testing.T) {
 
 	requests := 0
 	payload := [2][]byte{bigBatch(t, recordsEach, valueBytes), bigBatch(t, recordsEach, valueBytes)}
+	sent := make(chan struct{})
 	go func() {
+		defer close(sent)
 		for i := range frames {
 			c.send(produceMsg(fb.AcksAll, "traced", int32(i%2), payload[i%2]))
 		}
@@ -69,6 +71,7 @@ func TestDataPathIsIOURing(t *testing.T) {
 		}
 		requests++
 	}
+	<-sent // the client's sender is done before the fetches reuse it
 	consumed := 0
 	for p := int32(0); p < 2; p++ {
 		for offset := int64(1); ; { // after the warm-up record
