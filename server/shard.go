@@ -474,7 +474,7 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
 			return
 		}
-		c.partial = append(c.partial, data...)
+		c.partial = appendPartial(c.partial, data)
 		sh.parsePartial(c)
 		return
 	}
@@ -486,9 +486,30 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 		return
 	}
 	if len(rest) > 0 {
-		c.partial = append(c.partial[:0], rest...)
+		c.partial = appendPartial(c.partial[:0], rest)
 	}
 	sh.pauseIfFull(c)
+}
+
+// appendPartial appends data to a connection's partial buffer. When the
+// buffer must grow and its first request's length is known, it grows once
+// to hold that whole request (and at least doubles), instead of in many
+// small steps as the request trickles in.
+func appendPartial(partial, data []byte) []byte {
+	need := len(partial) + len(data)
+	if need > cap(partial) {
+		size := max(need, 2*cap(partial), recvBufferBytes)
+		if len(partial) >= lengthPrefixBytes {
+			size = max(size, lengthPrefixBytes+int(binary.LittleEndian.Uint32(partial)))
+		} else if len(partial) == 0 && len(data) >= lengthPrefixBytes {
+			size = max(size, lengthPrefixBytes+int(binary.LittleEndian.Uint32(data)))
+		}
+		size = min(size, max(need, lengthPrefixBytes+requestBytesMax))
+		grown := make([]byte, len(partial), size)
+		copy(grown, partial)
+		partial = grown
+	}
+	return append(partial, data...)
 }
 
 // oversized handles a length prefix above requestBytesMax at the start of
@@ -530,7 +551,10 @@ func (sh *Shard) parsePartial(c *conn) {
 		}
 	}
 	if c.partialDetached {
-		c.partial = append([]byte(nil), rest...)
+		// A handler holds a request that lies before rest in the same
+		// array: rest stays where it is and later bytes append after it,
+		// so nothing is copied and the held bytes are never touched.
+		c.partial = rest
 		c.partialDetached = false
 	} else {
 		n := copy(c.partial, rest)
