@@ -38,9 +38,14 @@ type conn struct {
 	// incomplete request, or whole ones waiting while the connection is at
 	// its in-flight cap. partialDetached is set when a handler retained a
 	// request body that lives in partial, so partial must not be reused.
-	closeAfter      bool  // no more requests; close once answered
-	discard         int64 // bytes of an oversized request still to drop
-	recvArmed       bool
+	closeAfter     bool  // no more requests; close once answered
+	discard        int64 // bytes of an oversized request still to drop
+	recvArmed      bool
+	recvCancelling bool // a cancel of the multishot receive is in flight
+	// direct is a large request being received into its own buffer;
+	// directHave bytes of it are in.
+	direct          []byte
+	directHave      int
 	recvPaused      bool
 	partial         []byte
 	partialDetached bool
@@ -72,6 +77,8 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.opsInFlight = 0
 	c.recvArmed, c.recvPaused, c.closeAfter = false, false, false
 	c.discard = 0
+	c.recvCancelling = false
+	c.direct, c.directHave = nil, 0
 	c.partial = c.partial[:0]
 	c.partialDetached = false
 	c.nextSeq, c.sendSeq = 0, 0

@@ -71,6 +71,7 @@ type ShardStats struct {
 	BytesIn     atomic.Uint64
 	BytesOut    atomic.Uint64
 	Submissions atomic.Uint64
+	DirectRecvs atomic.Uint64 // large requests received into their own buffer
 	Completions atomic.Uint64
 	Open        atomic.Int64
 }
@@ -321,6 +322,10 @@ func (sh *Shard) complete(cqe ring.CQE) {
 		if c := sh.connFor(cqe.UserData); c != nil {
 			sh.opDone(c)
 		}
+	case opRecvDirect:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.onRecvDirect(c, cqe)
+		}
 	case opClose:
 		if c := sh.connFor(cqe.UserData); c != nil {
 			sh.opDone(c)
@@ -418,6 +423,7 @@ func (sh *Shard) onAccept(cqe ring.CQE) {
 }
 
 func (sh *Shard) armRecv(c *conn) {
+	c.recvCancelling = false
 	sqe := sh.sqe()
 	sqe.PrepRecvMultishot(c.fd, recvGroupID, 0)
 	sqe.SetUserData(tag(opRecv, c.slot, c.gen))
@@ -451,15 +457,120 @@ func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
 	switch {
 	case c.state == connClosing:
 		sh.maybeFree(c)
-	case !c.recvArmed && !c.recvPaused:
+	case c.recvArmed:
+	case c.direct != nil:
+		sh.recvDirect(c) // the multishot receive has ended: read the rest straight in
+	case !c.recvPaused:
 		sh.armRecv(c) // ended on ENOBUFS or by the kernel's choice: re-arm
 	}
+}
+
+// A large request is received straight into a buffer of its own size: once
+// its length prefix is seen, the connection's multishot receive is
+// cancelled and one RECV (MSG_WAITALL) reads the rest of the request into
+// place, so its bytes are received once and never copied. Only what had
+// already arrived in provided buffers is copied over.
+const directRecvMinBytes = 32 << 10
+
+// startDirect switches c to receiving the request whose first bytes are
+// head (length prefix included) into a buffer of its own.
+func (sh *Shard) startDirect(c *conn, head []byte) {
+	size := lengthPrefixBytes + int(binary.LittleEndian.Uint32(head))
+	c.direct = make([]byte, size)
+	c.directHave = copy(c.direct, head)
+	sh.stats.DirectRecvs.Add(1)
+	sh.cancelRecv(c)
+}
+
+// cancelRecv asks the kernel to end c's multishot receive; its last CQE
+// (without CQE_F_MORE) says when it has.
+func (sh *Shard) cancelRecv(c *conn) {
+	if !c.recvArmed || c.recvCancelling {
+		return
+	}
+	c.recvCancelling = true
+	sqe := sh.sqe()
+	sqe.PrepCancel(tag(opRecv, c.slot, c.gen), 0)
+	sqe.SetUserData(tag(opCancel, c.slot, c.gen))
+	c.opsInFlight++
+}
+
+// fillDirect copies bytes that arrived through the multishot receive before
+// it ended into the direct buffer, and returns what follows the request.
+func (sh *Shard) fillDirect(c *conn, data []byte) []byte {
+	n := copy(c.direct[c.directHave:], data)
+	c.directHave += n
+	if c.directHave == len(c.direct) {
+		sh.finishDirect(c)
+	}
+	return data[n:]
+}
+
+// recvDirect reads the rest of the direct request with one RECV.
+func (sh *Shard) recvDirect(c *conn) {
+	if c.directHave == len(c.direct) {
+		sh.finishDirect(c)
+		if c.state == connOpen && !c.recvArmed && c.direct == nil && !c.recvPaused {
+			sh.armRecv(c)
+		}
+		return
+	}
+	sqe := sh.sqe()
+	sqe.PrepRecv(c.fd, c.direct[c.directHave:], unix.MSG_WAITALL)
+	sqe.SetUserData(tag(opRecvDirect, c.slot, c.gen))
+	c.opsInFlight++
+}
+
+func (sh *Shard) onRecvDirect(c *conn, cqe ring.CQE) {
+	c.opsInFlight--
+	if c.state != connOpen {
+		sh.maybeFree(c)
+		return
+	}
+	if cqe.Res <= 0 {
+		sh.closeConn(c) // the peer closed or failed mid-request
+		sh.maybeFree(c)
+		return
+	}
+	sh.stats.BytesIn.Add(uint64(cqe.Res))
+	c.lastActiveMs = sh.now()
+	c.directHave += int(cqe.Res)
+	sh.recvDirect(c)
+}
+
+// finishDirect hands the complete direct request to the parser: dispatched
+// from its own buffer when the connection has room, else kept as the
+// connection's partial bytes until it does.
+func (sh *Shard) finishDirect(c *conn) {
+	req := c.direct
+	c.direct, c.directHave = nil, 0
+	if len(c.partial) == 0 {
+		c.partial = req
+	} else {
+		// Bytes that arrived after the request while the receive was
+		// being cancelled: the request goes first (a rare copy).
+		c.partial = append(req, c.partial...)
+	}
+	sh.parsePartial(c)
 }
 
 // onData handles bytes received on c, which live in provided buffer bid.
 // Whole requests are handed to the handler in place; only an incomplete
 // tail is copied, into the connection's partial buffer.
 func (sh *Shard) onData(c *conn, data []byte, bid int32) {
+	if c.direct != nil {
+		if c.directHave < len(c.direct) {
+			data = sh.fillDirect(c, data)
+		}
+		if c.direct != nil && len(data) > 0 {
+			// After the direct request, before the receive ended.
+			c.partial = appendPartial(c.partial, data)
+			return
+		}
+		if len(data) == 0 {
+			return
+		}
+	}
 	if c.discard > 0 {
 		// The rest of an oversized request: dropped as it arrives.
 		n := min(c.discard, int64(len(data)))
@@ -483,6 +594,11 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 		rest = sh.oversized(c, rest)
 	}
 	if c.state != connOpen {
+		return
+	}
+	if len(rest) >= lengthPrefixBytes && c.state == connOpen && c.recvArmed && !c.recvCancelling &&
+		lengthPrefixBytes+int(binary.LittleEndian.Uint32(rest)) >= directRecvMinBytes {
+		sh.startDirect(c, rest)
 		return
 	}
 	if len(rest) > 0 {
@@ -597,12 +713,7 @@ func (sh *Shard) pauseIfFull(c *conn) {
 		return
 	}
 	c.recvPaused = true
-	if c.recvArmed {
-		sqe := sh.sqe()
-		sqe.PrepCancel(tag(opRecv, c.slot, c.gen), 0)
-		sqe.SetUserData(tag(opCancel, c.slot, c.gen))
-		c.opsInFlight++
-	}
+	sh.cancelRecv(c)
 }
 
 // resumeIfRoom parses what a paused connection buffered and re-arms its
@@ -616,7 +727,7 @@ func (sh *Shard) resumeIfRoom(c *conn) {
 	}
 	if c.recvPaused && c.state == connOpen && len(c.partial) <= pendingBytesMax && c.inflight() < inflightPerConnMax {
 		c.recvPaused = false
-		if !c.recvArmed {
+		if !c.recvArmed && c.direct == nil {
 			sh.armRecv(c)
 		}
 	}

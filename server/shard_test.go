@@ -138,6 +138,9 @@ func TestLargeRequestsSpanBuffers(t *testing.T) {
 			t.Fatalf("answer %d (%d bytes) differs", i, n)
 		}
 	}
+	if s.Shards()[0].Stats().DirectRecvs.Load() == 0 {
+		t.Fatal("no large request was received into its own buffer")
+	}
 }
 
 // TestManyConnections runs clients on several connections at once across

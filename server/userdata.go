@@ -28,6 +28,7 @@ const (
 	opSpliceIn    // file -> pipe half of a fetch answer's splice pair
 	opSpliceOut   // pipe -> socket half
 	opDisk        // a partition log's operation: its slot, then the log's own tag
+	opRecvDirect  // a large request's rest, received into its own buffer
 )
 
 const (
