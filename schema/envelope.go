@@ -24,20 +24,22 @@ var messageInfo = [...]struct {
 	key      fb.ApiKey
 	response bool
 }{
-	fb.MessageApiVersionsRequest:   {fb.ApiKeyApiVersions, false},
-	fb.MessageApiVersionsResponse:  {fb.ApiKeyApiVersions, true},
-	fb.MessageMetadataRequest:      {fb.ApiKeyMetadata, false},
-	fb.MessageMetadataResponse:     {fb.ApiKeyMetadata, true},
-	fb.MessageCreateTopicsRequest:  {fb.ApiKeyCreateTopics, false},
-	fb.MessageCreateTopicsResponse: {fb.ApiKeyCreateTopics, true},
-	fb.MessageDeleteTopicsRequest:  {fb.ApiKeyDeleteTopics, false},
-	fb.MessageDeleteTopicsResponse: {fb.ApiKeyDeleteTopics, true},
-	fb.MessageProduceRequest:       {fb.ApiKeyProduce, false},
-	fb.MessageProduceResponse:      {fb.ApiKeyProduce, true},
-	fb.MessageFetchRequest:         {fb.ApiKeyFetch, false},
-	fb.MessageFetchResponse:        {fb.ApiKeyFetch, true},
-	fb.MessageListOffsetsRequest:   {fb.ApiKeyListOffsets, false},
-	fb.MessageListOffsetsResponse:  {fb.ApiKeyListOffsets, true},
+	fb.MessageApiVersionsRequest:     {fb.ApiKeyApiVersions, false},
+	fb.MessageApiVersionsResponse:    {fb.ApiKeyApiVersions, true},
+	fb.MessageMetadataRequest:        {fb.ApiKeyMetadata, false},
+	fb.MessageMetadataResponse:       {fb.ApiKeyMetadata, true},
+	fb.MessageCreateTopicsRequest:    {fb.ApiKeyCreateTopics, false},
+	fb.MessageCreateTopicsResponse:   {fb.ApiKeyCreateTopics, true},
+	fb.MessageDeleteTopicsRequest:    {fb.ApiKeyDeleteTopics, false},
+	fb.MessageDeleteTopicsResponse:   {fb.ApiKeyDeleteTopics, true},
+	fb.MessageProduceRequest:         {fb.ApiKeyProduce, false},
+	fb.MessageProduceResponse:        {fb.ApiKeyProduce, true},
+	fb.MessageFetchRequest:           {fb.ApiKeyFetch, false},
+	fb.MessageFetchResponse:          {fb.ApiKeyFetch, true},
+	fb.MessageListOffsetsRequest:     {fb.ApiKeyListOffsets, false},
+	fb.MessageListOffsetsResponse:    {fb.ApiKeyListOffsets, true},
+	fb.MessageDescribeQuorumRequest:  {fb.ApiKeyDescribeQuorum, false},
+	fb.MessageDescribeQuorumResponse: {fb.ApiKeyDescribeQuorum, true},
 }
 
 // MessageApiKey is the API a union member belongs to; ok is false for NONE
@@ -309,6 +311,20 @@ func (e *Envelope) ListOffsetsRequest() (m fb.ListOffsetsRequest, err error) {
 
 func (e *Envelope) ListOffsetsResponse() (m fb.ListOffsetsResponse, err error) {
 	t, err := e.table(fb.MessageListOffsetsResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DescribeQuorumRequest returns the message as a DescribeQuorumRequest.
+func (e *Envelope) DescribeQuorumRequest() (m fb.DescribeQuorumRequest, err error) {
+	t, err := e.table(fb.MessageDescribeQuorumRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DescribeQuorumResponse returns the message as a DescribeQuorumResponse.
+func (e *Envelope) DescribeQuorumResponse() (m fb.DescribeQuorumResponse, err error) {
+	t, err := e.table(fb.MessageDescribeQuorumResponse)
 	m.Init(t.Bytes, t.Pos)
 	return m, err
 }

@@ -123,6 +123,10 @@ func sampleMessages() []*fb.MessageT {
 			{Name: "a", Partitions: []*fb.ListOffsetsPartitionT{{Partition: 0, CurrentLeaderEpoch: -1, Timestamp: ListOffsetsEarliest}}}}}},
 		{Type: fb.MessageListOffsetsResponse, Value: &fb.ListOffsetsResponseT{Topics: []*fb.ListOffsetsTopicResponseT{
 			{Name: "a", Partitions: []*fb.ListOffsetsPartitionResponseT{{Partition: 0, Timestamp: -1, Offset: 0, LeaderEpoch: 3}}}}}},
+		{Type: fb.MessageDescribeQuorumRequest, Value: &fb.DescribeQuorumRequestT{}},
+		{Type: fb.MessageDescribeQuorumResponse, Value: &fb.DescribeQuorumResponseT{LeaderId: 2, Term: 7, CommitIndex: 120,
+			LogEnd: 121, MetadataOffset: 300, Voters: []*fb.QuorumVoterT{
+				{VoterId: 1, LogEnd: 118, Lag: 3, Active: true}, {VoterId: 2, LogEnd: 121, Active: true}, {VoterId: 3}}}},
 	}
 }
 

@@ -191,6 +191,23 @@ var (
 		fTableVector("topics", descListOffsetsTopicResponse),
 	}}
 
+	descDescribeQuorumRequest = &tableDesc{name: "DescribeQuorumRequest"}
+	descQuorumVoter           = &tableDesc{name: "QuorumVoter", fields: []field{
+		fScalar("voter_id", sizeInt),
+		fScalar("log_end", sizeLong),
+		fScalar("lag", sizeLong),
+		fScalar("active", sizeBool),
+	}}
+	descDescribeQuorumResponse = &tableDesc{name: "DescribeQuorumResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fScalar("leader_id", sizeInt),
+		fScalar("term", sizeLong),
+		fScalar("commit_index", sizeLong),
+		fScalar("log_end", sizeLong),
+		fScalar("metadata_offset", sizeLong),
+		fTableVector("voters", descQuorumVoter),
+	}}
+
 	// descMessage lists the union members in tag order (tag 1 first).
 	descMessage = &unionDesc{name: "Message", members: []*tableDesc{
 		descApiVersionsRequest,
@@ -207,6 +224,8 @@ var (
 		descFetchResponse,
 		descListOffsetsRequest,
 		descListOffsetsResponse,
+		descDescribeQuorumRequest,
+		descDescribeQuorumResponse,
 	}}
 
 	descEnvelope = &tableDesc{name: "Envelope", fields: envelopeFields()}

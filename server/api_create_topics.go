@@ -1,11 +1,17 @@
 package server
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"slices"
 	"strconv"
-	"sync/atomic"
+	"sync"
+	"time"
 
-	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/controller"
 	"github.com/strata-db/strata/server/metadata"
 )
 
@@ -13,8 +19,9 @@ import (
 // request may name.
 const topicsPerRequestMax = 1000
 
-// CreateTopics: each topic is created by the metadata layer in turn; the
-// answer goes out once every shard serves the new partitions.
+// CreateTopics: each topic is created by the controller leader (this
+// broker's voter, or the leader it forwards to); the answer goes out once
+// this broker's shards serve the image that holds the new topics.
 func (bs *brokerShard) createTopics(req *Request) {
 	m, err := bs.env.CreateTopicsRequest()
 	if err != nil || m.TopicsLength() > topicsPerRequestMax {
@@ -46,6 +53,10 @@ func (bs *brokerShard) createTopics(req *Request) {
 		wants[i] = w
 	}
 	validateOnly := m.ValidateOnly()
+	timeout := metadataRequestTimeout
+	if ms := m.TimeoutMs(); ms > 0 {
+		timeout = min(timeout, time.Duration(ms)*time.Millisecond)
+	}
 	h := bs.header()
 	sh, ref, seq := bs.sh, req.Conn, req.Seq
 	answer := func() {
@@ -64,44 +75,75 @@ func (bs *brokerShard) createTopics(req *Request) {
 		answer()
 		return
 	}
-	var left atomic.Int32 // replies arrive on the metadata goroutine
-	left.Store(int32(len(wants)))
-	for _, w := range wants {
-		err := bs.b.meta.submit(metaCommand{
-			run: func(ctl *metadata.Controller, nowMs int64) ([]metadata.Record, error) {
+	session := bs.b.session
+	if !session.acquire() {
+		for _, w := range wants {
+			w.result.ErrorCode, w.result.ErrorMessage = fb.ErrorCodeRequestTimedOut, "too many metadata requests in flight"
+		}
+		answer()
+		return
+	}
+	// The commands go to the controller leader, off the shard: each waits
+	// for a Raft commit.
+	go func() {
+		defer session.release()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		ends := make([]uint64, len(wants))
+		var wg sync.WaitGroup
+		for i, w := range wants {
+			wg.Go(func() {
+				kind := rpcCreateTopic
 				if validateOnly {
-					return nil, validateTopic(ctl, w.name, w.configs)
+					kind = rpcValidateCreateTopic
 				}
-				return createTopicCommand(w.name, w.configs)(ctl, nowMs)
-			},
-			reply: func(err error) {
-				w.result.ErrorCode = codeOfMeta(err)
+				end, err := session.q.propose(ctx, createTopicRequest(kind, w.name, w.configs))
+				ends[i] = end
+				w.result.ErrorCode = codeOfPropose(err)
 				if err != nil {
 					w.result.ErrorMessage = err.Error()
 				}
-				if left.Add(-1) == 0 {
-					answer()
-				}
-			},
-		})
-		if err != nil {
-			w.result.ErrorCode = fb.ErrorCodeRequestTimedOut
-			w.result.ErrorMessage = err.Error()
-			if left.Add(-1) == 0 {
-				answer()
+			})
+		}
+		wg.Wait()
+		// Answer once this broker serves what was created, so that the
+		// client's next Metadata here shows it.
+		if end := slices.Max(ends); end > 0 {
+			if _, err := session.waitPublished(ctx, end); err != nil {
+				bs.b.log.Warn("created topics not yet in this broker's metadata", "err", err)
 			}
 		}
-	}
+		answer()
+	}()
 }
 
-// validateTopic checks a creation without making it, on a copy of the
-// state, so validate_only leaves nothing behind.
-func validateTopic(ctl *metadata.Controller, name string, configs map[string]string) error {
-	snap := ctl.State().AppendSnapshot(nil)
-	st, err := metadata.Restore(snap)
-	if err != nil {
-		return &schema.CodeError{Code: fb.ErrorCodeUnknown}
+// createTopicRequest draws the topic's id and placement seed: random, so
+// that a topic deleted and created again gets a new id, and drawn here,
+// so that the controller's apply stays deterministic.
+func createTopicRequest(kind, name string, configs map[string]string) *rpcRequest {
+	req := &rpcRequest{Kind: kind, Topic: name, Configs: configs}
+	rand.Read(req.TopicID[:])
+	var seed [4]byte
+	rand.Read(seed[:])
+	req.StartIndex = binary.LittleEndian.Uint32(seed[:])
+	return req
+}
+
+// codeOfPropose maps the outcome of a metadata command to its wire error
+// code.
+func codeOfPropose(err error) fb.ErrorCode {
+	var rej *metadata.Rejection
+	var nl *controller.NotLeaderError
+	switch {
+	case err == nil:
+		return fb.ErrorCodeNone
+	case errors.As(err, &rej):
+		return codeOfMeta(err)
+	case errors.As(err, &nl):
+		return fb.ErrorCodeNotController
+	case errors.Is(err, controller.ErrOutcomeUnknown), errors.Is(err, controller.ErrBusy),
+		errors.Is(err, context.DeadlineExceeded):
+		return fb.ErrorCodeRequestTimedOut
 	}
-	_, err = createTopicCommand(name, configs)(metadata.NewController(st, metadata.Config{}, 0), 0)
-	return err
+	return fb.ErrorCodeUnknown
 }

@@ -1,13 +1,15 @@
 package server
 
 import (
+	"context"
+	"slices"
+	"sync"
+
 	"github.com/strata-db/strata/schema/fb"
-	"github.com/strata-db/strata/server/metadata"
-	"sync/atomic"
 )
 
-// DeleteTopics: each topic is removed by the metadata layer; its
-// partitions are closed and their folders deleted by their shards before
+// DeleteTopics: each topic is removed by the controller leader; this
+// broker's shards close its partitions and delete their folders before
 // the answer goes out.
 func (bs *brokerShard) deleteTopics(req *Request) {
 	m, err := bs.env.DeleteTopicsRequest()
@@ -34,29 +36,37 @@ func (bs *brokerShard) deleteTopics(req *Request) {
 		answer()
 		return
 	}
-	var left atomic.Int32 // replies arrive on the metadata goroutine
-	left.Store(int32(len(results)))
-	for _, r := range results {
-		done := func(err error) {
-			r.ErrorCode = codeOfMeta(err)
-			if err != nil {
-				r.ErrorMessage = err.Error()
-			}
-			if left.Add(-1) == 0 {
-				answer()
-			}
+	session := bs.b.session
+	if !session.acquire() {
+		for _, r := range results {
+			r.ErrorCode, r.ErrorMessage = fb.ErrorCodeRequestTimedOut, "too many metadata requests in flight"
 		}
-		if err := bs.b.meta.submit(metaCommand{
-			run: func(ctl *metadata.Controller, nowMs int64) ([]metadata.Record, error) {
-				return deleteTopicCommand(r.Name)(ctl, nowMs)
-			},
-			reply: done,
-		}); err != nil {
-			r.ErrorCode = fb.ErrorCodeRequestTimedOut
-			r.ErrorMessage = err.Error()
-			if left.Add(-1) == 0 {
-				answer()
-			}
-		}
+		answer()
+		return
 	}
+	go func() {
+		defer session.release()
+		ctx, cancel := context.WithTimeout(context.Background(), metadataRequestTimeout)
+		defer cancel()
+		ends := make([]uint64, len(results))
+		var wg sync.WaitGroup
+		for i, r := range results {
+			wg.Go(func() {
+				end, err := session.q.propose(ctx, &rpcRequest{Kind: rpcDeleteTopic, Topic: r.Name})
+				ends[i] = end
+				r.ErrorCode = codeOfPropose(err)
+				if err != nil {
+					r.ErrorMessage = err.Error()
+				}
+			})
+		}
+		wg.Wait()
+		// Answer once this broker's shards have closed the partitions.
+		if end := slices.Max(ends); end > 0 {
+			if _, err := session.waitPublished(ctx, end); err != nil {
+				bs.b.log.Warn("deleted topics still in this broker's metadata", "err", err)
+			}
+		}
+		answer()
+	}()
 }

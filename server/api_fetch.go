@@ -167,7 +167,7 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 	p := bs.partitionAt(fp.topic, fp.index)
 	r := fp.result
 	if p == nil {
-		r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+		r.ErrorCode = bs.missingPartitionCode(fp.topic, fp.index)
 		return
 	}
 	fp.metrics = &p.metrics

@@ -72,7 +72,7 @@ func (bs *brokerShard) listOffsets(req *Request) {
 func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.ListOffsetsPartitionResponseT) {
 	p := bs.partitionAt(topic, index)
 	if p == nil {
-		r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+		r.ErrorCode = bs.missingPartitionCode(topic, index)
 		return
 	}
 	switch ts {

@@ -5,9 +5,9 @@ import (
 	"github.com/strata-db/strata/server/metadata"
 )
 
-// Metadata: brokers, and for the asked topics (all when the list is
-// absent) their partitions with leader, epoch, replicas and ISR, from the
-// broker's current metadata image.
+// Metadata: the unfenced brokers, the controller leader, and for the asked topics
+// (all when the list is absent) their partitions with leader, epoch,
+// replicas and ISR, from the image this broker's shards serve.
 func (bs *brokerShard) metadata(req *Request) {
 	m, err := bs.env.MetadataRequest()
 	if err != nil {
@@ -15,7 +15,7 @@ func (bs *brokerShard) metadata(req *Request) {
 		return
 	}
 	im := bs.b.image.Load()
-	resp := &fb.MetadataResponseT{ControllerId: bs.b.cfg.NodeID, ClusterId: clusterID}
+	resp := &fb.MetadataResponseT{ControllerId: bs.b.quorum.leaderID(bs.b.cfg.NodeID), ClusterId: clusterID}
 	for _, br := range im.Brokers() {
 		if br.Fenced || len(br.Listeners) == 0 {
 			continue
@@ -41,8 +41,8 @@ func (bs *brokerShard) metadata(req *Request) {
 	bs.respond(req, bs.header(), &fb.MessageT{Type: fb.MessageMetadataResponse, Value: resp})
 }
 
-// clusterID names the single-node cluster until the controller quorum
-// assigns one.
+// clusterID names the cluster. Every cluster has this one name until the
+// controller quorum records one at formation.
 const clusterID = "strata-local"
 
 // hasTopicList tells an absent topic list (every topic) from an empty one

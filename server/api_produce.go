@@ -135,7 +135,7 @@ func (job *produceJob) finish() {
 func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, done func(code fb.ErrorCode, base, logStart int64)) {
 	p := bs.partitionAt(topic, index)
 	if p == nil {
-		done(fb.ErrorCodeUnknownTopicOrPartition, -1, -1)
+		done(bs.missingPartitionCode(topic, index), -1, -1)
 		return
 	}
 	if len(frames) == 0 {

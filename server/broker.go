@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -16,6 +17,7 @@ import (
 	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/controller"
 	"github.com/strata-db/strata/server/metadata"
 )
 
@@ -29,31 +31,65 @@ type BrokerConfig struct {
 	Cores int
 	// Pin binds each shard to its CPU.
 	Pin bool
-	// NodeID is this broker's id in the cluster metadata.
+	// NodeID is this broker's id in the cluster metadata, and its voter id
+	// when Voters is set.
 	NodeID int32
 	Logger *slog.Logger
+
+	// Voters lists the controller quorum (every voter's id and Raft
+	// address); this node must be one of them. Empty: the broker runs a
+	// 1-voter controller of its own, with no network.
+	Voters []Voter
+	// Rack is the broker's rack, for replica placement.
+	Rack string
+	// HeartbeatInterval is how often the broker renews its session
+	// (DefaultHeartbeatInterval); SessionTimeout is how long the
+	// controller waits for a heartbeat before fencing a broker
+	// (DefaultSessionTimeout; every voter should use the same).
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	// JoinTimeout bounds the wait at start for the controller to register
+	// and unfence this broker (DefaultJoinTimeout).
+	JoinTimeout time.Duration
 }
 
-// Broker is a single-node Strata broker: shards serving the wire protocol
-// over partition logs, with its metadata in a local metadata log.
+// Broker is a Strata broker: shards serving the wire protocol over the
+// partition logs it leads, following the metadata of the controller
+// quorum, of which it is a voter.
 type Broker struct {
 	cfg     BrokerConfig
 	log     *slog.Logger
 	srv     *Server
-	meta    *localMeta
+	quorum  *quorumMember
+	session *brokerSession
 	image   atomic.Pointer[metadata.Image]
 	shards  []*brokerShard
 	metrics *brokerMetrics
+	// heartbeating is set once the heartbeat loop runs.
+	heartbeating bool
 }
 
-// StartBroker opens the data folder, replays the metadata, opens every
-// partition on its shard and starts serving.
+// StartBroker starts serving, starts the controller voter (replaying its
+// metadata log), registers this process with the controller and waits
+// until it is unfenced and its shards have opened the partitions it leads.
 func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: no data folder")
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
+	if cfg.HeartbeatInterval >= cfg.SessionTimeout {
+		return nil, fmt.Errorf("server: heartbeat interval %v is not below the session timeout %v", cfg.HeartbeatInterval, cfg.SessionTimeout)
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = DefaultJoinTimeout
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
@@ -67,6 +103,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger}
+	// Requests that arrive before the first image is served see an empty
+	// cluster.
+	b.image.Store(metadata.NewState().Image())
 	for i := range cores {
 		b.shards = append(b.shards, newBrokerShard(b, i))
 	}
@@ -75,17 +114,24 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	b.metrics = newBrokerMetrics(b)
-	bound := b.srv.Addr()
-	b.meta, err = openLocalMeta(cfg.DataDir, cfg.NodeID, metadata.Listener{Name: "PLAINTEXT", Host: bound.Addr().String(), Port: bound.Port()})
+	b.quorum, err = startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters,
+		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
 	if err != nil {
 		b.srv.Stop()
 		return nil, err
 	}
-	b.meta.publish = b.publish
-	taken := make(chan struct{})
-	b.publish(b.meta.state.Image(), func() { close(taken) })
-	<-taken
-	go b.meta.run()
+	bound := b.srv.Addr()
+	listener := metadata.Listener{Name: "PLAINTEXT", Host: bound.Addr().String(), Port: bound.Port()}
+	b.session = newBrokerSession(b.quorum, cfg.NodeID, []metadata.Listener{listener}, cfg.Rack, cfg.HeartbeatInterval,
+		b.publish, cfg.Logger)
+	b.session.start()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.JoinTimeout)
+	defer cancel()
+	if err := b.session.join(ctx, len(cfg.Voters) == 0); err != nil {
+		return nil, errors.Join(err, b.Stop())
+	}
+	b.heartbeating = true
+	go b.session.heartbeatLoop()
 	return b, nil
 }
 
@@ -98,17 +144,28 @@ func (b *Broker) Registry() *prometheus.Registry { return b.metrics.reg }
 // Server is the broker's shard set.
 func (b *Broker) Server() *Server { return b.srv }
 
-// Stop drains the shards, closes every partition log and the metadata log.
+// Stop moves the broker's leaderships away (controlled shutdown), drains
+// the shards, closes every partition log and stops the controller voter.
 func (b *Broker) Stop() error {
+	if b.heartbeating {
+		// Heartbeats go on during the controlled shutdown so that the
+		// session does not lapse meanwhile.
+		if err := b.session.controlledShutdown(); err != nil {
+			b.log.Warn("controlled shutdown failed; stopping anyway", "broker", b.cfg.NodeID, "err", err)
+		}
+	}
+	b.session.stopHeartbeats(b.heartbeating)
+	b.session.stop()
 	err := b.srv.Stop()
 	for _, bs := range b.shards {
 		err = errors.Join(err, bs.closeAll())
 	}
-	if b.meta != nil {
-		err = errors.Join(err, b.meta.close())
-	}
-	return err
+	return errors.Join(err, b.quorum.stop())
 }
+
+// Status is the controller quorum as its leader sees it (asked of the
+// leader when this voter does not lead).
+func (b *Broker) Status(ctx context.Context) (controller.Status, error) { return b.quorum.status(ctx) }
 
 // Serve decodes a request and hands it to its API's handler.
 func (b *Broker) Serve(sh *Shard, req *Request) {
@@ -135,6 +192,8 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.fetch(req)
 	case fb.ApiKeyListOffsets:
 		bs.listOffsets(req)
+	case fb.ApiKeyDescribeQuorum:
+		bs.describeQuorum(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}
@@ -159,25 +218,28 @@ func (b *Broker) CompleteDisk(sh *Shard, cqe ring.CQE) {
 func (b *Broker) Idle(sh *Shard) bool { return b.shards[sh.ID()].idle() }
 
 // publish hands a new metadata image to every shard; done runs once all
-// have opened or closed the partitions it adds or removes.
+// have opened or closed the partitions it adds or removes. Only then do
+// Metadata answers show it, so that a client never finds a partition in
+// Metadata that its leader does not yet serve.
 func (b *Broker) publish(im *metadata.Image, done func()) {
-	b.image.Store(im)
 	var left atomic.Int32
 	left.Store(int32(len(b.shards)))
+	finish := func() {
+		if left.Add(-1) == 0 {
+			b.image.Store(im)
+			done()
+		}
+	}
 	for i, sh := range b.srv.Shards() {
 		bs := b.shards[i]
 		err := sh.Post(func(sh *Shard) {
 			bs.sh = sh
 			bs.applyImage(im)
-			if left.Add(-1) == 0 {
-				done()
-			}
+			finish()
 		})
 		if err != nil {
 			b.log.Error("metadata image not delivered to a shard", "shard", i, "err", err)
-			if left.Add(-1) == 0 {
-				done()
-			}
+			finish()
 		}
 	}
 }

@@ -33,6 +33,11 @@ type brokerShard struct {
 	freeSlots []uint32
 	// parked are fetches received here waiting for data or their deadline.
 	parked []*fetchJob
+	// image is the last metadata image this shard applied.
+	image *metadata.Image
+	// keepLog marks closing partitions whose logs stay on disk: this
+	// broker stopped leading them, but their topic lives on.
+	keepLog map[*partition]bool
 	// reqStart is when the request being served arrived.
 	reqStart time.Time
 }
@@ -43,7 +48,8 @@ type topicPartitions struct {
 }
 
 func newBrokerShard(b *Broker, id int) *brokerShard {
-	return &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{}}
+	return &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{},
+		keepLog: map[*partition]bool{}}
 }
 
 // partitionAt returns the partition if this shard owns it.
@@ -55,12 +61,18 @@ func (bs *brokerShard) partitionAt(topic string, index int32) *partition {
 	return tp.parts[index]
 }
 
-// applyImage opens the partitions the image assigns to this shard and
-// closes (and deletes) those of topics that are gone. Opening a log
-// recovers it from disk synchronously: it happens at start-up and topic
-// creation, not per request.
+// applyImage opens the partitions the image has this broker lead on this
+// shard, closes those it no longer leads (keeping their logs), and closes
+// and deletes those of topics that are gone. A partition is served by its
+// leader only: replication, which would keep followers' logs, is not
+// built yet. Opening a log recovers it from disk synchronously: it happens
+// at start-up, on topic creation and on a leadership change, not per
+// request.
 func (bs *brokerShard) applyImage(im *metadata.Image) {
+	bs.image = im
 	n := len(bs.b.shards)
+	self := bs.b.cfg.NodeID
+	serving := bs.b.session.serving(im)
 	live := map[string]bool{}
 	for _, t := range im.Topics() {
 		live[t.Name] = true
@@ -74,7 +86,20 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			bs.topics[t.Name] = tp
 		}
 		for _, p := range t.Partitions {
-			if ownerShard(t.Name, p.Partition, n) != bs.id || tp.parts[p.Partition] != nil {
+			if ownerShard(t.Name, p.Partition, n) != bs.id {
+				continue
+			}
+			leads := serving && p.Leader == self
+			if cur := tp.parts[p.Partition]; cur != nil {
+				if !leads {
+					tp.parts[p.Partition] = nil
+					bs.closePartition(cur, false)
+				}
+				continue
+			}
+			if !leads || bs.closingAt(t.Name, p.Partition) {
+				// A partition still closing is opened again once its
+				// log is closed (finishClose applies the image anew).
 				continue
 			}
 			part, err := bs.openPartition(t, p.Partition)
@@ -90,6 +115,30 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			bs.dropTopic(name, true)
 		}
 	}
+}
+
+// closingAt reports whether a partition's log is still closing after this
+// broker stopped leading it.
+func (bs *brokerShard) closingAt(topic string, index int32) bool {
+	for _, p := range bs.slots {
+		if p != nil && p.closing && p.topic == topic && p.index == index {
+			return true
+		}
+	}
+	return false
+}
+
+// missingPartitionCode is the error for a partition this shard does not
+// hold: NOT_LEADER when the topic has it (another broker leads it, or
+// none does yet), else UNKNOWN_TOPIC_OR_PARTITION.
+func (bs *brokerShard) missingPartitionCode(topic string, index int32) fb.ErrorCode {
+	if bs.image == nil {
+		return fb.ErrorCodeUnknownTopicOrPartition
+	}
+	if _, ok := bs.image.Partition(topic, index); ok {
+		return fb.ErrorCodeNotLeader
+	}
+	return fb.ErrorCodeUnknownTopicOrPartition
 }
 
 func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partition, error) {
@@ -152,14 +201,37 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 	}
 }
 
-// finishClose closes a deleted partition whose log has gone idle.
+// finishClose closes a partition whose log has gone idle, deleting its
+// folder if its topic was deleted.
 func (bs *brokerShard) finishClose(p *partition) {
-	if err := p.close(true); err != nil {
-		bs.b.log.Warn("close deleted partition", "topic", p.topic, "partition", p.index, "err", err)
+	remove := !bs.keepLog[p]
+	delete(bs.keepLog, p)
+	if err := p.close(remove); err != nil {
+		bs.b.log.Warn("close partition", "topic", p.topic, "partition", p.index, "removed", remove, "err", err)
 	}
 	bs.b.metrics.dropPartition(p.topic, p.index)
 	bs.slots[p.slot] = nil
 	bs.freeSlots = append(bs.freeSlots, p.slot)
+	if !remove {
+		// The leadership may have come back while the log was closing.
+		im := bs.image
+		if pi, ok := im.Partition(p.topic, p.index); ok && pi.Leader == bs.b.cfg.NodeID && bs.b.session.serving(im) {
+			bs.applyImage(im)
+		}
+	}
+}
+
+// closePartition closes a partition now, or once its log goes idle; remove
+// deletes its folder too (its topic was deleted).
+func (bs *brokerShard) closePartition(p *partition, remove bool) {
+	p.closing = true
+	if !remove {
+		bs.keepLog[p] = true
+	}
+	p.failWaiters()
+	if p.idle() {
+		bs.finishClose(p)
+	}
 }
 
 // tickPartitions runs the logs' timers (interval flushes).
@@ -246,14 +318,23 @@ func (bs *brokerShard) dropTopic(name string, remove bool) {
 	if tp == nil {
 		return
 	}
-	for _, p := range tp.parts {
-		if p == nil {
-			continue
+	if remove {
+		for _, p := range bs.slots {
+			if p != nil && p.closing && p.topic == name {
+				delete(bs.keepLog, p) // still closing after a leadership move: delete it too
+			}
 		}
-		p.closing = true
-		p.failWaiters()
-		if p.idle() {
-			bs.finishClose(p)
+	}
+	for i, p := range tp.parts {
+		switch {
+		case p != nil:
+			bs.closePartition(p, remove)
+		case remove && ownerShard(name, int32(i), len(bs.b.shards)) == bs.id && !bs.closingAt(name, int32(i)):
+			// A log this broker kept after it stopped leading the
+			// partition goes with its topic.
+			if err := os.RemoveAll(partitionDir(bs.b.cfg.DataDir, name, int32(i))); err != nil {
+				bs.b.log.Warn("remove partition folder", "topic", name, "partition", i, "err", err)
+			}
 		}
 	}
 }

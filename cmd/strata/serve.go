@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
@@ -23,6 +27,14 @@ type serveConfig struct {
 	NodeID   int32  `toml:"node_id"`
 	Pin      bool   `toml:"pin"`
 	LogLevel string `toml:"log_level"`
+	// ControllerVoters is the quorum, "id@host:port,..." (empty: a
+	// 1-voter controller inside this broker).
+	ControllerVoters string `toml:"controller_voters"`
+	// Roles is "broker,controller" (the default) or "controller".
+	Roles             string        `toml:"roles"`
+	Rack              string        `toml:"rack"`
+	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
+	SessionTimeout    time.Duration `toml:"session_timeout"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -34,7 +46,18 @@ var defaultServeConfig = serveConfig{
 	NodeID:   1,
 	Pin:      true,
 	LogLevel: "info",
+	Roles:    roleBroker + "," + roleController,
+	// The session defaults are the broker's own; naming them here shows
+	// them in --help.
+	HeartbeatInterval: server.DefaultHeartbeatInterval,
+	SessionTimeout:    server.DefaultSessionTimeout,
 }
+
+// The roles a node can take.
+const (
+	roleBroker     = "broker"
+	roleController = "controller"
+)
 
 func serveCommand() *cobra.Command {
 	cfg := defaultServeConfig
@@ -65,13 +88,19 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("node-id", func() { fileCfg.NodeID = cfg.NodeID })
 				override("pin", func() { fileCfg.Pin = cfg.Pin })
 				override("log-level", func() { fileCfg.LogLevel = cfg.LogLevel })
+				override("controller-voters", func() { fileCfg.ControllerVoters = cfg.ControllerVoters })
+				override("roles", func() { fileCfg.Roles = cfg.Roles })
+				override("rack", func() { fileCfg.Rack = cfg.Rack })
+				override("heartbeat-interval", func() { fileCfg.HeartbeatInterval = cfg.HeartbeatInterval })
+				override("session-timeout", func() { fileCfg.SessionTimeout = cfg.SessionTimeout })
 				cfg = fileCfg
 			}
 			return serve(cfg)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configFile, "config", "", "TOML file with any of: data_dir, listen, admin, cores, node_id, pin, log_level")
+	f.StringVar(&configFile, "config", "", "TOML file with any of: data_dir, listen, admin, cores, node_id, pin, log_level, "+
+		"controller_voters, roles, rack, heartbeat_interval, session_timeout")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for partition logs and metadata")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "client address HOST:PORT")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "metrics and pprof address HOST:PORT (empty: off)")
@@ -79,6 +108,13 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "this broker's id")
 	f.BoolVar(&cfg.Pin, "pin", cfg.Pin, "pin each shard's thread to its CPU")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.StringVar(&cfg.ControllerVoters, "controller-voters", cfg.ControllerVoters,
+		"the controller quorum as id@host:port,... (the voters' Raft addresses); empty: a 1-voter controller inside this broker")
+	f.StringVar(&cfg.Roles, "roles", cfg.Roles, "broker,controller (a voter that serves clients) or controller (a voter only)")
+	f.StringVar(&cfg.Rack, "rack", cfg.Rack, "this broker's rack, for replica placement")
+	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often the broker renews its controller session")
+	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout,
+		"how long the controller waits for a broker's heartbeat before fencing it (the same on every voter)")
 	return cmd
 }
 
@@ -88,8 +124,29 @@ func serve(cfg serveConfig) error {
 		return usageError{fmt.Errorf("--log-level %q: %w", cfg.LogLevel, err)}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	voters, err := server.ParseVoters(cfg.ControllerVoters)
+	if err != nil {
+		return usageError{fmt.Errorf("--controller-voters: %w", err)}
+	}
+	broker, controller, err := parseRoles(cfg.Roles)
+	if err != nil {
+		return usageError{err}
+	}
+	switch {
+	case !controller:
+		return usageError{errors.New("--roles broker: brokers that are not controller voters are not supported yet " +
+			"(they need a metadata follower); run them with --roles broker,controller")}
+	case !broker && len(voters) == 0:
+		return usageError{errors.New("--roles controller needs --controller-voters")}
+	case len(voters) > 0 && !slices.ContainsFunc(voters, func(v server.Voter) bool { return v.ID == cfg.NodeID }):
+		return usageError{fmt.Errorf("--node-id %d is not one of --controller-voters", cfg.NodeID)}
+	}
+	if !broker {
+		return serveController(cfg, voters, log)
+	}
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
-		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log})
+		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, Rack: cfg.Rack,
+		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout})
 	if err != nil {
 		return err
 	}
@@ -116,6 +173,40 @@ func serve(cfg serveConfig) error {
 		admin.Close()
 	}
 	if err := b.Stop(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// parseRoles reads --roles: a comma-separated set of broker and controller.
+func parseRoles(s string) (broker, controller bool, err error) {
+	for _, r := range strings.Split(s, ",") {
+		switch strings.TrimSpace(r) {
+		case roleBroker:
+			broker = true
+		case roleController:
+			controller = true
+		default:
+			return false, false, fmt.Errorf("--roles %q: each role is broker or controller", s)
+		}
+	}
+	return broker, controller, nil
+}
+
+// serveController runs a controller-only node until a signal.
+func serveController(cfg serveConfig, voters []server.Voter, log *slog.Logger) error {
+	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters,
+		SessionTimeout: cfg.SessionTimeout, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("strata controller ready", "data_dir", cfg.DataDir, "node_id", cfg.NodeID)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	sig := <-stop
+	log.Info("shutting down", "signal", sig.String())
+	if err := c.Stop(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

@@ -11,57 +11,63 @@ import (
 type Message byte
 
 const (
-	MessageNONE                 Message = 0
-	MessageApiVersionsRequest   Message = 1
-	MessageApiVersionsResponse  Message = 2
-	MessageMetadataRequest      Message = 3
-	MessageMetadataResponse     Message = 4
-	MessageCreateTopicsRequest  Message = 5
-	MessageCreateTopicsResponse Message = 6
-	MessageDeleteTopicsRequest  Message = 7
-	MessageDeleteTopicsResponse Message = 8
-	MessageProduceRequest       Message = 9
-	MessageProduceResponse      Message = 10
-	MessageFetchRequest         Message = 11
-	MessageFetchResponse        Message = 12
-	MessageListOffsetsRequest   Message = 13
-	MessageListOffsetsResponse  Message = 14
+	MessageNONE                   Message = 0
+	MessageApiVersionsRequest     Message = 1
+	MessageApiVersionsResponse    Message = 2
+	MessageMetadataRequest        Message = 3
+	MessageMetadataResponse       Message = 4
+	MessageCreateTopicsRequest    Message = 5
+	MessageCreateTopicsResponse   Message = 6
+	MessageDeleteTopicsRequest    Message = 7
+	MessageDeleteTopicsResponse   Message = 8
+	MessageProduceRequest         Message = 9
+	MessageProduceResponse        Message = 10
+	MessageFetchRequest           Message = 11
+	MessageFetchResponse          Message = 12
+	MessageListOffsetsRequest     Message = 13
+	MessageListOffsetsResponse    Message = 14
+	MessageDescribeQuorumRequest  Message = 15
+	MessageDescribeQuorumResponse Message = 16
 )
 
 var EnumNamesMessage = map[Message]string{
-	MessageNONE:                 "NONE",
-	MessageApiVersionsRequest:   "ApiVersionsRequest",
-	MessageApiVersionsResponse:  "ApiVersionsResponse",
-	MessageMetadataRequest:      "MetadataRequest",
-	MessageMetadataResponse:     "MetadataResponse",
-	MessageCreateTopicsRequest:  "CreateTopicsRequest",
-	MessageCreateTopicsResponse: "CreateTopicsResponse",
-	MessageDeleteTopicsRequest:  "DeleteTopicsRequest",
-	MessageDeleteTopicsResponse: "DeleteTopicsResponse",
-	MessageProduceRequest:       "ProduceRequest",
-	MessageProduceResponse:      "ProduceResponse",
-	MessageFetchRequest:         "FetchRequest",
-	MessageFetchResponse:        "FetchResponse",
-	MessageListOffsetsRequest:   "ListOffsetsRequest",
-	MessageListOffsetsResponse:  "ListOffsetsResponse",
+	MessageNONE:                   "NONE",
+	MessageApiVersionsRequest:     "ApiVersionsRequest",
+	MessageApiVersionsResponse:    "ApiVersionsResponse",
+	MessageMetadataRequest:        "MetadataRequest",
+	MessageMetadataResponse:       "MetadataResponse",
+	MessageCreateTopicsRequest:    "CreateTopicsRequest",
+	MessageCreateTopicsResponse:   "CreateTopicsResponse",
+	MessageDeleteTopicsRequest:    "DeleteTopicsRequest",
+	MessageDeleteTopicsResponse:   "DeleteTopicsResponse",
+	MessageProduceRequest:         "ProduceRequest",
+	MessageProduceResponse:        "ProduceResponse",
+	MessageFetchRequest:           "FetchRequest",
+	MessageFetchResponse:          "FetchResponse",
+	MessageListOffsetsRequest:     "ListOffsetsRequest",
+	MessageListOffsetsResponse:    "ListOffsetsResponse",
+	MessageDescribeQuorumRequest:  "DescribeQuorumRequest",
+	MessageDescribeQuorumResponse: "DescribeQuorumResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
-	"NONE":                 MessageNONE,
-	"ApiVersionsRequest":   MessageApiVersionsRequest,
-	"ApiVersionsResponse":  MessageApiVersionsResponse,
-	"MetadataRequest":      MessageMetadataRequest,
-	"MetadataResponse":     MessageMetadataResponse,
-	"CreateTopicsRequest":  MessageCreateTopicsRequest,
-	"CreateTopicsResponse": MessageCreateTopicsResponse,
-	"DeleteTopicsRequest":  MessageDeleteTopicsRequest,
-	"DeleteTopicsResponse": MessageDeleteTopicsResponse,
-	"ProduceRequest":       MessageProduceRequest,
-	"ProduceResponse":      MessageProduceResponse,
-	"FetchRequest":         MessageFetchRequest,
-	"FetchResponse":        MessageFetchResponse,
-	"ListOffsetsRequest":   MessageListOffsetsRequest,
-	"ListOffsetsResponse":  MessageListOffsetsResponse,
+	"NONE":                   MessageNONE,
+	"ApiVersionsRequest":     MessageApiVersionsRequest,
+	"ApiVersionsResponse":    MessageApiVersionsResponse,
+	"MetadataRequest":        MessageMetadataRequest,
+	"MetadataResponse":       MessageMetadataResponse,
+	"CreateTopicsRequest":    MessageCreateTopicsRequest,
+	"CreateTopicsResponse":   MessageCreateTopicsResponse,
+	"DeleteTopicsRequest":    MessageDeleteTopicsRequest,
+	"DeleteTopicsResponse":   MessageDeleteTopicsResponse,
+	"ProduceRequest":         MessageProduceRequest,
+	"ProduceResponse":        MessageProduceResponse,
+	"FetchRequest":           MessageFetchRequest,
+	"FetchResponse":          MessageFetchResponse,
+	"ListOffsetsRequest":     MessageListOffsetsRequest,
+	"ListOffsetsResponse":    MessageListOffsetsResponse,
+	"DescribeQuorumRequest":  MessageDescribeQuorumRequest,
+	"DescribeQuorumResponse": MessageDescribeQuorumResponse,
 }
 
 func (v Message) String() string {
@@ -109,6 +115,10 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*ListOffsetsRequestT).Pack(builder)
 	case MessageListOffsetsResponse:
 		return t.Value.(*ListOffsetsResponseT).Pack(builder)
+	case MessageDescribeQuorumRequest:
+		return t.Value.(*DescribeQuorumRequestT).Pack(builder)
+	case MessageDescribeQuorumResponse:
+		return t.Value.(*DescribeQuorumResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -157,6 +167,12 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageListOffsetsResponse:
 		x := ListOffsetsResponse{_tab: table}
 		return &MessageT{Type: MessageListOffsetsResponse, Value: x.UnPack()}
+	case MessageDescribeQuorumRequest:
+		x := DescribeQuorumRequest{_tab: table}
+		return &MessageT{Type: MessageDescribeQuorumRequest, Value: x.UnPack()}
+	case MessageDescribeQuorumResponse:
+		x := DescribeQuorumResponse{_tab: table}
+		return &MessageT{Type: MessageDescribeQuorumResponse, Value: x.UnPack()}
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func (n *Node) applyEntries(ents []*pb.Entry) error {
 		}
 	}
 	if changed {
-		n.image.Store(n.state.Image())
+		n.storeImage(n.state.Image())
 	}
 	n.reads.answer(n.applied, n.image.Load())
 	return nil
@@ -98,7 +98,7 @@ func (n *Node) installSnapshot(data []byte, index uint64) error {
 	n.state = st
 	n.applied = index
 	n.snapIdx = index
-	n.image.Store(st.Image())
+	n.storeImage(st.Image())
 	n.subs.publish(Change{Index: index, Offset: st.Offset(), Snapshot: true})
 	return nil
 }

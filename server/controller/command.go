@@ -60,6 +60,25 @@ func CreateTopic(req metadata.CreateTopicRequest) Command {
 	}}
 }
 
+// ValidateCreateTopic checks a creation against the leader's state without
+// making it (CreateTopics' validate_only): it runs on a copy, so it
+// proposes no records, and its answer, like any command's, follows every
+// proposal before it.
+func ValidateCreateTopic(req metadata.CreateTopicRequest) Command {
+	req.Configs = maps.Clone(req.Configs)
+	return Command{"ValidateCreateTopic", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		st, err := metadata.Restore(c.State().AppendSnapshot(nil))
+		if err != nil {
+			return nil, err
+		}
+		cfg := metadata.Config{SessionTimeoutMs: c.SessionTimeoutMs()}
+		if _, err := metadata.NewController(st, cfg, now).CreateTopic(req); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}}
+}
+
 // DeleteTopic deletes a topic.
 func DeleteTopic(name string) Command {
 	return Command{"DeleteTopic", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {

@@ -34,6 +34,21 @@ func (n *Node) run() {
 		}()
 		ticks = c
 	}
+	if len(n.cfg.Voters) == 1 {
+		// A lone voter needs nobody's vote: campaign at once rather than
+		// wait out an election timeout, so that a single-node broker is
+		// ready as soon as it has replayed its log.
+		if err := n.rn.Campaign(); err != nil {
+			n.fail(fmt.Errorf("controller: campaign: %w", err))
+			return
+		}
+		for n.rn.HasReady() {
+			if err := n.handleReady(); err != nil {
+				n.fail(err)
+				return
+			}
+		}
+	}
 	for {
 		select {
 		case <-n.stopC:

@@ -50,11 +50,15 @@ type Node struct {
 	started atomic.Bool
 	stop    sync.Once
 
-	image  atomic.Pointer[metadata.Image]
-	leader atomic.Uint64
-	subs   subscribers
-	errMu  sync.Mutex
-	err    error
+	image atomic.Pointer[metadata.Image]
+	// imageMu guards imageC, which is closed (and replaced) whenever a new
+	// Image is stored, so any number of goroutines can wait for the next.
+	imageMu sync.Mutex
+	imageC  chan struct{}
+	leader  atomic.Uint64
+	subs    subscribers
+	errMu   sync.Mutex
+	err     error
 }
 
 // inflight is a proposal of the current leadership not yet applied; the
@@ -90,6 +94,7 @@ func New(cfg Config) (*Node, error) {
 		inbox: make(chan *pb.Message, inboxLen), reports: make(chan report, reportLen),
 		props: make(chan *proposal, proposalQueueLen), readC: make(chan *readRequest, proposalQueueLen),
 		statusC: make(chan chan Status), stopC: make(chan struct{}), doneC: make(chan struct{}),
+		imageC: make(chan struct{}),
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -107,7 +112,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.applied = snap.GetMetadata().GetIndex()
 	n.snapIdx = n.applied
-	n.image.Store(n.state.Image())
+	n.storeImage(n.state.Image())
 	n.rn, err = raft.NewRawNode(&raft.Config{
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
@@ -181,6 +186,24 @@ func (n *Node) Leader() uint64 { return n.leader.Load() }
 // Image returns the applied metadata. It may lag the leader; use Read for
 // a linearizable view.
 func (n *Node) Image() *metadata.Image { return n.image.Load() }
+
+// ImageChanged returns a channel that is closed once an Image newer than
+// the one Image returns after this call is published. Take the channel
+// before reading Image: then no update falls between the two.
+func (n *Node) ImageChanged() <-chan struct{} {
+	n.imageMu.Lock()
+	defer n.imageMu.Unlock()
+	return n.imageC
+}
+
+// storeImage publishes im and wakes everyone waiting on ImageChanged.
+func (n *Node) storeImage(im *metadata.Image) {
+	n.image.Store(im)
+	n.imageMu.Lock()
+	close(n.imageC)
+	n.imageC = make(chan struct{})
+	n.imageMu.Unlock()
+}
 
 // Storage exposes the voter's Raft storage (tests and tools).
 func (n *Node) Storage() *raftlog.Storage { return n.store }

@@ -1,0 +1,390 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/strata-db/strata/server/controller"
+	"github.com/strata-db/strata/server/metadata"
+)
+
+// The controller RPC forwards a metadata command (or a quorum status
+// query) from a voter that does not lead to the one that does. It shares
+// the Raft listener: a connection that opens with rpcMagic is an RPC
+// connection, any other is the Raft transport's. Raft frames open with a
+// little-endian length of at most transport.MaxMessageBytes (about 1 GiB),
+// and rpcMagic read as such a length is larger, so the two never collide.
+//
+//	connection = magic:u32le ("STRC") (request response)*
+//	request    = length:u32le JSON(rpcRequest)     length <= rpcMaxBytes
+//	response   = length:u32le JSON(rpcReply)       length <= rpcMaxBytes
+//
+// The bodies are JSON: the messages are few, small and internal, and a
+// readable form is worth more than the bytes saved.
+const (
+	rpcMagic = 0x43525453 // "STRC"
+	// rpcMaxBytes bounds one request or reply; the largest is a
+	// CreateTopic with its configs.
+	rpcMaxBytes = 1 << 20
+	// rpcSniffTimeout bounds how long an accepted connection may take to
+	// send its first four bytes.
+	rpcSniffTimeout = 5 * time.Second
+	// rpcDialTimeout bounds connecting to the leader.
+	rpcDialTimeout = time.Second
+	// rpcCallTimeout bounds one forwarded call when the caller's context
+	// has no earlier deadline.
+	rpcCallTimeout = 30 * time.Second
+)
+
+// rpcRequest is a forwarded command: Kind names it and the fields it uses
+// are set.
+type rpcRequest struct {
+	Kind string `json:"kind"`
+	// RegisterBroker, BrokerHeartbeat, ControlledShutdown, FenceBroker.
+	BrokerID      int32                  `json:"broker_id,omitempty"`
+	Epoch         int64                  `json:"epoch,omitempty"`
+	AppliedOffset uint64                 `json:"applied_offset,omitempty"`
+	Incarnation   metadata.IncarnationID `json:"incarnation,omitzero"`
+	Rack          string                 `json:"rack,omitempty"`
+	Listeners     []metadata.Listener    `json:"listeners,omitempty"`
+	// CreateTopic, ValidateCreateTopic, DeleteTopic.
+	Topic      string            `json:"topic,omitempty"`
+	TopicID    metadata.TopicID  `json:"topic_id,omitzero"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	StartIndex uint32            `json:"start_index,omitempty"`
+}
+
+// Request kinds.
+const (
+	rpcRegisterBroker      = "register_broker"
+	rpcBrokerHeartbeat     = "broker_heartbeat"
+	rpcControlledShutdown  = "controlled_shutdown"
+	rpcFenceBroker         = "fence_broker"
+	rpcCreateTopic         = "create_topic"
+	rpcValidateCreateTopic = "validate_create_topic"
+	rpcDeleteTopic         = "delete_topic"
+	rpcStatus              = "status"
+)
+
+// command turns a request into the controller command it names.
+func (r *rpcRequest) command() (controller.Command, error) {
+	switch r.Kind {
+	case rpcRegisterBroker:
+		return controller.RegisterBroker(metadata.RegisterBrokerRequest{ID: r.BrokerID, Incarnation: r.Incarnation,
+			Rack: r.Rack, Listeners: r.Listeners}), nil
+	case rpcBrokerHeartbeat:
+		return controller.BrokerHeartbeat(metadata.HeartbeatRequest{ID: r.BrokerID, Epoch: r.Epoch,
+			AppliedOffset: r.AppliedOffset}), nil
+	case rpcControlledShutdown:
+		return controller.ControlledShutdown(r.BrokerID, r.Epoch), nil
+	case rpcFenceBroker:
+		return controller.FenceBroker(r.BrokerID), nil
+	case rpcCreateTopic:
+		return controller.CreateTopic(r.createTopicRequest()), nil
+	case rpcValidateCreateTopic:
+		return controller.ValidateCreateTopic(r.createTopicRequest()), nil
+	case rpcDeleteTopic:
+		return controller.DeleteTopic(r.Topic), nil
+	}
+	return controller.Command{}, fmt.Errorf("server: unknown controller request %q", r.Kind)
+}
+
+func (r *rpcRequest) createTopicRequest() metadata.CreateTopicRequest {
+	return metadata.CreateTopicRequest{Name: r.Topic, ID: r.TopicID, Configs: r.Configs, StartIndex: r.StartIndex}
+}
+
+// rpcReply answers one request. Outcome says how it ended; the other
+// fields carry what that outcome has.
+type rpcReply struct {
+	Outcome string `json:"outcome"`
+	// EndOffset is the metadata offset just past the command's records on
+	// the leader: a caller that waits until its own image reaches it sees
+	// the command's effect.
+	EndOffset uint64 `json:"end_offset,omitempty"`
+	// Code and Detail are a rejection's.
+	Code   metadata.ErrorCode `json:"code,omitempty"`
+	Detail string             `json:"detail,omitempty"`
+	// Leader is the leader the answering voter knows of (not_leader).
+	Leader uint64             `json:"leader,omitempty"`
+	Status *controller.Status `json:"status,omitempty"`
+}
+
+// Reply outcomes.
+const (
+	rpcOK        = "ok"
+	rpcRejected  = "rejected"
+	rpcNotLeader = "not_leader"
+	rpcUnknown   = "outcome_unknown"
+	rpcBusy      = "busy"
+	rpcStopped   = "stopped"
+	rpcFailed    = "failed"
+)
+
+// replyOf encodes the answer of a local Propose.
+func replyOf(res controller.Result, err error) rpcReply {
+	var rej *metadata.Rejection
+	var nl *controller.NotLeaderError
+	switch {
+	case err == nil:
+		return rpcReply{Outcome: rpcOK, EndOffset: res.Offset + uint64(len(res.Records))}
+	case errors.As(err, &rej):
+		return rpcReply{Outcome: rpcRejected, Code: rej.Code, Detail: rej.Detail}
+	case errors.As(err, &nl):
+		return rpcReply{Outcome: rpcNotLeader, Leader: nl.Leader}
+	case errors.Is(err, controller.ErrOutcomeUnknown):
+		return rpcReply{Outcome: rpcUnknown, Detail: err.Error()}
+	case errors.Is(err, controller.ErrBusy):
+		return rpcReply{Outcome: rpcBusy}
+	case errors.Is(err, controller.ErrStopped):
+		return rpcReply{Outcome: rpcStopped}
+	}
+	return rpcReply{Outcome: rpcFailed, Detail: err.Error()}
+}
+
+// err turns a reply back into the error the leader's Propose returned.
+func (r *rpcReply) err() error {
+	switch r.Outcome {
+	case rpcOK:
+		return nil
+	case rpcRejected:
+		return &metadata.Rejection{Code: r.Code, Detail: r.Detail}
+	case rpcNotLeader:
+		return &controller.NotLeaderError{Leader: r.Leader}
+	case rpcUnknown:
+		return fmt.Errorf("%w: %s", controller.ErrOutcomeUnknown, r.Detail)
+	case rpcBusy:
+		return controller.ErrBusy
+	case rpcStopped:
+		return controller.ErrStopped
+	}
+	return fmt.Errorf("server: controller RPC failed: %s", r.Detail)
+}
+
+// writeRPC writes one length-prefixed JSON message.
+func writeRPC(w *bufio.Writer, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(body) > rpcMaxBytes {
+		return fmt.Errorf("server: controller RPC message of %d bytes exceeds %d", len(body), rpcMaxBytes)
+	}
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(body)))
+	w.Write(hdr[:])
+	w.Write(body)
+	return w.Flush()
+}
+
+// readRPC reads one message, refusing a length over rpcMaxBytes before
+// allocating for it.
+func readRPC(r *bufio.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n > rpcMaxBytes {
+		return fmt.Errorf("server: controller RPC message of %d bytes exceeds %d", n, rpcMaxBytes)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// rpcMux splits the Raft listener: it hands Raft connections to the
+// transport through Accept and serves RPC connections itself.
+type rpcMux struct {
+	ln    net.Listener
+	serve func(ctx context.Context, req *rpcRequest) rpcReply
+	raft  chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func newRPCMux(ln net.Listener, serve func(ctx context.Context, req *rpcRequest) rpcReply) *rpcMux {
+	m := &rpcMux{ln: ln, serve: serve, raft: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m
+}
+
+func (m *rpcMux) acceptLoop() {
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !m.track(c) {
+			c.Close()
+			return
+		}
+		m.wg.Add(1)
+		go m.sniff(c)
+	}
+}
+
+// sniff reads a connection's first four bytes and routes it.
+func (m *rpcMux) sniff(c net.Conn) {
+	defer m.wg.Done()
+	var first [4]byte
+	c.SetReadDeadline(time.Now().Add(rpcSniffTimeout))
+	if _, err := io.ReadFull(c, first[:]); err != nil {
+		m.untrack(c)
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	if binary.LittleEndian.Uint32(first[:]) == rpcMagic {
+		m.serveConn(c)
+		return
+	}
+	// The transport owns it from here (and closes it); forget it here.
+	m.mu.Lock()
+	delete(m.conns, c)
+	m.mu.Unlock()
+	select {
+	case m.raft <- &prefixConn{Conn: c, prefix: first[:]}:
+	case <-m.done:
+		c.Close()
+	}
+}
+
+// serveConn answers one RPC connection's requests in turn.
+func (m *rpcMux) serveConn(c net.Conn) {
+	defer m.untrack(c)
+	r := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		var req rpcRequest
+		if err := readRPC(r, &req); err != nil {
+			return
+		}
+		reply := m.serve(ctx, &req)
+		if err := writeRPC(w, &reply); err != nil {
+			return
+		}
+	}
+}
+
+// Accept hands the transport its next connection.
+func (m *rpcMux) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raft:
+		return c, nil
+	case <-m.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting, closes the RPC connections and waits for their
+// goroutines.
+func (m *rpcMux) Close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+		m.mu.Lock()
+		for c := range m.conns {
+			c.Close()
+		}
+		m.mu.Unlock()
+		m.wg.Wait()
+	})
+	return err
+}
+
+func (m *rpcMux) Addr() net.Addr { return m.ln.Addr() }
+
+func (m *rpcMux) track(c net.Conn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.done:
+		return false
+	default:
+	}
+	m.conns[c] = struct{}{}
+	return true
+}
+
+func (m *rpcMux) untrack(c net.Conn) {
+	m.mu.Lock()
+	delete(m.conns, c)
+	m.mu.Unlock()
+	c.Close()
+}
+
+// prefixConn replays the bytes read to route the connection.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// errNotSent marks a call that failed before its request left: retrying
+// it cannot apply a command twice.
+var errNotSent = errors.New("server: controller RPC not sent")
+
+// callRPC sends req to the voter at addr and waits for its reply. Each
+// call has its own connection: forwarded commands are rare (a heartbeat
+// every few seconds per broker, topic changes), and a fresh connection
+// never carries a request into a socket the peer already closed, which
+// would turn a safe retry into an outcome unknown.
+func callRPC(ctx context.Context, addr string, req *rpcRequest) (rpcReply, error) {
+	d := net.Dialer{Timeout: rpcDialTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return rpcReply{}, fmt.Errorf("%w: %w", errNotSent, err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(rpcCallTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	w := bufio.NewWriter(c)
+	var magic [4]byte
+	binary.LittleEndian.PutUint32(magic[:], rpcMagic)
+	w.Write(magic[:])
+	if err := writeRPC(w, req); err != nil {
+		return rpcReply{}, fmt.Errorf("%w: %w", errNotSent, err)
+	}
+	var reply rpcReply
+	if err := readRPC(bufio.NewReader(c), &reply); err != nil {
+		return rpcReply{}, fmt.Errorf("%w: controller RPC to %s: %w", controller.ErrOutcomeUnknown, addr, err)
+	}
+	return reply, nil
+}
