@@ -57,6 +57,7 @@ type BrokerConfig struct {
 // partition logs it leads, following the metadata of the controller
 // quorum, of which it is a voter.
 type Broker struct {
+	ready   atomic.Bool // joined the cluster: serving every API
 	cfg     BrokerConfig
 	log     *slog.Logger
 	srv     *Server
@@ -109,11 +110,13 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	for i := range cores {
 		b.shards = append(b.shards, newBrokerShard(b, i))
 	}
+	// Metrics exist before the shards run: they record from the first
+	// request on (the shards' counters are read at scrape time).
+	b.metrics = newBrokerMetrics(b)
 	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	b.metrics = newBrokerMetrics(b)
 	b.quorum, err = startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters,
 		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
 	if err != nil {
@@ -132,6 +135,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	b.heartbeating = true
 	go b.session.heartbeatLoop()
+	// Every field above is set: shards may use them from here on (the
+	// atomic store orders those writes before a shard's load).
+	b.ready.Store(true)
 	return b, nil
 }
 
@@ -175,6 +181,13 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 	env := &bs.env
 	if err := env.DecodeRequest(req.Message); err != nil {
 		bs.rejectAndClose(req, err)
+		return
+	}
+	if !b.ready.Load() && env.ApiKey() != fb.ApiKeyApiVersions {
+		// The shards listen before the broker has joined the cluster (the
+		// port must be known to register): until then every request but
+		// ApiVersions gets a retriable error.
+		bs.respondErrorUnobserved(req, fb.ErrorCodeLeaderNotAvailable)
 		return
 	}
 	switch env.ApiKey() {

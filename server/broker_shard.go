@@ -371,6 +371,14 @@ func (bs *brokerShard) respondError(req *Request, code fb.ErrorCode) {
 	bs.respond(req, h, nil)
 }
 
+// respondErrorUnobserved answers with an error before the broker's metrics
+// exist.
+func (bs *brokerShard) respondErrorUnobserved(req *Request, code fb.ErrorCode) {
+	h := bs.header()
+	h.ErrorCode = code
+	bs.sh.Respond(req.Conn, req.Seq, bs.enc.Encode(&h, nil))
+}
+
 // rejectAndClose answers a request that failed verification with
 // INVALID_REQUEST and closes its connection once the answer is out. The
 // correlation id of an unverifiable envelope cannot be trusted, so it is 0.
