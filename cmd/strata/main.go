@@ -17,6 +17,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCommand(), probeCommand())
+	root.AddCommand(topicCommand(), clusterCommand(), produceCommand(), consumeCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
 		os.Exit(exitCode(err))

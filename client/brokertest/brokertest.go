@@ -1,0 +1,187 @@
+// Package brokertest runs real Strata brokers as processes for tests: it
+// builds the strata binary once and starts, stops and restarts brokers on
+// loopback, waiting on the broker's readiness line rather than on time.
+package brokertest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// readyTimeout bounds the wait for a broker's readiness line; a broker
+// that has not come up by then is reported as failed, not waited on.
+const readyTimeout = 60 * time.Second
+
+// readyLine matches the broker's readiness log line and captures the
+// address it listens on.
+var readyLine = regexp.MustCompile(`strata broker ready\b.*? listen=(\S+)`)
+
+// BinEnv names an environment variable that, when set, gives a strata
+// binary to run brokers from instead of building one (to test against
+// another broker build).
+const BinEnv = "STRATA_TEST_BROKER_BIN"
+
+// Build compiles the strata command into dir and returns the binary's
+// path, or returns the binary BinEnv names.
+func Build(dir string) (string, error) {
+	if bin := os.Getenv(BinEnv); bin != "" {
+		return bin, nil
+	}
+	bin := filepath.Join(dir, "strata")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/strata-db/strata/cmd/strata")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Broker is one broker process.
+type Broker struct {
+	Bin     string
+	DataDir string
+	Addr    string // HOST:PORT it listens on
+	cmd     *exec.Cmd
+	waited  chan struct{}
+	logTail *tail
+}
+
+// Start runs `strata serve` on dataDir, listening on listen (use
+// "127.0.0.1:0" for a free port), and returns once the broker says it is
+// ready. The broker is stopped when the test ends.
+func Start(t testing.TB, bin, dataDir, listen string) *Broker {
+	t.Helper()
+	b := &Broker{Bin: bin, DataDir: dataDir}
+	if err := b.start(listen); err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Stop() })
+	return b
+}
+
+// Restart starts the broker again on the same data folder and address.
+func (b *Broker) Restart(t testing.TB) {
+	t.Helper()
+	if err := b.start(b.Addr); err != nil {
+		t.Fatalf("restart broker: %v", err)
+	}
+}
+
+func (b *Broker) start(listen string) error {
+	cmd := exec.Command(b.Bin, "serve", "--data-dir", b.DataDir, "--listen", listen, "--admin", "",
+		"--cores", "2", "--pin=false")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	b.cmd = cmd
+	waited := make(chan struct{})
+	b.waited = waited
+	lt := &tail{}
+	b.logTail = lt
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			lt.add(line)
+			if m := readyLine.FindStringSubmatch(line); m != nil {
+				select {
+				case ready <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	exited := make(chan error, 1)
+	go func() {
+		exited <- cmd.Wait()
+		close(waited)
+	}()
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	select {
+	case addr := <-ready:
+		b.Addr = addr
+		return nil
+	case err := <-exited:
+		return fmt.Errorf("broker exited before it was ready: %v\n%s", err, lt.String())
+	case <-timer.C:
+		_ = cmd.Process.Kill()
+		<-waited
+		return fmt.Errorf("broker not ready after %v\n%s", readyTimeout, lt.String())
+	}
+}
+
+// Stop sends SIGTERM and waits for the process to exit (SIGKILL if it does
+// not within readyTimeout). Stopping a stopped broker does nothing.
+func (b *Broker) Stop() error {
+	if b.cmd == nil {
+		return nil
+	}
+	select {
+	case <-b.waited:
+		b.cmd = nil
+		return nil
+	default:
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	select {
+	case <-b.waited:
+	case <-timer.C:
+		_ = b.cmd.Process.Kill()
+		<-b.waited
+		b.cmd = nil
+		return errors.New("broker did not stop on SIGTERM; killed")
+	}
+	b.cmd = nil
+	return nil
+}
+
+// Log is the last lines the broker wrote to stderr.
+func (b *Broker) Log() string { return b.logTail.String() }
+
+// tail keeps the last lines of a log; the reader goroutine adds, the
+// test reads.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// tailLines is how many log lines a failure report shows.
+const tailLines = 50
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, line)
+	if len(t.lines) > tailLines {
+		t.lines = t.lines[len(t.lines)-tailLines:]
+	}
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+// TempDir makes a folder for a test binary build outside any test's
+// lifetime (TestMain has no testing.T); the caller removes it.
+func TempDir() (string, error) { return os.MkdirTemp("", "strata-bin-") }

@@ -1,0 +1,364 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	flatbuffers "github.com/google/flatbuffers/go"
+
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+)
+
+// pollIdleWait bounds a Poll's sleep when no fetch could be sent (all
+// partitions backing off); a fetch answer wakes it sooner.
+const pollIdleWait = 100 * time.Millisecond
+
+// fetchReq is one fetch in flight: the partitions it asked for, with the
+// seek epoch and offset each had when it was sent.
+type fetchReq struct {
+	addr  string
+	parts []fetchRef
+}
+
+type fetchRef struct {
+	cp     *consPart
+	epoch  uint64
+	offset int64
+}
+
+// fetchResult is a fetch's answer, taken apart on the connection's
+// reader: per partition entry its code, high watermark and region of the
+// trailing bytes (which stay valid: they are allocated per answer).
+type fetchResult struct {
+	req   *fetchReq
+	err   error
+	parts []partResult
+}
+
+type partResult struct {
+	topic     string
+	partition int32
+	code      fb.ErrorCode
+	hw        int64
+	region    []byte
+}
+
+// Poll returns the next records from the assigned partitions, waiting
+// until there are some or ctx ends. The returned slice is reused by the
+// next Poll; the byte slices of the records are not, and stay valid.
+func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
+	c.out = c.out[:0]
+	for {
+		c.resMu.Lock()
+		closed := c.closed
+		c.resMu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if err := c.syncAssignment(ctx); err != nil {
+			return nil, err
+		}
+		if err := c.resolve(ctx); err != nil {
+			return nil, err
+		}
+		c.fetchAll(ctx)
+		if r := c.popResult(); r != nil {
+			err := c.process(r)
+			c.fetchAll(ctx) // the next fetch goes out before the caller sees these records
+			if err != nil || len(c.out) > 0 {
+				return c.out, err
+			}
+			continue
+		}
+		t := time.NewTimer(pollIdleWait)
+		select {
+		case <-c.notify:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// fetchAll sends a fetch to every leader that has positioned partitions
+// and no fetch in flight.
+func (c *Consumer) fetchAll(ctx context.Context) {
+	now := time.Now()
+	var reqs map[string]*fetchReq
+	for _, cp := range c.order {
+		if cp.pos < 0 || cp.fetching || now.Before(cp.retryAt) {
+			continue
+		}
+		addr, err := c.cl.leaderFor(ctx, cp.tp.Topic, cp.tp.Partition)
+		if err != nil {
+			c.backOff(cp)
+			continue
+		}
+		if c.inflight[addr] {
+			continue
+		}
+		if reqs == nil {
+			reqs = map[string]*fetchReq{}
+		}
+		r := reqs[addr]
+		if r == nil {
+			r = &fetchReq{addr: addr}
+			reqs[addr] = r
+		}
+		r.parts = append(r.parts, fetchRef{cp: cp, epoch: cp.epoch, offset: cp.pos})
+	}
+	for addr, r := range reqs {
+		c.send(ctx, addr, r)
+	}
+}
+
+// send puts one fetch on the wire.
+func (c *Consumer) send(ctx context.Context, addr string, r *fetchReq) {
+	fail := func(err error) {
+		c.cl.invalidateAll(r.parts)
+		for _, ref := range r.parts {
+			c.backOff(ref.cp)
+		}
+	}
+	conn, err := c.cl.connTo(ctx, addr)
+	if err == nil {
+		err = conn.acquire(ctx)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	maxBytes := int32(c.cfg.MaxBytes)
+	build := func(b *flatbuffers.Builder) (fb.Message, flatbuffers.UOffsetT) {
+		return fb.MessageFetchRequest, c.buildFetch(b, r, maxBytes)
+	}
+	// A frame larger than the byte limits still comes whole (so that a
+	// consumer always progresses), so the trailing bytes may pass
+	// MaxBytes by up to one frame.
+	trailingMax := int64(c.cfg.MaxBytes) + schema.MaxFrameBytes
+	for _, ref := range r.parts {
+		ref.cp.fetching = true
+	}
+	c.inflight[addr] = true
+	err = conn.sendAcquired(fb.ApiKeyFetch, trailingMax, build, func(env *schema.Envelope, trailing []byte, err error) {
+		c.deliver(r, env, trailing, err)
+	})
+	if err != nil {
+		c.deliver(r, nil, nil, err)
+	}
+}
+
+// buildFetch writes the FetchRequest table for r.
+func (c *Consumer) buildFetch(b *flatbuffers.Builder, r *fetchReq, maxBytes int32) flatbuffers.UOffsetT {
+	var topicOffs []flatbuffers.UOffsetT
+	for i := 0; i < len(r.parts); {
+		topic := r.parts[i].cp.tp.Topic
+		j := i
+		for j < len(r.parts) && r.parts[j].cp.tp.Topic == topic {
+			j++
+		}
+		parts := make([]flatbuffers.UOffsetT, 0, j-i)
+		for _, ref := range r.parts[i:j] {
+			fb.FetchPartitionStart(b)
+			fb.FetchPartitionAddPartition(b, ref.cp.tp.Partition)
+			fb.FetchPartitionAddCurrentLeaderEpoch(b, -1)
+			fb.FetchPartitionAddFetchOffset(b, ref.offset)
+			fb.FetchPartitionAddLogStartOffset(b, -1)
+			fb.FetchPartitionAddPartitionMaxBytes(b, int32(c.cfg.PartitionMaxBytes))
+			parts = append(parts, fb.FetchPartitionEnd(b))
+		}
+		name := b.CreateString(topic)
+		fb.FetchTopicStartPartitionsVector(b, len(parts))
+		for k := len(parts) - 1; k >= 0; k-- {
+			b.PrependUOffsetT(parts[k])
+		}
+		vec := b.EndVector(len(parts))
+		fb.FetchTopicStart(b)
+		fb.FetchTopicAddName(b, name)
+		fb.FetchTopicAddPartitions(b, vec)
+		topicOffs = append(topicOffs, fb.FetchTopicEnd(b))
+		i = j
+	}
+	fb.FetchRequestStartTopicsVector(b, len(topicOffs))
+	for k := len(topicOffs) - 1; k >= 0; k-- {
+		b.PrependUOffsetT(topicOffs[k])
+	}
+	vec := b.EndVector(len(topicOffs))
+	fb.FetchRequestStart(b)
+	fb.FetchRequestAddReplicaId(b, -1)
+	fb.FetchRequestAddMaxWaitMs(b, int32(c.cfg.MaxWaitMs))
+	fb.FetchRequestAddMinBytes(b, int32(c.cfg.MinBytes))
+	fb.FetchRequestAddMaxBytes(b, maxBytes)
+	fb.FetchRequestAddTopics(b, vec)
+	return fb.FetchRequestEnd(b)
+}
+
+// deliver takes a fetch answer apart (on the connection's reader, while
+// env is valid) and queues it for Poll.
+func (c *Consumer) deliver(r *fetchReq, env *schema.Envelope, trailing []byte, err error) {
+	res := &fetchResult{req: r, err: err}
+	if err == nil {
+		res.err = env.Err()
+	}
+	if res.err == nil {
+		fr, ferr := env.FetchResponse()
+		var regions schema.FetchRegions
+		if ferr == nil {
+			ferr = regions.Reset(&fr, trailing)
+		}
+		if ferr != nil {
+			res.err = ferr
+		} else {
+			var p fb.FetchPartitionResponse
+			for {
+				topic, region, ok := regions.Next(&p)
+				if !ok {
+					break
+				}
+				res.parts = append(res.parts, partResult{topic: string(topic), partition: p.Partition(),
+					code: p.ErrorCode(), hw: p.HighWatermark(), region: region})
+			}
+		}
+	}
+	c.resMu.Lock()
+	if !c.closed {
+		c.results = append(c.results, res)
+	}
+	c.resMu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Consumer) popResult() *fetchResult {
+	c.resMu.Lock()
+	defer c.resMu.Unlock()
+	if len(c.results) == 0 {
+		return nil
+	}
+	r := c.results[0]
+	c.results[0] = nil
+	c.results = c.results[1:]
+	return r
+}
+
+// process turns a fetch answer into records and new positions.
+func (c *Consumer) process(r *fetchResult) error {
+	delete(c.inflight, r.req.addr)
+	for _, ref := range r.req.parts {
+		ref.cp.fetching = false
+	}
+	if r.err != nil {
+		if !retriable(r.err) {
+			return r.err
+		}
+		c.cl.invalidateAll(r.req.parts)
+		for _, ref := range r.req.parts {
+			c.backOff(ref.cp)
+		}
+		return nil
+	}
+	for i := range r.parts {
+		pr := &r.parts[i]
+		ref, ok := r.req.find(pr.topic, pr.partition)
+		if !ok {
+			continue
+		}
+		cp := ref.cp
+		if c.parts[cp.tp] != cp || cp.epoch != ref.epoch || cp.pos != ref.offset {
+			continue // sought elsewhere or unassigned since the fetch was sent
+		}
+		switch {
+		case pr.code == fb.ErrorCodeNone:
+			cp.hw = pr.hw
+			cp.attempts = 0
+			if err := c.records(cp, pr.region); err != nil {
+				return err
+			}
+		case pr.code == fb.ErrorCodeOffsetOutOfRange:
+			if c.cfg.Reset == ResetNone {
+				return fmt.Errorf("%w: %s/%d offset %d: %w", ErrNoPosition, cp.tp.Topic, cp.tp.Partition, cp.pos, &schema.CodeError{Code: pr.code})
+			}
+			cp.pos = -1
+		case schema.ErrorRetriable(pr.code):
+			if needsMetadata(pr.code) {
+				c.cl.invalidate(cp.tp.Topic)
+			}
+			c.backOff(cp)
+		default:
+			return fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, &schema.CodeError{Code: pr.code})
+		}
+	}
+	return nil
+}
+
+// find returns the request's entry for a partition.
+func (r *fetchReq) find(topic string, partition int32) (fetchRef, bool) {
+	for _, ref := range r.parts {
+		if ref.cp.tp.Partition == partition && ref.cp.tp.Topic == topic {
+			return ref, true
+		}
+	}
+	return fetchRef{}, false
+}
+
+// records appends the records of a region from cp's position on, and
+// moves the position past the last whole frame.
+func (c *Consumer) records(cp *consPart, region []byte) error {
+	var v schema.RecordView
+	for len(region) > 0 {
+		frame, rest, err := schema.NextFrame(region)
+		if err == schema.ErrFramePartial {
+			return nil // the cut-short last frame: fetched again next time
+		}
+		if err != nil {
+			return fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
+		}
+		region = rest
+		h, err := schema.ParseFrameHeader(frame)
+		if err != nil {
+			return fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
+		}
+		if h.NextOffset() <= cp.pos {
+			continue // a frame before the position (the fetch started mid-frame)
+		}
+		br := &c.reader
+		if h.Compression() != schema.CompressionNone {
+			// The records of a compressed frame point into the reader's
+			// scratch buffer; a fresh reader keeps them valid after Poll.
+			br = new(schema.BatchReader)
+		}
+		if err := br.Reset(frame); err != nil {
+			return fmt.Errorf("fetch %s/%d at offset %d: %w", cp.tp.Topic, cp.tp.Partition, h.BaseOffset, err)
+		}
+		for br.Next(&v) {
+			if v.Offset < cp.pos {
+				continue
+			}
+			rec := Record{Topic: cp.tp.Topic, Partition: cp.tp.Partition, Offset: v.Offset,
+				Key: v.Key, Value: v.Value, Timestamp: time.UnixMilli(v.TimestampMs)}
+			if n := v.HeadersLen(); n > 0 {
+				rec.Headers = make([]Header, n)
+				for i := range n {
+					rec.Headers[i].Key, rec.Headers[i].Value = v.Header(i)
+				}
+			}
+			c.out = append(c.out, rec)
+		}
+		cp.pos = h.NextOffset()
+	}
+	return nil
+}
+
+// invalidateAll marks the topics of a fetch's partitions for a metadata
+// refresh.
+func (c *Client) invalidateAll(refs []fetchRef) {
+	for _, ref := range refs {
+		c.invalidate(ref.cp.tp.Topic)
+	}
+}

@@ -1,0 +1,44 @@
+package client
+
+import (
+	"errors"
+	"net"
+
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+)
+
+// isConnErr reports whether err means the connection (not the request)
+// failed: a closed connection, a dial or network error.
+func isConnErr(err error) bool {
+	if errors.Is(err, ErrConnClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe)
+}
+
+// ErrorCode is the wire error code carried by err (a *schema.CodeError
+// anywhere in its chain), or NONE when it carries none.
+func ErrorCode(err error) schema.ErrorCode {
+	var ce *schema.CodeError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return fb.ErrorCodeNone
+}
+
+// needsMetadata reports whether a wire error says the cached leader may be
+// wrong.
+func needsMetadata(code schema.ErrorCode) bool {
+	switch code {
+	case fb.ErrorCodeNotLeader, fb.ErrorCodeUnknownTopicOrPartition, fb.ErrorCodeLeaderNotAvailable,
+		fb.ErrorCodeFencedLeaderEpoch, fb.ErrorCodeUnknownLeaderEpoch:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,261 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	flatbuffers "github.com/google/flatbuffers/go"
+
+	"github.com/strata-db/strata/schema"
+	"github.com/strata-db/strata/schema/fb"
+)
+
+// BrokerInfo is one broker of the cluster as the metadata names it.
+type BrokerInfo struct {
+	NodeID int32
+	Host   string
+	Port   uint16
+	Rack   string
+}
+
+// Addr is the broker's HOST:PORT.
+func (b BrokerInfo) Addr() string { return net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) }
+
+// PartitionInfo describes one partition: its leader and leader epoch, its
+// replicas and its in-sync replicas.
+type PartitionInfo struct {
+	Partition   int32
+	Leader      int32 // -1: no leader at the moment
+	LeaderEpoch int32
+	Replicas    []int32
+	ISR         []int32
+	Err         error // the partition's error code, nil for none
+}
+
+// TopicInfo describes one topic and its partitions, in partition order.
+type TopicInfo struct {
+	Name       string
+	Partitions []PartitionInfo
+	Err        error // e.g. UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist
+}
+
+// ClusterInfo is what the metadata says about the cluster.
+type ClusterInfo struct {
+	ClusterID    string
+	ControllerID int32
+	Brokers      []BrokerInfo
+}
+
+// metadataCache is the latest metadata: brokers by id and topics by name,
+// each topic with the time it was fetched. Guarded by Client.mu.
+type metadataCache struct {
+	brokers map[int32]BrokerInfo
+	topics  map[string]cachedTopic
+}
+
+type cachedTopic struct {
+	info    TopicInfo
+	fetched time.Time
+	stale   bool // an error asked for a refresh
+}
+
+func (m *metadataCache) init() {
+	m.brokers = map[int32]BrokerInfo{}
+	m.topics = map[string]cachedTopic{}
+}
+
+func (m *metadataCache) brokerAddrs() []string {
+	addrs := make([]string, 0, len(m.brokers))
+	for _, b := range m.brokers {
+		addrs = append(addrs, b.Addr())
+	}
+	slices.Sort(addrs)
+	return addrs
+}
+
+// metadataResult is one Metadata answer, unpacked.
+type metadataResult struct {
+	cluster ClusterInfo
+	topics  []TopicInfo
+}
+
+// fetchMetadata asks a broker for the metadata of topics (nil: every
+// topic) and stores what it learns in the cache.
+func (c *Client) fetchMetadata(ctx context.Context, topics []string) (*metadataResult, error) {
+	var res metadataResult
+	build := func(b *flatbuffers.Builder) (fb.Message, flatbuffers.UOffsetT) {
+		req := &fb.MetadataRequestT{Topics: topics}
+		if topics != nil && len(topics) == 0 {
+			req.Topics = []string{}
+		}
+		return fb.MessageMetadataRequest, req.Pack(b)
+	}
+	err := c.request(ctx, fb.ApiKeyMetadata, build, func(env *schema.Envelope) error {
+		r, err := env.MetadataResponse()
+		if err != nil {
+			return err
+		}
+		if r.ErrorCode() != fb.ErrorCodeNone {
+			return &schema.CodeError{Code: r.ErrorCode()}
+		}
+		t := r.UnPack()
+		res.cluster = ClusterInfo{ClusterID: t.ClusterId, ControllerID: t.ControllerId}
+		for _, b := range t.Brokers {
+			res.cluster.Brokers = append(res.cluster.Brokers, BrokerInfo{NodeID: b.NodeId, Host: b.Host, Port: b.Port, Rack: b.Rack})
+		}
+		for _, tm := range t.Topics {
+			ti := TopicInfo{Name: tm.Name, Err: codeErr(tm.ErrorCode)}
+			for _, p := range tm.Partitions {
+				ti.Partitions = append(ti.Partitions, PartitionInfo{Partition: p.Partition, Leader: p.LeaderId,
+					LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.Isr, Err: codeErr(p.ErrorCode)})
+			}
+			slices.SortFunc(ti.Partitions, func(a, b PartitionInfo) int { return int(a.Partition) - int(b.Partition) })
+			res.topics = append(res.topics, ti)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	c.mu.Lock()
+	for _, b := range res.cluster.Brokers {
+		c.meta.brokers[b.NodeID] = b
+	}
+	for _, t := range res.topics {
+		if t.Err != nil {
+			delete(c.meta.topics, t.Name)
+			continue
+		}
+		c.meta.topics[t.Name] = cachedTopic{info: t, fetched: now}
+	}
+	c.mu.Unlock()
+	return &res, nil
+}
+
+// topic returns the cached metadata of a topic, fetching it when absent,
+// stale or older than MetadataMaxAgeMs. A topic the broker does not know
+// gives UNKNOWN_TOPIC_OR_PARTITION.
+func (c *Client) topic(ctx context.Context, name string) (TopicInfo, error) {
+	c.mu.Lock()
+	ct, ok := c.meta.topics[name]
+	fresh := ok && !ct.stale && time.Since(ct.fetched) < time.Duration(c.cfg.MetadataMaxAgeMs)*time.Millisecond
+	c.mu.Unlock()
+	if fresh {
+		return ct.info, nil
+	}
+	res, err := c.fetchMetadata(ctx, []string{name})
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	for _, t := range res.topics {
+		if t.Name == name {
+			if t.Err != nil {
+				return t, fmt.Errorf("topic %q: %w", name, t.Err)
+			}
+			return t, nil
+		}
+	}
+	return TopicInfo{}, fmt.Errorf("topic %q: %w", name, &schema.CodeError{Code: fb.ErrorCodeUnknownTopicOrPartition})
+}
+
+// invalidate marks a topic's metadata for refresh (after NOT_LEADER and
+// the like).
+func (c *Client) invalidate(topic string) {
+	c.mu.Lock()
+	if ct, ok := c.meta.topics[topic]; ok {
+		ct.stale = true
+		c.meta.topics[topic] = ct
+	}
+	c.mu.Unlock()
+}
+
+// leaderAddr is the address of a partition's leader from the cache; ok is
+// false when the cache does not know it (or knows it is stale).
+func (c *Client) leaderAddr(topic string, partition int32) (addr string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct, found := c.meta.topics[topic]
+	if !found || ct.stale || partition < 0 || int(partition) >= len(ct.info.Partitions) {
+		return "", false
+	}
+	p := ct.info.Partitions[partition]
+	if p.Partition != partition || p.Leader < 0 {
+		return "", false
+	}
+	b, found := c.meta.brokers[p.Leader]
+	if !found {
+		return "", false
+	}
+	return b.Addr(), true
+}
+
+// leaderFor returns a partition's leader address, refreshing the
+// metadata once if the cache does not know it.
+func (c *Client) leaderFor(ctx context.Context, topic string, partition int32) (string, error) {
+	if addr, ok := c.leaderAddr(topic, partition); ok {
+		return addr, nil
+	}
+	if _, err := c.fetchMetadata(ctx, []string{topic}); err != nil {
+		return "", err
+	}
+	if addr, ok := c.leaderAddr(topic, partition); ok {
+		return addr, nil
+	}
+	return "", fmt.Errorf("topic %q partition %d: %w", topic, partition, &schema.CodeError{Code: fb.ErrorCodeLeaderNotAvailable})
+}
+
+// codeErr is c as an error, nil for NONE.
+func codeErr(c fb.ErrorCode) error {
+	if c == fb.ErrorCodeNone {
+		return nil
+	}
+	return &schema.CodeError{Code: c}
+}
+
+// retriable reports whether err is worth retrying: a retriable wire code
+// or a lost connection.
+func retriable(err error) bool {
+	var ce *schema.CodeError
+	if errors.As(err, &ce) {
+		return schema.ErrorRetriable(ce.Code)
+	}
+	return isConnErr(err)
+}
+
+// partitionCount is a topic's partition count for placing records. Any
+// cached count serves, stale or not (a leader move does not change it);
+// without one it is fetched, retrying lost connections with backoff until
+// ctx ends. A topic the broker does not know fails at once.
+func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error) {
+	c.mu.Lock()
+	ct, ok := c.meta.topics[topic]
+	c.mu.Unlock()
+	if ok && len(ct.info.Partitions) > 0 {
+		return int32(len(ct.info.Partitions)), nil
+	}
+	for attempt := 1; ; attempt++ {
+		t, err := c.topic(ctx, topic)
+		if err == nil {
+			if len(t.Partitions) == 0 {
+				return 0, fmt.Errorf("topic %q has no partitions: %w", topic, &schema.CodeError{Code: fb.ErrorCodeUnknownTopicOrPartition})
+			}
+			return int32(len(t.Partitions)), nil
+		}
+		if !isConnErr(err) {
+			return 0, err
+		}
+		timer := time.NewTimer(c.cfg.backoff(attempt))
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return 0, fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		}
+	}
+}

@@ -1,0 +1,403 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/strata-db/strata/schema"
+)
+
+// Acks says how many replicas must have a batch before the broker answers.
+type Acks int8
+
+// The acks settings. The zero value is AcksAll, the safe default.
+const (
+	// AcksAll waits until the in-sync replicas have the batch.
+	AcksAll Acks = iota
+	// AcksLeader waits until the leader has appended the batch.
+	AcksLeader
+	// AcksNone sends and does not wait: the broker answers nothing, so
+	// callbacks report offset -1 and errors the broker finds are not seen.
+	AcksNone
+)
+
+// wire is the value of the produce request's acks field.
+func (a Acks) wire() int8 {
+	switch a {
+	case AcksLeader:
+		return 1
+	case AcksNone:
+		return 0
+	default:
+		return -1
+	}
+}
+
+// Compression codecs of a producer's batches.
+const (
+	CompressionNone = schema.CompressionNone
+	CompressionLZ4  = schema.CompressionLZ4
+)
+
+// Defaults of ProducerConfig.
+const (
+	batchBytesDefault        = 64 << 10
+	lingerMsDefault          = 5
+	bufferBytesDefault       = 32 << 20
+	deliveryTimeoutMsDefault = 120_000
+	requestTimeoutMsDefault  = 30_000
+	// requestFramesBytesMax bounds the frames of one produce request, so
+	// one request stays far below the envelope limit (128 MiB).
+	requestFramesBytesMax = 16 << 20
+	// recordOverheadBytes and headerOverheadBytes bound what a record adds
+	// to a batch body beyond its bytes (schema's own bound, restated to
+	// account for buffer memory before the record is encoded).
+	recordOverheadBytes = 96
+	headerOverheadBytes = 48
+)
+
+// ProducerConfig tunes a Producer. The zero value of each field takes its
+// default.
+type ProducerConfig struct {
+	Acks Acks
+	// BatchBytes is the size at which a partition's batch is sealed and
+	// sent without waiting for the linger (uncompressed body bytes).
+	BatchBytes int
+	// LingerMs is how long a batch that is not full waits for more records.
+	// Default 5; a negative value sends at once.
+	LingerMs int
+	// BufferBytes bounds the records held (batching, in flight, awaiting
+	// retry). Send waits for room, or fails when its context ends.
+	BufferBytes int
+	// Compression is CompressionNone or CompressionLZ4.
+	Compression uint16
+	// DeliveryTimeoutMs bounds the time from Send to the callback; retries
+	// stop when it passes and the callback gets the last error.
+	DeliveryTimeoutMs int
+	// RequestTimeoutMs is the produce request's timeout_ms: how long the
+	// broker may wait for replication before answering.
+	RequestTimeoutMs int
+}
+
+func (c ProducerConfig) withDefaults() ProducerConfig {
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = batchBytesDefault
+	}
+	c.BatchBytes = min(c.BatchBytes, requestFramesBytesMax)
+	if c.LingerMs == 0 {
+		c.LingerMs = lingerMsDefault
+	}
+	c.LingerMs = max(c.LingerMs, 0)
+	if c.BufferBytes <= 0 {
+		c.BufferBytes = bufferBytesDefault
+	}
+	if c.DeliveryTimeoutMs <= 0 {
+		c.DeliveryTimeoutMs = deliveryTimeoutMsDefault
+	}
+	if c.RequestTimeoutMs <= 0 {
+		c.RequestTimeoutMs = requestTimeoutMsDefault
+	}
+	return c
+}
+
+// Callback receives the outcome of one record: the partition it went to
+// and its offset (-1 with AcksNone or on error), or the error that ended
+// its delivery. It runs on a producer goroutine and must not block; in
+// particular it must not call Send without a context that can end.
+type Callback func(partition int32, offset int64, err error)
+
+// ErrRecordTooLarge is returned by Send for a record that could never fit
+// the producer's buffer or a batch.
+var ErrRecordTooLarge = errors.New("strata client: record larger than the producer's buffer")
+
+// Producer batches records per partition and sends them to the partition
+// leaders in the background. Send is asynchronous and safe for concurrent
+// use; each record's callback reports its real offset.
+//
+// Ordering: records of one partition are sent in Send order, and after a
+// lost connection the unacknowledged batches are sent again in that order.
+// A retriable error on one partition with several requests in flight may
+// let a later batch land before the retried one, as with any producer that
+// is not idempotent. A retried batch the broker had already written is
+// written again (see the package documentation).
+type Producer struct {
+	cl  *Client
+	cfg ProducerConfig
+
+	mu       sync.Mutex
+	parts    map[TopicPartition]*partState
+	sticky   map[string]int32
+	bufUsed  int
+	pending  int // records sent and not yet called back
+	flushing int
+	closed   bool
+	changed  chan struct{} // closed and replaced when bufUsed or pending drop
+	deferred []completion  // outcomes whose callbacks have not run yet
+
+	cbMu sync.Mutex // runs callbacks one list at a time, in completion order
+
+	wake chan struct{} // nudges the sender
+	quit chan struct{}
+	done chan struct{}
+}
+
+// pendingRec is one record waiting for its callback.
+type pendingRec struct {
+	cb    Callback
+	bytes int
+}
+
+// batch is one sealed frame of a partition and its records' callbacks.
+type batch struct {
+	ps       *partState
+	seq      uint64 // order within the partition
+	frame    *bytebufferpool.ByteBuffer
+	recs     []pendingRec
+	bytes    int
+	attempts int
+	created  time.Time
+	lastErr  error
+}
+
+// partState is one partition's open batch and its queue of sealed ones.
+type partState struct {
+	tp        TopicPartition
+	builder   *schema.BatchBuilder
+	open      []pendingRec
+	openBytes int
+	openSince time.Time
+	queue     []*batch // sealed, not in flight, by seq
+	nextSeq   uint64
+	retryAt   time.Time
+	inflight  int // batches sent and not yet answered
+	// blocked holds the partition back after a batch came back for a
+	// retry, until its other batches in flight have come back too, so
+	// that after a lost connection the batches go out again in order.
+	blocked bool
+}
+
+// completion is the outcome of one batch, waiting for its callbacks.
+type completion struct {
+	b    *batch
+	base int64
+	err  error
+}
+
+// NewProducer returns a producer sending through cl. Close it to flush
+// and stop its goroutine; cl stays open.
+func NewProducer(cl *Client, cfg ProducerConfig) (*Producer, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Compression != CompressionNone && cfg.Compression != CompressionLZ4 {
+		return nil, fmt.Errorf("strata client: unknown compression %d", cfg.Compression)
+	}
+	p := &Producer{cl: cl, cfg: cfg, parts: map[TopicPartition]*partState{}, sticky: map[string]int32{},
+		changed: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	return p, nil
+}
+
+// recordBytes bounds what r takes in a batch body, before compression.
+func recordBytes(r *Record) int {
+	n := recordOverheadBytes + len(r.Key) + len(r.Value)
+	for i := range r.Headers {
+		n += headerOverheadBytes + len(r.Headers[i].Key) + len(r.Headers[i].Value)
+	}
+	return n
+}
+
+// Send queues r for its topic and returns once it is in a batch; cb (which
+// may be nil) gets the outcome later. The partition is murmur2 of the key
+// for a keyed record, the topic's sticky partition for one without a key.
+// r's bytes are copied before Send returns. Send waits while the buffer is
+// full, and fails with ctx's error if ctx ends first.
+func (p *Producer) Send(ctx context.Context, r *Record, cb Callback) error {
+	size := recordBytes(r)
+	if size > p.cfg.BufferBytes || size > schema.BodyBytesMax {
+		return fmt.Errorf("%w: %d bytes", ErrRecordTooLarge, size)
+	}
+	n, err := p.cl.partitionCount(ctx, r.Topic)
+	if err != nil {
+		return err
+	}
+	ts := r.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !p.closed && p.bufUsed > 0 && p.bufUsed+size > p.cfg.BufferBytes {
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.mu.Lock()
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+	if p.closed {
+		return ErrClosed
+	}
+	var part int32
+	if r.Key != nil {
+		part = KeyPartition(r.Key, n)
+	} else {
+		s, ok := p.sticky[r.Topic]
+		if !ok || s >= n {
+			s = stickyPartition(-1, n)
+			p.sticky[r.Topic] = s
+		}
+		part = s
+	}
+	ps, err := p.partition(TopicPartition{Topic: r.Topic, Partition: part})
+	if err != nil {
+		return err
+	}
+	if len(ps.open) > 0 && ps.openBytes+size > p.cfg.BatchBytes {
+		p.seal(ps)
+	}
+	rec := schema.Record{Key: r.Key, Value: r.Value, TimestampMs: ts.UnixMilli()}
+	if len(r.Headers) > 0 {
+		rec.Headers = make([]schema.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			rec.Headers[i] = schema.RecordHeader{Key: h.Key, Value: h.Value}
+		}
+	}
+	if err := ps.builder.Append(&rec); err != nil {
+		return err
+	}
+	if len(ps.open) == 0 {
+		ps.openSince = time.Now()
+	}
+	ps.open = append(ps.open, pendingRec{cb: cb, bytes: size})
+	ps.openBytes += size
+	p.bufUsed += size
+	p.pending++
+	if ps.openBytes >= p.cfg.BatchBytes || p.cfg.LingerMs == 0 {
+		p.seal(ps)
+		p.nudge()
+	} else if len(ps.open) == 1 {
+		p.nudge() // the sender arms the linger timer
+	}
+	return nil
+}
+
+// partition returns the state of tp, creating it.
+func (p *Producer) partition(tp TopicPartition) (*partState, error) {
+	if ps := p.parts[tp]; ps != nil {
+		return ps, nil
+	}
+	b, err := schema.NewBatchBuilder(schema.BatchOptions{Compression: p.cfg.Compression, ProducerID: -1, BaseSequence: -1})
+	if err != nil {
+		return nil, err
+	}
+	ps := &partState{tp: tp, builder: b}
+	p.parts[tp] = ps
+	return ps, nil
+}
+
+// seal closes ps's open batch into a frame and queues it. Unkeyed records
+// of the topic move on to another partition if this one was sticky.
+func (p *Producer) seal(ps *partState) {
+	if len(ps.open) == 0 {
+		return
+	}
+	buf := bytebufferpool.Get()
+	frame, err := ps.builder.AppendTo(buf.B[:0])
+	buf.B = frame
+	b := &batch{ps: ps, seq: ps.nextSeq, frame: buf, recs: ps.open, bytes: ps.openBytes, created: ps.openSince}
+	ps.nextSeq++
+	ps.open, ps.openBytes = nil, 0
+	if s, ok := p.sticky[ps.tp.Topic]; ok && s == ps.tp.Partition {
+		if n := p.partitionCount(ps.tp.Topic); n > 0 {
+			p.sticky[ps.tp.Topic] = stickyPartition(s, n)
+		}
+	}
+	if err != nil {
+		// The builder refused to seal (cannot happen with records in it);
+		// fail the records rather than send a broken frame.
+		p.complete(b, -1, err)
+		return
+	}
+	ps.queue = append(ps.queue, b)
+}
+
+// partitionCount is the cached partition count of a topic, 0 if unknown.
+func (p *Producer) partitionCount(topic string) int32 {
+	p.cl.mu.Lock()
+	defer p.cl.mu.Unlock()
+	return int32(len(p.cl.meta.topics[topic].info.Partitions))
+}
+
+// nudge wakes the sender without blocking.
+func (p *Producer) nudge() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// complete ends a batch: every record's callback is queued with its
+// offset (base + index, or -1) or err, and its buffer is freed. Called
+// with p.mu held; the callbacks run after it is released (see finish).
+func (p *Producer) complete(b *batch, base int64, err error) {
+	p.deferred = append(p.deferred, completion{b: b, base: base, err: err})
+	p.bufUsed -= b.bytes
+	p.pending -= len(b.recs)
+	if b.frame != nil {
+		bytebufferpool.Put(b.frame)
+		b.frame = nil
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Flush sends every batch now and waits until every record sent before it
+// has its outcome, or ctx ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	p.flushing++
+	defer func() {
+		p.mu.Lock()
+		p.flushing--
+		p.mu.Unlock()
+	}()
+	for p.pending > 0 {
+		ch := p.changed
+		p.mu.Unlock()
+		p.nudge()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// Close flushes (bounded by ctx), then stops the producer; records still
+// unsent when ctx ends get ErrClosed in their callbacks. Send after Close
+// fails with ErrClosed.
+func (p *Producer) Close(ctx context.Context) error {
+	err := p.Flush(ctx)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return err
+	}
+	p.closed = true
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	close(p.quit)
+	<-p.done
+	return err
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-db/strata/client"
+)
+
+// brokersEnv names the environment variable that stands in for --brokers.
+const brokersEnv = "STRATA_BROKERS"
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	brokers string
+}
+
+// addClientFlags gives cmd and its subcommands --brokers, and makes flag
+// errors usage errors (exit 2).
+func addClientFlags(cmd *cobra.Command, f *clientFlags) {
+	def := os.Getenv(brokersEnv)
+	if def == "" {
+		def = client.DefaultBroker
+	}
+	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def, "broker addresses HOST:PORT[,HOST:PORT...] (env "+brokersEnv+")")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+}
+
+// dial connects to the brokers named by the flags.
+func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
+	var addrs []string
+	for _, a := range strings.Split(f.brokers, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, usageError{errors.New("--brokers is empty")}
+	}
+	return client.Dial(ctx, client.Config{Brokers: addrs, ClientID: "strata-cli"})
+}
+
+// signalContext ends on SIGINT or SIGTERM, so a command stops cleanly.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// args checks a command's positional arguments, as a usage error.
+func args(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, a []string) error {
+		if len(a) != n {
+			return usageError{fmt.Errorf("expected %s, got %d arguments", what, len(a))}
+		}
+		return nil
+	}
+}
+
+func topicCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
+	addClientFlags(cmd, &f)
+	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
+	return cmd
+}
+
+func topicCreateCommand(f *clientFlags) *cobra.Command {
+	var partitions int32
+	var replication int16
+	var configs []string
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a topic",
+		Args:  args(1, "the topic name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			spec := client.TopicSpec{Name: a[0], Partitions: partitions, ReplicationFactor: replication, Configs: map[string]string{}}
+			for _, kv := range configs {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usageError{fmt.Errorf("--config %q: want key=value", kv)}
+				}
+				spec.Configs[k] = v
+			}
+			if partitions < 0 {
+				return usageError{fmt.Errorf("--partitions %d: must be positive", partitions)}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			if err := client.NewAdmin(cl).CreateTopics(ctx, spec); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", a[0])
+			return nil
+		},
+	}
+	cmd.Flags().Int32Var(&partitions, "partitions", 0, "partition count (0: the broker's default)")
+	cmd.Flags().Int16Var(&replication, "replication-factor", 0, "replica count (0: the broker's default)")
+	cmd.Flags().StringArrayVar(&configs, "config", nil, "topic setting key=value (repeatable), e.g. retention.ms=86400000")
+	return cmd
+}
+
+func topicListCommand(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List topics",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			names, err := client.NewAdmin(cl).ListTopics(ctx)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				fmt.Fprintln(cmd.OutOrStdout(), n)
+			}
+			return nil
+		},
+	}
+}
+
+func topicDescribeCommand(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync replicas",
+		Args:  args(1, "the topic name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			topics, err := client.NewAdmin(cl).DescribeTopics(ctx, a[0])
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR")
+			for _, t := range topics {
+				for _, p := range t.Partitions {
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\n", t.Name, p.Partition, p.Leader, p.LeaderEpoch, ids(p.Replicas), ids(p.ISR))
+				}
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func topicDeleteCommand(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a topic and its data",
+		Args:  args(1, "the topic name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			if err := client.NewAdmin(cl).DeleteTopics(ctx, a[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
+			return nil
+		},
+	}
+}
+
+func clusterCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{Use: "cluster", Short: "Inspect the cluster"}
+	addClientFlags(cmd, &f)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "describe",
+		Short: "Show the cluster id, the controller and the brokers",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			info, err := client.NewAdmin(cl).DescribeCluster(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "cluster id: %s\ncontroller: %d\n", info.ClusterID, info.ControllerID)
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NODE\tADDRESS\tRACK")
+			sort.Slice(info.Brokers, func(i, j int) bool { return info.Brokers[i].NodeID < info.Brokers[j].NodeID })
+			for _, b := range info.Brokers {
+				fmt.Fprintf(w, "%d\t%s\t%s\n", b.NodeID, b.Addr(), b.Rack)
+			}
+			return w.Flush()
+		},
+	})
+	return cmd
+}
+
+// ids formats broker ids as 1,2,3.
+func ids(v []int32) string {
+	s := make([]string, len(v))
+	for i, id := range v {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
+}
