@@ -133,11 +133,10 @@ func (sh *Shard) Ring() *ring.Ring { return sh.r }
 func (sh *Shard) Stats() *ShardStats { return &sh.stats }
 
 // Post runs fn on the shard's thread. It may be called from any goroutine;
-// it fails when the shard's inbox is full or the shard has stopped.
+// it fails when the shard's inbox is full. A shard that is draining still
+// runs what it is sent (answers for requests in flight); once it has
+// stopped, nothing it is sent runs.
 func (sh *Shard) Post(fn func(*Shard)) error {
-	if sh.stopping.Load() {
-		return errShardStopped
-	}
 	if !sh.inbox.Push(fn) {
 		return errInboxFull
 	}
@@ -159,9 +158,6 @@ func (sh *Shard) PostFrom(from *Shard, fn func(*Shard)) error {
 	if from == nil {
 		return sh.Post(fn)
 	}
-	if sh.stopping.Load() {
-		return errShardStopped
-	}
 	if !sh.inbox.Push(fn) {
 		return errInboxFull
 	}
@@ -178,10 +174,9 @@ func (sh *Shard) PostFrom(from *Shard, fn func(*Shard)) error {
 // called on the shard's thread.
 func (sh *Shard) Defer(fn func(*Shard)) { sh.deferred = append(sh.deferred, fn) }
 
-var (
-	errShardStopped = errors.New("server: shard stopped")
-	errInboxFull    = errors.New("server: shard inbox full")
-)
+// errInboxFull is the answer to a message for a shard whose mailbox is
+// full.
+var errInboxFull = errors.New("server: shard inbox full")
 
 func (sh *Shard) ringEventFD() error {
 	var one = [8]byte{1}
@@ -296,7 +291,7 @@ func (sh *Shard) loop() error {
 			if !sh.draining {
 				sh.beginDrain()
 			}
-			if sh.open == 0 && sh.handlerIdle() {
+			if sh.open == 0 && sh.handlerIdle() && sh.inbox.Len() == 0 && sh.peersClosed() {
 				return nil
 			}
 		}
@@ -887,9 +882,24 @@ func (sh *Shard) onDoorbell(cqe ring.CQE) {
 		sh.log.Warn("doorbell read failed", "err", cqe.Err())
 	}
 	sh.drainInbox()
-	if !sh.stopping.Load() || !sh.draining {
-		sh.armEventFD()
+	// Re-armed even while draining: a stopping shard still runs the work
+	// other threads send it until every connection is closed.
+	sh.armEventFD()
+}
+
+// peersClosed reports whether no shard has a connection left. A draining
+// shard stops only then: until every connection is closed, requests in
+// flight on other shards may still send it work (an append, a read) whose
+// answer they wait for. Requests come only from connections, so once none
+// is open no new work is sent; the shard's 100 ms tick re-checks while it
+// waits.
+func (sh *Shard) peersClosed() bool {
+	for _, p := range sh.peers {
+		if p.stats.Open.Load() != 0 {
+			return false
+		}
 	}
+	return true
 }
 
 // handlerIdle asks a handler with work of its own in the kernel (partition

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -383,5 +384,66 @@ func TestIdleAndHalfOpenConnectionsClose(t *testing.T) {
 				t.Fatalf("active connection: %v", err)
 			}
 		}
+	}
+}
+
+// parkedHopHandler sends each request to the other shard, where it waits
+// (off the shard) for gate before coming back to be answered.
+type parkedHopHandler struct {
+	gate     chan struct{}
+	received chan struct{}
+}
+
+func (h *parkedHopHandler) Serve(sh *Shard, req *Request) {
+	hold := req.Retain()
+	ref, seq, msg := req.Conn, req.Seq, req.Message
+	other := sh.peers[(sh.ID()+1)%len(sh.peers)]
+	other.PostFrom(sh, func(there *Shard) {
+		go func() {
+			<-h.gate
+			there.Post(func(there *Shard) {
+				sh.PostFrom(there, func(home *Shard) { home.Respond(ref, seq, msg); hold.Release() })
+			})
+		}()
+	})
+	close(h.received)
+}
+
+// TestStopWaitsForCrossShardWork: a shard with no connections of its own
+// keeps running during a stop while another shard's request still needs it.
+func TestStopWaitsForCrossShardWork(t *testing.T) {
+	h := &parkedHopHandler{gate: make(chan struct{}), received: make(chan struct{})}
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 2, Handler: h,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s)
+	if _, err := c.Write(frame([]byte("across"))); err != nil {
+		t.Fatal(err)
+	}
+	<-h.received
+	stopped := make(chan error)
+	go func() { stopped <- s.Stop() }()
+	// Both shards are stopping; the idle one must still be there.
+	for !s.Shards()[0].stopping.Load() || !s.Shards()[1].stopping.Load() {
+		runtime.Gosched()
+	}
+	close(h.gate)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := readFrame(c)
+	if err != nil || string(got) != "across" {
+		for _, sh := range s.Shards() {
+			select {
+			case <-sh.done:
+				t.Logf("shard %d stopped", sh.ID())
+			default:
+				t.Logf("shard %d running: open %d inbox %d", sh.ID(), sh.stats.Open.Load(), sh.inbox.Len())
+			}
+		}
+		t.Fatalf("answer after stop began: %q %v", got, err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }
