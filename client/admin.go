@@ -160,3 +160,47 @@ func (a *Admin) DescribeCluster(ctx context.Context) (ClusterInfo, error) {
 	slices.SortFunc(res.cluster.Brokers, func(x, y BrokerInfo) int { return int(x.NodeID) - int(y.NodeID) })
 	return res.cluster, nil
 }
+
+// QuorumInfo is the controller quorum as its leader sees it.
+type QuorumInfo struct {
+	LeaderID       int32 // -1 when no leader is known
+	Term           uint64
+	CommitIndex    uint64
+	LogEnd         uint64 // the leader's last log index
+	MetadataOffset uint64 // metadata records the leader has applied
+	Voters         []QuorumVoter
+}
+
+// QuorumVoter is one voter's replication state on the leader.
+type QuorumVoter struct {
+	ID     int32
+	LogEnd uint64 // the index up to which its log matches the leader's
+	Lag    uint64 // entries behind the leader's log end
+	Active bool   // heard from within the last election timeout
+}
+
+// DescribeQuorum returns the controller quorum: leader, term, commit
+// index, and each voter's log end and lag.
+func (a *Admin) DescribeQuorum(ctx context.Context) (QuorumInfo, error) {
+	var out QuorumInfo
+	build := func(b *flatbuffers.Builder) (fb.Message, flatbuffers.UOffsetT) {
+		fb.DescribeQuorumRequestStart(b)
+		return fb.MessageDescribeQuorumRequest, fb.DescribeQuorumRequestEnd(b)
+	}
+	err := a.cl.request(ctx, fb.ApiKeyDescribeQuorum, build, func(env *schema.Envelope) error {
+		r, err := env.DescribeQuorumResponse()
+		if err != nil {
+			return err
+		}
+		if r.ErrorCode() != fb.ErrorCodeNone {
+			return &schema.CodeError{Code: r.ErrorCode()}
+		}
+		t := r.UnPack()
+		out = QuorumInfo{LeaderID: t.LeaderId, Term: t.Term, CommitIndex: t.CommitIndex, LogEnd: t.LogEnd, MetadataOffset: t.MetadataOffset}
+		for _, v := range t.Voters {
+			out.Voters = append(out.Voters, QuorumVoter{ID: v.VoterId, LogEnd: v.LogEnd, Lag: v.Lag, Active: v.Active})
+		}
+		return nil
+	})
+	return out, err
+}

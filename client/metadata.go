@@ -21,6 +21,9 @@ type BrokerInfo struct {
 	Host   string
 	Port   uint16
 	Rack   string
+	// Fenced brokers (session lapsed or shutting down) lead nothing; they
+	// are listed for operators.
+	Fenced bool
 }
 
 // Addr is the broker's HOST:PORT.
@@ -106,7 +109,7 @@ func (c *Client) fetchMetadata(ctx context.Context, topics []string) (*metadataR
 		t := r.UnPack()
 		res.cluster = ClusterInfo{ClusterID: t.ClusterId, ControllerID: t.ControllerId}
 		for _, b := range t.Brokers {
-			res.cluster.Brokers = append(res.cluster.Brokers, BrokerInfo{NodeID: b.NodeId, Host: b.Host, Port: b.Port, Rack: b.Rack})
+			res.cluster.Brokers = append(res.cluster.Brokers, BrokerInfo{NodeID: b.NodeId, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced})
 		}
 		for _, tm := range t.Topics {
 			ti := TopicInfo{Name: tm.Name, Err: codeErr(tm.ErrorCode)}

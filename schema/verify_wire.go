@@ -37,6 +37,7 @@ var (
 		fString("host").req(),
 		fScalar("port", sizeShort),
 		fString("rack"),
+		fScalar("fenced", sizeBool),
 	}}
 	descPartitionMetadata = &tableDesc{name: "PartitionMetadata", fields: []field{
 		fScalar("error_code", sizeErrorCode),

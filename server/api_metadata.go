@@ -17,11 +17,12 @@ func (bs *brokerShard) metadata(req *Request) {
 	im := bs.b.image.Load()
 	resp := &fb.MetadataResponseT{ControllerId: bs.b.quorum.leaderID(bs.b.cfg.NodeID), ClusterId: clusterID}
 	for _, br := range im.Brokers() {
-		if br.Fenced || len(br.Listeners) == 0 {
+		if len(br.Listeners) == 0 {
 			continue
 		}
 		l := br.Listeners[0]
-		resp.Brokers = append(resp.Brokers, &fb.BrokerT{NodeId: br.ID, Host: l.Host, Port: l.Port, Rack: br.Rack})
+		resp.Brokers = append(resp.Brokers, &fb.BrokerT{NodeId: br.ID, Host: l.Host, Port: l.Port, Rack: br.Rack,
+			Fenced: br.Fenced || br.ShuttingDown})
 	}
 	if m.TopicsLength() == 0 && !hasTopicList(&m) {
 		for _, t := range im.Topics() {

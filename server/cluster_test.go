@@ -253,10 +253,13 @@ func (c *testCluster) createTopic(n *clusterNode, name string, partitions int32,
 	}
 }
 
+// brokerIDs lists the live (unfenced) brokers of a Metadata answer.
 func brokerIDs(md *fb.MetadataResponseT) []int32 {
 	var ids []int32
 	for _, b := range md.Brokers {
-		ids = append(ids, b.NodeId)
+		if !b.Fenced {
+			ids = append(ids, b.NodeId)
+		}
 	}
 	slices.Sort(ids)
 	return ids

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -79,7 +80,9 @@ func TestCLIEndToEnd(t *testing.T) {
 	if out := mustRun("", "topic", "describe", "logs"); !strings.Contains(out, "logs") || !strings.Contains(out, "LEADER") {
 		t.Fatalf("topic describe: %q", out)
 	}
-	if out := mustRun("", "cluster", "describe"); !strings.Contains(out, "cluster id: ") || !strings.Contains(out, addr) {
+	if out := mustRun("", "cluster", "describe"); !strings.Contains(out, "cluster id: ") || !strings.Contains(out, addr) ||
+		!strings.Contains(out, "live") || !strings.Contains(out, "controller quorum: leader 1") ||
+		!regexp.MustCompile(`(?m)^1\s+\d+\s+0\s+true$`).MatchString(out) {
 		t.Fatalf("cluster describe: %q", out)
 	}
 	mustRun("a=first\nb=second\nthird\n", "produce", "logs", "--key-separator", "=")

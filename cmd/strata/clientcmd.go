@@ -194,7 +194,7 @@ func clusterCommand() *cobra.Command {
 	addClientFlags(cmd, &f)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "describe",
-		Short: "Show the cluster id, the controller and the brokers",
+		Short: "Show the cluster id, the brokers (live or fenced) and the controller quorum (each voter's log end and lag)",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext()
@@ -208,13 +208,31 @@ func clusterCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			quorum, err := client.NewAdmin(cl).DescribeQuorum(ctx)
+			if err != nil {
+				return fmt.Errorf("describe the controller quorum: %w", err)
+			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "cluster id: %s\ncontroller: %d\n", info.ClusterID, info.ControllerID)
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NODE\tADDRESS\tRACK")
+			fmt.Fprintln(w, "NODE\tADDRESS\tRACK\tSTATUS")
 			sort.Slice(info.Brokers, func(i, j int) bool { return info.Brokers[i].NodeID < info.Brokers[j].NodeID })
 			for _, b := range info.Brokers {
-				fmt.Fprintf(w, "%d\t%s\t%s\n", b.NodeID, b.Addr(), b.Rack)
+				status := "live"
+				if b.Fenced {
+					status = "fenced"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", b.NodeID, b.Addr(), b.Rack, status)
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\ncontroller quorum: leader %d, term %d, commit index %d, log end %d, metadata records %d\n",
+				quorum.LeaderID, quorum.Term, quorum.CommitIndex, quorum.LogEnd, quorum.MetadataOffset)
+			w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VOTER\tLOG END\tLAG\tACTIVE")
+			for _, v := range quorum.Voters {
+				fmt.Fprintf(w, "%d\t%d\t%d\t%v\n", v.ID, v.LogEnd, v.Lag, v.Active)
 			}
 			return w.Flush()
 		},

@@ -11,6 +11,7 @@ type BrokerT struct {
 	Host   string `json:"host"`
 	Port   uint16 `json:"port"`
 	Rack   string `json:"rack"`
+	Fenced bool   `json:"fenced"`
 }
 
 func (t *BrokerT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
@@ -24,6 +25,7 @@ func (t *BrokerT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	BrokerAddHost(builder, hostOffset)
 	BrokerAddPort(builder, t.Port)
 	BrokerAddRack(builder, rackOffset)
+	BrokerAddFenced(builder, t.Fenced)
 	return BrokerEnd(builder)
 }
 
@@ -32,6 +34,7 @@ func (rcv *Broker) UnPackTo(t *BrokerT) {
 	t.Host = string(rcv.Host())
 	t.Port = rcv.Port()
 	t.Rack = string(rcv.Rack())
+	t.Fenced = rcv.Fenced()
 }
 
 func (rcv *Broker) UnPack() *BrokerT {
@@ -110,8 +113,20 @@ func (rcv *Broker) Rack() []byte {
 	return nil
 }
 
+func (rcv *Broker) Fenced() bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		return rcv._tab.GetBool(o + rcv._tab.Pos)
+	}
+	return false
+}
+
+func (rcv *Broker) MutateFenced(n bool) bool {
+	return rcv._tab.MutateBoolSlot(12, n)
+}
+
 func BrokerStart(builder *flatbuffers.Builder) {
-	builder.StartObject(4)
+	builder.StartObject(5)
 }
 func BrokerAddNodeId(builder *flatbuffers.Builder, nodeId int32) {
 	builder.PrependInt32Slot(0, nodeId, 0)
@@ -124,6 +139,9 @@ func BrokerAddPort(builder *flatbuffers.Builder, port uint16) {
 }
 func BrokerAddRack(builder *flatbuffers.Builder, rack flatbuffers.UOffsetT) {
 	builder.PrependUOffsetTSlot(3, flatbuffers.UOffsetT(rack), 0)
+}
+func BrokerAddFenced(builder *flatbuffers.Builder, fenced bool) {
+	builder.PrependBoolSlot(4, fenced, false)
 }
 func BrokerEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
