@@ -7,7 +7,7 @@ GO ?= go
 FUZZTIME ?= 3s
 BIN := bin
 
-.PHONY: all build run test test-unit fuzz-smoke bench generate lint tools clean
+.PHONY: all build run test test-unit fuzz-smoke bench flamegraph generate lint tools clean
 
 all: build
 
@@ -29,8 +29,17 @@ test-unit:
 fuzz-smoke:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz-smoke.sh
 
+# The benchmark of docs/benchmarks.md: Strata under the sync and never flush
+# policies beside the physical ceiling and NATS JetStream; writes
+# benchmarks/results/<date>-<label>.md and .json. BENCH_FLAGS passes more
+# flags, e.g. BENCH_FLAGS='--duration 5s --label my-laptop'.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ring/
+	$(GO) run ./benchmarks $(BENCH_FLAGS)
+
+# CPU flame graphs of the broker under loadgen (produce 1 KiB, then consume)
+# into flamegraphs/<commit>-<workload>.html; see flamegraphs/README.md.
+flamegraph:
+	scripts/flamegraph.sh
 
 generate: tools
 	$(GO) generate ./...

@@ -34,7 +34,6 @@ type ceilingConfig struct {
 
 // ceilingDetails are the ceiling's own fields in the JSON report.
 type ceilingDetails struct {
-	BatchBytes int64  `json:"batch_bytes"`
 	ChunkBytes int64  `json:"chunk_bytes"`
 	Dir        string `json:"dir"`
 	// FileBytes is the size of the file on disk: what produce mode wrote,
@@ -155,12 +154,12 @@ func runCeiling(ctx context.Context, wf *workloadFlags, cfg *ceilingConfig, stdo
 // newCeilingReport fills what both ceiling modes report alike.
 func newCeilingReport(mode, title string, wf *workloadFlags, cfg *ceilingConfig, chunkBytes int64, res streamResult) *report {
 	r := &report{
-		Workload:  workloadCeiling,
-		Mode:      mode,
-		LatencyOf: "chunk: sender starts it until the receiver has handled its last byte",
-		StoppedBy: string(res.stoppedBy),
+		Workload:   workloadCeiling,
+		Mode:       mode,
+		LatencyOf:  "chunk: sender starts it until the receiver has handled its last byte",
+		StoppedBy:  string(res.stoppedBy),
+		BatchBytes: int64(cfg.batchBytes),
 		ceilingDetails: &ceilingDetails{
-			BatchBytes: int64(cfg.batchBytes),
 			ChunkBytes: chunkBytes,
 			Dir:        cfg.dir,
 		},

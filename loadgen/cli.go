@@ -41,7 +41,7 @@ MB = 10^6 bytes; latencies are in milliseconds.`,
 		SilenceErrors: true,
 	}
 	wf.register(root.PersistentFlags())
-	root.AddCommand(newCeilingCmd(wf))
+	root.AddCommand(newCeilingCmd(wf), newProduceCmd(wf), newConsumeCmd(wf), newE2ECmd(wf), newSuiteCmd(wf))
 	return root
 }
 

@@ -7,6 +7,24 @@
 //
 //	loadgen ceiling --mode produce   one TCP stream on loopback into a file
 //	loadgen ceiling --mode consume   sendfile(2) from a cached file to a socket
+//	loadgen produce                  producers send records to a broker
+//	loadgen consume [--fill]         consumers read a topic from its start
+//	loadgen e2e                      end-to-end latency at a target --rate
+//	loadgen suite [--quick]          the 2014 Kafka benchmark's cases beside
+//	                                 the ceiling measured in the same run
+//
+// produce, consume, e2e and suite use the client library (client/) against
+// the brokers of --brokers, on --topic (created with --partitions and
+// --flush-policy when it does not exist). They take --producers, --acks,
+// --batch-bytes (the producer's batch), --linger, --compression,
+// --consumers and --rate (records per second across the producers) where
+// they apply; each producer and consumer has a connection of its own.
+// produce's latency is per record, from Send to its acknowledgement
+// callback; consume's is per Poll call; e2e's is from the send time the
+// producer stamps in the first 8 bytes of each value (this process's
+// monotonic clock) to the consumer holding the record. The suite prints a
+// table and, with --json, one object holding the ceiling and every case
+// with its ratio to the ceiling.
 //
 // Produce mode: a sender writes records of --record-size bytes, in chunks of
 // --batch-bytes (default 1MiB, rounded down to whole records), over a loopback
@@ -41,7 +59,8 @@
 // is a terminal. The exit status is 0 on success, 1 when a run failed and 2
 // for a bad command line. The JSON fields:
 //
-//	workload, mode          "ceiling"; "produce" or "consume"
+//	workload, mode          "ceiling" and "produce" or "consume"; or the
+//	                        client workload's name in both
 //	records, bytes          what the receiving side got (whole records)
 //	seconds                 from the first chunk sent to the last byte handled
 //	records_per_sec         records / seconds
@@ -65,6 +84,12 @@
 //	                        how many calls were made
 //	hostname, nproc, cpu_model, kernel_release, go_version
 //	                        the machine the figures belong to
+//	brokers, topic, partitions, topic_created, flush_policy, producers,
+//	consumers, acks, linger_ms, compression, rate_records_per_sec
+//	                        the client workloads' settings
+//	produced, produce_p50_ms, produce_p99_ms
+//	                        e2e and consume --fill: what the producers had
+//	                        acknowledged, and (e2e) their latency
 package main
 
 import (

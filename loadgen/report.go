@@ -33,9 +33,13 @@ type report struct {
 	RecordSizeBytes int64   `json:"record_size_bytes"`
 	StoppedBy       string  `json:"stopped_by"`
 	StartedAt       string  `json:"started_at"`
+	// BatchBytes is --batch-bytes: the ceiling's chunk before rounding, or
+	// the producer's batch size.
+	BatchBytes int64 `json:"batch_bytes,omitempty"`
 
 	// Workload-specific fields; nil ones are left out of the JSON.
 	*ceilingDetails
+	*clientDetails
 
 	machineFacts
 
@@ -50,9 +54,14 @@ type summaryRow struct{ label, value string }
 // fill sets the figures derived from what was moved, how long it took and the
 // latencies recorded.
 func (r *report) fill(bytes, recordSizeBytes int64, elapsed time.Duration, lat latencySummary) {
+	r.fillCounts(bytes/recordSizeBytes, bytes, recordSizeBytes, elapsed, lat)
+}
+
+// fillCounts is fill for workloads that count records themselves.
+func (r *report) fillCounts(records, bytes, recordSizeBytes int64, elapsed time.Duration, lat latencySummary) {
 	r.Bytes = bytes
 	r.RecordSizeBytes = recordSizeBytes
-	r.Records = bytes / recordSizeBytes
+	r.Records = records
 	r.Seconds = elapsed.Seconds()
 	if r.Seconds > 0 {
 		r.RecordsPerSec = float64(r.Records) / r.Seconds

@@ -1,0 +1,179 @@
+// Command benchmarks runs Strata's benchmark and records the result with the
+// machine it ran on. `make bench` runs it.
+//
+// It builds bin/strata and bin/loadgen, then for each flush policy (--policies,
+// default "sync,never"; sync is the broker's default: fdatasync before
+// acknowledging) starts a broker on a fresh data folder, runs `loadgen suite`
+// against it (which measures the physical ceiling in the same process, in
+// the same run) and stops it. Then it installs the peer, NATS JetStream
+// (nats-server and the nats CLI, with `go install`, into --cache), starts it
+// with file storage and runs `nats bench` on the closest workloads:
+// asynchronous publish of 100 B and 1 KiB messages, and an ordered consumer
+// reading each stream back.
+//
+// It writes <out>/<YYYY-MM-DD>-<label>.json (everything measured) and .md
+// (the machine, the ceiling, Strata's figures as ratios of it, the peer's,
+// Strata over the peer, and the goals), and prints the path of each.
+//
+// --quick scales every run down to a few seconds and --peer=false leaves the
+// peer out: the smoke test in this folder runs both so the benchmark cannot
+// rot without a failing test.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Defaults of the command line.
+const (
+	defaultOut        = "benchmarks/results"
+	defaultCache      = ".cache"
+	defaultBin        = "bin"
+	defaultPolicies   = "sync,never"
+	defaultCaseLength = 10 * time.Second
+)
+
+type config struct {
+	out      string
+	label    string
+	cache    string
+	bin      string
+	work     string
+	policies []string
+	duration time.Duration
+	cores    int
+	quick    bool
+	peer     bool
+	peerMsgs peerMessages
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "benchmarks: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*config, error) {
+	fs := flag.NewFlagSet("benchmarks", flag.ContinueOnError)
+	cfg := &config{}
+	host, _ := os.Hostname()
+	var policies string
+	fs.StringVar(&cfg.out, "out", defaultOut, "folder for the results files")
+	fs.StringVar(&cfg.label, "label", host, "machine label in the results file names (default: the hostname)")
+	fs.StringVar(&cfg.cache, "cache", defaultCache, "folder the peer's binaries are installed into and reused from")
+	fs.StringVar(&cfg.bin, "bin", defaultBin, "folder strata and loadgen are built into")
+	fs.StringVar(&cfg.work, "work", "", "folder for the brokers' data and the ceiling's file (default: a new temp folder, removed after)")
+	fs.StringVar(&policies, "policies", defaultPolicies, "Strata flush policies to run the suite under, comma-separated")
+	fs.DurationVar(&cfg.duration, "duration", defaultCaseLength, "length of each case of the suite")
+	fs.IntVar(&cfg.cores, "cores", 0, "broker shards (0: every CPU)")
+	fs.BoolVar(&cfg.quick, "quick", false, "scale every run down to seconds (the smoke test)")
+	fs.BoolVar(&cfg.peer, "peer", true, "install and measure the peer, NATS JetStream")
+	fs.Int64Var(&cfg.peerMsgs.small, "peer-msgs-small", defaultPeerMsgsSmall, "messages per 100 B peer run")
+	fs.Int64Var(&cfg.peerMsgs.large, "peer-msgs-large", defaultPeerMsgsLarge, "messages per 1 KiB peer run")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, p := range strings.Split(policies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.policies = append(cfg.policies, p)
+		}
+	}
+	if len(cfg.policies) == 0 {
+		return nil, fmt.Errorf("--policies names no flush policy")
+	}
+	if cfg.label == "" {
+		cfg.label = "unknown-machine"
+	}
+	if cfg.quick {
+		cfg.peerMsgs = peerMessages{small: quickPeerMsgs, large: quickPeerMsgs}
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	if cfg.work == "" {
+		dir, err := os.MkdirTemp("", "strata-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.work = dir
+	}
+	strata, loadgen, err := buildBinaries(ctx, cfg.bin)
+	if err != nil {
+		return err
+	}
+	res := &results{
+		Label:     cfg.label,
+		Date:      started.Format(time.DateOnly),
+		StartedAt: started.UTC().Format(time.RFC3339),
+		Quick:     cfg.quick,
+		Commit:    gitCommit(ctx),
+		Machine:   describeMachine(ctx, cfg.work),
+	}
+	for _, policy := range cfg.policies {
+		logf("strata: suite under flush policy %s", policy)
+		s, err := runStrataSuite(ctx, cfg, strata, loadgen, policy)
+		if err != nil {
+			return fmt.Errorf("flush policy %s: %w", policy, err)
+		}
+		res.Strata = append(res.Strata, *s)
+	}
+	if cfg.peer {
+		logf("peer: NATS JetStream")
+		p, err := runPeer(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("peer: %w", err)
+		}
+		res.Peer = p
+	}
+	res.compare()
+	res.Seconds = time.Since(started).Seconds()
+	jsonPath, mdPath, err := res.write(cfg.out)
+	if err != nil {
+		return err
+	}
+	fmt.Println(jsonPath)
+	fmt.Println(mdPath)
+	return nil
+}
+
+// logf reports progress on stderr.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchmarks: "+format+"\n", args...)
+}
+
+// resultsBase is the results files' path without extension.
+func resultsBase(out, date, label string) string {
+	return filepath.Join(out, date+"-"+sanitizeLabel(label))
+}
+
+// sanitizeLabel keeps a label usable as a file name.
+func sanitizeLabel(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '-'
+	}, s)
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// suiteJSON is the part of the suite's JSON the test checks.
+type suiteJSON struct {
+	Workload string `json:"workload"`
+	Quick    bool   `json:"quick"`
+	Ceiling  struct {
+		Produce json.RawMessage `json:"produce"`
+		Consume json.RawMessage `json:"consume"`
+	} `json:"ceiling"`
+	Cases []struct {
+		Name           string          `json:"name"`
+		Against        string          `json:"against"`
+		RatioToCeiling float64         `json:"ratio_to_ceiling"`
+		Result         json.RawMessage `json:"result"`
+	} `json:"cases"`
+}
+
+func decodeReport(t *testing.T, raw json.RawMessage) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return m
+}
+
+func TestSuiteQuick(t *testing.T) {
+	b := startBroker(t)
+	stdout, stderr, code := loadgenRun(t, "suite", "--quick", "--brokers", b.Addr, "--topic", "smoke",
+		"--dir", t.TempDir(), "--json")
+	if code != exitOK {
+		t.Fatalf("suite: exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
+	var s suiteJSON
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+		t.Fatalf("last line is not the suite's JSON: %v", err)
+	}
+	checkSuite(t, s)
+	for _, want := range []string{"ceiling produce", "produce-100B", "e2e-1KiB", "of ceiling"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// checkSuite asserts what holds of any suite run: every case present with
+// consistent counts, the consumers read what the producers wrote, and the
+// ratios are the case over the ceiling of the same run.
+func checkSuite(t *testing.T, s suiteJSON) {
+	t.Helper()
+	if s.Workload != "suite" || !s.Quick {
+		t.Errorf("workload %q quick %v, want suite true", s.Workload, s.Quick)
+	}
+	ceiling := map[string]float64{}
+	for mode, raw := range map[string]json.RawMessage{"produce": s.Ceiling.Produce, "consume": s.Ceiling.Consume} {
+		m := decodeReport(t, raw)
+		checkConsistent(t, m)
+		if jsonString(t, m, "mode") != mode {
+			t.Errorf("ceiling %s has mode %v", mode, m["mode"])
+		}
+		ceiling[mode] = jsonFloat(t, m, "mb_per_sec")
+	}
+	want := []string{"produce-100B", "produce-1KiB", "produce-100B-3-producers", "consume-100B",
+		"consume-100B-3-consumers", "consume-1KiB", "produce-and-consume-100B",
+		"size-10B", "size-100B", "size-1000B", "size-10000B", "size-100000B", "e2e-1KiB"}
+	if len(s.Cases) != len(want) {
+		t.Fatalf("%d cases, want %d", len(s.Cases), len(want))
+	}
+	results := map[string]map[string]any{}
+	for i, c := range s.Cases {
+		if c.Name != want[i] {
+			t.Errorf("case %d is %q, want %q", i, c.Name, want[i])
+		}
+		m := decodeReport(t, c.Result)
+		checkConsistent(t, m)
+		results[c.Name] = m
+		if c.Against == "" {
+			continue
+		}
+		if got, want := c.RatioToCeiling, jsonFloat(t, m, "mb_per_sec")/ceiling[c.Against]; !closeTo(got, want) {
+			t.Errorf("%s: ratio_to_ceiling %v, want mb_per_sec over the %s ceiling = %v", c.Name, got, c.Against, want)
+		}
+	}
+	produced := jsonInt(t, results["produce-100B"], "records")
+	for _, name := range []string{"consume-100B", "consume-100B-3-consumers"} {
+		if got := jsonInt(t, results[name], "records"); got != produced {
+			t.Errorf("%s read %d records, produce-100B wrote %d", name, got, produced)
+		}
+	}
+	if got, want := jsonInt(t, results["consume-1KiB"], "records"), jsonInt(t, results["produce-1KiB"], "records"); got != want {
+		t.Errorf("consume-1KiB read %d records, produce-1KiB wrote %d", got, want)
+	}
+	if got := jsonInt(t, results["consume-100B-3-consumers"], "consumers"); got != 3 {
+		t.Errorf("consume-100B-3-consumers ran %d consumers", got)
+	}
+	for _, name := range []string{"produce-and-consume-100B", "e2e-1KiB"} {
+		m := results[name]
+		if jsonInt(t, m, "records") != jsonInt(t, m, "produced") {
+			t.Errorf("%s read %d records of %d produced", name, jsonInt(t, m, "records"), jsonInt(t, m, "produced"))
+		}
+	}
+	for _, size := range suiteSweepSizes {
+		m := results["size-"+strconv.FormatInt(size, 10)+"B"]
+		if got := jsonInt(t, m, "record_size_bytes"); got != size {
+			t.Errorf("sweep case has record_size_bytes %d, want %d", got, size)
+		}
+	}
+}
