@@ -44,8 +44,12 @@ type conn struct {
 	recvCancelling bool // a cancel of the multishot receive is in flight
 	// direct is a large request being received into its own buffer;
 	// directHave bytes of it are in.
-	direct          []byte
-	directHave      int
+	direct     []byte
+	directHave int
+	directBuf  *pooledBuf // the pooled buffer direct lies in
+	// partialPool is set while partial lies in a pooled buffer (a direct
+	// request handed to the parser); the connection holds one reference.
+	partialPool     *pooledBuf
 	recvPaused      bool
 	partial         []byte
 	partialDetached bool
@@ -78,7 +82,7 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.recvArmed, c.recvPaused, c.closeAfter = false, false, false
 	c.discard = 0
 	c.recvCancelling = false
-	c.direct, c.directHave = nil, 0
+	c.direct, c.directHave, c.directBuf, c.partialPool = nil, 0, nil, nil
 	c.partial = c.partial[:0]
 	c.partialDetached = false
 	c.nextSeq, c.sendSeq = 0, 0

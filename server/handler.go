@@ -55,8 +55,9 @@ type Request struct {
 
 // Hold keeps a request body's memory valid until Release.
 type Hold struct {
-	sh    *Shard
-	bufID int32
+	sh     *Shard
+	bufID  int32
+	pooled *pooledBuf // the pooled buffer a large request lies in
 }
 
 // Retain keeps Message valid after Serve returns, until the Hold is released.
@@ -69,6 +70,12 @@ func (r *Request) Retain() Hold {
 		r.sh.bufRefs[r.bufID]++
 		return Hold{sh: r.sh, bufID: r.bufID}
 	}
+	if pb := r.c.partialPool; pb != nil {
+		// A large request in its own pooled buffer: the hold shares it.
+		pb.refs++
+		r.c.partialDetached = true
+		return Hold{sh: r.sh, bufID: -1, pooled: pb}
+	}
 	// Message lives in the connection's partial buffer: the connection gives
 	// that buffer up and starts a new one.
 	r.c.partialDetached = true
@@ -80,5 +87,8 @@ func (r *Request) Retain() Hold {
 func (h Hold) Release() {
 	if h.bufID >= 0 {
 		h.sh.bufRelease(uint16(h.bufID))
+	}
+	if h.pooled != nil {
+		h.sh.unrefDirect(h.pooled)
 	}
 }

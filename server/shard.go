@@ -51,6 +51,10 @@ type Shard struct {
 	done     chan struct{}
 	err      error
 
+	// Pooled buffers for large requests received into place.
+	directFree      map[int][]*pooledBuf
+	directFreeBytes int
+
 	// Pipes lent to connections while they splice file bytes.
 	freePipes   []*pipePair
 	pipes       int
@@ -72,6 +76,7 @@ type ShardStats struct {
 	BytesOut    atomic.Uint64
 	Submissions atomic.Uint64
 	DirectRecvs atomic.Uint64 // large requests received into their own buffer
+	DirectReuse atomic.Uint64 // ... into a buffer reused from the shard's pool
 	Completions atomic.Uint64
 	Open        atomic.Int64
 }
@@ -471,7 +476,8 @@ const directRecvMinBytes = 32 << 10
 // head (length prefix included) into a buffer of its own.
 func (sh *Shard) startDirect(c *conn, head []byte) {
 	size := lengthPrefixBytes + int(binary.LittleEndian.Uint32(head))
-	c.direct = make([]byte, size)
+	c.directBuf = sh.takeDirect(size)
+	c.direct = c.directBuf.buf[:size:size]
 	c.directHave = copy(c.direct, head)
 	sh.stats.DirectRecvs.Add(1)
 	sh.cancelRecv(c)
@@ -537,14 +543,17 @@ func (sh *Shard) onRecvDirect(c *conn, cqe ring.CQE) {
 // from its own buffer when the connection has room, else kept as the
 // connection's partial bytes until it does.
 func (sh *Shard) finishDirect(c *conn) {
-	req := c.direct
-	c.direct, c.directHave = nil, 0
+	req, pb := c.direct, c.directBuf
+	c.direct, c.directHave, c.directBuf = nil, 0, nil
 	if len(c.partial) == 0 {
 		c.partial = req
+		c.partialPool = pb
 	} else {
 		// Bytes that arrived after the request while the receive was
 		// being cancelled: the request goes first (a rare copy).
-		c.partial = append(req, c.partial...)
+		joined := make([]byte, 0, len(req)+len(c.partial))
+		c.partial = append(append(joined, req...), c.partial...)
+		sh.unrefDirect(pb)
 	}
 	sh.parsePartial(c)
 }
@@ -579,6 +588,14 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 		if len(c.partial)+len(data) > requestBytesMax+lengthPrefixBytes+pendingBytesMax {
 			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
 			return
+		}
+		if c.partialPool != nil {
+			// Appending must not grow into a pooled buffer: move the
+			// waiting bytes out (rare: a large request waiting at the
+			// in-flight cap).
+			c.partial = appendPartial(nil, c.partial)
+			sh.unrefDirect(c.partialPool)
+			c.partialPool = nil
 		}
 		c.partial = appendPartial(c.partial, data)
 		sh.parsePartial(c)
@@ -661,7 +678,14 @@ func (sh *Shard) parsePartial(c *conn) {
 			return
 		}
 	}
-	if c.partialDetached {
+	if c.partialPool != nil && len(rest) == 0 {
+		// The pooled buffer held just its request: the connection lets go
+		// of it (a hold on the request keeps it until released).
+		sh.unrefDirect(c.partialPool)
+		c.partialPool = nil
+		c.partial = nil
+		c.partialDetached = false
+	} else if c.partialDetached {
 		// A handler holds a request that lies before rest in the same
 		// array: rest stays where it is and later bytes append after it,
 		// so nothing is copied and the held bytes are never touched.
@@ -854,6 +878,14 @@ func (sh *Shard) maybeFree(c *conn) {
 	}
 	if c.splice.pipe != nil {
 		sh.returnPipe(c.splice.pipe, false) // may hold bytes never sent
+	}
+	if c.directBuf != nil {
+		sh.unrefDirect(c.directBuf)
+		c.direct, c.directBuf = nil, nil
+	}
+	if c.partialPool != nil {
+		sh.unrefDirect(c.partialPool)
+		c.partialPool, c.partial = nil, nil
 	}
 	c.splice = spliceState{}
 	c.state = 0

@@ -125,6 +125,7 @@ func TestLargeRequestsSpanBuffers(t *testing.T) {
 	s := startServer(t, laterHandler{}, 1)
 	c := dial(t, s)
 	sizes := []int{recvBufferBytes - 4, recvBufferBytes + 1, 5*recvBufferBytes + 123, 3 << 20, 7}
+	sizes = append(sizes, sizes...) // the second round reuses pooled buffers
 	go func() {
 		for i, n := range sizes {
 			c.Write(frame(body(i, n)))
@@ -141,6 +142,9 @@ func TestLargeRequestsSpanBuffers(t *testing.T) {
 	}
 	if s.Shards()[0].Stats().DirectRecvs.Load() == 0 {
 		t.Fatal("no large request was received into its own buffer")
+	}
+	if s.Shards()[0].Stats().DirectReuse.Load() == 0 {
+		t.Fatal("no large request reused a pooled buffer")
 	}
 }
 
