@@ -190,12 +190,50 @@ func (p *ReadPlan) Feed(hdr []byte) error {
 	}
 	p.total += n
 	p.pos += n
+	if p.total < p.maxBytes {
+		p.skipByIndex(s)
+	}
 	if p.total >= p.maxBytes {
 		p.done = true
 		return nil
 	}
 	p.settle()
 	return p.err
+}
+
+// skipByIndex takes whole frames into the read without asking for their
+// headers: every offset index entry marks where a frame starts, so the
+// bytes up to the last entry within the byte budget (and below upper) are
+// whole frames, as Kafka's reads trust the index. The frames' own CRCs are
+// still checked by whoever decodes them; the first frame of every read
+// and every frame after the skipped run are still checked here.
+func (p *ReadPlan) skipByIndex(s *Segment) {
+	if s.idx == nil || s.idx.offN == 0 {
+		return
+	}
+	limit := min(p.pos+(p.maxBytes-p.total), s.size, math.MaxUint32)
+	rel, pos, ok := lookupPosition(s.idx.off, s.idx.offN, uint32(limit))
+	if !ok || int64(pos) <= p.pos {
+		return
+	}
+	next := s.base + int64(rel)
+	if next > p.upper {
+		// Stop at the last indexed frame that starts at or below upper.
+		rel, pos = lookupOffset(s.idx.off, s.idx.offN, uint32(p.upper-s.base))
+		if int64(pos) <= p.pos {
+			return
+		}
+		next = s.base + int64(rel)
+	}
+	if next <= p.checkOff || next > s.next {
+		return // an entry that does not fit what was read: read headers instead
+	}
+	k := len(p.spans) - 1
+	p.spans[k].Len += int64(pos) - p.pos
+	p.spans[k].NextOffset = next
+	p.total += int64(pos) - p.pos
+	p.pos = int64(pos)
+	p.checkAt, p.checkOff = p.pos, next
 }
 
 // Spans are the frames planned so far; final once Next reports done.

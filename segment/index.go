@@ -115,6 +115,26 @@ func lookupOffset(b []byte, n int, rel uint32) (uint32, uint32) {
 	return offsetEntryAt(b, lo-1)
 }
 
+// lookupPosition returns the last offset index entry whose position is at
+// most maxPos (entries are in position order too), or ok=false when none is.
+func lookupPosition(b []byte, n int, maxPos uint32) (rel, pos uint32, ok bool) {
+	lo, hi := 0, n // find first entry with entry.pos > maxPos
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		_, p := offsetEntryAt(b, mid)
+		if p <= maxPos {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return 0, 0, false
+	}
+	rel, pos = offsetEntryAt(b, lo-1)
+	return rel, pos, true
+}
+
 // lookupTime returns the relative offset of the last time entry whose
 // timestamp is below ts: every frame before it is older than ts, so a search
 // may start there. It returns 0 when there is none.
