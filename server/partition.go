@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/strata-db/strata/ring"
+	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
 	"github.com/strata-db/strata/segment"
 	"github.com/strata-db/strata/segment/ringlog"
@@ -77,7 +78,14 @@ func (p *partition) startAppend(frames []byte, records uint32, done func(code fb
 func (p *partition) submit(ap *appendPart) bool {
 	for len(ap.rest) > 0 && ap.err == nil {
 		n := int(frameLength(ap.rest))
-		off, err := p.log.Append(ap.rest[:n], ap.token)
+		// appendFrames checked every frame (CRC included) before handing
+		// them over; only the header is read again here.
+		h, err := schema.ParseFrameHeader(ap.rest[:n])
+		if err != nil {
+			ap.err = err
+			break
+		}
+		off, err := p.log.AppendChecked(ap.rest[:n], h, ap.token)
 		if errors.Is(err, ringlog.ErrTooManyInFlight) {
 			return false
 		}

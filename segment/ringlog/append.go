@@ -27,11 +27,22 @@ func (l *Log) Append(frame []byte, token uint64) (int64, error) {
 	if err := l.usable(); err != nil {
 		return 0, err
 	}
-	l.enter()
 	h, err := schema.CheckFrame(frame)
 	if err != nil {
 		return 0, err
 	}
+	return l.AppendChecked(frame, h, token)
+}
+
+// AppendChecked is Append for a frame the caller has already checked with
+// schema.CheckFrame, passing the header it returned: the broker checks
+// every frame of a request before appending any, and the CRC is the most
+// expensive part of the check, so it is not computed twice.
+func (l *Log) AppendChecked(frame []byte, h schema.FrameHeader, token uint64) (int64, error) {
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	l.enter()
 	if int(h.Length) != len(frame) {
 		return 0, fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
 	}
