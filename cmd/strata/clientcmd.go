@@ -92,14 +92,12 @@ func topicCreateCommand(f *clientFlags) *cobra.Command {
 			if partitions < 0 {
 				return usageError{fmt.Errorf("--partitions %d: must be positive", partitions)}
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := f.dial(ctx)
+			ctx, admin, done, err := f.admin()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			if err := client.NewAdmin(cl).CreateTopics(ctx, spec); err != nil {
+			defer done()
+			if err := admin.CreateTopics(ctx, spec); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", a[0])
@@ -118,14 +116,12 @@ func topicListCommand(f *clientFlags) *cobra.Command {
 		Short: "List topics",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := f.dial(ctx)
+			ctx, admin, done, err := f.admin()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			names, err := client.NewAdmin(cl).ListTopics(ctx)
+			defer done()
+			names, err := admin.ListTopics(ctx)
 			if err != nil {
 				return err
 			}
@@ -143,14 +139,12 @@ func topicDescribeCommand(f *clientFlags) *cobra.Command {
 		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync replicas",
 		Args:  args(1, "the topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := f.dial(ctx)
+			ctx, admin, done, err := f.admin()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			topics, err := client.NewAdmin(cl).DescribeTopics(ctx, a[0])
+			defer done()
+			topics, err := admin.DescribeTopics(ctx, a[0])
 			if err != nil {
 				return err
 			}
@@ -172,14 +166,12 @@ func topicDeleteCommand(f *clientFlags) *cobra.Command {
 		Short: "Delete a topic and its data",
 		Args:  args(1, "the topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := f.dial(ctx)
+			ctx, admin, done, err := f.admin()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			if err := client.NewAdmin(cl).DeleteTopics(ctx, a[0]); err != nil {
+			defer done()
+			if err := admin.DeleteTopics(ctx, a[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
@@ -197,18 +189,16 @@ func clusterCommand() *cobra.Command {
 		Short: "Show the cluster id, the brokers (live or fenced) and the controller quorum (each voter's log end and lag)",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := f.dial(ctx)
+			ctx, admin, done, err := f.admin()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			info, err := client.NewAdmin(cl).DescribeCluster(ctx)
+			defer done()
+			info, err := admin.DescribeCluster(ctx)
 			if err != nil {
 				return err
 			}
-			quorum, err := client.NewAdmin(cl).DescribeQuorum(ctx)
+			quorum, err := admin.DescribeQuorum(ctx)
 			if err != nil {
 				return fmt.Errorf("describe the controller quorum: %w", err)
 			}
@@ -247,4 +237,16 @@ func ids(v []int32) string {
 		s[i] = fmt.Sprint(id)
 	}
 	return strings.Join(s, ",")
+}
+
+// admin dials the brokers for one command: the context ends on Ctrl-C or
+// SIGTERM, and done closes the client.
+func (f *clientFlags) admin() (context.Context, *client.Admin, func(), error) {
+	ctx, cancel := signalContext()
+	cl, err := f.dial(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, client.NewAdmin(cl), func() { cl.Close(); cancel() }, nil
 }
