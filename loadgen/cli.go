@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -41,6 +43,29 @@ MB = 10^6 bytes; latencies are in milliseconds.`,
 		SilenceErrors: true,
 	}
 	wf.register(root.PersistentFlags())
+	// --cpuprofile profiles loadgen itself, to tell whether a run was bound
+	// by the broker or by the load generator.
+	var cpuProfile string
+	var profFile *os.File
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of loadgen itself to this file")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return runError{err}
+		}
+		profFile = f
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRunE = func(*cobra.Command, []string) error {
+		if profFile == nil {
+			return nil
+		}
+		pprof.StopCPUProfile()
+		return profFile.Close()
+	}
 	root.AddCommand(newCeilingCmd(wf), newProduceCmd(wf), newConsumeCmd(wf), newE2ECmd(wf), newSuiteCmd(wf))
 	return root
 }
