@@ -29,6 +29,7 @@ const (
 // pipePair is a pipe a connection borrows while it splices.
 type pipePair struct {
 	r, w int
+	size int64 // capacity: the most one splice pair moves
 }
 
 // spliceState is a connection's progress through an answer's file spans.
@@ -59,11 +60,19 @@ func (sh *Shard) takePipe() (*pipePair, error) {
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("pipe: %w", err)
 	}
-	// A bigger pipe moves more per splice pair; if the system caps pipes
-	// lower, the default size still works, just in smaller steps.
-	unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pipeBytes)
+	// A bigger pipe moves more per splice pair. The system may cap pipes
+	// lower (fs.pipe-max-size); the chunk size follows what the pipe got.
+	size, err := unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, pipeBytes)
+	if err != nil {
+		size, err = unix.FcntlInt(uintptr(fds[1]), unix.F_GETPIPE_SZ, 0)
+	}
+	if err != nil || size <= 0 {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("pipe size: %w", err)
+	}
 	sh.pipes++
-	return &pipePair{r: fds[0], w: fds[1]}, nil
+	return &pipePair{r: fds[0], w: fds[1], size: int64(size)}, nil
 }
 
 // returnPipe gives a pipe back; a pipe that may hold stray bytes (a failed
@@ -136,7 +145,7 @@ func (sh *Shard) spliceNext(c *conn) {
 		sp.pipe = p
 	}
 	f := sp.files[sp.idx]
-	sp.chunk = min(f.Len-sp.off, pipeBytes)
+	sp.chunk = min(f.Len-sp.off, sp.pipe.size)
 	sp.inDone, sp.inMoved, sp.outSent, sp.outBusy = false, 0, 0, true
 	sqe := sh.sqe()
 	sqe.PrepSplice(f.FD, f.Pos+sp.off, sp.pipe.w, -1, uint32(sp.chunk), unix.SPLICE_F_MOVE)
