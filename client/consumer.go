@@ -96,6 +96,10 @@ type Consumer struct {
 	inflight map[string]bool // leader addresses with a fetch in flight
 	reader   schema.BatchReader
 	out      []Record
+	// decode holds the regions of the answer just processed: positions
+	// move past them first (from the frame headers alone) so the next
+	// fetch goes out before their records are decoded.
+	decode []pendingRegion
 
 	resMu   sync.Mutex
 	results []*fetchResult

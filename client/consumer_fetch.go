@@ -66,7 +66,12 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 		c.fetchAll(ctx)
 		if r := c.popResult(); r != nil {
 			err := c.process(r)
-			c.fetchAll(ctx) // the next fetch goes out before the caller sees these records
+			// The next fetch goes out before these records are decoded,
+			// so the broker sends while this side decodes.
+			c.fetchAll(ctx)
+			if err == nil {
+				err = c.decodePending()
+			}
 			if err != nil || len(c.out) > 0 {
 				return c.out, err
 			}
@@ -277,9 +282,13 @@ func (c *Consumer) process(r *fetchResult) error {
 		case pr.code == fb.ErrorCodeNone:
 			cp.hw = pr.hw
 			cp.attempts = 0
-			if err := c.records(cp, pr.region); err != nil {
+			from := cp.pos
+			next, err := advance(cp, pr.region)
+			if err != nil {
 				return err
 			}
+			cp.pos = next
+			c.decode = append(c.decode, pendingRegion{cp: cp, epoch: cp.epoch, from: from, region: pr.region})
 		case pr.code == fb.ErrorCodeOffsetOutOfRange:
 			if c.cfg.Reset == ResetNone {
 				return fmt.Errorf("%w: %s/%d offset %d: %w", ErrNoPosition, cp.tp.Topic, cp.tp.Partition, cp.pos, &schema.CodeError{Code: pr.code})
@@ -307,14 +316,64 @@ func (r *fetchReq) find(topic string, partition int32) (fetchRef, bool) {
 	return fetchRef{}, false
 }
 
-// records appends the records of a region from cp's position on, and
-// moves the position past the last whole frame.
-func (c *Consumer) records(cp *consPart, region []byte) error {
+// pendingRegion is a partition's region of an answer whose records are
+// still to be decoded: those at or after from.
+type pendingRegion struct {
+	cp     *consPart
+	epoch  uint64
+	from   int64
+	region []byte
+}
+
+// advance returns the position after the last whole frame of a region that
+// holds offsets at or after cp's position, reading frame headers only (no
+// CRC, no records): enough to send the next fetch.
+func advance(cp *consPart, region []byte) (int64, error) {
+	next := cp.pos
+	for len(region) > 0 {
+		frame, rest, err := schema.NextFrame(region)
+		if err == schema.ErrFramePartial {
+			break // the cut-short last frame: fetched again next time
+		}
+		if err != nil {
+			return 0, fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
+		}
+		region = rest
+		h, err := schema.ParseFrameHeader(frame)
+		if err != nil {
+			return 0, fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
+		}
+		if h.NextOffset() > next {
+			next = h.NextOffset()
+		}
+	}
+	return next, nil
+}
+
+// decodePending decodes the regions process left, in order, into c.out.
+func (c *Consumer) decodePending() error {
+	defer func() { clear(c.decode); c.decode = c.decode[:0] }()
+	for _, p := range c.decode {
+		if p.cp.epoch != p.epoch || c.parts[p.cp.tp] != p.cp {
+			continue // sought elsewhere or unassigned meanwhile
+		}
+		if err := c.records(p.cp, p.from, p.region); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// records appends the records at or after from of a region. A frame that
+// fails its checks puts the partition's position back at that frame (the
+// fetch already sent past it is then dropped when it answers), so the bad
+// frame is not skipped silently.
+func (c *Consumer) records(cp *consPart, from int64, region []byte) error {
 	var v schema.RecordView
 	for len(region) > 0 {
 		frame, rest, err := schema.NextFrame(region)
 		if err == schema.ErrFramePartial {
-			return nil // the cut-short last frame: fetched again next time
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
@@ -324,7 +383,7 @@ func (c *Consumer) records(cp *consPart, region []byte) error {
 		if err != nil {
 			return fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
 		}
-		if h.NextOffset() <= cp.pos {
+		if h.NextOffset() <= from {
 			continue // a frame before the position (the fetch started mid-frame)
 		}
 		br := &c.reader
@@ -334,10 +393,11 @@ func (c *Consumer) records(cp *consPart, region []byte) error {
 			br = new(schema.BatchReader)
 		}
 		if err := br.Reset(frame); err != nil {
+			cp.pos = max(h.BaseOffset, from)
 			return fmt.Errorf("fetch %s/%d at offset %d: %w", cp.tp.Topic, cp.tp.Partition, h.BaseOffset, err)
 		}
 		for br.Next(&v) {
-			if v.Offset < cp.pos {
+			if v.Offset < from {
 				continue
 			}
 			rec := Record{Topic: cp.tp.Topic, Partition: cp.tp.Partition, Offset: v.Offset,
@@ -350,7 +410,6 @@ func (c *Consumer) records(cp *consPart, region []byte) error {
 			}
 			c.out = append(c.out, rec)
 		}
-		cp.pos = h.NextOffset()
 	}
 	return nil
 }
