@@ -172,7 +172,7 @@ func (r *results) write(out string) (jsonPath, mdPath string, err error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return "", "", err
 	}
-	base := resultsBase(out, r.Date, r.Label)
+	base := freeBase(resultsBase(out, r.Date, r.Label))
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return "", "", err
@@ -185,6 +185,28 @@ func (r *results) write(out string) (jsonPath, mdPath string, err error) {
 		return "", "", err
 	}
 	return jsonPath, mdPath, nil
+}
+
+// freeBase returns base, or base-run2, base-run3, ... when an earlier run
+// of the same day and label holds the name: results already taken (and
+// perhaps committed) are never overwritten.
+func freeBase(base string) string {
+	taken := func(b string) bool {
+		for _, ext := range []string{".json", ".md"} {
+			if _, err := os.Stat(b + ext); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	if !taken(base) {
+		return base
+	}
+	for i := 2; ; i++ {
+		if b := fmt.Sprintf("%s-run%d", base, i); !taken(b) {
+			return b
+		}
+	}
 }
 
 func yesNo(b bool) string {
