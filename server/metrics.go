@@ -52,6 +52,10 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 	shardCounter("strata_network_bytes_out_total", "Bytes sent to clients (spliced bytes included).", func(s *ShardStats) float64 { return float64(s.BytesOut.Load()) })
 	shardCounter("strata_ring_submissions_total", "SQEs submitted to the shards' rings.", func(s *ShardStats) float64 { return float64(s.Submissions.Load()) })
 	shardCounter("strata_ring_completions_total", "CQEs reaped from the shards' rings.", func(s *ShardStats) float64 { return float64(s.Completions.Load()) })
+	shardCounter("strata_fetch_spliced_answers_total", "Fetch answers whose frames were spliced from segment files to the socket.",
+		func(s *ShardStats) float64 { return float64(s.SplicedAnswers.Load()) })
+	shardCounter("strata_fetch_splice_seconds_total", "Time from a fetch answer's envelope going out to its last frame byte leaving, summed.",
+		func(s *ShardStats) float64 { return float64(s.SpliceNanos.Load()) / 1e9 })
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_connections_open", Help: "Open client connections."}, func() float64 {
 		var sum int64
 		for _, sh := range b.srv.Shards() {

@@ -77,8 +77,12 @@ type ShardStats struct {
 	Submissions atomic.Uint64
 	DirectRecvs atomic.Uint64 // large requests received into their own buffer
 	DirectReuse atomic.Uint64 // ... into a buffer reused from the shard's pool
-	Completions atomic.Uint64
-	Open        atomic.Int64
+	// Answers whose file bytes were spliced to the socket, and the time
+	// from their envelope being sent to their last byte leaving, summed.
+	SplicedAnswers atomic.Uint64
+	SpliceNanos    atomic.Uint64
+	Completions    atomic.Uint64
+	Open           atomic.Int64
 }
 
 type shardConfig struct {
@@ -809,7 +813,7 @@ func (sh *Shard) onSend(c *conn, cqe ring.CQE) {
 		return
 	}
 	if c.pendingFiles != nil {
-		c.splice = spliceState{files: c.pendingFiles}
+		c.splice = spliceState{files: c.pendingFiles, startNs: nanotime()}
 		c.pendingFiles = nil
 		c.sending = true
 		sh.startSplice(c)

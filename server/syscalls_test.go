@@ -92,6 +92,14 @@ func TestDataPathIsIOURing(t *testing.T) {
 	if consumed != frames*recordsEach {
 		t.Fatalf("consumed %d records, want %d", consumed, frames*recordsEach)
 	}
+	var spliced, nanos uint64
+	for _, sh := range b.Server().Shards() {
+		spliced += sh.Stats().SplicedAnswers.Load()
+		nanos += sh.Stats().SpliceNanos.Load()
+	}
+	if spliced == 0 || nanos == 0 {
+		t.Fatalf("fetch answers spliced: %d, splice time %d ns; want both counted", spliced, nanos)
+	}
 	traced := stopTrace()
 	after := threadIO(t, tids)
 	calls := after.calls - before.calls
