@@ -122,7 +122,7 @@ func runPeer(ctx context.Context, cfg *config) (*peerResult, error) {
 		return nil, err
 	}
 	srv, err := startServer(exec.CommandContext(ctx, serverBin, "-js", "-sd", storeDir,
-		"-p", strconv.Itoa(port), "-a", "127.0.0.1"), natsReady)
+		"-p", strconv.Itoa(port), "-a", "127.0.0.1"), matchReady(natsReady))
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/strata-db/strata/client/brokertest"
 )
 
 // readyTimeout bounds the wait for a server's readiness line.
@@ -24,9 +26,6 @@ const readyTimeout = 60 * time.Second
 
 // stopTimeout bounds the wait for a server to exit after SIGTERM.
 const stopTimeout = 30 * time.Second
-
-// brokerReady matches the broker's readiness line and captures its address.
-var brokerReady = regexp.MustCompile(`strata broker ready\b.*? listen=(\S+)`)
 
 // buildBinaries builds the broker and the load generator into dir.
 func buildBinaries(ctx context.Context, dir string) (strata, loadgen string, err error) {
@@ -53,9 +52,27 @@ type server struct {
 	addr   string
 }
 
-// startServer runs cmd and waits until a stderr line matches ready, whose
-// first group (if any) is the address it serves.
-func startServer(cmd *exec.Cmd, ready *regexp.Regexp) (*server, error) {
+// readyFunc reports whether a log line says the server is ready, and the
+// address it serves (empty when the line names none).
+type readyFunc func(line string) (addr string, ok bool)
+
+// matchReady is a readyFunc for a pattern whose first group, if any, is the
+// address.
+func matchReady(re *regexp.Regexp) readyFunc {
+	return func(line string) (string, bool) {
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			return "", false
+		}
+		if len(m) > 1 {
+			return m[1], true
+		}
+		return "", true
+	}
+}
+
+// startServer runs cmd and waits until a stderr line is its ready line.
+func startServer(cmd *exec.Cmd, ready readyFunc) (*server, error) {
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -72,11 +89,7 @@ func startServer(cmd *exec.Cmd, ready *regexp.Regexp) (*server, error) {
 		for sc.Scan() {
 			line := sc.Text()
 			logW.writeLine(line)
-			if m := ready.FindStringSubmatch(line); m != nil {
-				addr := ""
-				if len(m) > 1 {
-					addr = m[1]
-				}
+			if addr, ok := ready(line); ok {
 				select {
 				case lines <- addr:
 				default:
@@ -140,7 +153,7 @@ func (l *lockedBuffer) String() string {
 func startBroker(ctx context.Context, strata, dataDir string, cores int) (*server, error) {
 	cmd := exec.CommandContext(ctx, strata, "serve", "--data-dir", dataDir,
 		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--cores", strconv.Itoa(cores))
-	return startServer(cmd, brokerReady)
+	return startServer(cmd, brokertest.ReadyAddr)
 }
 
 // strataRun is the suite under one flush policy.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-db/strata/client/brokertest"
 	"github.com/strata-db/strata/schema/fb"
 )
 
@@ -23,15 +23,11 @@ import (
 var strataBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "strata-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	dir, err := brokertest.TempDir()
+	if err == nil {
+		strataBin, err = brokertest.Build(dir)
 	}
-	strataBin = filepath.Join(dir, "strata")
-	build := exec.Command("go", "build", "-o", strataBin, "../cmd/strata")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "build strata:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -50,9 +46,6 @@ const (
 	clusterWait      = 30 * time.Second
 	clusterPoll      = 100 * time.Millisecond
 )
-
-// readyLine is the line `strata serve` logs once it serves clients.
-var readyLine = regexp.MustCompile(`msg="strata broker ready" listen=(\S+)`)
 
 // clusterNode is one `strata serve` process.
 type clusterNode struct {
@@ -137,8 +130,8 @@ func (c *testCluster) start(n *clusterNode) {
 			n.mu.Lock()
 			n.lines = append(n.lines, line)
 			n.mu.Unlock()
-			if m := readyLine.FindStringSubmatch(line); m != nil {
-				ready <- m[1]
+			if addr, ok := brokertest.ReadyAddr(line); ok {
+				ready <- addr
 			}
 		}
 		n.cmd.Wait()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-db/strata/client/brokertest"
 	"github.com/strata-db/strata/schema/fb"
 	"github.com/strata-db/strata/server/controller/transport"
 )
@@ -59,12 +60,12 @@ func TestSingleNodeCrashRestart(t *testing.T) {
 		var out bytes.Buffer
 		for s.Scan() {
 			out.WriteString(s.Text() + "\n")
-			if m := readyLine.FindStringSubmatch(s.Text()); m != nil {
+			if addr, ok := brokertest.ReadyAddr(s.Text()); ok {
 				go func() { // keep the pipe drained
 					for s.Scan() {
 					}
 				}()
-				return cmd, m[1]
+				return cmd, addr
 			}
 		}
 		t.Fatalf("strata serve exited before it was ready:\n%s", out.String())

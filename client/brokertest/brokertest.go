@@ -23,6 +23,16 @@ import (
 // that has not come up by then is reported as failed, not waited on.
 const readyTimeout = 60 * time.Second
 
+// ReadyAddr reports whether line is the readiness line `strata serve` logs
+// once it serves clients, and the client address it gives. Every supervisor
+// of broker processes (tests, benchmarks) reads readiness with it.
+func ReadyAddr(line string) (addr string, ok bool) {
+	if m := readyLine.FindStringSubmatch(line); m != nil {
+		return m[1], true
+	}
+	return "", false
+}
+
 // readyLine matches the broker's readiness log line and captures the
 // address it listens on.
 var readyLine = regexp.MustCompile(`strata broker ready\b.*? listen=(\S+)`)
