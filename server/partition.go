@@ -77,13 +77,16 @@ func (p *partition) startAppend(frames []byte, records uint32, done func(code fb
 // lack of room; it reports whether every frame went in.
 func (p *partition) submit(ap *appendPart) bool {
 	for len(ap.rest) > 0 && ap.err == nil {
-		n := int(frameLength(ap.rest))
 		// appendFrames checked every frame (CRC included) before handing
 		// them over; only the header is read again here.
-		h, err := schema.ParseFrameHeader(ap.rest[:n])
+		h, err := schema.ParseFrameHeader(ap.rest)
 		if err != nil {
 			ap.err = err
 			break
+		}
+		n := int(h.Length)
+		if n > len(ap.rest) {
+			panic("server: invariant: a checked frame runs past its produce part")
 		}
 		off, err := p.log.AppendChecked(ap.rest[:n], h, ap.token)
 		if errors.Is(err, ringlog.ErrTooManyInFlight) {
@@ -171,9 +174,4 @@ func (p *partition) close(remove bool) error {
 		err = errors.Join(err, os.RemoveAll(p.dir))
 	}
 	return err
-}
-
-// frameLength reads a checked frame's length field.
-func frameLength(b []byte) uint32 {
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }

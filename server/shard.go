@@ -813,7 +813,7 @@ func (sh *Shard) onSend(c *conn, cqe ring.CQE) {
 		return
 	}
 	if c.pendingFiles != nil {
-		c.splice = spliceState{files: c.pendingFiles, startNs: nanotime()}
+		c.splice = spliceState{files: c.pendingFiles, start: time.Now()}
 		c.pendingFiles = nil
 		c.sending = true
 		sh.startSplice(c)

@@ -44,7 +44,7 @@ type spliceState struct {
 	inMoved int64 // bytes the file -> pipe splice moved
 	outSent int64 // bytes moved pipe -> socket for this chunk
 	outBusy bool
-	startNs int64 // when the spans began, for the splice-time counters
+	start   time.Time // when the spans began, for the splice-time counters
 }
 
 // takePipe lends a pipe, making one if the shard has fewer than the
@@ -129,7 +129,7 @@ func (sh *Shard) spliceNext(c *conn) {
 			sh.returnPipe(sp.pipe, true)
 		}
 		sh.stats.SplicedAnswers.Add(1)
-		sh.stats.SpliceNanos.Add(uint64(nanotime() - sp.startNs))
+		sh.stats.SpliceNanos.Add(uint64(time.Since(sp.start)))
 		c.splice = spliceState{}
 		c.sending = false
 		sh.afterSend(c)
@@ -241,9 +241,3 @@ func (sh *Shard) connOf(ref ConnRef) *conn {
 	}
 	return c
 }
-
-// nanotime is a monotonic clock reading in nanoseconds.
-func nanotime() int64 { return int64(time.Since(processStart)) }
-
-// processStart anchors nanotime.
-var processStart = time.Now()
