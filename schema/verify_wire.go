@@ -153,6 +153,7 @@ var (
 		fScalar("high_watermark", sizeLong),
 		fScalar("log_start_offset", sizeLong),
 		fScalar("frames_bytes", sizeInt),
+		fScalar("next_fetch_offset", sizeLong),
 	}}
 	descFetchTopicResponse = &tableDesc{name: "FetchTopicResponse", fields: []field{
 		fString("name").req(),

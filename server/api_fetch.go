@@ -51,6 +51,7 @@ type fetchPart struct {
 	result   *fb.FetchPartitionResponseT
 	files    []FileSpan
 	bytes    int64
+	next     int64 // offset after the last frame of files
 	metrics  *partitionMetrics
 }
 
@@ -163,7 +164,7 @@ func (job *fetchJob) partRead(round int) {
 // readPart reads one partition on its owning shard: its high watermark,
 // log start, and the spans from the fetch offset.
 func (bs *brokerShard) readPart(fp *fetchPart) {
-	fp.files, fp.bytes = fp.files[:0], 0
+	fp.files, fp.bytes, fp.next = fp.files[:0], 0, fp.offset
 	p := bs.partitionAt(fp.topic, fp.index)
 	r := fp.result
 	if p == nil {
@@ -196,6 +197,7 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 		}
 		fp.files = append(fp.files, FileSpan{FD: fd, Pos: s.Pos, Len: s.Len})
 		fp.bytes += s.Len
+		fp.next = s.NextOffset
 	}
 }
 
@@ -295,7 +297,9 @@ func (bs *brokerShard) expireFetches(now int64) {
 }
 
 // answer sends the envelope and the spans, trimmed to max_bytes (the first
-// partition with data keeps at least its first frame, as Kafka does).
+// partition with data keeps at least its first frame, as Kafka does). Each
+// partition's entry says where its next fetch starts, so a consumer can
+// send that fetch as soon as it has read the envelope.
 func (job *fetchJob) answer() {
 	job.answered = true
 	bs := job.bs
@@ -303,6 +307,11 @@ func (job *fetchJob) answer() {
 	var total int64
 	for _, fp := range job.parts {
 		fp.result.FramesBytes = 0
+		fp.result.NextFetchOffset = -1
+		if fp.result.ErrorCode != fb.ErrorCodeNone {
+			continue
+		}
+		fp.result.NextFetchOffset = fp.offset
 		if fp.bytes == 0 {
 			continue
 		}
@@ -310,6 +319,7 @@ func (job *fetchJob) answer() {
 			continue
 		}
 		fp.result.FramesBytes = uint32(fp.bytes)
+		fp.result.NextFetchOffset = fp.next
 		files = append(files, fp.files...)
 		total += fp.bytes
 		if fp.metrics != nil {

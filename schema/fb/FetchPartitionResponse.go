@@ -7,11 +7,12 @@ import (
 )
 
 type FetchPartitionResponseT struct {
-	Partition      int32     `json:"partition"`
-	ErrorCode      ErrorCode `json:"error_code"`
-	HighWatermark  int64     `json:"high_watermark"`
-	LogStartOffset int64     `json:"log_start_offset"`
-	FramesBytes    uint32    `json:"frames_bytes"`
+	Partition       int32     `json:"partition"`
+	ErrorCode       ErrorCode `json:"error_code"`
+	HighWatermark   int64     `json:"high_watermark"`
+	LogStartOffset  int64     `json:"log_start_offset"`
+	FramesBytes     uint32    `json:"frames_bytes"`
+	NextFetchOffset int64     `json:"next_fetch_offset"`
 }
 
 func (t *FetchPartitionResponseT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
@@ -24,6 +25,7 @@ func (t *FetchPartitionResponseT) Pack(builder *flatbuffers.Builder) flatbuffers
 	FetchPartitionResponseAddHighWatermark(builder, t.HighWatermark)
 	FetchPartitionResponseAddLogStartOffset(builder, t.LogStartOffset)
 	FetchPartitionResponseAddFramesBytes(builder, t.FramesBytes)
+	FetchPartitionResponseAddNextFetchOffset(builder, t.NextFetchOffset)
 	return FetchPartitionResponseEnd(builder)
 }
 
@@ -33,6 +35,7 @@ func (rcv *FetchPartitionResponse) UnPackTo(t *FetchPartitionResponseT) {
 	t.HighWatermark = rcv.HighWatermark()
 	t.LogStartOffset = rcv.LogStartOffset()
 	t.FramesBytes = rcv.FramesBytes()
+	t.NextFetchOffset = rcv.NextFetchOffset()
 }
 
 func (rcv *FetchPartitionResponse) UnPack() *FetchPartitionResponseT {
@@ -131,8 +134,20 @@ func (rcv *FetchPartitionResponse) MutateFramesBytes(n uint32) bool {
 	return rcv._tab.MutateUint32Slot(12, n)
 }
 
+func (rcv *FetchPartitionResponse) NextFetchOffset() int64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		return rcv._tab.GetInt64(o + rcv._tab.Pos)
+	}
+	return -1
+}
+
+func (rcv *FetchPartitionResponse) MutateNextFetchOffset(n int64) bool {
+	return rcv._tab.MutateInt64Slot(14, n)
+}
+
 func FetchPartitionResponseStart(builder *flatbuffers.Builder) {
-	builder.StartObject(5)
+	builder.StartObject(6)
 }
 func FetchPartitionResponseAddPartition(builder *flatbuffers.Builder, partition int32) {
 	builder.PrependInt32Slot(0, partition, 0)
@@ -148,6 +163,9 @@ func FetchPartitionResponseAddLogStartOffset(builder *flatbuffers.Builder, logSt
 }
 func FetchPartitionResponseAddFramesBytes(builder *flatbuffers.Builder, framesBytes uint32) {
 	builder.PrependUint32Slot(4, framesBytes, 0)
+}
+func FetchPartitionResponseAddNextFetchOffset(builder *flatbuffers.Builder, nextFetchOffset int64) {
+	builder.PrependInt64Slot(5, nextFetchOffset, -1)
 }
 func FetchPartitionResponseEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
