@@ -26,8 +26,8 @@ type buildFunc func(b *flatbuffers.Builder) (fb.Message, flatbuffers.UOffsetT)
 
 // doneFunc receives a request's answer on the connection's reader
 // goroutine. env and its buffer are valid only during the call; trailing
-// (the raw frame bytes after a fetch answer) is freshly allocated and may
-// be kept. err is non-nil when no answer came (the connection failed).
+// (the raw frame bytes after a fetch answer) is freshly allocated, or comes
+// from the call's trailing hooks, and may be kept. err is non-nil when no answer came (the connection failed).
 type doneFunc func(env *schema.Envelope, trailing []byte, err error)
 
 // call is one request waiting for its answer.
@@ -36,6 +36,19 @@ type call struct {
 	api         fb.ApiKey
 	trailingMax int64 // fetch: the request's max_bytes, bound of the trailing bytes
 	done        doneFunc
+	trailing    *trailingHooks // fetch: optional; nil reads as before
+}
+
+// trailingHooks let a fetch's sender act between a fetch answer's
+// envelope and its trailing frame bytes.
+type trailingHooks struct {
+	// envelope, if set, sees the verified envelope on the reader goroutine
+	// before the trailing bytes are read (env is valid only during the
+	// call): a consumer sends its next fetch from there.
+	envelope func(env *schema.Envelope)
+	// buffer, if set, gives the slice of n bytes the trailing bytes are
+	// read into; otherwise a fresh one is allocated.
+	buffer func(n int) []byte
 }
 
 // brokerConn is one connection to a broker. Requests are written in the
@@ -138,10 +151,18 @@ func (c *brokerConn) failure() error {
 // with acks=0, which the broker never answers) the slot is freed once the
 // request is written. An error return means done will not be called.
 func (c *brokerConn) sendAcquired(api fb.ApiKey, trailingMax int64, build buildFunc, done doneFunc) error {
+	return c.sendCall(&call{api: api, trailingMax: trailingMax, done: done}, build)
+}
+
+// sendCall is sendAcquired for a call the caller filled in (a fetch with
+// trailing hooks); it sets the correlation id.
+func (c *brokerConn) sendCall(p *call, build buildFunc) error {
+	done := p.done
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.corr++
-	h := schema.EnvelopeHeader{ApiKey: api, CorrelationID: c.corr, ClientID: c.clientID}
+	p.corr = c.corr
+	h := schema.EnvelopeHeader{ApiKey: p.api, CorrelationID: c.corr, ClientID: c.clientID}
 	typ, msg := build(c.enc.Builder())
 	wire := c.enc.Finish(&h, typ, msg)
 	// The call joins the queue under the same lock that fail takes, so it
@@ -154,7 +175,7 @@ func (c *brokerConn) sendAcquired(api fb.ApiKey, trailingMax int64, build buildF
 		return err
 	}
 	if done != nil {
-		c.pending = append(c.pending, &call{corr: c.corr, api: api, trailingMax: trailingMax, done: done})
+		c.pending = append(c.pending, p)
 	}
 	c.pmu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeoutMs * time.Millisecond))
@@ -275,8 +296,15 @@ func (c *brokerConn) readLoop() {
 				c.failWith(p, fmt.Errorf("%w: %s: %w", ErrConnClosed, c.addr, err))
 				return
 			}
+			if h := p.trailing; h != nil && h.envelope != nil {
+				h.envelope(&env)
+			}
 			if t > 0 {
-				trailing = make([]byte, t)
+				if h := p.trailing; h != nil && h.buffer != nil {
+					trailing = h.buffer(int(t))
+				} else {
+					trailing = make([]byte, t)
+				}
 				if _, err := io.ReadFull(c.nc, trailing); err != nil {
 					c.failWith(p, fmt.Errorf("%w: read from %s: %w", ErrConnClosed, c.addr, err))
 					return

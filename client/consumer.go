@@ -55,6 +55,11 @@ type ConsumerConfig struct {
 	PartitionMaxBytes int
 	// Assignor says which partitions to read; nil: Assign sets them.
 	Assignor Assignor
+	// ReuseFetchBuffers reads fetch answers into buffers the consumer
+	// reuses instead of one freshly allocated (and zeroed) buffer per
+	// answer. The Key, Value and header slices of the records a Poll
+	// returns are then valid only until the next Poll or Close.
+	ReuseFetchBuffers bool
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
@@ -75,10 +80,12 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	return c
 }
 
-// Consumer reads assigned partitions from their leaders. It keeps one
-// fetch in flight per broker connection ahead of the caller: as soon as a
-// fetch answer is taken apart, the next fetch from the new positions goes
-// out, while the caller works on the records. It is not safe for
+// Consumer reads assigned partitions from their leaders. It keeps fetches
+// in flight ahead of the caller: each fetch answer's envelope says where
+// every partition's next fetch starts, so the next fetch goes out as soon
+// as that envelope is read, while the broker is still sending the frames
+// of the first (at most fetchesPerBrokerMax per broker, and one not yet
+// answered per partition). It is not safe for
 // concurrent use, except that nothing stops another goroutine from
 // changing a StaticAssignor it reads.
 type Consumer struct {
@@ -93,8 +100,9 @@ type Consumer struct {
 	order  []*consPart              // parts in a stable order for fetch requests
 	seeks  map[TopicPartition]int64 // Seek before the partition was adopted
 
-	inflight map[string]bool // leader addresses with a fetch in flight
+	inflight map[string]int // fetches in flight per leader address
 	reader   schema.BatchReader
+	buffers  fetchBuffers
 	out      []Record
 	// decode holds the regions of the answer just processed: positions
 	// move past them first (from the frame headers alone) so the next
@@ -109,13 +117,25 @@ type Consumer struct {
 
 // consPart is one assigned partition's position.
 type consPart struct {
-	tp       TopicPartition
-	pos      int64  // next offset to return; -1: unknown
+	tp  TopicPartition
+	pos int64 // next offset to return; -1: unknown
+	// fetchPos is where the partition's next fetch starts: pos, or past it
+	// by the answers whose envelopes were read and whose frames were not.
+	fetchPos int64
 	epoch    uint64 // bumped by each seek, to drop answers to older fetches
 	hw       int64
 	retryAt  time.Time
 	attempts int
-	fetching bool
+	// unanswered is the fetch in flight whose envelope has not been read
+	// (nil: none); the partition's next fetch waits for it.
+	unanswered *fetchReq
+}
+
+// moveTo sets the partition's position and drops the answers of fetches
+// in flight for it.
+func (cp *consPart) moveTo(offset int64) {
+	cp.pos, cp.fetchPos = offset, offset
+	cp.epoch++
 }
 
 // NewConsumer returns a consumer reading through cl; cl stays open when
@@ -123,7 +143,7 @@ type consPart struct {
 func NewConsumer(cl *Client, cfg ConsumerConfig) *Consumer {
 	cfg = cfg.withDefaults()
 	c := &Consumer{cl: cl, cfg: cfg, assignor: cfg.Assignor, parts: map[TopicPartition]*consPart{},
-		seeks: map[TopicPartition]int64{}, inflight: map[string]bool{}, notify: make(chan struct{}, 1)}
+		seeks: map[TopicPartition]int64{}, inflight: map[string]int{}, notify: make(chan struct{}, 1)}
 	if c.assignor == nil {
 		c.static = &StaticAssignor{}
 		c.assignor = c.static
@@ -151,8 +171,7 @@ func (c *Consumer) Assign(topic string, partitions ...int32) error {
 func (c *Consumer) Seek(topic string, partition int32, offset int64) {
 	tp := TopicPartition{Topic: topic, Partition: partition}
 	if cp := c.parts[tp]; cp != nil {
-		cp.pos = offset
-		cp.epoch++
+		cp.moveTo(offset)
 		cp.retryAt = time.Time{}
 		return
 	}
@@ -233,6 +252,7 @@ func (c *Consumer) Close() error {
 	c.closed = true
 	c.results = nil
 	c.resMu.Unlock()
+	c.buffers.close()
 	return nil
 }
 
@@ -264,11 +284,10 @@ func (c *Consumer) syncAssignment(ctx context.Context) error {
 		}
 		cp := c.parts[tp]
 		if cp == nil {
-			cp = &consPart{tp: tp, pos: -1, hw: -1}
+			cp = &consPart{tp: tp, pos: -1, fetchPos: -1, hw: -1}
 		}
 		if off, ok := c.seeks[tp]; ok {
-			cp.pos = off
-			cp.epoch++
+			cp.moveTo(off)
 			delete(c.seeks, tp)
 		}
 		next[tp] = cp
@@ -316,7 +335,7 @@ func (c *Consumer) resolve(ctx context.Context) error {
 		}
 		for p, off := range offs {
 			if cp := c.parts[TopicPartition{Topic: topic, Partition: p}]; cp != nil && cp.pos < 0 {
-				cp.pos = off
+				cp.moveTo(off)
 				cp.attempts = 0
 			}
 		}

@@ -15,6 +15,12 @@ import (
 // partitions backing off); a fetch answer wakes it sooner.
 const pollIdleWait = 100 * time.Millisecond
 
+// fetchesPerBrokerMax bounds the fetches a consumer has in flight to one
+// broker: one being answered and the next, sent when the first answer's
+// envelope said where it starts. More would only queue behind them on the
+// connection.
+const fetchesPerBrokerMax = 2
+
 // fetchReq is one fetch in flight: the partitions it asked for, with the
 // seek epoch and offset each had when it was sent.
 type fetchReq struct {
@@ -26,15 +32,23 @@ type fetchRef struct {
 	cp     *consPart
 	epoch  uint64
 	offset int64
+	// announced is set when the answer's envelope gave the partition's
+	// next fetch offset (next) ahead of its frames.
+	announced bool
+	next      int64
 }
 
 // fetchResult is a fetch's answer, taken apart on the connection's
 // reader: per partition entry its code, high watermark and region of the
-// trailing bytes (which stay valid: they are allocated per answer).
+// trailing bytes. An announcement is the same answer's envelope alone,
+// queued before its trailing bytes are read, with each entry's next fetch
+// offset and no regions.
 type fetchResult struct {
-	req   *fetchReq
-	err   error
-	parts []partResult
+	req      *fetchReq
+	err      error
+	parts    []partResult
+	announce bool
+	buf      []byte // the trailing bytes the regions lie in
 }
 
 type partResult struct {
@@ -42,6 +56,7 @@ type partResult struct {
 	partition int32
 	code      fb.ErrorCode
 	hw        int64
+	next      int64
 	region    []byte
 }
 
@@ -50,6 +65,7 @@ type partResult struct {
 // next Poll; the byte slices of the records are not, and stay valid.
 func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 	c.out = c.out[:0]
+	c.buffers.reclaim()
 	for {
 		c.resMu.Lock()
 		closed := c.closed
@@ -65,6 +81,10 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 		}
 		c.fetchAll(ctx)
 		if r := c.popResult(); r != nil {
+			if r.announce {
+				c.processAnnouncement(r)
+				continue
+			}
 			err := c.process(r)
 			// The next fetch goes out before these records are decoded,
 			// so the broker sends while this side decodes.
@@ -90,12 +110,12 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 }
 
 // fetchAll sends a fetch to every leader that has positioned partitions
-// and no fetch in flight.
+// without an unanswered fetch, up to fetchesPerBrokerMax per leader.
 func (c *Consumer) fetchAll(ctx context.Context) {
 	now := time.Now()
 	var reqs map[string]*fetchReq
 	for _, cp := range c.order {
-		if cp.pos < 0 || cp.fetching || now.Before(cp.retryAt) {
+		if cp.fetchPos < 0 || cp.unanswered != nil || now.Before(cp.retryAt) {
 			continue
 		}
 		addr, err := c.cl.leaderFor(ctx, cp.tp.Topic, cp.tp.Partition)
@@ -103,7 +123,7 @@ func (c *Consumer) fetchAll(ctx context.Context) {
 			c.backOff(cp)
 			continue
 		}
-		if c.inflight[addr] {
+		if c.inflight[addr] >= fetchesPerBrokerMax {
 			continue
 		}
 		if reqs == nil {
@@ -114,7 +134,7 @@ func (c *Consumer) fetchAll(ctx context.Context) {
 			r = &fetchReq{addr: addr}
 			reqs[addr] = r
 		}
-		r.parts = append(r.parts, fetchRef{cp: cp, epoch: cp.epoch, offset: cp.pos})
+		r.parts = append(r.parts, fetchRef{cp: cp, epoch: cp.epoch, offset: cp.fetchPos})
 	}
 	for addr, r := range reqs {
 		c.send(ctx, addr, r)
@@ -146,12 +166,16 @@ func (c *Consumer) send(ctx context.Context, addr string, r *fetchReq) {
 	// MaxBytes by up to one frame.
 	trailingMax := int64(c.cfg.MaxBytes) + schema.MaxFrameBytes
 	for _, ref := range r.parts {
-		ref.cp.fetching = true
+		ref.cp.unanswered = r
 	}
-	c.inflight[addr] = true
-	err = conn.sendAcquired(fb.ApiKeyFetch, trailingMax, build, func(env *schema.Envelope, trailing []byte, err error) {
-		c.deliver(r, env, trailing, err)
-	})
+	c.inflight[addr]++
+	hooks := &trailingHooks{envelope: func(env *schema.Envelope) { c.announce(r, env) }}
+	if c.cfg.ReuseFetchBuffers {
+		hooks.buffer = c.buffers.get
+	}
+	call := &call{api: fb.ApiKeyFetch, trailingMax: trailingMax, trailing: hooks,
+		done: func(env *schema.Envelope, trailing []byte, err error) { c.deliver(r, env, trailing, err) }}
+	err = conn.sendCall(call, build)
 	if err != nil {
 		c.deliver(r, nil, nil, err)
 	}
@@ -202,10 +226,43 @@ func (c *Consumer) buildFetch(b *flatbuffers.Builder, r *fetchReq, maxBytes int3
 	return fb.FetchRequestEnd(b)
 }
 
+// announce queues a fetch answer's envelope (on the connection's reader,
+// before the trailing bytes are read) so that Poll can send the next fetch
+// from the offsets it names while the frames are still arriving.
+func (c *Consumer) announce(r *fetchReq, env *schema.Envelope) {
+	if env.Err() != nil {
+		return
+	}
+	fr, err := env.FetchResponse()
+	if err != nil {
+		return
+	}
+	res := &fetchResult{req: r, announce: true}
+	var t fb.FetchTopicResponse
+	var p fb.FetchPartitionResponse
+	for i := range fr.TopicsLength() {
+		fr.Topics(&t, i)
+		for j := range t.PartitionsLength() {
+			t.Partitions(&p, j)
+			if p.ErrorCode() != fb.ErrorCodeNone || p.NextFetchOffset() < 0 {
+				continue
+			}
+			res.parts = append(res.parts, partResult{topic: string(t.Name()), partition: p.Partition(),
+				code: p.ErrorCode(), hw: p.HighWatermark(), next: p.NextFetchOffset()})
+		}
+	}
+	if len(res.parts) > 0 {
+		c.queue(res)
+	}
+}
+
 // deliver takes a fetch answer apart (on the connection's reader, while
 // env is valid) and queues it for Poll.
 func (c *Consumer) deliver(r *fetchReq, env *schema.Envelope, trailing []byte, err error) {
 	res := &fetchResult{req: r, err: err}
+	if c.cfg.ReuseFetchBuffers {
+		res.buf = trailing
+	}
 	if err == nil {
 		res.err = env.Err()
 	}
@@ -229,6 +286,11 @@ func (c *Consumer) deliver(r *fetchReq, env *schema.Envelope, trailing []byte, e
 			}
 		}
 	}
+	c.queue(res)
+}
+
+// queue hands a result to Poll.
+func (c *Consumer) queue(res *fetchResult) {
 	c.resMu.Lock()
 	if !c.closed {
 		c.results = append(c.results, res)
@@ -252,12 +314,43 @@ func (c *Consumer) popResult() *fetchResult {
 	return r
 }
 
+// processAnnouncement moves the partitions named in an answer's envelope
+// to their next fetch offsets, so the next fetch can go out.
+func (c *Consumer) processAnnouncement(r *fetchResult) {
+	for i := range r.parts {
+		pr := &r.parts[i]
+		k, ok := r.req.find(pr.topic, pr.partition)
+		if !ok {
+			continue
+		}
+		ref := &r.req.parts[k]
+		cp := ref.cp
+		if pr.next < ref.offset {
+			continue // not a next offset; the whole answer decides
+		}
+		ref.announced, ref.next = true, pr.next
+		if cp.unanswered == r.req {
+			cp.unanswered = nil
+		}
+		if c.parts[cp.tp] == cp && cp.epoch == ref.epoch && cp.fetchPos == ref.offset {
+			cp.fetchPos = pr.next
+		}
+	}
+}
+
 // process turns a fetch answer into records and new positions.
 func (c *Consumer) process(r *fetchResult) error {
-	delete(c.inflight, r.req.addr)
-	for _, ref := range r.req.parts {
-		ref.cp.fetching = false
+	if n := c.inflight[r.req.addr] - 1; n > 0 {
+		c.inflight[r.req.addr] = n
+	} else {
+		delete(c.inflight, r.req.addr)
 	}
+	for _, ref := range r.req.parts {
+		if ref.cp.unanswered == r.req {
+			ref.cp.unanswered = nil
+		}
+	}
+	c.buffers.lend(r.buf)
 	if r.err != nil {
 		if !retriable(r.err) {
 			return r.err
@@ -270,13 +363,21 @@ func (c *Consumer) process(r *fetchResult) error {
 	}
 	for i := range r.parts {
 		pr := &r.parts[i]
-		ref, ok := r.req.find(pr.topic, pr.partition)
+		k, ok := r.req.find(pr.topic, pr.partition)
 		if !ok {
 			continue
 		}
+		ref := &r.req.parts[k]
 		cp := ref.cp
-		if c.parts[cp.tp] != cp || cp.epoch != ref.epoch || cp.pos != ref.offset {
+		if c.parts[cp.tp] != cp || cp.epoch != ref.epoch {
 			continue // sought elsewhere or unassigned since the fetch was sent
+		}
+		if cp.pos != ref.offset {
+			// An answer ahead of the one before it, which can happen only
+			// when the partition's leader moved between the two fetches:
+			// drop both and fetch again from the position.
+			cp.moveTo(cp.pos)
+			continue
 		}
 		switch {
 		case pr.code == fb.ErrorCodeNone:
@@ -287,13 +388,21 @@ func (c *Consumer) process(r *fetchResult) error {
 			if err != nil {
 				return err
 			}
+			if ref.announced && next != ref.next {
+				// The frames end elsewhere than the envelope said: drop
+				// the fetch sent from there and fetch again from here.
+				cp.epoch++
+			}
+			if !ref.announced || next != ref.next {
+				cp.fetchPos = next
+			}
 			cp.pos = next
 			c.decode = append(c.decode, pendingRegion{cp: cp, epoch: cp.epoch, from: from, region: pr.region})
 		case pr.code == fb.ErrorCodeOffsetOutOfRange:
 			if c.cfg.Reset == ResetNone {
 				return fmt.Errorf("%w: %s/%d offset %d: %w", ErrNoPosition, cp.tp.Topic, cp.tp.Partition, cp.pos, &schema.CodeError{Code: pr.code})
 			}
-			cp.pos = -1
+			cp.moveTo(-1)
 		case schema.ErrorRetriable(pr.code):
 			if needsMetadata(pr.code) {
 				c.cl.invalidate(cp.tp.Topic)
@@ -306,14 +415,14 @@ func (c *Consumer) process(r *fetchResult) error {
 	return nil
 }
 
-// find returns the request's entry for a partition.
-func (r *fetchReq) find(topic string, partition int32) (fetchRef, bool) {
-	for _, ref := range r.parts {
+// find returns the index of the request's entry for a partition.
+func (r *fetchReq) find(topic string, partition int32) (int, bool) {
+	for i, ref := range r.parts {
 		if ref.cp.tp.Partition == partition && ref.cp.tp.Topic == topic {
-			return ref, true
+			return i, true
 		}
 	}
-	return fetchRef{}, false
+	return 0, false
 }
 
 // pendingRegion is a partition's region of an answer whose records are
@@ -393,7 +502,7 @@ func (c *Consumer) records(cp *consPart, from int64, region []byte) error {
 			br = new(schema.BatchReader)
 		}
 		if err := br.Reset(frame); err != nil {
-			cp.pos = max(h.BaseOffset, from)
+			cp.moveTo(max(h.BaseOffset, from))
 			return fmt.Errorf("fetch %s/%d at offset %d: %w", cp.tp.Topic, cp.tp.Partition, h.BaseOffset, err)
 		}
 		for br.Next(&v) {

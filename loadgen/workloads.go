@@ -216,7 +216,7 @@ func consumeTopic(ctx context.Context, wf *workloadFlags, f *clientFlags, st top
 	start := time.Now()
 	job := &consumeJob{
 		cfg:        f.clientConfig(),
-		ccfg:       client.ConsumerConfig{Reset: client.ResetEarliest},
+		ccfg:       client.ConsumerConfig{Reset: client.ResetEarliest, ReuseFetchBuffers: true},
 		topic:      f.topic,
 		partitions: st.partitions,
 		consumers:  f.consumers,
@@ -302,7 +302,7 @@ func runE2E(ctx context.Context, wf *workloadFlags, f *clientFlags, stderr io.Wr
 	}
 	cjob := &consumeJob{
 		cfg:        f.clientConfig(),
-		ccfg:       client.ConsumerConfig{Reset: client.ResetLatest, MinBytes: 1},
+		ccfg:       client.ConsumerConfig{Reset: client.ResetLatest, MinBytes: 1, ReuseFetchBuffers: true},
 		topic:      f.topic,
 		partitions: st.partitions,
 		consumers:  f.consumers,
