@@ -18,12 +18,15 @@ var (
 )
 
 // BatchReader decodes one frame at a time and walks its records in place,
-// without allocating per record (an lz4 body is expanded into a scratch
-// buffer kept across frames). It is not safe for concurrent use.
+// without allocating per record or, in steady state, per frame: an lz4 body
+// is expanded into a scratch buffer, and what Next needs of each record is
+// kept in a slice, both reused across frames. It is not safe for concurrent
+// use.
 type BatchReader struct {
 	hdr     FrameHeader
-	body    fb.RecordBatchBody
-	n, next int
+	body    []byte
+	recs    []recordEntry
+	next    int
 	scratch []byte
 }
 
@@ -33,9 +36,34 @@ type BatchReader struct {
 // increasing and below recordCount, timestamps at most maxTimestampMs. Only
 // then does it make the records available to Next. frame must stay
 // unchanged while they are read.
+//
+// The body is verified as VerifyBody would verify it, in the same pass that
+// reads the records (record_decode.go), and fails with the same errors.
 func (r *BatchReader) Reset(frame []byte) error {
-	r.n, r.next = 0, 0
-	h, err := CheckFrame(frame)
+	return r.reset(frame, true)
+}
+
+// ResetCRCChecked is Reset for a frame whose CRC the caller has already
+// checked with CheckFrame, on the same bytes, unchanged since (but for the
+// base offset and leader epoch, which the CRC does not cover). It skips
+// only computing the CRC: the length, magic, version, reserved byte and
+// record count of the header, the body and the records are checked as
+// Reset checks them. A caller that cannot vouch for the CRC must use Reset:
+// the CRC is the only check that catches damage to record bytes and header
+// fields that still verify.
+func (r *BatchReader) ResetCRCChecked(frame []byte) error {
+	return r.reset(frame, false)
+}
+
+func (r *BatchReader) reset(frame []byte, checkCRC bool) error {
+	r.recs, r.next = r.recs[:0], 0
+	var h FrameHeader
+	var err error
+	if checkCRC {
+		h, err = CheckFrame(frame)
+	} else {
+		h, err = checkFrameLength(frame)
+	}
 	if err != nil {
 		return err
 	}
@@ -49,28 +77,10 @@ func (r *BatchReader) Reset(frame []byte) error {
 	default:
 		return fmt.Errorf("%w: codec %d", ErrBodyCompression, h.Compression())
 	}
-	if err := VerifyBody(body); err != nil {
-		return fmt.Errorf("%w: %w", ErrBody, err)
+	if err := r.decodeRecords(body, &h); err != nil {
+		return err
 	}
-	r.body.Init(body, flatbuffers.GetUOffsetT(body))
-	n := r.body.RecordsLength()
-	if n == 0 || uint64(n) > uint64(h.RecordCount) {
-		return fmt.Errorf("%w: %d records, header says %d", ErrBodyRecords, n, h.RecordCount)
-	}
-	var rec fb.Record
-	prev := int64(-1)
-	for i := 0; i < n; i++ {
-		r.body.Records(&rec, i)
-		d := int64(rec.OffsetDelta())
-		if d <= prev || d >= int64(h.RecordCount) {
-			return fmt.Errorf("%w: record %d has offset delta %d", ErrBodyRecords, i, d)
-		}
-		prev = d
-		if ts := h.FirstTimestampMs + rec.TimestampDelta(); ts > h.MaxTimestampMs {
-			return fmt.Errorf("%w: record %d timestamp %d after max %d", ErrBodyRecords, i, ts, h.MaxTimestampMs)
-		}
-	}
-	r.hdr, r.n = h, n
+	r.hdr, r.body = h, body
 	return nil
 }
 
@@ -78,19 +88,27 @@ func (r *BatchReader) Reset(frame []byte) error {
 func (r *BatchReader) Header() FrameHeader { return r.hdr }
 
 // Len is the number of records in the frame.
-func (r *BatchReader) Len() int { return r.n }
+func (r *BatchReader) Len() int { return len(r.recs) }
 
 // Next fills v with the next record and reports whether there was one.
 func (r *BatchReader) Next(v *RecordView) bool {
-	if r.next >= r.n {
+	if r.next >= len(r.recs) {
 		return false
 	}
-	r.body.Records(&v.rec, r.next)
+	e := &r.recs[r.next]
 	r.next++
-	v.Offset = r.hdr.BaseOffset + int64(v.rec.OffsetDelta())
-	v.TimestampMs = r.hdr.FirstTimestampMs + v.rec.TimestampDelta()
-	v.Key = v.rec.KeyBytes()
-	v.Value = v.rec.ValueBytes()
+	v.Offset = r.hdr.BaseOffset + int64(e.offsetDelta)
+	v.TimestampMs = r.hdr.FirstTimestampMs + e.timestampDelta
+	// Two-index slices, as the generated accessors make: the same bytes,
+	// length and capacity.
+	v.Key, v.Value = nil, nil
+	if e.keyStart != 0 {
+		v.Key = r.body[e.keyStart:e.keyEnd]
+	}
+	if e.valueStart != 0 {
+		v.Value = r.body[e.valueStart:e.valueEnd]
+	}
+	v.rec.Init(r.body, flatbuffers.UOffsetT(e.table))
 	return true
 }
 

@@ -3,7 +3,7 @@
 // that travels unchanged from producer to disk to consumer, and a verifier
 // that bounds every FlatBuffer before any field is read.
 //
-// A frame (frame.go, batch.go, batch_reader.go):
+// A frame (frame.go, batch.go, batch_reader.go, record_decode.go):
 //
 //	+----------------------+--------------------------------------------+
 //	| header, 64 bytes     | body: RecordBatchBody FlatBuffer ("SBAT"), |
@@ -18,8 +18,10 @@
 //	+--------+---------------------------+-------------------------------+
 //
 // Nothing from the network or disk is read through the generated accessors
-// in fb/ before VerifyEnvelope or VerifyBody (verify.go) accepts it; the
-// decoders here do that for their callers.
+// in fb/ before VerifyEnvelope or VerifyBody (verify.go) accepts it, or, for
+// BatchReader, the walk specialised to batch.fbs that accepts exactly what
+// VerifyBody accepts (record_decode.go); the decoders here do that for their
+// callers.
 //
 // The layouts are described byte by byte in docs/format.md and
 // docs/protocol.md and pinned by golden files in testdata/golden.

@@ -173,15 +173,25 @@ func ParseFrameHeader(b []byte) (FrameHeader, error) {
 // version and CRC. It never decodes records. b must hold exactly one frame or
 // begin with one; the returned header describes it.
 func CheckFrame(b []byte) (FrameHeader, error) {
+	h, err := checkFrameLength(b)
+	if err != nil {
+		return h, err
+	}
+	if crc32.Checksum(b[CRCStart:h.Length], castagnoli) != h.CRC {
+		return h, ErrFrameCRC
+	}
+	return h, nil
+}
+
+// checkFrameLength is CheckFrame without the CRC: the header checks of
+// ParseFrameHeader, and that b holds the whole frame.
+func checkFrameLength(b []byte) (FrameHeader, error) {
 	h, err := ParseFrameHeader(b)
 	if err != nil {
 		return h, err
 	}
 	if int(h.Length) > len(b) {
 		return h, fmt.Errorf("%w: need %d bytes, have %d", ErrFrameTruncated, h.Length, len(b))
-	}
-	if crc32.Checksum(b[CRCStart:h.Length], castagnoli) != h.CRC {
-		return h, ErrFrameCRC
 	}
 	return h, nil
 }

@@ -118,23 +118,55 @@ const fuzzTrailingBytesMax = 1 << 16
 
 // TestWriteFuzzCorpus writes the seeds to testdata/fuzz/<Name>/ under
 // -update, in Go's corpus file format, so that they run as plain tests and
-// start every fuzzing session.
+// start every fuzzing session. Each target is a subtest, so that one
+// corpus can be rewritten alone (-run TestWriteFuzzCorpus/<Name>).
 func TestWriteFuzzCorpus(t *testing.T) {
 	if !*update {
 		t.Skip("run with -update to rewrite the seed corpus")
 	}
-	write := func(name string, seeds [][]byte) {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, s := range seeds {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(s)))
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
+	write := func(name string, seeds [][]any) {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", "fuzz", name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
+			for i, s := range seeds {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), corpusFile(t, s...), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	oneArg := func(seeds [][]byte) [][]any {
+		out := make([][]any, len(seeds))
+		for i, s := range seeds {
+			out[i] = []any{s}
+		}
+		return out
+	}
+	write("FuzzFrameDecode", oneArg(fuzzFrameSeeds(t)))
+	write("FuzzEnvelopeDecode", oneArg(fuzzEnvelopeSeeds()))
+	var batch [][]any
+	for _, s := range batchReaderSeeds(t) {
+		batch = append(batch, []any{s.mode, s.count, s.maxTs, s.data, s.muts})
+	}
+	write("FuzzBatchReaderMatchesVerifier", batch)
+}
+
+// corpusFile encodes one fuzz input as the go command's corpus files do.
+func corpusFile(t *testing.T, vals ...any) []byte {
+	b := []byte("go test fuzz v1\n")
+	for _, v := range vals {
+		switch v := v.(type) {
+		case []byte:
+			b = fmt.Appendf(b, "[]byte(%s)\n", strconv.Quote(string(v)))
+		case byte:
+			b = fmt.Appendf(b, "byte(%q)\n", v)
+		case uint32, int64:
+			b = fmt.Appendf(b, "%T(%v)\n", v, v)
+		default:
+			t.Fatalf("no corpus encoding for %T", v)
 		}
 	}
-	write("FuzzFrameDecode", fuzzFrameSeeds(t))
-	write("FuzzEnvelopeDecode", fuzzEnvelopeSeeds())
+	return b
 }

@@ -1,6 +1,9 @@
 package schema
 
 // Descriptions of the tables in fbs/batch.fbs, fields in slot order.
+// BatchReader verifies bodies with a walk specialised to these tables
+// (record_decode.go) that must accept exactly what VerifyBody accepts; a
+// change here needs the same change there.
 
 var (
 	descHeader = &tableDesc{name: "Header", fields: []field{
