@@ -49,6 +49,9 @@ type trailingHooks struct {
 	// buffer, if set, gives the slice of n bytes the trailing bytes are
 	// read into; otherwise a fresh one is allocated.
 	buffer func(n int) []byte
+	// progress, if set, sees the trailing bytes read so far after each
+	// read, which then takes at most trailingReadChunkBytes.
+	progress func(have []byte)
 }
 
 // brokerConn is one connection to a broker. Requests are written in the
@@ -305,7 +308,7 @@ func (c *brokerConn) readLoop() {
 				} else {
 					trailing = make([]byte, t)
 				}
-				if _, err := io.ReadFull(c.nc, trailing); err != nil {
+				if err := readTrailing(c.nc, trailing, p.trailing); err != nil {
 					c.failWith(p, fmt.Errorf("%w: read from %s: %w", ErrConnClosed, c.addr, err))
 					return
 				}
@@ -343,4 +346,27 @@ func (c *brokerConn) readPrefix(prefix []byte) (int, error) {
 		}
 		return 0, err
 	}
+}
+
+// readTrailing fills trailing from r, in pieces of at most
+// trailingReadChunkBytes shown to the hooks' progress when it is set.
+func readTrailing(r io.Reader, trailing []byte, h *trailingHooks) error {
+	if h == nil || h.progress == nil {
+		_, err := io.ReadFull(r, trailing)
+		return err
+	}
+	for have := 0; have < len(trailing); {
+		n, err := r.Read(trailing[have:min(have+trailingReadChunkBytes, len(trailing))])
+		have += n
+		if n > 0 {
+			h.progress(trailing[:have])
+		}
+		if err != nil && have < len(trailing) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }

@@ -26,6 +26,10 @@ const fetchesPerBrokerMax = 2
 type fetchReq struct {
 	addr  string
 	parts []fetchRef
+	// check is the answer's frame check, run by the connection's reader
+	// while the trailing bytes arrive; Poll reads it once the answer is
+	// queued.
+	check frameCheck
 }
 
 type fetchRef struct {
@@ -49,6 +53,9 @@ type fetchResult struct {
 	parts    []partResult
 	announce bool
 	buf      []byte // the trailing bytes the regions lie in
+	// checkedEnd is the offset in the trailing bytes up to which every
+	// whole frame's CRC was checked as it arrived.
+	checkedEnd int64
 }
 
 type partResult struct {
@@ -58,6 +65,7 @@ type partResult struct {
 	hw        int64
 	next      int64
 	region    []byte
+	base      int64 // offset of region in the trailing bytes
 }
 
 // Poll returns the next records from the assigned partitions, waiting
@@ -169,7 +177,13 @@ func (c *Consumer) send(ctx context.Context, addr string, r *fetchReq) {
 		ref.cp.unanswered = r
 	}
 	c.inflight[addr]++
-	hooks := &trailingHooks{envelope: func(env *schema.Envelope) { c.announce(r, env) }}
+	hooks := &trailingHooks{
+		envelope: func(env *schema.Envelope) {
+			c.announce(r, env)
+			r.check.reset(env)
+		},
+		progress: r.check.advance,
+	}
 	if c.cfg.ReuseFetchBuffers {
 		hooks.buffer = c.buffers.get
 	}
@@ -259,7 +273,7 @@ func (c *Consumer) announce(r *fetchReq, env *schema.Envelope) {
 // deliver takes a fetch answer apart (on the connection's reader, while
 // env is valid) and queues it for Poll.
 func (c *Consumer) deliver(r *fetchReq, env *schema.Envelope, trailing []byte, err error) {
-	res := &fetchResult{req: r, err: err}
+	res := &fetchResult{req: r, err: err, checkedEnd: r.check.checkedEnd}
 	if c.cfg.ReuseFetchBuffers {
 		res.buf = trailing
 	}
@@ -276,13 +290,15 @@ func (c *Consumer) deliver(r *fetchReq, env *schema.Envelope, trailing []byte, e
 			res.err = ferr
 		} else {
 			var p fb.FetchPartitionResponse
+			var base int64
 			for {
 				topic, region, ok := regions.Next(&p)
 				if !ok {
 					break
 				}
 				res.parts = append(res.parts, partResult{topic: string(topic), partition: p.Partition(),
-					code: p.ErrorCode(), hw: p.HighWatermark(), region: region})
+					code: p.ErrorCode(), hw: p.HighWatermark(), region: region, base: base})
+				base += int64(len(region))
 			}
 		}
 	}
@@ -397,7 +413,8 @@ func (c *Consumer) process(r *fetchResult) error {
 				cp.fetchPos = next
 			}
 			cp.pos = next
-			c.decode = append(c.decode, pendingRegion{cp: cp, epoch: cp.epoch, from: from, region: pr.region})
+			c.decode = append(c.decode, pendingRegion{cp: cp, epoch: cp.epoch, from: from, region: pr.region,
+				checked: max(min(r.checkedEnd-pr.base, int64(len(pr.region))), 0)})
 		case pr.code == fb.ErrorCodeOffsetOutOfRange:
 			if c.cfg.Reset == ResetNone {
 				return fmt.Errorf("%w: %s/%d offset %d: %w", ErrNoPosition, cp.tp.Topic, cp.tp.Partition, cp.pos, &schema.CodeError{Code: pr.code})
@@ -432,6 +449,9 @@ type pendingRegion struct {
 	epoch  uint64
 	from   int64
 	region []byte
+	// checked is how many bytes from the region's start hold whole frames
+	// whose CRCs were checked as they arrived.
+	checked int64
 }
 
 // advance returns the position after the last whole frame of a region that
@@ -466,7 +486,7 @@ func (c *Consumer) decodePending() error {
 		if p.cp.epoch != p.epoch || c.parts[p.cp.tp] != p.cp {
 			continue // sought elsewhere or unassigned meanwhile
 		}
-		if err := c.records(p.cp, p.from, p.region); err != nil {
+		if err := c.records(p.cp, p.from, p.region, p.checked); err != nil {
 			return err
 		}
 	}
@@ -477,8 +497,9 @@ func (c *Consumer) decodePending() error {
 // fails its checks puts the partition's position back at that frame (the
 // fetch already sent past it is then dropped when it answers), so the bad
 // frame is not skipped silently.
-func (c *Consumer) records(cp *consPart, from int64, region []byte) error {
+func (c *Consumer) records(cp *consPart, from int64, region []byte, checked int64) error {
 	var v schema.RecordView
+	var at int64 // offset of the frame in the region
 	for len(region) > 0 {
 		frame, rest, err := schema.NextFrame(region)
 		if err == schema.ErrFramePartial {
@@ -488,6 +509,10 @@ func (c *Consumer) records(cp *consPart, from int64, region []byte) error {
 			return fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
 		}
 		region = rest
+		at += int64(len(frame))
+		// The frame's CRC was checked on arrival when it ends within the
+		// region's checked bytes.
+		crcChecked := at <= checked
 		h, err := schema.ParseFrameHeader(frame)
 		if err != nil {
 			return fmt.Errorf("fetch %s/%d: %w", cp.tp.Topic, cp.tp.Partition, err)
@@ -501,7 +526,12 @@ func (c *Consumer) records(cp *consPart, from int64, region []byte) error {
 			// scratch buffer; a fresh reader keeps them valid after Poll.
 			br = new(schema.BatchReader)
 		}
-		if err := br.Reset(frame); err != nil {
+		if crcChecked {
+			err = br.ResetCRCChecked(frame)
+		} else {
+			err = br.Reset(frame)
+		}
+		if err != nil {
 			cp.moveTo(max(h.BaseOffset, from))
 			return fmt.Errorf("fetch %s/%d at offset %d: %w", cp.tp.Topic, cp.tp.Partition, h.BaseOffset, err)
 		}

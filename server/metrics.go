@@ -54,6 +54,8 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 	shardCounter("strata_ring_completions_total", "CQEs reaped from the shards' rings.", func(s *ShardStats) float64 { return float64(s.Completions.Load()) })
 	shardCounter("strata_fetch_spliced_answers_total", "Fetch answers whose frames were spliced from segment files to the socket.",
 		func(s *ShardStats) float64 { return float64(s.SplicedAnswers.Load()) })
+	shardCounter("strata_fetch_splice_chains_stopped_total", "Fetch answer splice chains that moved less than asked (a short socket send) and were finished by single sends.",
+		func(s *ShardStats) float64 { return float64(s.SpliceChainsStopped.Load()) })
 	shardCounter("strata_fetch_splice_seconds_total", "Time from a fetch answer's envelope going out to its last frame byte leaving, summed.",
 		func(s *ShardStats) float64 { return float64(s.SpliceNanos.Load()) / 1e9 })
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_connections_open", Help: "Open client connections."}, func() float64 {

@@ -30,21 +30,45 @@ const (
 // pipePair is a pipe a connection borrows while it splices.
 type pipePair struct {
 	r, w int
-	size int64 // capacity: the most one splice pair moves
+	// chunk is the most one splice pair moves: the pipe's capacity less
+	// a page. A pipe holds a whole number of pages, one per slot, and a
+	// range of the file that does not start on a page boundary touches
+	// one page more than its length suggests; with a page to spare it
+	// always fits, so a file -> pipe splice moves its whole chunk.
+	chunk int64
 }
 
+// spliceChainPairsMax bounds the splice pairs linked into one chain: a
+// chain is 2*spliceChainPairsMax SQEs that must go to the kernel in one
+// submission, and its op indexes must fit the tag's kind byte.
+const spliceChainPairsMax = 16
+
 // spliceState is a connection's progress through an answer's file spans.
+//
+// The spans go out in chains of linked SQEs, file -> pipe then pipe ->
+// socket for each chunk of a pipe's size, all in one io-wq worker back to
+// back.
+// Every SQE but the last carries CQE_SKIP_SUCCESS, so a chain posts one
+// completion: its last SQE's when every one moved its whole chunk, or
+// else the first SQE's that moved less (or failed). That one breaks the
+// link, and because it carried CQE_SKIP_SUCCESS the kernel cancels the
+// rest of the chain without posting their completions. Each chain SQE
+// carries its index in the tag, so the one completion says where the
+// chain stopped and what the pipe still holds.
 type spliceState struct {
-	files   []FileSpan
-	idx     int   // current span
-	off     int64 // bytes of the current span fully sent
-	pipe    *pipePair
-	chunk   int64 // bytes asked of the file -> pipe splice in flight
-	inDone  bool
-	inMoved int64 // bytes the file -> pipe splice moved
-	outSent int64 // bytes moved pipe -> socket for this chunk
-	outBusy bool
-	start   time.Time // when the spans began, for the splice-time counters
+	files []FileSpan
+	idx   int   // current span
+	off   int64 // bytes of the current span sent to the socket
+	pipe  *pipePair
+	// held is what the pipe holds that has not reached the socket (after
+	// a chain stopped short); it is sent before the next chain starts.
+	held int64
+
+	// The chain in flight, if chainPairs > 0.
+	chain      [spliceChainPairsMax]int64 // bytes each pair moves
+	chainPairs int
+
+	start time.Time // when the spans began, for the splice-time counters
 }
 
 // takePipe lends a pipe, making one if the shard has fewer than the
@@ -73,8 +97,14 @@ func (sh *Shard) takePipe() (*pipePair, error) {
 		unix.Close(fds[1])
 		return nil, fmt.Errorf("pipe size: %w", err)
 	}
+	page := unix.Getpagesize()
+	if size < 2*page {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("pipe of %d bytes: too small to splice through", size)
+	}
 	sh.pipes++
-	return &pipePair{r: fds[0], w: fds[1], size: int64(size)}, nil
+	return &pipePair{r: fds[0], w: fds[1], chunk: int64(size - page)}, nil
 }
 
 // returnPipe gives a pipe back; a pipe that may hold stray bytes (a failed
@@ -116,13 +146,15 @@ func (sh *Shard) startSplice(c *conn) {
 	sh.spliceNext(c)
 }
 
-// spliceNext submits the next linked file -> pipe -> socket pair, or
-// finishes when every span is sent.
+// spliceNext sends what the pipe still holds, or submits the next chain,
+// or finishes when every span is sent.
 func (sh *Shard) spliceNext(c *conn) {
 	sp := &c.splice
-	for sp.idx < len(sp.files) && sp.off >= sp.files[sp.idx].Len {
-		sp.idx++
-		sp.off = 0
+	if sp.held == 0 {
+		for sp.idx < len(sp.files) && sp.off >= sp.files[sp.idx].Len {
+			sp.idx++
+			sp.off = 0
+		}
 	}
 	if sp.idx >= len(sp.files) {
 		if sp.pipe != nil {
@@ -148,38 +180,103 @@ func (sh *Shard) spliceNext(c *conn) {
 		}
 		sp.pipe = p
 	}
-	f := sp.files[sp.idx]
-	sp.chunk = min(f.Len-sp.off, sp.pipe.size)
-	sp.inDone, sp.inMoved, sp.outSent, sp.outBusy = false, 0, 0, true
-	sqe := sh.sqe()
-	sqe.PrepSplice(f.FD, f.Pos+sp.off, sp.pipe.w, -1, uint32(sp.chunk), unix.SPLICE_F_MOVE)
-	sqe.SetUserData(tag(opSpliceIn, c.slot, c.gen))
-	sqe.SetFlags(ring.SQEIOLink)
-	sqe = sh.sqe()
-	sqe.PrepSplice(sp.pipe.r, -1, c.fd, -1, uint32(sp.chunk), unix.SPLICE_F_MOVE)
-	sqe.SetUserData(tag(opSpliceOut, c.slot, c.gen))
-	c.opsInFlight += 2
+	if sp.held > 0 {
+		sqe := sh.sqe()
+		sqe.PrepSplice(sp.pipe.r, -1, c.fd, -1, uint32(sp.held), unix.SPLICE_F_MOVE)
+		sqe.SetUserData(tag(opSpliceOut, c.slot, c.gen))
+		c.opsInFlight++
+		return
+	}
+	sh.submitChain(c)
 }
 
-func (sh *Shard) onSpliceIn(c *conn, cqe ring.CQE) {
-	c.opsInFlight--
+// submitChain links the next chunks of the spans, up to
+// spliceChainPairsMax pairs, into one chain.
+func (sh *Shard) submitChain(c *conn) {
 	sp := &c.splice
+	// The chain must reach the kernel in one submission: a chain split
+	// between two would run as two, concurrently, out of order.
+	sh.reserveSQEs(2 * spliceChainPairsMax)
+	idx, off := sp.idx, sp.off
+	n := 0
+	var last *ring.SQE
+	for n < spliceChainPairsMax && idx < len(sp.files) {
+		f := sp.files[idx]
+		chunk := min(f.Len-off, sp.pipe.chunk)
+		sp.chain[n] = chunk
+		sqe := sh.sqe()
+		sqe.PrepSplice(f.FD, f.Pos+off, sp.pipe.w, -1, uint32(chunk), unix.SPLICE_F_MOVE)
+		sqe.SetUserData(tag(opSpliceChain+opKind(2*n), c.slot, c.gen))
+		sqe.SetFlags(ring.SQEIOLink | ring.SQECQESkipSuccess)
+		sqe = sh.sqe()
+		sqe.PrepSplice(sp.pipe.r, -1, c.fd, -1, uint32(chunk), unix.SPLICE_F_MOVE)
+		sqe.SetUserData(tag(opSpliceChain+opKind(2*n+1), c.slot, c.gen))
+		sqe.SetFlags(ring.SQEIOLink | ring.SQECQESkipSuccess)
+		last = sqe
+		n++
+		if off += chunk; off >= f.Len {
+			idx, off = idx+1, 0
+		}
+	}
+	// The last SQE ends the chain and always posts.
+	last.Flags &^= ring.SQEIOLink | ring.SQECQESkipSuccess
+	sp.chainPairs = n
+	c.opsInFlight++ // one completion ends the chain
+}
+
+// onSpliceChain takes a chain's one completion, from SQE op of the chain.
+func (sh *Shard) onSpliceChain(c *conn, op int, cqe ring.CQE) {
+	sp := &c.splice
+	if sp.chainPairs == 0 || op >= 2*sp.chainPairs {
+		panic(fmt.Sprintf("server: shard %d: splice completion from SQE %d outside a chain of %d pairs",
+			sh.id, op, sp.chainPairs))
+	}
+	c.opsInFlight--
+	stop, res := op, int64(cqe.Res)
+	pairs := sp.chainPairs
+	sp.chainPairs = 0
 	if c.state != connOpen {
 		sh.maybeFree(c)
 		return
 	}
-	if cqe.Res <= 0 {
-		// The file could not give the bytes the envelope promised: the
-		// stream can no longer be framed, so the connection ends.
-		sh.log.Warn("splice from a segment failed", "res", cqe.Res, "err", cqe.Err())
+	// Every pair before the stopping SQE's pair moved its whole chunk.
+	pair := stop / 2
+	var sent int64
+	for i := range pair {
+		sp.advance(sp.chain[i])
+		sent += sp.chain[i]
+	}
+	switch {
+	case res < 0:
+		// -ECANCELED here: the chain was cancelled, which only closing
+		// the connection does, and that is handled above.
+		sh.log.Warn("fetch answer splice failed", "res", res, "err", unix.Errno(-res), "file_side", stop%2 == 0)
 		sh.failSplice(c)
 		return
+	case stop%2 == 0:
+		// The file gave fewer bytes than asked (none: it is shorter than
+		// the envelope promised, and the stream can no longer be framed).
+		if res == 0 {
+			sh.log.Warn("segment shorter than its fetch span")
+			sh.failSplice(c)
+			return
+		}
+		sp.held = res
+	default:
+		sp.held = sp.chain[pair] - res
+		sp.advance(res)
+		sent += res
 	}
-	sp.inDone = true
-	sp.inMoved = int64(cqe.Res)
-	sh.spliceProgress(c)
+	if stop != 2*pairs-1 {
+		sh.stats.SpliceChainsStopped.Add(1)
+	}
+	sh.stats.BytesOut.Add(uint64(sent))
+	c.lastActiveMs = sh.now()
+	sh.spliceNext(c)
 }
 
+// onSpliceOut takes the completion of a single pipe -> socket send of
+// what a stopped chain left in the pipe.
 func (sh *Shard) onSpliceOut(c *conn, cqe ring.CQE) {
 	c.opsInFlight--
 	sp := &c.splice
@@ -187,39 +284,29 @@ func (sh *Shard) onSpliceOut(c *conn, cqe ring.CQE) {
 		sh.maybeFree(c)
 		return
 	}
-	sp.outBusy = false
-	switch {
-	case cqe.Res == -int32(unix.ECANCELED):
-		// The file -> pipe half moved fewer bytes than asked, which
-		// breaks the link; what it moved is sent below.
-	case cqe.Res < 0:
+	if cqe.Res <= 0 {
 		sh.failSplice(c)
 		return
-	default:
-		sp.outSent += int64(cqe.Res)
-		sh.stats.BytesOut.Add(uint64(cqe.Res))
 	}
-	sh.spliceProgress(c)
-}
-
-// spliceProgress moves on once both halves of a pair have completed:
-// send what is still in the pipe, or start the next pair.
-func (sh *Shard) spliceProgress(c *conn) {
-	sp := &c.splice
-	if !sp.inDone || sp.outBusy {
-		return
-	}
-	if left := sp.inMoved - sp.outSent; left > 0 {
-		sp.outBusy = true
-		sqe := sh.sqe()
-		sqe.PrepSplice(sp.pipe.r, -1, c.fd, -1, uint32(left), unix.SPLICE_F_MOVE)
-		sqe.SetUserData(tag(opSpliceOut, c.slot, c.gen))
-		c.opsInFlight++
-		return
-	}
-	sp.off += sp.inMoved
+	n := int64(cqe.Res)
+	sp.held -= n
+	sp.advance(n)
+	sh.stats.BytesOut.Add(uint64(n))
 	c.lastActiveMs = sh.now()
 	sh.spliceNext(c)
+}
+
+// advance counts n more bytes sent to the socket. Chunks never cross a
+// span's end, so n stays within the current span.
+func (sp *spliceState) advance(n int64) {
+	sp.off += n
+	if sp.off > sp.files[sp.idx].Len {
+		panic(fmt.Sprintf("server: splice sent %d bytes of a %d-byte span", sp.off, sp.files[sp.idx].Len))
+	}
+	if sp.off == sp.files[sp.idx].Len && sp.held == 0 {
+		sp.idx++
+		sp.off = 0
+	}
 }
 
 func (sh *Shard) failSplice(c *conn) {

@@ -25,11 +25,19 @@ const (
 	opIgnore      // completions whose result nobody needs (cancelling the listener)
 	opMsgRing     // another shard's doorbell arrived
 	opMsgRingSent // our doorbell to another shard failed (success is skipped)
-	opSpliceIn    // file -> pipe half of a fetch answer's splice pair
-	opSpliceOut   // pipe -> socket half
+	opSpliceOut   // a single pipe -> socket send of what a stopped splice chain left
 	opDisk        // a partition log's operation: its slot, then the log's own tag
 	opRecvDirect  // a large request's rest, received into its own buffer
 )
+
+// opSpliceChain+i tags the i-th SQE of a fetch answer's splice chain (even
+// i: file -> pipe, odd i: pipe -> socket), so the kinds from opSpliceChain
+// up are chain positions rather than kinds of their own.
+const opSpliceChain opKind = 64
+
+// The chain positions fit the kind byte above every other kind.
+var _ [256 - int(opSpliceChain) - 2*spliceChainPairsMax]struct{}
+var _ [int(opSpliceChain) - int(opRecvDirect) - 1]struct{}
 
 const (
 	tagKindShift = 56
