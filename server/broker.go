@@ -68,6 +68,8 @@ type Broker struct {
 	metrics *brokerMetrics
 	// heartbeating is set once the heartbeat loop runs.
 	heartbeating bool
+	// dirLock holds the data folder's lock until Stop has closed the logs.
+	dirLock *os.File
 }
 
 // StartBroker starts serving, starts the controller voter (replaying its
@@ -95,6 +97,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
+	dirLock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			dirLock.Close()
+		}
+	}()
 	addr, err := netip.ParseAddrPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen address %q: %w", cfg.Listen, err)
@@ -103,7 +115,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger}
+	b := &Broker{cfg: cfg, log: cfg.Logger, dirLock: dirLock}
 	// Requests that arrive before the first image is served see an empty
 	// cluster.
 	b.image.Store(metadata.NewState().Image())
@@ -138,6 +150,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	// Every field above is set: shards may use them from here on (the
 	// atomic store orders those writes before a shard's load).
 	b.ready.Store(true)
+	started = true
 	return b, nil
 }
 
@@ -166,7 +179,9 @@ func (b *Broker) Stop() error {
 	for _, bs := range b.shards {
 		err = errors.Join(err, bs.closeAll())
 	}
-	return errors.Join(err, b.quorum.stop())
+	err = errors.Join(err, b.quorum.stop())
+	// Last: another broker may open the folder once every log is closed.
+	return errors.Join(err, b.dirLock.Close())
 }
 
 // Status is the controller quorum as its leader sees it (asked of the

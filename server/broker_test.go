@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/strata-db/strata/schema/fb"
@@ -74,4 +75,38 @@ func TestBrokerProduceFetchRestart(t *testing.T) {
 	if len(md.Topics) != 1 || md.Topics[0].Name != "orders" || len(md.Topics[0].Partitions) != 4 || md.Topics[0].Partitions[0].LeaderId != 1 {
 		t.Fatalf("metadata after restart: %+v", md.Topics)
 	}
+}
+
+// A second broker on a data folder in use, or on a port in use, fails to
+// start with an error that says so, and leaves the first serving.
+func TestSecondBrokerRefused(t *testing.T) {
+	dir := t.TempDir()
+	first := startBroker(t, dir, 1)
+	stopped := false
+	defer func() {
+		if !stopped {
+			first.Stop()
+		}
+	}()
+	_, err := StartBroker(BrokerConfig{DataDir: dir, Listen: "127.0.0.1:0", Cores: 1, NodeID: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "in use by another broker") {
+		t.Fatalf("second broker on the same data folder: %v", err)
+	}
+	_, err = StartBroker(BrokerConfig{DataDir: t.TempDir(), Listen: first.Addr().String(), Cores: 1, NodeID: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second broker on the same port: %v", err)
+	}
+	c := newTestClient(t, first.Addr().String())
+	if code := c.createTopic("still-serving", 1); code != fb.ErrorCodeNone {
+		t.Fatalf("first broker after the refusals: %v", code)
+	}
+	// Once stopped, the folder can be opened again.
+	stopped = true
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	again := startBroker(t, dir, 1)
+	again.Stop()
 }

@@ -29,13 +29,7 @@ func listenReusePort(addr netip.AddrPort) (int, error) {
 			return -1, fmt.Errorf("setsockopt: %w", err)
 		}
 	}
-	var sa unix.Sockaddr
-	if family == unix.AF_INET {
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().Unmap().As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := unix.Bind(fd, sockaddrOf(family, addr)); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("bind %s: %w", addr, err)
 	}
@@ -44,6 +38,41 @@ func listenReusePort(addr netip.AddrPort) (int, error) {
 		return -1, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	return fd, nil
+}
+
+// checkPortFree fails when something already listens on addr. Every
+// shard's listener sets SO_REUSEPORT, which would otherwise let a second
+// broker started on the same port (by the same user) bind beside the
+// first and take a share of its connections. A socket without
+// SO_REUSEPORT cannot bind a port with a listener on it, so one is bound
+// and closed first.
+func checkPortFree(addr netip.AddrPort) error {
+	family := unix.AF_INET
+	if addr.Addr().Is6() && !addr.Addr().Is4In6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fmt.Errorf("setsockopt: %w", err)
+	}
+	if err := unix.Bind(fd, sockaddrOf(family, addr)); err != nil {
+		if err == unix.EADDRINUSE {
+			return fmt.Errorf("%s is in use (is another broker running?): %w", addr, err)
+		}
+		return fmt.Errorf("bind %s: %w", addr, err)
+	}
+	return nil
+}
+
+func sockaddrOf(family int, addr netip.AddrPort) unix.Sockaddr {
+	if family == unix.AF_INET {
+		return &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().Unmap().As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(addr.Port()), Addr: addr.Addr().As16()}
 }
 
 // boundPort is the port the kernel gave a listener bound to port 0.

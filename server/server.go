@@ -62,6 +62,11 @@ func Start(cfg Config) (*Server, error) {
 	if n > maxShards {
 		return nil, fmt.Errorf("server: %d cores above the limit of %d", n, maxShards)
 	}
+	if addr.Port() != 0 {
+		if err := checkPortFree(addr); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	s := &Server{cfg: cfg}
 	for i := range n {
 		fd, err := listenReusePort(addr)
