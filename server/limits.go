@@ -55,6 +55,9 @@ const (
 
 	// tickInterval is how often a shard checks timers (idle connections).
 	tickInterval = 100 * time.Millisecond
+	// drainReportInterval is how often a stop that is still waiting for
+	// connections or work logs what it waits for.
+	drainReportInterval = 5 * time.Second
 
 	// completionBatchMax is how many CQEs a shard handles per turn.
 	completionBatchMax = 256

@@ -48,8 +48,10 @@ type Shard struct {
 	stopping atomic.Bool
 	tid      atomic.Int32 // the OS thread the shard runs on
 	draining bool
-	done     chan struct{}
-	err      error
+	// drainReportAtMs is when a stop that is still waiting next says why.
+	drainReportAtMs int64
+	done            chan struct{}
+	err             error
 
 	// Pooled buffers for large requests received into place.
 	directFree      map[int][]*pooledBuf
@@ -313,9 +315,20 @@ func (sh *Shard) loop() error {
 			if !sh.draining {
 				sh.beginDrain()
 			}
+			if sh.inbox.Len() > 0 {
+				// A message whose doorbell has not come yet (or never
+				// will: a peer that stopped first) is run now.
+				sh.drainInbox()
+			}
 			if sh.open == 0 && sh.handlerIdle() && sh.inbox.Len() == 0 && sh.peersClosed() {
+				// Doorbells to peers ride on this ring's next submission:
+				// submit once more so none is left behind in the queue.
+				if _, err := sh.r.Submit(); err != nil && err != unix.EBUSY && err != unix.EAGAIN {
+					return fmt.Errorf("shard %d: final io_uring submit: %w", sh.id, err)
+				}
 				return nil
 			}
+			sh.reportSlowDrain()
 		}
 	}
 }
@@ -340,6 +353,10 @@ func (sh *Shard) complete(cqe ring.CQE) {
 	case opSend:
 		if c := sh.connFor(cqe.UserData); c != nil {
 			sh.onSend(c, cqe)
+		}
+	case opSendLinked:
+		if c := sh.connFor(cqe.UserData); c != nil {
+			sh.onSendLinked(c, cqe)
 		}
 	case opCancel:
 		if c := sh.connFor(cqe.UserData); c != nil {
@@ -797,6 +814,9 @@ func (sh *Shard) flush(c *conn) {
 	if !c.gatherResponses() {
 		return
 	}
+	if c.pendingFiles != nil && sh.sendLinkedToSplice(c) {
+		return
+	}
 	sh.submitSend(c)
 }
 
@@ -1021,6 +1041,32 @@ func (sh *Shard) beginDrain() {
 		if c != nil && c.state == connOpen {
 			sh.closeIfAnswered(c)
 		}
+	}
+}
+
+// reportSlowDrain logs, every drainReportInterval while a stop waits, what
+// the shard is still waiting for, so that a stop that does not end says
+// why.
+func (sh *Shard) reportSlowDrain() {
+	now := sh.now()
+	if sh.drainReportAtMs == 0 {
+		sh.drainReportAtMs = now + drainReportInterval.Milliseconds()
+		return
+	}
+	if now < sh.drainReportAtMs {
+		return
+	}
+	sh.drainReportAtMs = now + drainReportInterval.Milliseconds()
+	sh.log.Warn("stop still waiting", "open", sh.open, "handler_idle", sh.handlerIdle(),
+		"inbox", sh.inbox.Len(), "peers_closed", sh.peersClosed())
+	for _, c := range sh.conns {
+		if c == nil || c.state == 0 {
+			continue
+		}
+		sh.log.Warn("stop waits for a connection", "slot", c.slot, "closing", c.state == connClosing,
+			"ops_in_flight", c.opsInFlight, "unanswered", c.inflight(), "sending", c.sending,
+			"splice_spans", len(c.splice.files), "splice_span", c.splice.idx, "chain_pairs", c.splice.chainPairs,
+			"pipe_held", c.splice.held, "recv_armed", c.recvArmed)
 	}
 }
 

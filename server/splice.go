@@ -67,6 +67,10 @@ type spliceState struct {
 	// The chain in flight, if chainPairs > 0.
 	chain      [spliceChainPairsMax]int64 // bytes each pair moves
 	chainPairs int
+	// envelope is the size of the answer's envelope when its send is
+	// linked ahead of the first chain: counted as sent when the chain
+	// completes (a failed send posts instead, and the chain is dropped).
+	envelope int64
 
 	start time.Time // when the spans began, for the splice-time counters
 }
@@ -190,6 +194,57 @@ func (sh *Shard) spliceNext(c *conn) {
 	sh.submitChain(c)
 }
 
+// sendLinkedToSplice sends the gathered answers (the last of which has
+// file spans) linked ahead of the spans' first splice chain, so the chain
+// starts in the kernel as soon as the envelope is out, without a turn of
+// the shard in between. The send carries MSG_WAITALL, so it completes only
+// whole, and CQE_SKIP_SUCCESS: send and chain post one completion between
+// them, the chain's, or the send's if it fails (the kernel then drops the
+// chain without completions). It returns false, leaving the plain path to
+// send, when no pipe is free or the spans are empty.
+func (sh *Shard) sendLinkedToSplice(c *conn) bool {
+	files := c.pendingFiles
+	idx := 0
+	for idx < len(files) && files[idx].Len == 0 {
+		idx++
+	}
+	if idx == len(files) || c.splice.pipe != nil {
+		return false
+	}
+	p, err := sh.takePipe()
+	if err != nil || p == nil {
+		if p != nil {
+			sh.returnPipe(p, true)
+		}
+		return false
+	}
+	c.splice = spliceState{files: files, idx: idx, pipe: p, start: time.Now(),
+		envelope: int64(len(c.sendBuf) - c.sendOff)}
+	c.pendingFiles = nil
+	c.sending = true
+	sh.reserveSQEs(1 + 2*spliceChainPairsMax)
+	sqe := sh.sqe()
+	sqe.PrepSend(c.fd, c.sendBuf[c.sendOff:], unix.MSG_NOSIGNAL|unix.MSG_WAITALL)
+	sqe.SetUserData(tag(opSendLinked, c.slot, c.gen))
+	sqe.SetFlags(ring.SQEIOLink | ring.SQECQESkipSuccess)
+	sh.submitChain(c)
+	return true
+}
+
+// onSendLinked takes the completion of an envelope send linked ahead of a
+// splice chain, which posts only when it failed: the answer cannot be
+// completed, so the connection ends.
+func (sh *Shard) onSendLinked(c *conn, cqe ring.CQE) {
+	c.opsInFlight-- // the send and its chain were one operation
+	c.splice.chainPairs = 0
+	if c.state != connOpen {
+		sh.maybeFree(c)
+		return
+	}
+	sh.log.Debug("fetch answer envelope not sent", "res", cqe.Res)
+	sh.failSplice(c)
+}
+
 // submitChain links the next chunks of the spans, up to
 // spliceChainPairsMax pairs, into one chain.
 func (sh *Shard) submitChain(c *conn) {
@@ -238,6 +293,12 @@ func (sh *Shard) onSpliceChain(c *conn, op int, cqe ring.CQE) {
 	if c.state != connOpen {
 		sh.maybeFree(c)
 		return
+	}
+	if sp.envelope > 0 {
+		// The chain ran, so the envelope linked ahead of it went out whole.
+		sh.stats.BytesOut.Add(uint64(sp.envelope))
+		c.sendOff += int(sp.envelope)
+		sp.envelope = 0
 	}
 	// Every pair before the stopping SQE's pair moved its whole chunk.
 	pair := stop / 2

@@ -28,6 +28,7 @@ const (
 	opSpliceOut   // a single pipe -> socket send of what a stopped splice chain left
 	opDisk        // a partition log's operation: its slot, then the log's own tag
 	opRecvDirect  // a large request's rest, received into its own buffer
+	opSendLinked  // an answer's envelope, linked ahead of its first splice chain
 )
 
 // opSpliceChain+i tags the i-th SQE of a fetch answer's splice chain (even
@@ -37,7 +38,7 @@ const opSpliceChain opKind = 64
 
 // The chain positions fit the kind byte above every other kind.
 var _ [256 - int(opSpliceChain) - 2*spliceChainPairsMax]struct{}
-var _ [int(opSpliceChain) - int(opRecvDirect) - 1]struct{}
+var _ [int(opSpliceChain) - int(opSendLinked) - 1]struct{}
 
 const (
 	tagKindShift = 56
