@@ -335,11 +335,10 @@ func (c *Consumer) popResult() *fetchResult {
 func (c *Consumer) processAnnouncement(r *fetchResult) {
 	for i := range r.parts {
 		pr := &r.parts[i]
-		k, ok := r.req.find(pr.topic, pr.partition)
-		if !ok {
+		ref := r.req.find(pr.topic, pr.partition)
+		if ref == nil {
 			continue
 		}
-		ref := &r.req.parts[k]
 		cp := ref.cp
 		if pr.next < ref.offset {
 			continue // not a next offset; the whole answer decides
@@ -379,11 +378,10 @@ func (c *Consumer) process(r *fetchResult) error {
 	}
 	for i := range r.parts {
 		pr := &r.parts[i]
-		k, ok := r.req.find(pr.topic, pr.partition)
-		if !ok {
+		ref := r.req.find(pr.topic, pr.partition)
+		if ref == nil {
 			continue
 		}
-		ref := &r.req.parts[k]
 		cp := ref.cp
 		if c.parts[cp.tp] != cp || cp.epoch != ref.epoch {
 			continue // sought elsewhere or unassigned since the fetch was sent
@@ -432,14 +430,14 @@ func (c *Consumer) process(r *fetchResult) error {
 	return nil
 }
 
-// find returns the index of the request's entry for a partition.
-func (r *fetchReq) find(topic string, partition int32) (int, bool) {
-	for i, ref := range r.parts {
-		if ref.cp.tp.Partition == partition && ref.cp.tp.Topic == topic {
-			return i, true
+// find returns the request's entry for a partition, nil if it has none.
+func (r *fetchReq) find(topic string, partition int32) *fetchRef {
+	for i := range r.parts {
+		if ref := &r.parts[i]; ref.cp.tp.Partition == partition && ref.cp.tp.Topic == topic {
+			return ref
 		}
 	}
-	return 0, false
+	return nil
 }
 
 // pendingRegion is a partition's region of an answer whose records are
