@@ -54,7 +54,7 @@ func TestBuiltBinary(t *testing.T) {
 		if !ok || ee.ExitCode() != exitUsage {
 			t.Fatalf("err = %v, want exit status %d", err, exitUsage)
 		}
-		if !strings.Contains(string(out), `--mode must be produce or consume, got "sideways"`) {
+		if !strings.Contains(string(out), `--mode must be produce, consume or splice, got "sideways"`) {
 			t.Errorf("output lacks a clear message:\n%s", out)
 		}
 	})

@@ -13,6 +13,7 @@ const (
 	workloadCeiling = "ceiling"
 	modeProduce     = "produce"
 	modeConsume     = "consume"
+	modeSplice      = "splice"
 
 	flagMode            = "mode"
 	flagBatchBytes      = "batch-bytes"
@@ -54,7 +55,7 @@ func newCeilingCmd(wf *workloadFlags) *cobra.Command {
 		fileBytes:  defaultConsumeFileBytes,
 	}
 	cmd := &cobra.Command{
-		Use:   "ceiling --mode produce|consume",
+		Use:   "ceiling --mode produce|consume|splice",
 		Short: "Measure the physical ceiling: one loopback TCP stream into a file, or out of a cached file",
 		Long: `Measure the physical ceiling of this machine, which Strata's benchmarks are
 reported as a ratio of.
@@ -67,6 +68,11 @@ reported as a ratio of.
                   cached, then sent over loopback TCP with sendfile(2) in
                   chunks of --batch-bytes, repeatedly, to a reader that
                   discards what it reads.
+  --mode splice   as consume, but the file is sent the way the broker sends
+                  fetch answers: io_uring SPLICE file -> pipe, linked to
+                  SPLICE pipe -> socket, through a 1 MiB pipe, on a ring
+                  set up as a broker shard's. Beside consume, it says what
+                  the broker's way of sending costs on this machine.
 
 Chunks are --batch-bytes rounded down to whole records. Latency is per chunk:
 from the sender starting it until the receiver has handled its last byte.
@@ -86,14 +92,14 @@ Throughput is in MB/s with MB = 10^6 bytes.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&cfg.mode, flagMode, "", "what to measure: produce (socket into a file) or consume (sendfile out of a cached file)")
+	fs.StringVar(&cfg.mode, flagMode, "", "what to measure: produce (socket into a file), consume (sendfile out of a cached file) or splice (io_uring splice out of a cached file)")
 	fs.Var(&cfg.batchBytes, flagBatchBytes,
 		fmt.Sprintf("bytes per write or sendfile call, rounded down to whole records (1..%s)", formatByteSize(maxBatchBytes)))
 	fs.StringVar(&cfg.dir, flagDir, "", "directory for the data file (default: the system temp dir)")
 	fs.Var(&cfg.fsyncEveryBytes, flagFsyncEveryBytes,
 		"produce: fdatasync after about this many bytes and at the end (0: never, page cache only)")
 	fs.Var(&cfg.fileBytes, flagFileBytes,
-		fmt.Sprintf("consume: size of the cached file to send from, bounded by free space less %s", formatByteSize(freeSpaceReserveBytes)))
+		fmt.Sprintf("consume, splice: size of the cached file to send from, bounded by free space less %s", formatByteSize(freeSpaceReserveBytes)))
 	fs.BoolVar(&cfg.keep, flagKeep, false, "keep the data file after the run instead of removing it")
 	return cmd
 }
@@ -103,9 +109,9 @@ func (c *ceilingConfig) validate(cmd *cobra.Command, wf *workloadFlags) error {
 	switch c.mode {
 	case modeProduce:
 		if fs.Changed(flagFileBytes) {
-			return fmt.Errorf("--%s applies to --%s %s only", flagFileBytes, flagMode, modeConsume)
+			return fmt.Errorf("--%s applies to --%s %s or %s only", flagFileBytes, flagMode, modeConsume, modeSplice)
 		}
-	case modeConsume:
+	case modeConsume, modeSplice:
 		if fs.Changed(flagFsyncEveryBytes) {
 			return fmt.Errorf("--%s applies to --%s %s only", flagFsyncEveryBytes, flagMode, modeProduce)
 		}
@@ -114,9 +120,9 @@ func (c *ceilingConfig) validate(cmd *cobra.Command, wf *workloadFlags) error {
 				flagFileBytes, c.fileBytes, wf.recordSizeBytes)
 		}
 	case "":
-		return fmt.Errorf("--%s is required: %s or %s", flagMode, modeProduce, modeConsume)
+		return fmt.Errorf("--%s is required: %s, %s or %s", flagMode, modeProduce, modeConsume, modeSplice)
 	default:
-		return fmt.Errorf("--%s must be %s or %s, got %q", flagMode, modeProduce, modeConsume, c.mode)
+		return fmt.Errorf("--%s must be %s, %s or %s, got %q", flagMode, modeProduce, modeConsume, modeSplice, c.mode)
 	}
 	if c.batchBytes < 1 || c.batchBytes > maxBatchBytes {
 		return fmt.Errorf("--%s must be between 1 and %s, got %d",

@@ -8,9 +8,21 @@ import (
 	"time"
 )
 
+// fileSender moves chunks of the cached file into the sender's socket,
+// from an offset it keeps.
+type fileSender interface {
+	send(n int) error // the next n bytes, moving the offset on
+	offset() int64
+	rewind() // back to the file's start
+	close() error
+}
+
 // measureConsume runs the consume ceiling: a cached file sent over one
-// loopback TCP stream with sendfile(2), chunk by chunk and round and round
-// the file, to a reader that discards what it reads into a reused buffer.
+// loopback TCP stream, chunk by chunk and round and round the file, to a
+// reader that discards what it reads into a reused buffer. Mode consume
+// sends with sendfile(2); mode splice with io_uring SPLICE file -> pipe ->
+// socket, as the broker sends fetch answers, so the two can be compared
+// on the same machine.
 func measureConsume(ctx context.Context, wf *workloadFlags, cfg *ceilingConfig, stderr io.Writer) (*report, error) {
 	recordSize := int64(wf.recordSizeBytes)
 	chunkBytes := chunkSize(int64(cfg.batchBytes), recordSize)
@@ -42,10 +54,18 @@ func measureConsume(ctx context.Context, wf *workloadFlags, cfg *ceilingConfig, 
 	defer accepted.Close()
 	defer dialed.Close()
 
-	sf, err := newSendfiler(accepted, int(f.Fd()))
+	var sf fileSender
+	title := "ceiling consume: sendfile(2) from a cached file over one TCP stream on loopback"
+	if cfg.mode == modeSplice {
+		title = "ceiling splice: io_uring SPLICE file -> pipe -> socket from a cached file over one TCP stream on loopback"
+		sf, err = newSplicer(accepted, int(f.Fd()))
+	} else {
+		sf, err = newSendfiler(accepted, int(f.Fd()))
+	}
 	if err != nil {
 		return nil, err
 	}
+	defer sf.close()
 	prog := newProgress(stderr, "ceiling consume", wf.limitBytes())
 	start := time.Now()
 	s := stream{
@@ -57,10 +77,10 @@ func measureConsume(ctx context.Context, wf *workloadFlags, cfg *ceilingConfig, 
 		budget:     newBudget(ctx, wf, start),
 		progress:   prog,
 		clamp: func(n int64) int64 {
-			if sf.off == fileBytes {
-				sf.off = 0
+			if sf.offset() == fileBytes {
+				sf.rewind()
 			}
-			return min(n, fileBytes-sf.off)
+			return min(n, fileBytes-sf.offset())
 		},
 		send: func(n int64) error { return sf.send(int(n)) },
 		take: func([]byte) error { return nil },
@@ -71,9 +91,7 @@ func measureConsume(ctx context.Context, wf *workloadFlags, cfg *ceilingConfig, 
 		return nil, err
 	}
 
-	r := newCeilingReport(modeConsume,
-		"ceiling consume: sendfile(2) from a cached file over one TCP stream on loopback",
-		wf, cfg, chunkBytes, res)
+	r := newCeilingReport(cfg.mode, title, wf, cfg, chunkBytes, res)
 	r.StartedAt = start.UTC().Format(time.RFC3339)
 	r.FileBytes = fileBytes
 	note := ""

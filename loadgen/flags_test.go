@@ -13,7 +13,7 @@ func TestBadCommandLinesFailClearly(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ceiling", "--mode", "bogus"}, `--mode must be produce or consume, got "bogus"`},
+		{[]string{"ceiling", "--mode", "bogus"}, `--mode must be produce, consume or splice, got "bogus"`},
 		{[]string{"ceiling"}, "--mode is required"},
 		{[]string{"ceiling", "--mode", "produce", "--record-size", "-5"}, `invalid argument "-5" for "--record-size" flag: size must not be negative`},
 		{[]string{"ceiling", "--mode", "produce", "--record-size", "0"}, "--record-size must be at least 1 byte"},
@@ -25,7 +25,7 @@ func TestBadCommandLinesFailClearly(t *testing.T) {
 		{[]string{"ceiling", "--mode", "produce", "--batch-bytes", "-1"}, "size must not be negative"},
 		{[]string{"ceiling", "--mode", "consume", "--file-bytes", "-1"}, "size must not be negative"},
 		{[]string{"ceiling", "--mode", "consume", "--fsync-every-bytes", "1MiB"}, "--fsync-every-bytes applies to --mode produce only"},
-		{[]string{"ceiling", "--mode", "produce", "--file-bytes", "1MiB"}, "--file-bytes applies to --mode consume only"},
+		{[]string{"ceiling", "--mode", "produce", "--file-bytes", "1MiB"}, "--file-bytes applies to --mode consume or splice only"},
 		{[]string{"ceiling", "--mode", "consume", "--record-size", "4KiB", "--file-bytes", "1KiB"}, "must hold at least one record"},
 		{[]string{"ceiling", "--mode", "produce", "--dir", dir + "/missing"}, "--dir"},
 		{[]string{"ceiling", "--mode", "produce", "--record-size", "big"}, "not a size in bytes"},

@@ -44,6 +44,10 @@ func (s *sendfiler) send(count int) error {
 	return s.err
 }
 
+func (s *sendfiler) offset() int64 { return s.off }
+func (s *sendfiler) rewind()       { s.off = 0 }
+func (s *sendfiler) close() error  { return nil }
+
 // step runs under the poller; false asks it to wait for writability.
 func (s *sendfiler) step(fd uintptr) bool {
 	for s.sent < s.count {
