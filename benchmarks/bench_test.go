@@ -60,7 +60,7 @@ func TestQuickBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Machine", "flush policy `sync`", "flush policy `never`", "ceiling produce",
+	for _, want := range []string{"## Machine", "flush policy `sync`", "flush policy `never`", "ceiling produce", "ceiling splice",
 		"produce-100B", "e2e-1KiB", "## Goals", "Quick run"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results Markdown lacks %q", want)
@@ -74,7 +74,7 @@ func checkSuiteCounts(t *testing.T, policy string, s *suiteResult) {
 	if !s.Quick {
 		t.Errorf("%s: suite did not run quick", policy)
 	}
-	for _, f := range []figures{s.Ceiling.Produce, s.Ceiling.Consume} {
+	for _, f := range []figures{s.Ceiling.Produce, s.Ceiling.Consume, s.Ceiling.Splice} {
 		if f.Records*f.RecordSizeBytes != f.Bytes || f.MBPerSec <= 0 {
 			t.Errorf("%s: ceiling %+v inconsistent", policy, f)
 		}

@@ -32,6 +32,7 @@ type suiteResult struct {
 	Ceiling struct {
 		Produce figures `json:"produce"`
 		Consume figures `json:"consume"`
+		Splice  figures `json:"splice"`
 	} `json:"ceiling"`
 	Cases []suiteCase `json:"cases"`
 }
@@ -253,6 +254,10 @@ func (r *results) markdown() string {
 		}
 		row("ceiling produce (TCP into a file)", s.Ceiling.Produce, "1", "")
 		row("ceiling consume (sendfile from cache)", s.Ceiling.Consume, "1", "")
+		if s.Ceiling.Splice.MBPerSec > 0 && s.Ceiling.Consume.MBPerSec > 0 {
+			row("ceiling splice (io_uring splice from cache, the broker's way)", s.Ceiling.Splice,
+				fmt.Sprintf("%.2f of consume", s.Ceiling.Splice.MBPerSec/s.Ceiling.Consume.MBPerSec), "")
+		}
 		for _, c := range s.Cases {
 			ratio := "-"
 			if c.Against != "" {

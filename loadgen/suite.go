@@ -65,6 +65,10 @@ type suiteCase struct {
 type suiteCeilings struct {
 	Produce *report `json:"produce"`
 	Consume *report `json:"consume"`
+	// Splice is the consume ceiling's file sent the broker's way (io_uring
+	// splice): not a ceiling cases are a ratio of, but what sending that
+	// way costs beside sendfile on the same machine in the same run.
+	Splice *report `json:"splice"`
 }
 
 // suiteReport is the suite's output: every case beside the ceiling.
@@ -228,7 +232,13 @@ func (s *suiteRun) ceilings() error {
 	if err != nil {
 		return fmt.Errorf("consume ceiling: %w", err)
 	}
-	s.out.Ceiling = suiteCeilings{Produce: p, Consume: c}
+	sc := *cc
+	sc.mode = modeSplice
+	sp, err := measureConsume(s.ctx, wf, &sc, s.stderr)
+	if err != nil {
+		return fmt.Errorf("splice ceiling: %w", err)
+	}
+	s.out.Ceiling = suiteCeilings{Produce: p, Consume: c, Splice: sp}
 	return nil
 }
 
@@ -370,6 +380,7 @@ func (r *suiteReport) print(w io.Writer, asJSON bool) error {
 	}
 	row("ceiling produce", r.Ceiling.Produce, "1")
 	row("ceiling consume", r.Ceiling.Consume, "1")
+	row("ceiling splice", r.Ceiling.Splice, fmt.Sprintf("%.2f consume", r.Ceiling.Splice.MBPerSec/r.Ceiling.Consume.MBPerSec))
 	for _, c := range r.Cases {
 		ratio := "-"
 		if c.Against != "" {

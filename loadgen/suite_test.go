@@ -14,6 +14,7 @@ type suiteJSON struct {
 	Ceiling  struct {
 		Produce json.RawMessage `json:"produce"`
 		Consume json.RawMessage `json:"consume"`
+		Splice  json.RawMessage `json:"splice"`
 	} `json:"ceiling"`
 	Cases []struct {
 		Name           string          `json:"name"`
@@ -63,7 +64,7 @@ func checkSuite(t *testing.T, s suiteJSON) {
 		t.Errorf("workload %q quick %v, want suite true", s.Workload, s.Quick)
 	}
 	ceiling := map[string]float64{}
-	for mode, raw := range map[string]json.RawMessage{"produce": s.Ceiling.Produce, "consume": s.Ceiling.Consume} {
+	for mode, raw := range map[string]json.RawMessage{"produce": s.Ceiling.Produce, "consume": s.Ceiling.Consume, "splice": s.Ceiling.Splice} {
 		m := decodeReport(t, raw)
 		checkConsistent(t, m)
 		if jsonString(t, m, "mode") != mode {
