@@ -178,10 +178,7 @@ func (c *Consumer) send(ctx context.Context, addr string, r *fetchReq) {
 	}
 	c.inflight[addr]++
 	hooks := &trailingHooks{
-		envelope: func(env *schema.Envelope) {
-			c.announce(r, env)
-			r.check.reset(env)
-		},
+		envelope: func(env *schema.Envelope) { c.announce(r, env) },
 		progress: r.check.advance,
 	}
 	if c.cfg.ReuseFetchBuffers {
@@ -242,7 +239,8 @@ func (c *Consumer) buildFetch(b *flatbuffers.Builder, r *fetchReq, maxBytes int3
 
 // announce queues a fetch answer's envelope (on the connection's reader,
 // before the trailing bytes are read) so that Poll can send the next fetch
-// from the offsets it names while the frames are still arriving.
+// from the offsets it names while the frames are still arriving, and gives
+// the answer's frame check its regions.
 func (c *Consumer) announce(r *fetchReq, env *schema.Envelope) {
 	if env.Err() != nil {
 		return
@@ -252,12 +250,14 @@ func (c *Consumer) announce(r *fetchReq, env *schema.Envelope) {
 		return
 	}
 	res := &fetchResult{req: r, announce: true}
+	r.check.begin()
 	var t fb.FetchTopicResponse
 	var p fb.FetchPartitionResponse
 	for i := range fr.TopicsLength() {
 		fr.Topics(&t, i)
 		for j := range t.PartitionsLength() {
 			t.Partitions(&p, j)
+			r.check.addRegion(int64(p.FramesBytes()))
 			if p.ErrorCode() != fb.ErrorCodeNone || p.NextFetchOffset() < 0 {
 				continue
 			}

@@ -1,9 +1,6 @@
 package client
 
-import (
-	"github.com/strata-db/strata/schema"
-	"github.com/strata-db/strata/schema/fb"
-)
+import "github.com/strata-db/strata/schema"
 
 // trailingReadChunkBytes bounds one read of a fetch answer's trailing
 // bytes when their frames are checked as they arrive: small enough that
@@ -27,29 +24,16 @@ type frameCheck struct {
 	stopped    bool
 }
 
-// reset prepares for the trailing bytes of the answer env describes.
-func (fc *frameCheck) reset(env *schema.Envelope) {
-	*fc = frameCheck{regions: fc.regions[:0], stopped: true}
-	if env.Err() != nil {
-		return
+// begin prepares for a new answer's trailing bytes; addRegion then gives
+// each partition entry's frames_bytes, in the envelope's order. Until
+// begin, advance checks nothing.
+func (fc *frameCheck) begin() { *fc = frameCheck{regions: fc.regions[:0]} }
+
+func (fc *frameCheck) addRegion(n int64) {
+	if len(fc.regions) == 0 {
+		fc.regionEnd = n
 	}
-	fr, err := env.FetchResponse()
-	if err != nil {
-		return
-	}
-	var t fb.FetchTopicResponse
-	var p fb.FetchPartitionResponse
-	for i := range fr.TopicsLength() {
-		fr.Topics(&t, i)
-		for j := range t.PartitionsLength() {
-			t.Partitions(&p, j)
-			fc.regions = append(fc.regions, int64(p.FramesBytes()))
-		}
-	}
-	fc.stopped = false
-	if len(fc.regions) > 0 {
-		fc.regionEnd = fc.regions[0]
-	}
+	fc.regions = append(fc.regions, n)
 }
 
 // advance checks the frames that have arrived whole: have is the trailing

@@ -40,11 +40,23 @@ func feed(fc *frameCheck, trailing []byte, rng *rand.Rand) {
 }
 
 func newFrameCheck(regions ...int64) *frameCheck {
-	fc := &frameCheck{regions: regions}
-	if len(regions) > 0 {
-		fc.regionEnd = regions[0]
+	fc := &frameCheck{}
+	fc.begin()
+	for _, n := range regions {
+		fc.addRegion(n)
 	}
 	return fc
+}
+
+// Without a begin (an answer whose envelope gave no regions) nothing is
+// taken as checked.
+func TestFrameCheckWithoutRegionsChecksNothing(t *testing.T) {
+	frames := checkFrames(t, 2)
+	var fc frameCheck
+	fc.advance(append(append([]byte{}, frames[0]...), frames[1]...))
+	if fc.checkedEnd != 0 {
+		t.Fatalf("checked up to %d without regions", fc.checkedEnd)
+	}
 }
 
 func TestFrameCheckCoversWholeFrames(t *testing.T) {

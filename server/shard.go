@@ -48,6 +48,8 @@ type Shard struct {
 	stopping atomic.Bool
 	tid      atomic.Int32 // the OS thread the shard runs on
 	draining bool
+	// drainBegun is draining, readable from other threads (tests wait on it).
+	drainBegun atomic.Bool
 	// drainReportAtMs is when a stop that is still waiting next says why.
 	drainReportAtMs int64
 	done            chan struct{}
@@ -1034,6 +1036,7 @@ func (sh *Shard) closeIdle(nowMs int64) {
 // has nothing in flight; the rest close as their last answer goes out.
 func (sh *Shard) beginDrain() {
 	sh.draining = true
+	sh.drainBegun.Store(true)
 	sqe := sh.sqe()
 	sqe.PrepCancelFD(sh.listenFD, ring.AsyncCancelAll)
 	sqe.SetUserData(tag(opIgnore, 0, 0))

@@ -213,10 +213,7 @@ func (sh *Shard) sendLinkedToSplice(c *conn) bool {
 	}
 	p, err := sh.takePipe()
 	if err != nil || p == nil {
-		if p != nil {
-			sh.returnPipe(p, true)
-		}
-		return false
+		return false // the plain path waits for a pipe, or reports the error
 	}
 	c.splice = spliceState{files: files, idx: idx, pipe: p, start: time.Now(),
 		envelope: int64(len(c.sendBuf) - c.sendOff)}
