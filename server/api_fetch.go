@@ -53,6 +53,22 @@ type fetchPart struct {
 	bytes    int64
 	next     int64 // offset after the last frame of files
 	metrics  *partitionMetrics
+	// held is the partition whose segment files the spans lie in while
+	// the fetch holds them open (see partition.fileHolds).
+	held *partition
+}
+
+// release lets the partition close the files of the part's spans. It
+// may run on any shard: the count is atomic, and the owner looks at it
+// when it closes the partition.
+func (fp *fetchPart) release() {
+	if fp.held == nil {
+		return
+	}
+	if fp.held.fileHolds.Add(-1) < 0 {
+		panic("server: invariant: a partition's files released more often than held")
+	}
+	fp.held = nil
 }
 
 // fetchWait is a fetch parked on a partition until an append wakes it.
@@ -164,6 +180,7 @@ func (job *fetchJob) partRead(round int) {
 // readPart reads one partition on its owning shard: its high watermark,
 // log start, and the spans from the fetch offset.
 func (bs *brokerShard) readPart(fp *fetchPart) {
+	fp.release()
 	fp.files, fp.bytes, fp.next = fp.files[:0], 0, fp.offset
 	p := bs.partitionAt(fp.topic, fp.index)
 	r := fp.result
@@ -199,6 +216,18 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 		fp.bytes += s.Len
 		fp.next = s.NextOffset
 	}
+	if len(fp.files) > 0 {
+		p.fileHolds.Add(1)
+		fp.held = p
+	}
+}
+
+// Release lets go of the segment files of every part's spans: the shard
+// calls it once the answer's spans are sent or dropped (FileHold).
+func (job *fetchJob) Release() {
+	for _, fp := range job.parts {
+		fp.release()
+	}
 }
 
 // roundDone answers if the fetch has what it waits for, else parks it.
@@ -219,9 +248,11 @@ func (job *fetchJob) roundDone() {
 }
 
 // park registers the job with every partition's owner; the first append
-// (or the deadline) runs another round.
+// (or the deadline) runs another round. A parked job holds no files: the
+// round that ends it reads its spans afresh.
 func (job *fetchJob) park() {
 	bs := job.bs
+	job.Release()
 	job.waiting = true
 	bs.parked = append(bs.parked, job)
 	origin := bs.sh
@@ -283,7 +314,8 @@ func (job *fetchJob) unpark() {
 	}
 }
 
-// expireFetches answers parked fetches whose wait ran out.
+// expireFetches ends parked fetches whose wait ran out with one more
+// round, which answers with whatever it finds since the deadline passed.
 func (bs *brokerShard) expireFetches(now int64) {
 	for i := 0; i < len(bs.parked); {
 		job := bs.parked[i]
@@ -292,7 +324,7 @@ func (bs *brokerShard) expireFetches(now int64) {
 			continue
 		}
 		job.unpark()
-		job.answer()
+		job.runRound()
 	}
 }
 
@@ -318,6 +350,9 @@ func (job *fetchJob) answer() {
 		if total > 0 && total+fp.bytes > job.maxBytes {
 			continue
 		}
+		if fp.held == nil {
+			panic("server: invariant: a fetch answers with spans of files it does not hold")
+		}
 		fp.result.FramesBytes = uint32(fp.bytes)
 		fp.result.NextFetchOffset = fp.next
 		files = append(files, fp.files...)
@@ -327,7 +362,12 @@ func (job *fetchJob) answer() {
 		}
 	}
 	msg := bs.enc.Encode(&job.h, &fb.MessageT{Type: fb.MessageFetchResponse, Value: job.resp})
-	bs.sh.RespondFiles(job.ref, job.seq, msg, files)
+	if len(files) == 0 {
+		job.Release() // parts trimmed by max_bytes may still hold files
+		bs.sh.RespondFiles(job.ref, job.seq, msg, nil, nil)
+	} else {
+		bs.sh.RespondFiles(job.ref, job.seq, msg, files, job)
+	}
 	bs.b.metrics.observeRequest(fb.ApiKeyFetch, job.start)
 }
 

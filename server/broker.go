@@ -227,10 +227,16 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 	}
 }
 
-// Tick answers the long-polling fetches of the shard whose wait ran out.
+// Tick answers the long-polling fetches of the shard whose wait ran out,
+// or all of them once the shard is stopping.
 func (b *Broker) Tick(sh *Shard, now int64) {
 	bs := b.shards[sh.ID()]
 	bs.sh = sh
+	if sh.Draining() {
+		for _, job := range bs.parked {
+			job.deadlineMs = 0
+		}
+	}
 	bs.expireFetches(now)
 	bs.tickPartitions(now)
 }

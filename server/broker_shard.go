@@ -212,12 +212,11 @@ func (bs *brokerShard) finishClose(p *partition) {
 	bs.b.metrics.dropPartition(p.topic, p.index)
 	bs.slots[p.slot] = nil
 	bs.freeSlots = append(bs.freeSlots, p.slot)
-	if !remove {
-		// The leadership may have come back while the log was closing.
-		im := bs.image
-		if pi, ok := im.Partition(p.topic, p.index); ok && pi.Leader == bs.b.cfg.NodeID && bs.b.session.serving(im) {
-			bs.applyImage(im)
-		}
+	// The leadership may have come back while the log was closing, or
+	// the topic may have been created again after its deletion.
+	im := bs.image
+	if pi, ok := im.Partition(p.topic, p.index); ok && pi.Leader == bs.b.cfg.NodeID && bs.b.session.serving(im) {
+		bs.applyImage(im)
 	}
 }
 
@@ -234,11 +233,17 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 	}
 }
 
-// tickPartitions runs the logs' timers (interval flushes).
+// tickPartitions runs the logs' timers (interval flushes) and closes the
+// closing partitions that went idle without a completion of their own to
+// notice it: the last fetch holding their files let go on another shard.
 func (bs *brokerShard) tickPartitions(now int64) {
 	for _, p := range bs.slots {
-		if p != nil && !p.closing {
+		switch {
+		case p == nil:
+		case !p.closing:
 			p.log.Tick(now)
+		case p.idle():
+			bs.finishClose(p)
 		}
 	}
 }

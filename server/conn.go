@@ -22,6 +22,7 @@ type response struct {
 	ready bool
 	data  []byte     // length prefix included
 	files []FileSpan // sent after data, spliced from files
+	hold  FileHold   // keeps the files' descriptors open
 }
 
 // conn is one client connection, owned by its shard.
@@ -65,6 +66,10 @@ type conn struct {
 	// After sendBuf, the file spans of the last answer gathered into it.
 	pendingFiles []FileSpan
 	splice       spliceState
+	// filesHold keeps open the descriptors of the answer in pendingFiles
+	// or splice, from the gathering of its envelope until its last span
+	// is sent or the connection is freed.
+	filesHold FileHold
 }
 
 func (c *conn) ref() ConnRef { return ConnRef{slot: c.slot, gen: c.gen} }
@@ -90,6 +95,9 @@ func (c *conn) reset(fd int, nowMs int64) {
 		c.responses = make([]response, responsesInitial)
 	}
 	for i := range c.responses {
+		if c.responses[i].hold != nil {
+			panic("server: invariant: a reused connection slot still holds an answer's files")
+		}
 		c.responses[i].ready = false
 		c.responses[i].data = c.responses[i].data[:0]
 	}
@@ -168,7 +176,7 @@ func nextRequest(buf []byte) (msg, rest []byte, res frameResult, ok bool) {
 
 // storeResponse stores the answer to request seq: a whole message, its
 // length prefix included.
-func (c *conn) storeResponse(seq uint64, msg []byte, files []FileSpan) bool {
+func (c *conn) storeResponse(seq uint64, msg []byte, files []FileSpan, hold FileHold) bool {
 	if seq < c.sendSeq || seq >= c.nextSeq {
 		return false // not a request of this connection awaiting an answer
 	}
@@ -178,6 +186,7 @@ func (c *conn) storeResponse(seq uint64, msg []byte, files []FileSpan) bool {
 	}
 	r.data = append(r.data[:0], msg...)
 	r.files = files
+	r.hold = hold
 	r.ready = true
 	return true
 }
@@ -198,15 +207,31 @@ func (c *conn) gatherResponses() bool {
 			break
 		}
 		c.sendBuf = append(c.sendBuf, r.data...)
-		files := r.files
+		files, hold := r.files, r.hold
 		r.ready = false
 		r.data = r.data[:0]
-		r.files = nil
+		r.files, r.hold = nil, nil
 		c.sendSeq++
 		if len(files) > 0 {
-			c.pendingFiles = files
+			if c.filesHold != nil {
+				panic("server: invariant: an answer's files gathered while another's are held")
+			}
+			c.pendingFiles, c.filesHold = files, hold
 			break
 		}
+		releaseHold(hold)
 	}
 	return len(c.sendBuf) > 0
+}
+
+// releaseHolds releases the holds of every answer the connection still
+// has, sent or not: it is called once nothing is in flight on it.
+func (c *conn) releaseHolds() {
+	releaseHold(c.filesHold)
+	c.filesHold = nil
+	for i := range c.responses {
+		r := &c.responses[i]
+		releaseHold(r.hold)
+		r.hold, r.files, r.ready = nil, nil, false
+	}
 }

@@ -58,6 +58,9 @@ const (
 	// drainReportInterval is how often a stop that is still waiting for
 	// connections or work logs what it waits for.
 	drainReportInterval = 5 * time.Second
+	// drainWaitMaxMsDefault bounds how long a stop waits for answers to
+	// reach their clients before closing the connections left.
+	drainWaitMaxMsDefault = 15_000
 
 	// completionBatchMax is how many CQEs a shard handles per turn.
 	completionBatchMax = 256

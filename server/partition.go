@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"os"
+	"sync/atomic"
 
 	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
@@ -31,7 +32,10 @@ type partition struct {
 	nextToken uint64
 
 	waiters []*fetchWait // long-polling fetches waiting for data
-	closing bool         // deleted: close and remove once idle
+	// fileHolds counts fetch answers, on any shard, that may still splice
+	// from the log's segment files: the files stay open until it is 0.
+	fileHolds atomic.Int64
+	closing   bool // deleted: close and remove once idle
 	dir     string
 }
 
@@ -159,7 +163,7 @@ func (p *partition) complete(cqe ring.CQE) {
 
 // idle reports whether nothing of the partition is in the kernel or queued.
 func (p *partition) idle() bool {
-	return p.log.Idle() && len(p.backlog) == 0 && len(p.parts) == 0
+	return p.log.Idle() && len(p.backlog) == 0 && len(p.parts) == 0 && p.fileHolds.Load() == 0
 }
 
 // close closes the log (it must be idle) and, for a deleted topic, removes

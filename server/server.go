@@ -26,7 +26,11 @@ type Config struct {
 	// ConnIdleMax closes a connection silent this long with nothing in
 	// flight (0: connIdleMaxMsDefault, Kafka's connections.max.idle.ms).
 	ConnIdleMax time.Duration
-	Logger      *slog.Logger
+	// DrainWaitMax bounds how long a stop waits for connections to be
+	// answered before it closes the ones left (0: drainWaitMaxMsDefault):
+	// a client that stops reading must not hold a broker up for ever.
+	DrainWaitMax time.Duration
+	Logger       *slog.Logger
 }
 
 // maxShards bounds the shard count.
@@ -87,7 +91,7 @@ func Start(cfg Config) (*Server, error) {
 		if cfg.Pin {
 			cpu = cpus[i%len(cpus)]
 		}
-		sh, err := newShard(shardConfig{id: i, cpu: cpu, listenFD: fd, handler: cfg.Handler, log: cfg.Logger, connIdleMax: cfg.ConnIdleMax})
+		sh, err := newShard(shardConfig{id: i, cpu: cpu, listenFD: fd, handler: cfg.Handler, log: cfg.Logger, connIdleMax: cfg.ConnIdleMax, drainWaitMax: cfg.DrainWaitMax})
 		if err != nil {
 			unix.Close(fd)
 			s.closeUnstarted()

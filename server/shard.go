@@ -28,6 +28,10 @@ type Shard struct {
 	now     func() int64 // wall clock in ms; a field so tests can step it
 
 	connIdleMaxMs int64
+	// drainWaitMaxMs bounds a stop's wait for answers; drainEndMs is when
+	// the wait of the stop in progress runs out.
+	drainWaitMaxMs int64
+	drainEndMs     int64
 
 	r        *ring.Ring
 	bufs     *ring.BufRing
@@ -99,6 +103,8 @@ type shardConfig struct {
 	handler     Handler
 	log         *slog.Logger
 	connIdleMax time.Duration
+	// drainWaitMax: see Config.DrainWaitMax.
+	drainWaitMax time.Duration
 }
 
 func newShard(cfg shardConfig) (*Shard, error) {
@@ -116,9 +122,13 @@ func newShard(cfg shardConfig) (*Shard, error) {
 	if idleMs <= 0 {
 		idleMs = connIdleMaxMsDefault
 	}
+	drainMs := cfg.drainWaitMax.Milliseconds()
+	if drainMs <= 0 {
+		drainMs = drainWaitMaxMsDefault
+	}
 	return &Shard{
 		id: cfg.id, cpu: cfg.cpu, log: cfg.log.With("shard", cfg.id), handler: cfg.handler,
-		connIdleMaxMs: idleMs,
+		connIdleMaxMs: idleMs, drainWaitMaxMs: drainMs,
 		now:           func() int64 { return time.Now().UnixMilli() },
 		listenFD:      cfg.listenFD, eventFD: efd,
 		inbox: inbox, done: make(chan struct{}),
@@ -331,6 +341,7 @@ func (sh *Shard) loop() error {
 				return nil
 			}
 			sh.reportSlowDrain()
+			sh.closeStragglers()
 		}
 	}
 }
@@ -794,18 +805,26 @@ func (sh *Shard) resumeIfRoom(c *conn) {
 // (length prefix included), which is copied. An answer for a connection
 // that has closed is dropped.
 func (sh *Shard) Respond(ref ConnRef, seq uint64, msg []byte) {
-	sh.RespondFiles(ref, seq, msg, nil)
+	sh.RespondFiles(ref, seq, msg, nil, nil)
 }
 
 // RespondFiles is Respond followed on the wire by the bytes of files,
 // spliced from the files to the socket: a fetch answer. The descriptors
-// must stay open until the answer is sent or the connection closes.
-func (sh *Shard) RespondFiles(ref ConnRef, seq uint64, msg []byte, files []FileSpan) {
+// must stay open until hold is released, which the shard does once, on
+// its own thread, when no SQE will name them any more: after the last
+// span went out, or once the connection closed and everything in flight
+// on it completed, or at once if the answer is dropped. hold may be nil
+// only when files is empty.
+func (sh *Shard) RespondFiles(ref ConnRef, seq uint64, msg []byte, files []FileSpan, hold FileHold) {
+	if len(files) > 0 && hold == nil {
+		panic("server: file spans answered without a hold on their descriptors")
+	}
 	c := sh.connOf(ref)
 	if c == nil {
+		releaseHold(hold)
 		return
 	}
-	if !c.storeResponse(seq, msg, files) {
+	if !c.storeResponse(seq, msg, files, hold) {
 		panic(fmt.Sprintf("server: shard %d: answer to request %d that is not awaiting one", sh.id, seq))
 	}
 	sh.flush(c)
@@ -920,6 +939,9 @@ func (sh *Shard) maybeFree(c *conn) {
 	if c.splice.pipe != nil {
 		sh.returnPipe(c.splice.pipe, false) // may hold bytes never sent
 	}
+	// Nothing is in flight on the connection, so no SQE names the
+	// descriptors of its unsent answers any more.
+	c.releaseHolds()
 	if c.directBuf != nil {
 		sh.unrefDirect(c.directBuf)
 		c.direct, c.directBuf = nil, nil
@@ -1037,6 +1059,7 @@ func (sh *Shard) closeIdle(nowMs int64) {
 func (sh *Shard) beginDrain() {
 	sh.draining = true
 	sh.drainBegun.Store(true)
+	sh.drainEndMs = sh.now() + sh.drainWaitMaxMs
 	sqe := sh.sqe()
 	sqe.PrepCancelFD(sh.listenFD, ring.AsyncCancelAll)
 	sqe.SetUserData(tag(opIgnore, 0, 0))
@@ -1072,6 +1095,26 @@ func (sh *Shard) reportSlowDrain() {
 			"pipe_held", c.splice.held, "recv_armed", c.recvArmed)
 	}
 }
+
+// closeStragglers closes, once a stop's wait for answers has run out, the
+// connections still open: their clients are not reading what is due to
+// them (or their requests are not done), and the stop goes on without
+// them.
+func (sh *Shard) closeStragglers() {
+	if sh.now() < sh.drainEndMs {
+		return
+	}
+	for _, c := range sh.conns {
+		if c != nil && c.state == connOpen {
+			sh.log.Warn("stop closes a connection still unanswered or unread", "slot", c.slot,
+				"unanswered", c.inflight(), "sending", c.sending, "waited_ms", sh.drainWaitMaxMs)
+			sh.closeConn(c)
+		}
+	}
+}
+
+// Draining reports whether the shard is stopping: handlers end long waits.
+func (sh *Shard) Draining() bool { return sh.draining }
 
 // closeIfAnswered closes c once every request it sent has been answered
 // and the answers are out.

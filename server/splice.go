@@ -17,6 +17,23 @@ type FileSpan struct {
 	Len int64
 }
 
+// FileHold keeps the descriptors of an answer's file spans open. The
+// kernel resolves a linked SQE's descriptor only when the SQE before it
+// completes, so a descriptor closed while a chain waits (and perhaps
+// reused for another file or socket) would send the wrong bytes; the
+// owner of the files closes them only after the hold is released.
+type FileHold interface {
+	// Release says the spans' descriptors are no longer needed. It is
+	// called once, on the shard thread that answered.
+	Release()
+}
+
+func releaseHold(h FileHold) {
+	if h != nil {
+		h.Release()
+	}
+}
+
 const (
 	// pipeBytes is each splice pipe's capacity (F_SETPIPE_SZ), and the
 	// most one linked splice pair moves. 1 MiB is the default
@@ -167,6 +184,8 @@ func (sh *Shard) spliceNext(c *conn) {
 		sh.stats.SplicedAnswers.Add(1)
 		sh.stats.SpliceNanos.Add(uint64(time.Since(sp.start)))
 		c.splice = spliceState{}
+		releaseHold(c.filesHold)
+		c.filesHold = nil
 		c.sending = false
 		sh.afterSend(c)
 		return

@@ -4,15 +4,24 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // spanHandler answers each request, a list of (position, length) pairs
 // as little-endian uint64s, with the request itself followed by those
 // ranges of its file, spliced.
-type spanHandler struct{ fd int }
+// With holds set, each answer's hold counts itself out there when
+// released, and its release is checked to happen once.
+type spanHandler struct {
+	fd    int
+	holds *holdCount
+}
 
 func (h spanHandler) Serve(sh *Shard, req *Request) {
 	b := req.Message[lengthPrefixBytes:]
@@ -20,7 +29,43 @@ func (h spanHandler) Serve(sh *Shard, req *Request) {
 	for ; len(b) >= 16; b = b[16:] {
 		files = append(files, FileSpan{FD: h.fd, Pos: int64(binary.LittleEndian.Uint64(b)), Len: int64(binary.LittleEndian.Uint64(b[8:]))})
 	}
-	sh.RespondFiles(req.Conn, req.Seq, req.Message, files)
+	var hold FileHold = noHold{}
+	if h.holds != nil {
+		h.holds.taken.Add(1)
+		hold = &countedHold{count: h.holds}
+	}
+	sh.RespondFiles(req.Conn, req.Seq, req.Message, files, hold)
+}
+
+// holdCount counts the holds a spanHandler gave out and got back.
+type holdCount struct{ taken, released, twice atomic.Int64 }
+
+type countedHold struct {
+	count *holdCount
+	done  bool
+}
+
+func (h *countedHold) Release() {
+	if h.done {
+		h.count.twice.Add(1)
+	}
+	h.done = true
+	h.count.released.Add(1)
+}
+
+// waitHolds waits until every hold given out was released, once.
+func (c *holdCount) waitHolds(t *testing.T, taken int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.taken.Load() != taken || c.released.Load() != taken {
+		if time.Now().After(deadline) {
+			t.Fatalf("holds: %d taken (want %d), %d released", c.taken.Load(), taken, c.released.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := c.twice.Load(); n > 0 {
+		t.Fatalf("%d holds released twice", n)
+	}
 }
 
 func spanRequest(spans [][2]int64) []byte {
@@ -132,5 +177,128 @@ func TestSpliceShortFileEndsOnlyItsConnection(t *testing.T) {
 	got := make([]byte, 1<<20)
 	if _, err := io.ReadFull(good, got); err != nil || !bytes.Equal(got, data[7:7+1<<20]) {
 		t.Fatalf("the other connection: %v", err)
+	}
+}
+
+// noHold is the hold of files that outlive the test's server.
+type noHold struct{}
+
+func (noHold) Release() {}
+
+// TestSpliceReleasesHoldsOnce checks that an answer's hold on its files is
+// released once in every way an answer ends: sent whole; queued behind
+// another answer when its connection closes; in the middle of splicing
+// when its client goes away; and answered to a connection already gone.
+// A hold released early would let a partition close segment files that
+// chains still to be issued name by descriptor.
+func TestSpliceReleasesHoldsOnce(t *testing.T) {
+	f, data := spanFile(t, 8<<20)
+	holds := &holdCount{}
+	s := startServer(t, spanHandler{fd: int(f.Fd()), holds: holds}, 1)
+
+	c := dial(t, s)
+	if _, err := c.Write(spanRequest([][2]int64{{5, 3 << 20}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readFrame(c); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 3<<20)
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, data[5:5+3<<20]) {
+		t.Fatalf("whole answer: %v", err)
+	}
+	holds.waitHolds(t, 1)
+
+	// Two answers of 8 MiB each to a client that reads nothing: the
+	// first stalls mid-splice on a full socket, the second waits its
+	// turn. Closing the client ends both.
+	stalled := dial(t, s)
+	req := spanRequest([][2]int64{{0, 8 << 20}})
+	if _, err := stalled.Write(append(append([]byte{}, req...), req...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for holds.taken.Load() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d answers given, want 3", holds.taken.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := holds.released.Load(); n != 1 {
+		t.Fatalf("%d holds released while their answers are unsent, want only the first answer's", n)
+	}
+	stalled.Close()
+	holds.waitHolds(t, 3)
+}
+
+// lateHandler hands each request to the test, which answers it later.
+type lateHandler chan Request
+
+func (h lateHandler) Serve(sh *Shard, req *Request) { h <- Request{Conn: req.Conn, Seq: req.Seq} }
+
+func TestSpliceReleasesHoldOfAnswerToClosedConnection(t *testing.T) {
+	f, _ := spanFile(t, 1<<20)
+	late := make(lateHandler, 1)
+	s := startServer(t, late, 1)
+	c := dial(t, s)
+	if _, err := c.Write(frame([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	req := <-late
+	c.Close()
+	sh := s.Shards()[0]
+	deadline := time.Now().Add(20 * time.Second)
+	for sh.Stats().Closed.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was not closed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	holds := &holdCount{}
+	holds.taken.Add(1)
+	hold := &countedHold{count: holds}
+	if err := sh.Post(func(sh *Shard) {
+		sh.RespondFiles(req.Conn, req.Seq, frame([]byte("y")), []FileSpan{{FD: int(f.Fd()), Len: 1 << 20}}, hold)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	holds.waitHolds(t, 1)
+}
+
+// TestStopClosesConnectionsThatDoNotRead stops a server while a client
+// that reads nothing has an answer stalled mid-splice and another queued:
+// after the drain wait the stop closes that connection instead of waiting
+// for ever, and the answers' holds are released.
+func TestStopClosesConnectionsThatDoNotRead(t *testing.T) {
+	f, _ := spanFile(t, 8<<20)
+	holds := &holdCount{}
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: spanHandler{fd: int(f.Fd()), holds: holds},
+		DrainWaitMax: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := spanRequest([][2]int64{{0, 8 << 20}})
+	if _, err := c.Write(append(append([]byte{}, req...), req...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for holds.taken.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d answers given, want 2", holds.taken.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	holds.waitHolds(t, 2)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("the stalled connection was not closed: %v", err)
 	}
 }
