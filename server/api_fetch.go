@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"time"
 
 	"github.com/strata-db/strata/schema"
@@ -32,11 +33,13 @@ type fetchJob struct {
 	minBytes   int64
 	maxBytes   int64
 	deadlineMs int64
-	parts      []*fetchPart
+	parts      []*fetchPart // in the request's order, which the answer keeps
+	byOwner    []*fetchPart // the known partitions, grouped by owner shard
 	left       int
 	round      int
 	answered   bool
 	waiting    bool
+	expired    bool // the wait ran out: the round under way answers
 	resp       *fb.FetchResponseT
 	start      time.Time
 }
@@ -123,42 +126,58 @@ func (bs *brokerShard) fetch(req *Request) {
 		}
 	}
 	job.resp = resp
+	for _, fp := range job.parts {
+		if fp.owner >= 0 {
+			job.byOwner = append(job.byOwner, fp)
+		}
+	}
+	slices.SortStableFunc(job.byOwner, func(a, b *fetchPart) int { return a.owner - b.owner })
 	job.runRound()
 }
 
-// runRound asks every owner for its partition's spans.
+// runRound asks every owner shard for its partitions' spans: one message
+// there and one back per owner, whatever the number of partitions.
 func (job *fetchJob) runRound() {
 	bs := job.bs
 	job.round++
 	job.left = 0
 	round := job.round
 	origin := bs.sh
-	for _, fp := range job.parts {
-		if fp.owner < 0 {
+	shards := bs.b.srv.Shards()
+	for rest := job.byOwner; len(rest) > 0; {
+		owner := rest[0].owner
+		n := 1
+		for n < len(rest) && rest[n].owner == owner {
+			n++
+		}
+		parts := rest[:n]
+		rest = rest[n:]
+		if owner == bs.id {
+			for _, fp := range parts {
+				bs.readPart(fp)
+			}
 			continue
 		}
 		job.left++
-		if fp.owner == bs.id {
-			bs.readPart(fp)
-			continue
-		}
-		owner := bs.b.srv.Shards()[fp.owner]
-		err := owner.PostFrom(origin, func(osh *Shard) {
+		err := shards[owner].PostFrom(origin, func(osh *Shard) {
 			obs := bs.b.shards[osh.ID()]
 			obs.sh = osh
-			obs.readPart(fp)
+			for _, fp := range parts {
+				obs.readPart(fp)
+			}
 			if err := origin.PostFrom(osh, func(*Shard) { job.partRead(round) }); err != nil {
+				// The job never hears back; at least the files go.
+				for _, fp := range parts {
+					fp.release()
+				}
 				bs.b.log.Error("fetch result not delivered to its shard", "err", err)
 			}
 		})
 		if err != nil {
-			fp.result.ErrorCode = fb.ErrorCodeRequestTimedOut
-			job.left--
-		}
-	}
-	// Local partitions were read in place; count them done.
-	for _, fp := range job.parts {
-		if fp.owner == bs.id {
+			for _, fp := range parts {
+				fp.result.ErrorCode = fb.ErrorCodeRequestTimedOut
+				fp.files, fp.bytes = fp.files[:0], 0
+			}
 			job.left--
 		}
 	}
@@ -240,7 +259,7 @@ func (job *fetchJob) roundDone() {
 			failed = true
 		}
 	}
-	if total >= max(job.minBytes, 1) || failed || nowMs() >= job.deadlineMs {
+	if total >= max(job.minBytes, 1) || failed || job.expired || nowMs() >= job.deadlineMs {
 		job.answer()
 		return
 	}
@@ -324,6 +343,7 @@ func (bs *brokerShard) expireFetches(now int64) {
 			continue
 		}
 		job.unpark()
+		job.expired = true
 		job.runRound()
 	}
 }

@@ -196,7 +196,7 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 	}
 	p := bs.slots[slot]
 	p.complete(cqe)
-	if p.closing && p.idle() {
+	if p.closing && p.closable() {
 		bs.finishClose(p)
 	}
 }
@@ -213,11 +213,18 @@ func (bs *brokerShard) finishClose(p *partition) {
 	bs.slots[p.slot] = nil
 	bs.freeSlots = append(bs.freeSlots, p.slot)
 	// The leadership may have come back while the log was closing, or
-	// the topic may have been created again after its deletion.
-	im := bs.image
-	if pi, ok := im.Partition(p.topic, p.index); ok && pi.Leader == bs.b.cfg.NodeID && bs.b.session.serving(im) {
-		bs.applyImage(im)
-	}
+	// the topic may have been created again after its deletion: apply
+	// the image again, at the end of the turn, since this may run inside
+	// applyImage (or a walk of the slots) and must not reenter it.
+	topic, index := p.topic, p.index
+	bs.sh.Defer(func(sh *Shard) {
+		bs.sh = sh
+		im := bs.image
+		if pi, ok := im.Partition(topic, index); ok && pi.Leader == bs.b.cfg.NodeID && bs.b.session.serving(im) &&
+			bs.partitionAt(topic, index) == nil && !bs.closingAt(topic, index) {
+			bs.applyImage(im)
+		}
+	})
 }
 
 // closePartition closes a partition now, or once its log goes idle; remove
@@ -228,7 +235,7 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 		bs.keepLog[p] = true
 	}
 	p.failWaiters()
-	if p.idle() {
+	if p.closable() {
 		bs.finishClose(p)
 	}
 }
@@ -242,7 +249,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 		case p == nil:
 		case !p.closing:
 			p.log.Tick(now)
-		case p.idle():
+		case p.closable():
 			bs.finishClose(p)
 		}
 	}

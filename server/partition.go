@@ -163,8 +163,15 @@ func (p *partition) complete(cqe ring.CQE) {
 
 // idle reports whether nothing of the partition is in the kernel or queued.
 func (p *partition) idle() bool {
-	return p.log.Idle() && len(p.backlog) == 0 && len(p.parts) == 0 && p.fileHolds.Load() == 0
+	return p.log.Idle() && len(p.backlog) == 0 && len(p.parts) == 0
 }
+
+// closable reports whether a closing partition may close its log: idle,
+// and no fetch answer holds its files. (A stopping shard waits for idle
+// only: the logs close after every ring is gone, when no SQE is left to
+// name a descriptor, and a hold whose release message was lost must not
+// keep a stop waiting.)
+func (p *partition) closable() bool { return p.idle() && p.fileHolds.Load() == 0 }
 
 // close closes the log (it must be idle) and, for a deleted topic, removes
 // its folder.

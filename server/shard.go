@@ -1042,12 +1042,16 @@ func (sh *Shard) onTick(cqe ring.CQE) {
 	}
 }
 
-// closeIdle closes connections that have been silent, with nothing in
-// flight, for longer than the idle limit: idle clients and half-open ones
-// (a peer that vanished mid-request never completes it).
+// closeIdle closes connections that made no progress for longer than the
+// idle limit: silent ones with nothing in flight (idle clients, and
+// half-open ones: a peer that vanished mid-request never completes it),
+// and ones whose answer has not moved (a client that stopped reading,
+// which would otherwise hold its answer's files open for ever). A request
+// still being worked on (a parked fetch, a produce waiting for its sync)
+// is not the client's stall and keeps its connection.
 func (sh *Shard) closeIdle(nowMs int64) {
 	for _, c := range sh.conns {
-		if c != nil && c.state == connOpen && c.inflight() == 0 && !c.sending &&
+		if c != nil && c.state == connOpen && (c.inflight() == 0 || c.sending) &&
 			nowMs-c.lastActiveMs > sh.connIdleMaxMs {
 			sh.closeConn(c)
 		}

@@ -302,3 +302,30 @@ func TestStopClosesConnectionsThatDoNotRead(t *testing.T) {
 		t.Fatalf("the stalled connection was not closed: %v", err)
 	}
 }
+
+// TestStalledReaderClosedAfterIdleMax: a client that stops reading in the
+// middle of an answer makes no progress, and after the idle limit its
+// connection is closed and the answer's hold on its files released,
+// while the server keeps running.
+func TestStalledReaderClosedAfterIdleMax(t *testing.T) {
+	f, _ := spanFile(t, 8<<20)
+	holds := &holdCount{}
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: spanHandler{fd: int(f.Fd()), holds: holds},
+		ConnIdleMax: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	c := dial(t, s)
+	if _, err := c.Write(spanRequest([][2]int64{{0, 8 << 20}})); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Shards()[0].Stats().Closed.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled connection is still open")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	holds.waitHolds(t, 1)
+}
