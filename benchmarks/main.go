@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -50,9 +51,12 @@ type config struct {
 	policies []string
 	duration time.Duration
 	cores    int
-	quick    bool
-	peer     bool
-	peerMsgs peerMessages
+	// clientProcs is loadgen's --procs for the cases: the CPUs the load
+	// generator's Go code may use at once.
+	clientProcs int
+	quick       bool
+	peer        bool
+	peerMsgs    peerMessages
 }
 
 func main() {
@@ -77,6 +81,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&policies, "policies", defaultPolicies, "Strata flush policies to run the suite under, comma-separated")
 	fs.DurationVar(&cfg.duration, "duration", defaultCaseLength, "length of each case of the suite")
 	fs.IntVar(&cfg.cores, "cores", 0, "broker shards (0: every CPU)")
+	fs.IntVar(&cfg.clientProcs, "client-procs", -1,
+		"CPUs loadgen's client may use at once during the cases (GOMAXPROCS; -1: half the CPUs, at least 1; 0: all); the ceilings always use all")
 	fs.BoolVar(&cfg.quick, "quick", false, "scale every run down to seconds (the smoke test)")
 	fs.BoolVar(&cfg.peer, "peer", true, "install and measure the peer, NATS JetStream")
 	fs.Int64Var(&cfg.peerMsgs.small, "peer-msgs-small", defaultPeerMsgsSmall, "messages per 100 B peer run")
@@ -97,6 +103,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.label == "" {
 		cfg.label = "unknown-machine"
+	}
+	if cfg.clientProcs < 0 {
+		cfg.clientProcs = max(1, runtime.NumCPU()/2)
 	}
 	if cfg.quick {
 		cfg.peerMsgs = peerMessages{small: quickPeerMsgs, large: quickPeerMsgs}

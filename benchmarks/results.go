@@ -28,8 +28,9 @@ type figures struct {
 
 // suiteResult is the part of `loadgen suite --json` the results use.
 type suiteResult struct {
-	Quick   bool `json:"quick"`
-	Ceiling struct {
+	Quick       bool `json:"quick"`
+	ClientProcs int  `json:"client_procs"`
+	Ceiling     struct {
 		Produce figures `json:"produce"`
 		Consume figures `json:"consume"`
 		Splice  figures `json:"splice"`
@@ -246,6 +247,8 @@ func (r *results) markdown() string {
 	for _, run := range r.Strata {
 		s := &run.Suite
 		w("## Strata, flush policy `%s`\n\n", run.FlushPolicy)
+		w("loadgen's client ran on %d of the %d CPUs (GOMAXPROCS) during the cases, beside the broker; the ceilings used all.\n\n",
+			s.ClientProcs, m.NProc)
 		w("| case | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | of ceiling | Kafka 2014 |\n")
 		w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		row := func(name string, f figures, ratio, kafka string) {

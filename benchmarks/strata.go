@@ -179,7 +179,7 @@ func runStrataSuite(ctx context.Context, cfg *config, strata, loadgen, policy st
 	}
 	defer b.stop()
 	args := []string{"suite", "--brokers", b.addr, "--flush-policy", policy,
-		"--dir", cfg.work, "--json", "--duration", cfg.duration.String()}
+		"--dir", cfg.work, "--json", "--duration", cfg.duration.String(), "--procs", strconv.Itoa(cfg.clientProcs)}
 	if cfg.quick {
 		args = append(args, "--quick")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ const (
 	flagCompression = "compression"
 	flagRate        = "rate"
 	flagFlushPolicy = "flush-policy"
+	flagProcs       = "procs"
 
 	compressionNone = "none"
 	compressionLZ4  = "lz4"
@@ -55,6 +57,8 @@ const (
 	// maxClients bounds --producers and --consumers: each is a goroutine
 	// with its own connection.
 	maxClients = 1024
+	// maxProcs bounds --procs.
+	maxProcs = 4096
 	// adminTimeout bounds a topic creation or deletion.
 	adminTimeout = 30 * time.Second
 	// drainTimeout bounds the wait for outstanding acknowledgements or
@@ -76,6 +80,9 @@ type clientFlags struct {
 	compression string
 	rate        float64
 	flushPolicy string
+	// procs is --procs: the Go threads running Go code (GOMAXPROCS) while
+	// the client works; 0 leaves Go's default, one per CPU.
+	procs int
 }
 
 // Which flags a command takes.
@@ -96,6 +103,8 @@ func (f *clientFlags) register(fs *pflag.FlagSet, which int, defaultTopic string
 	fs.Int32Var(&f.partitions, flagPartitions, f.partitions, "partitions of the topic when loadgen creates it")
 	fs.StringVar(&f.flushPolicy, flagFlushPolicy, "",
 		"flush.policy of the topic when loadgen creates it: sync, never or interval:<ms> (empty: the broker's default, sync)")
+	fs.IntVar(&f.procs, flagProcs, 0,
+		"CPUs the client's Go code may run on at once (GOMAXPROCS; 0: all); on a machine shared with the broker, fewer leave it room")
 	if which&withProducer != 0 {
 		fs.IntVar(&f.producers, flagProducers, 1, "producers, each with its own connection")
 		if f.acks == "" {
@@ -127,6 +136,9 @@ func (f *clientFlags) validate(which int) error {
 	}
 	if err := checkFlushPolicy(f.flushPolicy); err != nil {
 		return err
+	}
+	if f.procs < 0 || f.procs > maxProcs {
+		return fmt.Errorf("--%s must be between 0 and %d, got %d", flagProcs, maxProcs, f.procs)
 	}
 	if which&withProducer != 0 {
 		if f.producers < 1 || f.producers > maxClients {
@@ -264,6 +276,7 @@ type clientDetails struct {
 	Partitions        int      `json:"partitions"`
 	TopicCreated      bool     `json:"topic_created"`
 	FlushPolicy       string   `json:"flush_policy"`
+	ClientProcs       int      `json:"client_procs"`
 	Producers         int      `json:"producers,omitempty"`
 	Consumers         int      `json:"consumers,omitempty"`
 	Acks              string   `json:"acks,omitempty"`
@@ -287,6 +300,7 @@ func newClientReport(workload, title string, f *clientFlags, which int, st topic
 		Partitions:   len(st.partitions),
 		TopicCreated: st.created,
 		FlushPolicy:  flushPolicyLabel(f.flushPolicy),
+		ClientProcs:  runtime.GOMAXPROCS(0),
 	}
 	if !st.created {
 		d.FlushPolicy = "existing topic's"
@@ -315,7 +329,8 @@ func newClientReport(workload, title string, f *clientFlags, which int, st topic
 	r.rows = append(r.rows,
 		summaryRow{"topic", fmt.Sprintf("%s, %d partitions, flush policy %s (created: %v)",
 			f.topic, len(st.partitions), d.FlushPolicy, st.created)},
-		summaryRow{"brokers", strings.Join(f.brokers, ",")})
+		summaryRow{"brokers", strings.Join(f.brokers, ",")},
+		summaryRow{"client procs", fmt.Sprintf("%d (GOMAXPROCS)", d.ClientProcs)})
 	if which&withProducer != 0 {
 		r.rows = append(r.rows, summaryRow{"producers", fmt.Sprintf("%d, acks %s, batch %d B, linger %s, compression %s",
 			f.producers, f.acks, f.batchBytes, f.linger, f.compression)})
@@ -331,4 +346,14 @@ func newClientReport(workload, title string, f *clientFlags, which int, st topic
 		r.rows = append(r.rows, summaryRow{"target rate", rate})
 	}
 	return r
+}
+
+// useProcs sets GOMAXPROCS to --procs, if given, and returns what to call
+// to set it back.
+func (f *clientFlags) useProcs() (restore func()) {
+	if f.procs == 0 {
+		return func() {}
+	}
+	prev := runtime.GOMAXPROCS(f.procs)
+	return func() { runtime.GOMAXPROCS(prev) }
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -73,13 +74,15 @@ type suiteCeilings struct {
 
 // suiteReport is the suite's output: every case beside the ceiling.
 type suiteReport struct {
-	Workload    string        `json:"workload"`
-	Quick       bool          `json:"quick"`
-	Brokers     []string      `json:"brokers"`
-	Partitions  int32         `json:"partitions"`
-	FlushPolicy string        `json:"flush_policy"`
-	Acks        string        `json:"acks"`
-	CaseSeconds float64       `json:"case_seconds,omitempty"`
+	Workload    string   `json:"workload"`
+	Quick       bool     `json:"quick"`
+	Brokers     []string `json:"brokers"`
+	Partitions  int32    `json:"partitions"`
+	FlushPolicy string   `json:"flush_policy"`
+	Acks        string   `json:"acks"`
+	CaseSeconds float64  `json:"case_seconds,omitempty"`
+	// ClientProcs is GOMAXPROCS while the cases ran (--procs).
+	ClientProcs int           `json:"client_procs"`
 	StartedAt   string        `json:"started_at"`
 	Seconds     float64       `json:"seconds"`
 	Ceiling     suiteCeilings `json:"ceiling"`
@@ -181,10 +184,16 @@ func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suite
 	if !cfg.quick {
 		s.out.CaseSeconds = wf.duration.Seconds()
 	}
+	// The ceilings measure the machine, with every CPU; --procs applies
+	// to the client's cases only.
 	if err := s.ceilings(); err != nil {
 		return nil, err
 	}
-	if err := s.cases(); err != nil {
+	restore := f.useProcs()
+	s.out.ClientProcs = runtime.GOMAXPROCS(0)
+	err = s.cases()
+	restore()
+	if err != nil {
 		return nil, err
 	}
 	s.out.Seconds = time.Since(start).Seconds()
@@ -392,8 +401,8 @@ func (r *suiteReport) print(w io.Writer, asJSON bool) error {
 		return err
 	}
 	fmt.Fprintf(w, "latency: produce cases send to acknowledgement; consume cases per Poll; e2e and produce-and-consume send to receipt\n")
-	fmt.Fprintf(w, "machine: %s, %d CPUs, %s, kernel %s, %s; %.1f s in all\n",
-		r.Hostname, r.NProc, r.CPUModel, r.KernelRelease, r.GoVersion, r.Seconds)
+	fmt.Fprintf(w, "machine: %s, %d CPUs, %s, kernel %s, %s; %.1f s in all; cases with the client on %d CPUs (GOMAXPROCS), ceilings on all\n",
+		r.Hostname, r.NProc, r.CPUModel, r.KernelRelease, r.GoVersion, r.Seconds, r.ClientProcs)
 	if !asJSON {
 		return nil
 	}

@@ -9,9 +9,10 @@ import (
 
 // suiteJSON is the part of the suite's JSON the test checks.
 type suiteJSON struct {
-	Workload string `json:"workload"`
-	Quick    bool   `json:"quick"`
-	Ceiling  struct {
+	Workload    string `json:"workload"`
+	Quick       bool   `json:"quick"`
+	ClientProcs int    `json:"client_procs"`
+	Ceiling     struct {
 		Produce json.RawMessage `json:"produce"`
 		Consume json.RawMessage `json:"consume"`
 		Splice  json.RawMessage `json:"splice"`
@@ -38,7 +39,7 @@ func decodeReport(t *testing.T, raw json.RawMessage) map[string]any {
 func TestSuiteQuick(t *testing.T) {
 	b := startBroker(t)
 	stdout, stderr, code := loadgenRun(t, "suite", "--quick", "--brokers", b.Addr, "--topic", "smoke",
-		"--dir", t.TempDir(), "--json")
+		"--dir", t.TempDir(), "--json", "--procs", "1")
 	if code != exitOK {
 		t.Fatalf("suite: exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
@@ -48,6 +49,9 @@ func TestSuiteQuick(t *testing.T) {
 		t.Fatalf("last line is not the suite's JSON: %v", err)
 	}
 	checkSuite(t, s)
+	if s.ClientProcs != 1 {
+		t.Errorf("client_procs = %d, want 1", s.ClientProcs)
+	}
 	for _, want := range []string{"ceiling produce", "produce-100B", "e2e-1KiB", "of ceiling"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)

@@ -59,6 +59,7 @@ func clientCommand(wf *workloadFlags, f *clientFlags, which int, use, short, lon
 					return err
 				}
 			}
+			defer f.useProcs()()
 			r, err := work(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil {
 				return runError{err}

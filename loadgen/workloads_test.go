@@ -94,7 +94,10 @@ func TestProduceConsumeAgainstBroker(t *testing.T) {
 func TestConsumeFill(t *testing.T) {
 	b := startBroker(t)
 	m := mustRun(t, append([]string{"consume", "--fill"}, clientArgs(b, "filled",
-		"--records", 3000, "--record-size", 64, "--flush-policy", "never", "--compression", "lz4")...)...)
+		"--records", 3000, "--record-size", 64, "--flush-policy", "never", "--compression", "lz4", "--procs", 1)...)...)
+	if got := jsonInt(t, m, "client_procs"); got != 1 {
+		t.Errorf("client_procs = %d, want 1", got)
+	}
 	if got := jsonInt(t, m, "records"); got != 3000 {
 		t.Errorf("records = %d, want 3000", got)
 	}
@@ -161,6 +164,7 @@ func TestClientWorkloadErrors(t *testing.T) {
 		{[]string{"produce", "--acks", "2"}, exitUsage, "--acks must be all"},
 		{[]string{"produce", "--compression", "zstd"}, exitUsage, "--compression must be none or lz4"},
 		{[]string{"produce", "--flush-policy", "sometimes"}, exitUsage, "--flush-policy must be"},
+		{[]string{"consume", "--procs", "-1"}, exitUsage, "--procs must be between 0 and"},
 		{[]string{"e2e", "--record-size", "4"}, exitUsage, "at least 8 bytes"},
 		{[]string{"e2e", "--rate", "0"}, exitUsage, "--rate must be above 0"},
 		{[]string{"suite", "--record-size", "10"}, exitUsage, "does not apply"},
