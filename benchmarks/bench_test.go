@@ -74,7 +74,7 @@ func checkSuiteCounts(t *testing.T, policy string, s *suiteResult) {
 	if !s.Quick {
 		t.Errorf("%s: suite did not run quick", policy)
 	}
-	for _, f := range []figures{s.Ceiling.Produce, s.Ceiling.Consume, s.Ceiling.Splice} {
+	for _, f := range []figures{s.Ceiling.Produce, s.Ceiling.Consume, s.Ceiling.Splice, s.Ceiling.ProduceAfter, s.Ceiling.ConsumeAfter} {
 		if f.Records*f.RecordSizeBytes != f.Bytes || f.MBPerSec <= 0 {
 			t.Errorf("%s: ceiling %+v inconsistent", policy, f)
 		}

@@ -56,7 +56,8 @@ type suiteCase struct {
 	// case it follows, on its three machines.
 	Kafka2014 string `json:"kafka_2014,omitempty"`
 	// Against names the ceiling the case is a ratio of (empty for
-	// latency cases); RatioToCeiling is MB/s over that ceiling's MB/s.
+	// latency cases); RatioToCeiling is MB/s over that ceiling's MB/s,
+	// the mean of its measures before and after the cases.
 	Against        string  `json:"against,omitempty"`
 	RatioToCeiling float64 `json:"ratio_to_ceiling,omitempty"`
 	Result         *report `json:"result"`
@@ -70,6 +71,25 @@ type suiteCeilings struct {
 	// splice): not a ceiling cases are a ratio of, but what sending that
 	// way costs beside sendfile on the same machine in the same run.
 	Splice *report `json:"splice"`
+	// ProduceAfter and ConsumeAfter are the two ceilings measured again
+	// after the cases. A machine's speed drifts over the minutes a suite
+	// takes (a shared VM by tens of percent), so the cases are a ratio of
+	// the mean of the two measures, which brackets them; how far apart
+	// the two are says how much a run's ratios can be trusted.
+	ProduceAfter *report `json:"produce_after"`
+	ConsumeAfter *report `json:"consume_after"`
+}
+
+// mbPerSec is the ceiling a case against names is a ratio of: the mean of
+// its measures before and after the cases.
+func (c *suiteCeilings) mbPerSec(against string) float64 {
+	switch against {
+	case againstProduce:
+		return (c.Produce.MBPerSec + c.ProduceAfter.MBPerSec) / 2
+	case againstConsume:
+		return (c.Consume.MBPerSec + c.ConsumeAfter.MBPerSec) / 2
+	}
+	panic("loadgen: no ceiling named " + against)
 }
 
 // suiteReport is the suite's output: every case beside the ceiling.
@@ -196,6 +216,9 @@ func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suite
 	if err != nil {
 		return nil, err
 	}
+	if err := s.ceilingsAfter(); err != nil {
+		return nil, err
+	}
 	s.out.Seconds = time.Since(start).Seconds()
 	return s.out, nil
 }
@@ -221,22 +244,27 @@ func (s *suiteRun) caseClient(name string, producers, consumers int) *clientFlag
 	return &f
 }
 
-func (s *suiteRun) ceilings() error {
+// ceilingWork is the workload flags and configs of the ceiling runs.
+func (s *suiteRun) ceilingWork() (wf *workloadFlags, produce, consume *ceilingConfig) {
 	records := int64(0)
 	if s.cfg.quick {
 		records = quickCeilingRecords
-	}
-	wf := s.caseFlags(suiteCeilingRecordBytes, records)
-	pc := &ceilingConfig{mode: modeProduce, batchBytes: defaultBatchBytes, dir: s.cfg.dir}
-	p, err := measureProduce(s.ctx, wf, pc, s.stderr)
-	if err != nil {
-		return fmt.Errorf("produce ceiling: %w", err)
 	}
 	fileBytes := byteSize(suiteCeilingFileBytes)
 	if s.cfg.quick {
 		fileBytes = quickCeilingFileBytes
 	}
-	cc := &ceilingConfig{mode: modeConsume, batchBytes: defaultBatchBytes, dir: s.cfg.dir, fileBytes: fileBytes}
+	return s.caseFlags(suiteCeilingRecordBytes, records),
+		&ceilingConfig{mode: modeProduce, batchBytes: defaultBatchBytes, dir: s.cfg.dir},
+		&ceilingConfig{mode: modeConsume, batchBytes: defaultBatchBytes, dir: s.cfg.dir, fileBytes: fileBytes}
+}
+
+func (s *suiteRun) ceilings() error {
+	wf, pc, cc := s.ceilingWork()
+	p, err := measureProduce(s.ctx, wf, pc, s.stderr)
+	if err != nil {
+		return fmt.Errorf("produce ceiling: %w", err)
+	}
 	c, err := measureConsume(s.ctx, wf, cc, s.stderr)
 	if err != nil {
 		return fmt.Errorf("consume ceiling: %w", err)
@@ -251,15 +279,31 @@ func (s *suiteRun) ceilings() error {
 	return nil
 }
 
-// add records a case's result with its ratio to the ceiling it is measured
-// against.
-func (s *suiteRun) add(c suiteCase) {
-	switch c.Against {
-	case againstProduce:
-		c.RatioToCeiling = c.Result.MBPerSec / s.out.Ceiling.Produce.MBPerSec
-	case againstConsume:
-		c.RatioToCeiling = c.Result.MBPerSec / s.out.Ceiling.Consume.MBPerSec
+// ceilingsAfter measures the produce and consume ceilings again after the
+// cases, and sets every case's ratio against the mean of both measures.
+func (s *suiteRun) ceilingsAfter() error {
+	wf, pc, cc := s.ceilingWork()
+	p, err := measureProduce(s.ctx, wf, pc, s.stderr)
+	if err != nil {
+		return fmt.Errorf("produce ceiling after the cases: %w", err)
 	}
+	c, err := measureConsume(s.ctx, wf, cc, s.stderr)
+	if err != nil {
+		return fmt.Errorf("consume ceiling after the cases: %w", err)
+	}
+	s.out.Ceiling.ProduceAfter, s.out.Ceiling.ConsumeAfter = p, c
+	for i := range s.out.Cases {
+		c := &s.out.Cases[i]
+		if c.Against != "" {
+			c.RatioToCeiling = c.Result.MBPerSec / s.out.Ceiling.mbPerSec(c.Against)
+		}
+	}
+	return nil
+}
+
+// add records a case's result; its ratio to the ceiling is set once the
+// ceilings have been measured after the cases too.
+func (s *suiteRun) add(c suiteCase) {
 	s.out.Cases = append(s.out.Cases, c)
 }
 
@@ -387,8 +431,8 @@ func (r *suiteReport) print(w io.Writer, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.3f\t%.3f\t%.3f\t%s\t\n", name, rep.RecordsPerSec, rep.MBPerSec,
 			rep.P50Ms, rep.P99Ms, rep.P999Ms, ratio)
 	}
-	row("ceiling produce", r.Ceiling.Produce, "1")
-	row("ceiling consume", r.Ceiling.Consume, "1")
+	row("ceiling produce", r.Ceiling.Produce, "-")
+	row("ceiling consume", r.Ceiling.Consume, "-")
 	row("ceiling splice", r.Ceiling.Splice, fmt.Sprintf("%.2f consume", r.Ceiling.Splice.MBPerSec/r.Ceiling.Consume.MBPerSec))
 	for _, c := range r.Cases {
 		ratio := "-"
@@ -397,9 +441,12 @@ func (r *suiteReport) print(w io.Writer, asJSON bool) error {
 		}
 		row(c.Name, c.Result, ratio)
 	}
+	row("ceiling produce after", r.Ceiling.ProduceAfter, fmt.Sprintf("%.2f before", r.Ceiling.ProduceAfter.MBPerSec/r.Ceiling.Produce.MBPerSec))
+	row("ceiling consume after", r.Ceiling.ConsumeAfter, fmt.Sprintf("%.2f before", r.Ceiling.ConsumeAfter.MBPerSec/r.Ceiling.Consume.MBPerSec))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintf(w, "of ceiling: a case's MB/s over the mean of its ceiling measured before and after the cases\n")
 	fmt.Fprintf(w, "latency: produce cases send to acknowledgement; consume cases per Poll; e2e and produce-and-consume send to receipt\n")
 	fmt.Fprintf(w, "machine: %s, %d CPUs, %s, kernel %s, %s; %.1f s in all; cases with the client on %d CPUs (GOMAXPROCS), ceilings on all\n",
 		r.Hostname, r.NProc, r.CPUModel, r.KernelRelease, r.GoVersion, r.Seconds, r.ClientProcs)

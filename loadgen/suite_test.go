@@ -16,6 +16,9 @@ type suiteJSON struct {
 		Produce json.RawMessage `json:"produce"`
 		Consume json.RawMessage `json:"consume"`
 		Splice  json.RawMessage `json:"splice"`
+		// The ceilings measured again after the cases.
+		ProduceAfter json.RawMessage `json:"produce_after"`
+		ConsumeAfter json.RawMessage `json:"consume_after"`
 	} `json:"ceiling"`
 	Cases []struct {
 		Name           string          `json:"name"`
@@ -52,7 +55,7 @@ func TestSuiteQuick(t *testing.T) {
 	if s.ClientProcs != 1 {
 		t.Errorf("client_procs = %d, want 1", s.ClientProcs)
 	}
-	for _, want := range []string{"ceiling produce", "produce-100B", "e2e-1KiB", "of ceiling"} {
+	for _, want := range []string{"ceiling produce", "produce-100B", "e2e-1KiB", "of ceiling", "ceiling consume after"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
@@ -61,7 +64,8 @@ func TestSuiteQuick(t *testing.T) {
 
 // checkSuite asserts what holds of any suite run: every case present with
 // consistent counts, the consumers read what the producers wrote, and the
-// ratios are the case over the ceiling of the same run.
+// ratios are the case over the mean of the ceiling measured before and
+// after the cases in the same run.
 func checkSuite(t *testing.T, s suiteJSON) {
 	t.Helper()
 	if s.Workload != "suite" || !s.Quick {
@@ -75,6 +79,14 @@ func checkSuite(t *testing.T, s suiteJSON) {
 			t.Errorf("ceiling %s has mode %v", mode, m["mode"])
 		}
 		ceiling[mode] = jsonFloat(t, m, "mb_per_sec")
+	}
+	for mode, raw := range map[string]json.RawMessage{"produce": s.Ceiling.ProduceAfter, "consume": s.Ceiling.ConsumeAfter} {
+		m := decodeReport(t, raw)
+		checkConsistent(t, m)
+		if jsonString(t, m, "mode") != mode {
+			t.Errorf("ceiling %s after the cases has mode %v", mode, m["mode"])
+		}
+		ceiling[mode] = (ceiling[mode] + jsonFloat(t, m, "mb_per_sec")) / 2
 	}
 	want := []string{"produce-100B", "produce-1KiB", "produce-100B-3-producers", "consume-100B",
 		"consume-100B-3-consumers", "consume-1KiB", "produce-and-consume-100B",
@@ -94,7 +106,7 @@ func checkSuite(t *testing.T, s suiteJSON) {
 			continue
 		}
 		if got, want := c.RatioToCeiling, jsonFloat(t, m, "mb_per_sec")/ceiling[c.Against]; !closeTo(got, want) {
-			t.Errorf("%s: ratio_to_ceiling %v, want mb_per_sec over the %s ceiling = %v", c.Name, got, c.Against, want)
+			t.Errorf("%s: ratio_to_ceiling %v, want mb_per_sec over the mean %s ceiling = %v", c.Name, got, c.Against, want)
 		}
 	}
 	produced := jsonInt(t, results["produce-100B"], "records")
