@@ -53,6 +53,19 @@ func (h *countedHold) Release() {
 	h.count.released.Add(1)
 }
 
+// waitTaken waits until the handler has given out n holds (answered n
+// requests).
+func (c *holdCount) waitTaken(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.taken.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d answers given, want %d", c.taken.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // waitHolds waits until every hold given out was released, once.
 func (c *holdCount) waitHolds(t *testing.T, taken int64) {
 	t.Helper()
@@ -217,13 +230,7 @@ func TestSpliceReleasesHoldsOnce(t *testing.T) {
 	if _, err := stalled.Write(append(append([]byte{}, req...), req...)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for holds.taken.Load() != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d answers given, want 3", holds.taken.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	holds.waitTaken(t, 3)
 	if n := holds.released.Load(); n != 1 {
 		t.Fatalf("%d holds released while their answers are unsent, want only the first answer's", n)
 	}
@@ -286,13 +293,7 @@ func TestStopClosesConnectionsThatDoNotRead(t *testing.T) {
 	if _, err := c.Write(append(append([]byte{}, req...), req...)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for holds.taken.Load() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d answers given, want 2", holds.taken.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	holds.waitTaken(t, 2)
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}

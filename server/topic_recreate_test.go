@@ -48,30 +48,35 @@ func TestTopicRecreatedOpensOneLogPerPartition(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	type count struct{ open, inTable int }
-	counted := make(chan count, 1)
-	if err := b.srv.Shards()[0].Post(func(*Shard) {
-		bs := b.shards[0]
-		var n count
-		for _, p := range bs.slots {
-			if p != nil && !p.closing {
-				n.open++
-			}
-		}
-		for _, tp := range bs.topics {
-			for _, p := range tp.parts {
-				if p != nil {
-					n.inTable++
-				}
-			}
-		}
-		counted <- n
-	}); err != nil {
+	counted := make(chan logCount, 1)
+	if err := b.srv.Shards()[0].Post(func(*Shard) { counted <- countLogs(b.shards[0]) }); err != nil {
 		t.Fatal(err)
 	}
 	if n := <-counted; n.open != 3 || n.inTable != 3 {
 		t.Fatalf("%d logs open, %d in the topic table; want 3 and 3", n.open, n.inTable)
 	}
+}
+
+// logCount is what countLogs finds on a shard.
+type logCount struct{ open, inTable int }
+
+// countLogs counts, on the shard's own thread, the partition logs open and
+// not closing, and the partitions its topic table holds.
+func countLogs(bs *brokerShard) logCount {
+	var n logCount
+	for _, p := range bs.slots {
+		if p != nil && !p.closing {
+			n.open++
+		}
+	}
+	for _, tp := range bs.topics {
+		for _, p := range tp.parts {
+			if p != nil {
+				n.inTable++
+			}
+		}
+	}
+	return n
 }
 
 // TestImageWithTopicUnderNewIDReopensOnce applies, on the shard, an image
@@ -102,35 +107,18 @@ func TestImageWithTopicUnderNewIDReopensOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	renamed := st.Image()
-	type count struct{ open, inTable int }
-	counts := make(chan count, 2)
-	countLogs := func(bs *brokerShard) {
-		var n count
-		for _, p := range bs.slots {
-			if p != nil && !p.closing {
-				n.open++
-			}
-		}
-		for _, tp := range bs.topics {
-			for _, p := range tp.parts {
-				if p != nil {
-					n.inTable++
-				}
-			}
-		}
-		counts <- n
-	}
+	counts := make(chan logCount, 2)
 	if err := b.srv.Shards()[0].Post(func(sh *Shard) {
 		bs := b.shards[0]
 		bs.sh = sh
 		bs.applyImage(renamed)
-		countLogs(bs)
+		counts <- countLogs(bs)
 		// Back to the broker's own image, at the end of the turn (after
 		// any work the first apply deferred).
 		sh.Defer(func(sh *Shard) {
 			bs.sh = sh
 			bs.applyImage(b.image.Load())
-			sh.Defer(func(*Shard) { countLogs(bs) })
+			sh.Defer(func(*Shard) { counts <- countLogs(bs) })
 		})
 	}); err != nil {
 		t.Fatal(err)
