@@ -36,7 +36,7 @@ type partition struct {
 	// from the log's segment files: the files stay open until it is 0.
 	fileHolds atomic.Int64
 	closing   bool // deleted: close and remove once idle
-	dir     string
+	dir       string
 }
 
 // appendPart is one produce request's frames for one partition.

@@ -129,8 +129,8 @@ func newShard(cfg shardConfig) (*Shard, error) {
 	return &Shard{
 		id: cfg.id, cpu: cfg.cpu, log: cfg.log.With("shard", cfg.id), handler: cfg.handler,
 		connIdleMaxMs: idleMs, drainWaitMaxMs: drainMs,
-		now:           func() int64 { return time.Now().UnixMilli() },
-		listenFD:      cfg.listenFD, eventFD: efd,
+		now:      func() int64 { return time.Now().UnixMilli() },
+		listenFD: cfg.listenFD, eventFD: efd,
 		inbox: inbox, done: make(chan struct{}),
 	}, nil
 }
@@ -379,7 +379,7 @@ func (sh *Shard) complete(cqe ring.CQE) {
 		if c := sh.connFor(cqe.UserData); c != nil {
 			sh.onRecvDirect(c, cqe)
 		}
-	case opClose:
+	case opShutdown:
 		if c := sh.connFor(cqe.UserData); c != nil {
 			sh.opDone(c)
 		}
@@ -904,8 +904,16 @@ func (sh *Shard) CloseAfterAnswers(ref ConnRef) {
 	sh.closeIfAnswered(c)
 }
 
-// closeConn starts closing c: cancel what is in flight on it, then close the
-// descriptor; the slot is freed when every operation has completed.
+// closeConn starts closing c: cancel what is in flight on it and shut the
+// socket down, so that every operation on it ends (a send blocked on a
+// client that stopped reading fails with EPIPE); maybeFree closes the
+// descriptor and frees the slot once every operation has completed.
+//
+// The descriptor must stay open until then: the SQEs of a splice chain
+// that wait behind a link name the socket by number and look it up only
+// when they run, and a cancel by descriptor does not reach them (they
+// have no file yet). Closed earlier, the number could go to the next
+// accepted connection, and the rest of this one's answer to it.
 func (sh *Shard) closeConn(c *conn) {
 	if c.state != connOpen {
 		return
@@ -917,8 +925,8 @@ func (sh *Shard) closeConn(c *conn) {
 	sqe.SetFlags(ring.SQEIOHardlink)
 	c.opsInFlight++
 	sqe = sh.sqe()
-	sqe.PrepClose(c.fd)
-	sqe.SetUserData(tag(opClose, c.slot, c.gen))
+	sqe.PrepShutdown(c.fd, unix.SHUT_RDWR)
+	sqe.SetUserData(tag(opShutdown, c.slot, c.gen))
 	c.opsInFlight++
 }
 
@@ -939,8 +947,11 @@ func (sh *Shard) maybeFree(c *conn) {
 	if c.splice.pipe != nil {
 		sh.returnPipe(c.splice.pipe, false) // may hold bytes never sent
 	}
-	// Nothing is in flight on the connection, so no SQE names the
-	// descriptors of its unsent answers any more.
+	// Nothing is in flight on the connection, so no SQE names its socket
+	// or the descriptors of its unsent answers any more.
+	if err := unix.Close(c.fd); err != nil {
+		sh.log.Warn("close connection", "slot", c.slot, "err", err)
+	}
 	c.releaseHolds()
 	if c.directBuf != nil {
 		sh.unrefDirect(c.directBuf)

@@ -18,7 +18,7 @@ const (
 	opAccept opKind = iota + 1
 	opRecv
 	opSend
-	opClose
+	opShutdown // a closing connection's socket shut down (its descriptor closes once idle)
 	opCancel
 	opDoorbell
 	opTick
