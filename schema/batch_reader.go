@@ -109,6 +109,7 @@ func (r *BatchReader) Next(v *RecordView) bool {
 		v.Value = r.body[e.valueStart:e.valueEnd]
 	}
 	v.rec.Init(r.body, flatbuffers.UOffsetT(e.table))
+	v.headersLen = int(e.headers)
 	return true
 }
 
@@ -121,15 +122,11 @@ type RecordView struct {
 	Key         []byte
 	Value       []byte
 	rec         fb.Record
+	headersLen  int // counted when the batch was verified
 }
 
 // HeadersLen is the number of headers of the record.
-func (v *RecordView) HeadersLen() int {
-	if v.rec.Table().Bytes == nil {
-		return 0
-	}
-	return v.rec.HeadersLength()
-}
+func (v *RecordView) HeadersLen() int { return v.headersLen }
 
 // Header returns the i-th header's key and value (nil when absent), or two
 // nils when i is out of range.

@@ -74,5 +74,6 @@ func (r *refBatchReader) Next(v *RecordView) bool {
 	v.TimestampMs = r.hdr.FirstTimestampMs + v.rec.TimestampDelta()
 	v.Key = v.rec.KeyBytes()
 	v.Value = v.rec.ValueBytes()
+	v.headersLen = v.rec.HeadersLength() // through the generated accessor
 	return true
 }

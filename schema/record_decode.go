@@ -50,6 +50,9 @@ type recordEntry struct {
 	// as it follows the root offset and its own length word.
 	keyStart, keyEnd     uint32
 	valueStart, valueEnd uint32
+	// headers is the length of the headers vector (0 when absent), so
+	// that RecordView.HeadersLen needs no vtable lookup.
+	headers uint32
 }
 
 // fieldRef names the table and field that an error is reported against,
@@ -250,31 +253,33 @@ func (d *bodyDecoder) record(elem uint64, e *recordEntry) error {
 		e.valueStart, e.valueEnd = uint32(start), uint32(end)
 	}
 	if fo := d.slot(vt, vtSize, recordSlotHeaders); fo != 0 {
-		return d.headers(pos, fo, tableSize)
+		n, err := d.headers(pos, fo, tableSize)
+		e.headers = uint32(n)
+		return err
 	}
 	return nil
 }
 
 // headers verifies a record's headers vector and every Header in it.
-func (d *bodyDecoder) headers(pos, fo, tableSize uint64) error {
+func (d *bodyDecoder) headers(pos, fo, tableSize uint64) (uint64, error) {
 	at, err := d.offsetField(pos, fo, tableSize, refRecordHeaders)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	elems, n, err := d.offsetVector(at, refRecordHeaders)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for i := uint64(0); i < n; i++ {
 		hpos, err := d.offset(elems+i*uoffsetBytes, refRecordHeaders)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if err := d.header(hpos); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // header verifies one Header: a required key string and an optional value.
