@@ -244,36 +244,37 @@ func (s *suiteRun) caseClient(name string, producers, consumers int) *clientFlag
 	return &f
 }
 
-// ceilingWork is the workload flags and configs of the ceiling runs.
-func (s *suiteRun) ceilingWork() (wf *workloadFlags, produce, consume *ceilingConfig) {
+// measureCeilings measures the produce and consume ceilings, and the
+// splice ceiling too when withSplice is set; when names the moment in
+// errors ("before the cases", "after the cases").
+func (s *suiteRun) measureCeilings(when string, withSplice bool) (p, c, sp *report, err error) {
 	records := int64(0)
-	if s.cfg.quick {
-		records = quickCeilingRecords
-	}
 	fileBytes := byteSize(suiteCeilingFileBytes)
 	if s.cfg.quick {
-		fileBytes = quickCeilingFileBytes
+		records, fileBytes = quickCeilingRecords, quickCeilingFileBytes
 	}
-	return s.caseFlags(suiteCeilingRecordBytes, records),
-		&ceilingConfig{mode: modeProduce, batchBytes: defaultBatchBytes, dir: s.cfg.dir},
-		&ceilingConfig{mode: modeConsume, batchBytes: defaultBatchBytes, dir: s.cfg.dir, fileBytes: fileBytes}
+	wf := s.caseFlags(suiteCeilingRecordBytes, records)
+	pc := &ceilingConfig{mode: modeProduce, batchBytes: defaultBatchBytes, dir: s.cfg.dir}
+	if p, err = measureProduce(s.ctx, wf, pc, s.stderr); err != nil {
+		return nil, nil, nil, fmt.Errorf("produce ceiling %s: %w", when, err)
+	}
+	cc := &ceilingConfig{mode: modeConsume, batchBytes: defaultBatchBytes, dir: s.cfg.dir, fileBytes: fileBytes}
+	if c, err = measureConsume(s.ctx, wf, cc, s.stderr); err != nil {
+		return nil, nil, nil, fmt.Errorf("consume ceiling %s: %w", when, err)
+	}
+	if withSplice {
+		cc.mode = modeSplice
+		if sp, err = measureConsume(s.ctx, wf, cc, s.stderr); err != nil {
+			return nil, nil, nil, fmt.Errorf("splice ceiling %s: %w", when, err)
+		}
+	}
+	return p, c, sp, nil
 }
 
 func (s *suiteRun) ceilings() error {
-	wf, pc, cc := s.ceilingWork()
-	p, err := measureProduce(s.ctx, wf, pc, s.stderr)
+	p, c, sp, err := s.measureCeilings("before the cases", true)
 	if err != nil {
-		return fmt.Errorf("produce ceiling: %w", err)
-	}
-	c, err := measureConsume(s.ctx, wf, cc, s.stderr)
-	if err != nil {
-		return fmt.Errorf("consume ceiling: %w", err)
-	}
-	sc := *cc
-	sc.mode = modeSplice
-	sp, err := measureConsume(s.ctx, wf, &sc, s.stderr)
-	if err != nil {
-		return fmt.Errorf("splice ceiling: %w", err)
+		return err
 	}
 	s.out.Ceiling = suiteCeilings{Produce: p, Consume: c, Splice: sp}
 	return nil
@@ -282,14 +283,9 @@ func (s *suiteRun) ceilings() error {
 // ceilingsAfter measures the produce and consume ceilings again after the
 // cases, and sets every case's ratio against the mean of both measures.
 func (s *suiteRun) ceilingsAfter() error {
-	wf, pc, cc := s.ceilingWork()
-	p, err := measureProduce(s.ctx, wf, pc, s.stderr)
+	p, c, _, err := s.measureCeilings("after the cases", false)
 	if err != nil {
-		return fmt.Errorf("produce ceiling after the cases: %w", err)
-	}
-	c, err := measureConsume(s.ctx, wf, cc, s.stderr)
-	if err != nil {
-		return fmt.Errorf("consume ceiling after the cases: %w", err)
+		return err
 	}
 	s.out.Ceiling.ProduceAfter, s.out.Ceiling.ConsumeAfter = p, c
 	for i := range s.out.Cases {
