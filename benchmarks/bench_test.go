@@ -51,9 +51,19 @@ func TestQuickBenchmark(t *testing.T) {
 			t.Fatalf("%s: suite JSON: %v", run.FlushPolicy, err)
 		}
 		checkSuiteCounts(t, run.FlushPolicy, &s)
+		if len(s.Paired) != 2 || len(s.Paired[0].Rounds) != defaultPairedRounds || len(s.Paired[1].Rounds) != defaultPairedRounds {
+			t.Errorf("%s: paired cases %+v, want consume-1KiB and produce-1KiB with %d rounds each", run.FlushPolicy, s.Paired, defaultPairedRounds)
+		}
 	}
 	if len(res.Goals) == 0 {
 		t.Error("no goals evaluated")
+	}
+	for _, g := range res.Goals {
+		if strings.Contains(g.Goal, "1KiB") || strings.Contains(g.Goal, "1 KiB produce") {
+			if !strings.Contains(g.Measured, "paired rounds") {
+				t.Errorf("goal %q measured as %q, want the median of paired rounds", g.Goal, g.Measured)
+			}
+		}
 	}
 
 	md, err := os.ReadFile(strings.TrimSuffix(matches[0], ".json") + ".md")
@@ -61,7 +71,7 @@ func TestQuickBenchmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Machine", "flush policy `sync`", "flush policy `never`", "ceiling produce", "ceiling splice",
-		"produce-100B", "e2e-1KiB", "## Goals", "Quick run"} {
+		"produce-100B", "e2e-1KiB", "## Goals", "Quick run", "Paired rounds"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results Markdown lacks %q", want)
 		}

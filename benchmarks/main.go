@@ -40,6 +40,8 @@ const (
 	defaultBin        = "bin"
 	defaultPolicies   = "sync,never"
 	defaultCaseLength = 10 * time.Second
+	// defaultPairedRounds: odd, so that the median is one round.
+	defaultPairedRounds = 3
 )
 
 type config struct {
@@ -54,9 +56,12 @@ type config struct {
 	// clientProcs is loadgen's --procs for the cases: the CPUs the load
 	// generator's Go code may use at once.
 	clientProcs int
-	quick       bool
-	peer        bool
-	peerMsgs    peerMessages
+	// pairedRounds is loadgen suite's --paired-rounds: the rounds of the
+	// goal cases measured each right after its ceiling.
+	pairedRounds int
+	quick        bool
+	peer         bool
+	peerMsgs     peerMessages
 }
 
 func main() {
@@ -83,6 +88,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&cfg.cores, "cores", 0, "broker shards (0: every CPU)")
 	fs.IntVar(&cfg.clientProcs, "client-procs", -1,
 		"CPUs loadgen's client may use at once during the cases (GOMAXPROCS; -1: half the CPUs, at least 1; 0: all); the ceilings always use all")
+	fs.IntVar(&cfg.pairedRounds, "paired-rounds", defaultPairedRounds,
+		"rounds of produce-1KiB and consume-1KiB measured each right after its ceiling, which the goals are judged on (0: none)")
 	fs.BoolVar(&cfg.quick, "quick", false, "scale every run down to seconds (the smoke test)")
 	fs.BoolVar(&cfg.peer, "peer", true, "install and measure the peer, NATS JetStream")
 	fs.Int64Var(&cfg.peerMsgs.small, "peer-msgs-small", defaultPeerMsgsSmall, "messages per 100 B peer run")
@@ -103,6 +110,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.label == "" {
 		cfg.label = "unknown-machine"
+	}
+	if cfg.pairedRounds < 0 {
+		return nil, fmt.Errorf("--paired-rounds %d: must not be negative", cfg.pairedRounds)
 	}
 	if cfg.clientProcs < 0 {
 		cfg.clientProcs = max(1, runtime.NumCPU()/2)

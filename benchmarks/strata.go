@@ -179,7 +179,8 @@ func runStrataSuite(ctx context.Context, cfg *config, strata, loadgen, policy st
 	}
 	defer b.stop()
 	args := []string{"suite", "--brokers", b.addr, "--flush-policy", policy,
-		"--dir", cfg.work, "--json", "--duration", cfg.duration.String(), "--procs", strconv.Itoa(cfg.clientProcs)}
+		"--dir", cfg.work, "--json", "--duration", cfg.duration.String(), "--procs", strconv.Itoa(cfg.clientProcs),
+		"--paired-rounds", strconv.Itoa(cfg.pairedRounds)}
 	if cfg.quick {
 		args = append(args, "--quick")
 	}

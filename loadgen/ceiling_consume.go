@@ -107,8 +107,9 @@ func measureConsume(ctx context.Context, wf *workloadFlags, cfg *ceilingConfig, 
 	return r, nil
 }
 
-// writeCachedFile fills f with size bytes of records and reads it back once,
-// so the pages sendfile serves are in the page cache before timing starts.
+// writeCachedFile fills f with size bytes of records, syncs it and reads it
+// back once, so the pages sendfile serves are in the page cache, and clean,
+// before timing starts.
 // An interrupt stops it between buffers: a 1 GiB file takes a while.
 func writeCachedFile(ctx context.Context, f *os.File, size, recordSizeBytes int64) error {
 	// A buffer of whole records keeps the pattern aligned to record
@@ -124,6 +125,11 @@ func writeCachedFile(ctx context.Context, f *os.File, size, recordSizeBytes int6
 			return fmt.Errorf("write %s: %w", f.Name(), err)
 		}
 		written += n
+	}
+	// Written back before timing starts: a gigabyte of dirty pages would
+	// otherwise be flushed while the run, or the next one, is measured.
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
 	}
 	for read := int64(0); read < size; {
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-read)], read)

@@ -30,6 +30,8 @@ func TestBadCommandLinesFailClearly(t *testing.T) {
 		{[]string{"ceiling", "--mode", "produce", "--dir", dir + "/missing"}, "--dir"},
 		{[]string{"ceiling", "--mode", "produce", "--record-size", "big"}, "not a size in bytes"},
 		{[]string{"ceiling", "--mode", "produce", "extra"}, `unknown command "extra"`},
+		{[]string{"suite", "--paired-rounds", "-1"}, "--paired-rounds -1: want 0 to 25"},
+		{[]string{"suite", "--paired-rounds", "26"}, "--paired-rounds 26: want 0 to 25"},
 		{[]string{"nope"}, `unknown command "nope"`},
 	}
 	for _, c := range cases {

@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-db/strata/client"
 )
 
 const (
-	workloadSuite = "suite"
-	flagQuick     = "quick"
+	workloadSuite    = "suite"
+	flagQuick        = "quick"
+	flagPairedRounds = "paired-rounds"
 
 	// Ceiling runs of the suite: chunks of the ceiling's default size, and
 	// a cached file big enough to stay out of one chunk's way.
@@ -107,12 +109,17 @@ type suiteReport struct {
 	Seconds     float64       `json:"seconds"`
 	Ceiling     suiteCeilings `json:"ceiling"`
 	Cases       []suiteCase   `json:"cases"`
+	// Paired are the goal cases measured again in rounds, each right
+	// after its ceiling (suite_paired.go).
+	Paired []pairedCase `json:"paired,omitempty"`
 	machineFacts
 }
 
 type suiteConfig struct {
 	quick bool
 	dir   string
+	// pairedRounds is the rounds of each paired case (0: none).
+	pairedRounds int
 }
 
 func newSuiteCmd(wf *workloadFlags) *cobra.Command {
@@ -153,6 +160,9 @@ ceiling. --quick scales everything down to a few seconds in all.
 			if err := f.validate(which); err != nil {
 				return err
 			}
+			if cfg.pairedRounds < 0 || cfg.pairedRounds > suitePairedRoundsMax {
+				return fmt.Errorf("--%s %d: want 0 to %d", flagPairedRounds, cfg.pairedRounds, suitePairedRoundsMax)
+			}
 			if cfg.dir == "" {
 				cfg.dir = os.TempDir()
 			}
@@ -168,6 +178,8 @@ ceiling. --quick scales everything down to a few seconds in all.
 	}
 	f.register(cmd.Flags(), which, fmt.Sprintf("loadgen-suite-%d", time.Now().Unix()))
 	cmd.Flags().BoolVar(&cfg.quick, flagQuick, false, "scale every case down to a few thousand records (a smoke test)")
+	cmd.Flags().IntVar(&cfg.pairedRounds, flagPairedRounds, suitePairedRoundsDefault,
+		"rounds of produce-1KiB and consume-1KiB, each measured right after its ceiling (0: none)")
 	cmd.Flags().StringVar(&cfg.dir, flagDir, "", "directory for the ceiling's data file (default: the system temp dir); put it on the broker's file system")
 	cmd.Flags().Lookup(flagTopic).Usage = "prefix of the topics the cases create"
 	return cmd
@@ -182,6 +194,9 @@ type suiteRun struct {
 	stderr io.Writer
 	cl     *client.Client
 	out    *suiteReport
+	// allProcs is GOMAXPROCS as the suite started, which the ceilings
+	// run with.
+	allProcs int
 }
 
 func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suiteConfig, stderr io.Writer) (*suiteReport, error) {
@@ -191,7 +206,7 @@ func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suite
 		return nil, fmt.Errorf("dial %v: %w", f.brokers, err)
 	}
 	defer cl.Close()
-	s := &suiteRun{ctx: ctx, wf: wf, f: f, cfg: cfg, stderr: stderr, cl: cl, out: &suiteReport{
+	s := &suiteRun{ctx: ctx, wf: wf, f: f, cfg: cfg, stderr: stderr, cl: cl, allProcs: runtime.GOMAXPROCS(0), out: &suiteReport{
 		Workload:     workloadSuite,
 		Quick:        cfg.quick,
 		Brokers:      f.brokers,
@@ -244,28 +259,83 @@ func (s *suiteRun) caseClient(name string, producers, consumers int) *clientFlag
 	return &f
 }
 
-// measureCeilings measures the produce and consume ceilings, and the
-// splice ceiling too when withSplice is set; when names the moment in
-// errors ("before the cases", "after the cases").
-func (s *suiteRun) measureCeilings(when string, withSplice bool) (p, c, sp *report, err error) {
+// ceilingFlags are the flags of a ceiling run: 1 KiB records for
+// --duration, or a few records in all with --quick.
+func (s *suiteRun) ceilingFlags() *workloadFlags {
 	records := int64(0)
+	if s.cfg.quick {
+		records = quickCeilingRecords
+	}
+	return s.caseFlags(suiteCeilingRecordBytes, records)
+}
+
+// settle writes back the dirty pages that earlier measures left (sync(2))
+// before the next one starts. The kernel would otherwise flush them while
+// that one runs: a produce case under flush policy never leaves gigabytes
+// behind, and a consume case that only reads the page cache would pay for
+// their write-back.
+func (s *suiteRun) settle() { unix.Sync() }
+
+// onAllCPUs runs fn with GOMAXPROCS back at what it was when the suite
+// started: the ceilings measure the machine with every CPU, while
+// --procs applies to the client's cases only.
+func (s *suiteRun) onAllCPUs(fn func() error) error {
+	prev := runtime.GOMAXPROCS(s.allProcs)
+	defer runtime.GOMAXPROCS(prev)
+	return fn()
+}
+
+// ceilingProduce measures the produce ceiling; when names the moment in
+// errors ("before the cases", "in paired round 2").
+func (s *suiteRun) ceilingProduce(when string) (r *report, err error) {
+	pc := &ceilingConfig{mode: modeProduce, batchBytes: defaultBatchBytes, dir: s.cfg.dir}
+	s.settle()
+	err = s.onAllCPUs(func() error {
+		r, err = measureProduce(s.ctx, s.ceilingFlags(), pc, s.stderr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("produce ceiling %s: %w", when, err)
+	}
+	return r, nil
+}
+
+// ceilingConsume measures the consume ceiling (sendfile).
+func (s *suiteRun) ceilingConsume(when string) (*report, error) {
+	return s.ceilingFromCache(modeConsume, when)
+}
+
+// ceilingFromCache measures the consume ceiling in mode consume
+// (sendfile) or splice (the broker's way).
+func (s *suiteRun) ceilingFromCache(mode, when string) (r *report, err error) {
 	fileBytes := byteSize(suiteCeilingFileBytes)
 	if s.cfg.quick {
-		records, fileBytes = quickCeilingRecords, quickCeilingFileBytes
+		fileBytes = quickCeilingFileBytes
 	}
-	wf := s.caseFlags(suiteCeilingRecordBytes, records)
-	pc := &ceilingConfig{mode: modeProduce, batchBytes: defaultBatchBytes, dir: s.cfg.dir}
-	if p, err = measureProduce(s.ctx, wf, pc, s.stderr); err != nil {
-		return nil, nil, nil, fmt.Errorf("produce ceiling %s: %w", when, err)
+	cc := &ceilingConfig{mode: mode, batchBytes: defaultBatchBytes, dir: s.cfg.dir, fileBytes: fileBytes}
+	s.settle()
+	err = s.onAllCPUs(func() error {
+		r, err = measureConsume(s.ctx, s.ceilingFlags(), cc, s.stderr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s ceiling %s: %w", mode, when, err)
 	}
-	cc := &ceilingConfig{mode: modeConsume, batchBytes: defaultBatchBytes, dir: s.cfg.dir, fileBytes: fileBytes}
-	if c, err = measureConsume(s.ctx, wf, cc, s.stderr); err != nil {
-		return nil, nil, nil, fmt.Errorf("consume ceiling %s: %w", when, err)
+	return r, nil
+}
+
+// measureCeilings measures the produce and consume ceilings, and the
+// splice ceiling too when withSplice is set.
+func (s *suiteRun) measureCeilings(when string, withSplice bool) (p, c, sp *report, err error) {
+	if p, err = s.ceilingProduce(when); err != nil {
+		return nil, nil, nil, err
+	}
+	if c, err = s.ceilingConsume(when); err != nil {
+		return nil, nil, nil, err
 	}
 	if withSplice {
-		cc.mode = modeSplice
-		if sp, err = measureConsume(s.ctx, wf, cc, s.stderr); err != nil {
-			return nil, nil, nil, fmt.Errorf("splice ceiling %s: %w", when, err)
+		if sp, err = s.ceilingFromCache(modeSplice, when); err != nil {
+			return nil, nil, nil, err
 		}
 	}
 	return p, c, sp, nil
@@ -314,6 +384,7 @@ func (s *suiteRun) dropTopic(topic string) error {
 // kept when keep is set (the consume cases read it).
 func (s *suiteRun) produceCase(name, desc, kafka string, producers int, recordSize, quickRecords int64, keep bool) error {
 	f := s.caseClient(name, producers, 0)
+	s.settle()
 	r, err := runProduce(s.ctx, s.caseFlags(recordSize, quickRecords), f, s.stderr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -327,14 +398,7 @@ func (s *suiteRun) produceCase(name, desc, kafka string, producers int, recordSi
 
 func (s *suiteRun) consumeCase(name, desc, kafka, topic string, consumers int) error {
 	f := s.caseClient(name, 0, consumers)
-	f.topic = topic
-	parts, err := s.cl.Partitions(s.ctx, topic)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	wf := s.caseFlags(suiteSmallRecordBytes, 0)
-	wf.records = 0 // read to the log end, bounded by time only
-	r, err := consumeTopic(s.ctx, wf, f, topicState{partitions: parts}, s.stderr)
+	r, err := s.readTopic(f, topic, consumers)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -342,11 +406,26 @@ func (s *suiteRun) consumeCase(name, desc, kafka, topic string, consumers int) e
 	return nil
 }
 
+// readTopic reads topic from its start to the log end with consumers
+// consumers, bounded by --duration; f names the case.
+func (s *suiteRun) readTopic(f *clientFlags, topic string, consumers int) (*report, error) {
+	parts, err := s.cl.Partitions(s.ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	f.topic, f.consumers = topic, consumers
+	wf := s.caseFlags(suiteSmallRecordBytes, 0)
+	wf.records = 0 // read to the log end, bounded by time only
+	s.settle()
+	return consumeTopic(s.ctx, wf, f, topicState{partitions: parts}, s.stderr)
+}
+
 // e2eCase runs producers and consumers at once through runE2E; rate 0 is
 // the produce-and-consume throughput case.
 func (s *suiteRun) e2eCase(name, desc, kafka, against string, recordSize int64, rate float64, quickRecords int64) error {
 	f := s.caseClient(name, 1, 1)
 	f.rate = rate
+	s.settle()
 	r, err := runE2E(s.ctx, s.caseFlags(recordSize, quickRecords), f, s.stderr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -385,7 +464,9 @@ func (s *suiteRun) cases() error {
 		func() error {
 			return s.consumeCase("consume-1KiB", "one consumer reads produce-1KiB's topic from the start", "", large, 1)
 		},
+		func() error { return s.pairedConsume(large) },
 		func() error { return s.dropTopic(large) },
+		s.pairedProduce,
 		func() error {
 			return s.e2eCase("produce-and-consume-100B", "one producer and one consumer tailing it, at once",
 				"795,064 records/s (75.8 MB/s)", againstProduce, suiteSmallRecordBytes, 0, quickRecordsSmall)
@@ -443,6 +524,9 @@ func (r *suiteReport) print(w io.Writer, asJSON bool) error {
 		return err
 	}
 	fmt.Fprintf(w, "of ceiling: a case's MB/s over the mean of its ceiling measured before and after the cases\n")
+	for _, p := range r.Paired {
+		p.print(w)
+	}
 	fmt.Fprintf(w, "latency: produce cases send to acknowledgement; consume cases per Poll; e2e and produce-and-consume send to receipt\n")
 	fmt.Fprintf(w, "machine: %s, %d CPUs, %s, kernel %s, %s; %.1f s in all; cases with the client on %d CPUs (GOMAXPROCS), ceilings on all\n",
 		r.Hostname, r.NProc, r.CPUModel, r.KernelRelease, r.GoVersion, r.Seconds, r.ClientProcs)

@@ -26,6 +26,18 @@ type suiteJSON struct {
 		RatioToCeiling float64         `json:"ratio_to_ceiling"`
 		Result         json.RawMessage `json:"result"`
 	} `json:"cases"`
+	Paired []struct {
+		Name    string `json:"name"`
+		Against string `json:"against"`
+		Rounds  []struct {
+			Ceiling json.RawMessage `json:"ceiling"`
+			Case    json.RawMessage `json:"case"`
+			Ratio   float64         `json:"ratio"`
+		} `json:"rounds"`
+		MedianRatio float64 `json:"median_ratio"`
+		MinRatio    float64 `json:"min_ratio"`
+		MaxRatio    float64 `json:"max_ratio"`
+	} `json:"paired"`
 }
 
 func decodeReport(t *testing.T, raw json.RawMessage) map[string]any {
@@ -42,7 +54,7 @@ func decodeReport(t *testing.T, raw json.RawMessage) map[string]any {
 func TestSuiteQuick(t *testing.T) {
 	b := startBroker(t)
 	stdout, stderr, code := loadgenRun(t, "suite", "--quick", "--brokers", b.Addr, "--topic", "smoke",
-		"--dir", t.TempDir(), "--json", "--procs", "1")
+		"--dir", t.TempDir(), "--json", "--procs", "1", "--paired-rounds", "2")
 	if code != exitOK {
 		t.Fatalf("suite: exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
@@ -55,7 +67,8 @@ func TestSuiteQuick(t *testing.T) {
 	if s.ClientProcs != 1 {
 		t.Errorf("client_procs = %d, want 1", s.ClientProcs)
 	}
-	for _, want := range []string{"ceiling produce", "produce-100B", "e2e-1KiB", "of ceiling", "ceiling consume after"} {
+	for _, want := range []string{"ceiling produce", "produce-100B", "e2e-1KiB", "of ceiling", "ceiling consume after",
+		"paired consume-1KiB: median", "paired produce-1KiB: median"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
@@ -127,10 +140,57 @@ func checkSuite(t *testing.T, s suiteJSON) {
 			t.Errorf("%s read %d records of %d produced", name, jsonInt(t, m, "records"), jsonInt(t, m, "produced"))
 		}
 	}
+	checkPaired(t, s, jsonInt(t, results["produce-1KiB"], "records"))
 	for _, size := range suiteSweepSizes {
 		m := results["size-"+strconv.FormatInt(size, 10)+"B"]
 		if got := jsonInt(t, m, "record_size_bytes"); got != size {
 			t.Errorf("sweep case has record_size_bytes %d, want %d", got, size)
+		}
+	}
+}
+
+// checkPaired asserts the paired rounds: two per goal case, each a ceiling
+// of the case's kind and the case, the ratio the one over the other, the
+// median that of two rounds; a consume round reads every record
+// produce-1KiB wrote (produced of them).
+func checkPaired(t *testing.T, s suiteJSON, produced int64) {
+	t.Helper()
+	if len(s.Paired) != 2 {
+		t.Fatalf("%d paired cases, want 2", len(s.Paired))
+	}
+	for i, want := range []struct{ name, against string }{{"consume-1KiB", "consume"}, {"produce-1KiB", "produce"}} {
+		p := s.Paired[i]
+		if p.Name != want.name || p.Against != want.against {
+			t.Errorf("paired case %d is %s against %s, want %s against %s", i, p.Name, p.Against, want.name, want.against)
+		}
+		if len(p.Rounds) != 2 {
+			t.Errorf("%s: %d rounds, want 2", p.Name, len(p.Rounds))
+			continue
+		}
+		var ratios []float64
+		for k, r := range p.Rounds {
+			ceiling, result := decodeReport(t, r.Ceiling), decodeReport(t, r.Case)
+			checkConsistent(t, ceiling)
+			checkConsistent(t, result)
+			if jsonString(t, ceiling, "mode") != want.against {
+				t.Errorf("%s round %d: ceiling mode %v, want %s", p.Name, k, ceiling["mode"], want.against)
+			}
+			if got := jsonString(t, result, "workload"); got != want.against {
+				t.Errorf("%s round %d: workload %s, want %s", p.Name, k, got, want.against)
+			}
+			if want.against == "consume" {
+				if got := jsonInt(t, result, "records"); got != produced {
+					t.Errorf("%s round %d read %d records, produce-1KiB wrote %d", p.Name, k, got, produced)
+				}
+			}
+			if w := jsonFloat(t, result, "mb_per_sec") / jsonFloat(t, ceiling, "mb_per_sec"); !closeTo(r.Ratio, w) {
+				t.Errorf("%s round %d: ratio %v, want case over ceiling = %v", p.Name, k, r.Ratio, w)
+			}
+			ratios = append(ratios, r.Ratio)
+		}
+		lo, hi := min(ratios[0], ratios[1]), max(ratios[0], ratios[1])
+		if !closeTo(p.MedianRatio, (lo+hi)/2) || p.MinRatio != lo || p.MaxRatio != hi {
+			t.Errorf("%s: median %v min %v max %v of ratios %v", p.Name, p.MedianRatio, p.MinRatio, p.MaxRatio, ratios)
 		}
 	}
 }
