@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-db/strata/loadgen/cpuset"
 )
 
 // TestQuickBenchmark runs the whole benchmark at the smoke test's scale
@@ -51,8 +53,23 @@ func TestQuickBenchmark(t *testing.T) {
 			t.Fatalf("%s: suite JSON: %v", run.FlushPolicy, err)
 		}
 		checkSuiteCounts(t, run.FlushPolicy, &s)
+		if s.CaseCPUs != res.ClientCPUs {
+			t.Errorf("%s: the cases ran on CPUs %q, want the client's %q", run.FlushPolicy, s.CaseCPUs, res.ClientCPUs)
+		}
 		if len(s.Paired) != 2 || len(s.Paired[0].Rounds) != defaultPairedRounds || len(s.Paired[1].Rounds) != defaultPairedRounds {
 			t.Errorf("%s: paired cases %+v, want consume-1KiB and produce-1KiB with %d rounds each", run.FlushPolicy, s.Paired, defaultPairedRounds)
+		}
+	}
+	// By default the machine is split in two halves, the client's last.
+	allowed, err := cpuset.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(allowed); n >= 2 {
+		want := cpuset.Format(allowed[n-n/2:])
+		if res.ClientCPUs != want || res.ServerCPUs != cpuset.Format(allowed[:n-n/2]) || res.BrokerShards != 2 {
+			t.Errorf("split: server CPUs %q, client CPUs %q (want %q), %d shards (want 2, as --cores said)",
+				res.ServerCPUs, res.ClientCPUs, want, res.BrokerShards)
 		}
 	}
 	if len(res.Goals) == 0 {

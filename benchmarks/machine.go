@@ -22,6 +22,12 @@ type machine struct {
 	Kernel     string `json:"kernel"`
 	Filesystem string `json:"filesystem"`
 	GoVersion  string `json:"go_version"`
+	// PageReporting says whether a virtio balloon hands freed guest
+	// memory back to the host (free page reporting). On such a VM the
+	// first write to a page the host took back waits for the host to
+	// supply it, so writing new page cache (produce, and the produce
+	// ceiling) slows as earlier runs' freed memory is reported.
+	PageReporting string `json:"page_reporting"`
 }
 
 const unknown = "unknown"
@@ -57,10 +63,26 @@ func describeMachine(ctx context.Context, dir string) machine {
 	if fs := filesystemOf(dir); fs != "" {
 		m.Filesystem = fs
 	}
+	m.PageReporting = pageReporting()
 	if out, err := exec.CommandContext(ctx, "go", "env", "GOVERSION").Output(); err == nil {
 		m.GoVersion = strings.TrimSpace(string(out))
 	}
 	return m
+}
+
+// pageReporting describes free page reporting: "off" without a virtio
+// balloon device bound to its driver, else the order of the free blocks
+// reported (blocks of 2^order pages).
+func pageReporting() string {
+	devices, _ := filepath.Glob("/sys/bus/virtio/drivers/virtio_balloon/virtio*")
+	if len(devices) == 0 {
+		return "off (no virtio balloon)"
+	}
+	order, err := os.ReadFile("/sys/module/page_reporting/parameters/page_reporting_order")
+	if err != nil {
+		return "virtio balloon present, reporting order unknown"
+	}
+	return "virtio balloon, free blocks of order >= " + strings.TrimSpace(string(order)) + " reported to the host"
 }
 
 // procField is the value of the first "key : value" line of a /proc file.

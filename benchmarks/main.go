@@ -31,6 +31,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-db/strata/loadgen/cpuset"
 )
 
 // Defaults of the command line.
@@ -56,6 +58,10 @@ type config struct {
 	// clientProcs is loadgen's --procs for the cases: the CPUs the load
 	// generator's Go code may use at once.
 	clientProcs int
+	// clientCPUs and serverCPUs split the machine (--client-cpus): the
+	// broker and the peer's server run on serverCPUs, loadgen's cases and
+	// the peer's client on clientCPUs. Both nil: no split.
+	clientCPUs, serverCPUs []int
 	// pairedRounds is loadgen suite's --paired-rounds: the rounds of the
 	// goal cases measured each right after its ceiling.
 	pairedRounds int
@@ -76,6 +82,7 @@ func main() {
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("benchmarks", flag.ContinueOnError)
 	cfg := &config{}
+	clientCPUs := 0
 	host, _ := os.Hostname()
 	var policies string
 	fs.StringVar(&cfg.out, "out", defaultOut, "folder for the results files")
@@ -86,8 +93,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&policies, "policies", defaultPolicies, "Strata flush policies to run the suite under, comma-separated")
 	fs.DurationVar(&cfg.duration, "duration", defaultCaseLength, "length of each case of the suite")
 	fs.IntVar(&cfg.cores, "cores", 0, "broker shards (0: every CPU)")
+	fs.IntVar(&clientCPUs, "client-cpus", -1,
+		"split the machine: the last N CPUs run the load generator's cases and the peer's client, the others the broker "+
+			"and the peer's server (-1: half the CPUs, rounded down, when there are two or more; 0: no split, all share every CPU); "+
+			"the ceilings always use every CPU")
 	fs.IntVar(&cfg.clientProcs, "client-procs", -1,
-		"CPUs loadgen's client may use at once during the cases (GOMAXPROCS; -1: half the CPUs, at least 1; 0: all); the ceilings always use all")
+		"CPUs loadgen's client may use at once during the cases (GOMAXPROCS; -1: the client's CPUs when split, else half the CPUs, at least 1; 0: all)")
 	fs.IntVar(&cfg.pairedRounds, "paired-rounds", defaultPairedRounds,
 		"rounds of produce-1KiB and consume-1KiB measured each right after its ceiling, which the goals are judged on (0: none)")
 	fs.BoolVar(&cfg.quick, "quick", false, "scale every run down to seconds (the smoke test)")
@@ -114,13 +125,39 @@ func parseFlags(args []string) (*config, error) {
 	if cfg.pairedRounds < 0 {
 		return nil, fmt.Errorf("--paired-rounds %d: must not be negative", cfg.pairedRounds)
 	}
+	if err := cfg.splitCPUs(clientCPUs); err != nil {
+		return nil, err
+	}
 	if cfg.clientProcs < 0 {
 		cfg.clientProcs = max(1, runtime.NumCPU()/2)
+		if cfg.clientCPUs != nil {
+			cfg.clientProcs = len(cfg.clientCPUs)
+		}
 	}
 	if cfg.quick {
 		cfg.peerMsgs = peerMessages{small: quickPeerMsgs, large: quickPeerMsgs}
 	}
 	return cfg, nil
+}
+
+// splitCPUs gives the last n allowed CPUs to the client and the rest to
+// the servers; n -1 is half (none on one CPU), 0 no split.
+func (cfg *config) splitCPUs(n int) error {
+	allowed, err := cpuset.Allowed()
+	if err != nil {
+		return err
+	}
+	if n < 0 {
+		n = len(allowed) / 2
+	}
+	if n == 0 {
+		return nil
+	}
+	cfg.serverCPUs, cfg.clientCPUs, err = cpuset.Split(allowed, n)
+	if err != nil {
+		return fmt.Errorf("--client-cpus %d: %w", n, err)
+	}
+	return nil
 }
 
 func run(ctx context.Context, args []string) error {
@@ -148,6 +185,16 @@ func run(ctx context.Context, args []string) error {
 		Quick:     cfg.quick,
 		Commit:    gitCommit(ctx),
 		Machine:   describeMachine(ctx, cfg.work),
+	}
+	res.BrokerShards = cfg.cores
+	if cfg.clientCPUs != nil {
+		res.ServerCPUs, res.ClientCPUs = cpuset.Format(cfg.serverCPUs), cpuset.Format(cfg.clientCPUs)
+		if res.BrokerShards == 0 {
+			res.BrokerShards = len(cfg.serverCPUs)
+		}
+	}
+	if res.BrokerShards == 0 {
+		res.BrokerShards = runtime.NumCPU()
 	}
 	for _, policy := range cfg.policies {
 		logf("strata: suite under flush policy %s", policy)

@@ -122,7 +122,7 @@ func runPeer(ctx context.Context, cfg *config) (*peerResult, error) {
 		return nil, err
 	}
 	srv, err := startServer(exec.CommandContext(ctx, serverBin, "-js", "-sd", storeDir,
-		"-p", strconv.Itoa(port), "-a", "127.0.0.1"), matchReady(natsReady))
+		"-p", strconv.Itoa(port), "-a", "127.0.0.1"), matchReady(natsReady), cfg.serverCPUs)
 	if err != nil {
 		return nil, err
 	}
@@ -139,13 +139,13 @@ func runPeer(ctx context.Context, cfg *config) (*peerResult, error) {
 	}{{peerSmallBytes, cfg.peerMsgs.small}, {peerLargeBytes, cfg.peerMsgs.large}} {
 		size := strconv.FormatInt(c.size, 10)
 		stream := "bench" + size
-		pub, err := natsBench(ctx, cliBin, url, "publish-"+size+"B", c.size, c.msgs,
+		pub, err := natsBench(ctx, cliBin, url, cfg.clientCPUs, "publish-"+size+"B", c.size, c.msgs,
 			"bench", "js", "pub", "async", "subj"+size, "--stream", stream, "--create", "--purge",
 			"--storage", "file", "--maxbytes", streamMaxBytes(c.size, c.msgs))
 		if err != nil {
 			return nil, err
 		}
-		cons, err := natsBench(ctx, cliBin, url, "consume-"+size+"B", c.size, c.msgs,
+		cons, err := natsBench(ctx, cliBin, url, cfg.clientCPUs, "consume-"+size+"B", c.size, c.msgs,
 			"bench", "js", "ordered", "--stream", stream)
 		if err != nil {
 			return nil, err
@@ -162,13 +162,13 @@ func streamMaxBytes(size, msgs int64) string {
 	return strconv.FormatInt(max(mb, peerStreamMinMB), 10) + "MB"
 }
 
-// natsBench runs one `nats bench` and parses its stats line.
-func natsBench(ctx context.Context, cli, url, name string, size, msgs int64, args ...string) (*peerRun, error) {
+// natsBench runs one `nats bench` on cpus (nil: every CPU) and parses its
+// stats line.
+func natsBench(ctx context.Context, cli, url string, cpus []int, name string, size, msgs int64, args ...string) (*peerRun, error) {
 	args = append(args, "--msgs", strconv.FormatInt(msgs, 10), "--size", strconv.FormatInt(size, 10),
 		"--no-progress", "-s", url)
 	logf("peer: nats %s", strings.Join(args, " "))
-	cmd := exec.CommandContext(ctx, cli, args...)
-	out, err := cmd.CombinedOutput()
+	out, err := combinedOutputOn(exec.CommandContext(ctx, cli, args...), cpus)
 	if err != nil {
 		return nil, fmt.Errorf("nats %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

@@ -30,6 +30,7 @@ type figures struct {
 type suiteResult struct {
 	Quick       bool          `json:"quick"`
 	ClientProcs int           `json:"client_procs"`
+	CaseCPUs    string        `json:"case_cpus"`
 	Ceiling     suiteCeilings `json:"ceiling"`
 	Cases       []suiteCase   `json:"cases"`
 	Paired      []pairedCase  `json:"paired"`
@@ -132,17 +133,25 @@ type goal struct {
 }
 
 type results struct {
-	Label       string       `json:"label"`
-	Date        string       `json:"date"`
-	StartedAt   string       `json:"started_at"`
-	Seconds     float64      `json:"seconds"`
-	Quick       bool         `json:"quick"`
-	Commit      string       `json:"commit"`
-	Machine     machine      `json:"machine"`
-	Strata      []strataRun  `json:"strata"`
-	Peer        *peerResult  `json:"peer,omitempty"`
-	Comparisons []comparison `json:"comparisons,omitempty"`
-	Goals       []goal       `json:"goals"`
+	Label     string  `json:"label"`
+	Date      string  `json:"date"`
+	StartedAt string  `json:"started_at"`
+	Seconds   float64 `json:"seconds"`
+	Quick     bool    `json:"quick"`
+	Commit    string  `json:"commit"`
+	Machine   machine `json:"machine"`
+	// ServerCPUs and ClientCPUs are the CPU lists of the split machine
+	// (--client-cpus): the brokers and the peer's server on the one, the
+	// cases and the peer's client on the other. Empty: no split.
+	ServerCPUs string `json:"server_cpus,omitempty"`
+	ClientCPUs string `json:"client_cpus,omitempty"`
+	// BrokerShards is the broker's shard count (--cores, or one per CPU
+	// it has).
+	BrokerShards int          `json:"broker_shards"`
+	Strata       []strataRun  `json:"strata"`
+	Peer         *peerResult  `json:"peer,omitempty"`
+	Comparisons  []comparison `json:"comparisons,omitempty"`
+	Goals        []goal       `json:"goals"`
 }
 
 // peerPairs are the Strata cases and the peer runs closest to them.
@@ -285,8 +294,8 @@ func (r *results) markdown() string {
 		"latencies are in milliseconds. Every figure holds only for the machine below.\n\n", r.Commit, r.Seconds)
 	m := r.Machine
 	w("## Machine\n\n| | |\n| --- | --- |\n")
-	w("| host | %s |\n| CPUs (nproc) | %d |\n| CPU model | %s |\n| memory | %s GiB |\n| kernel | %s |\n| file system | %s |\n| Go | %s |\n\n",
-		m.Hostname, m.NProc, m.CPUModel, m.MemoryGiB, m.Kernel, m.Filesystem, m.GoVersion)
+	w("| host | %s |\n| CPUs (nproc) | %d |\n| CPU model | %s |\n| memory | %s GiB |\n| kernel | %s |\n| file system | %s |\n| Go | %s |\n| free page reporting | %s |\n\n",
+		m.Hostname, m.NProc, m.CPUModel, m.MemoryGiB, m.Kernel, m.Filesystem, m.GoVersion, m.PageReporting)
 
 	w("## Durability of each side\n\n")
 	w("- Strata `sync` (the default flush policy): each append is fdatasync'ed before it is acknowledged " +
@@ -302,8 +311,13 @@ func (r *results) markdown() string {
 	for _, run := range r.Strata {
 		s := &run.Suite
 		w("## Strata, flush policy `%s`\n\n", run.FlushPolicy)
-		w("loadgen's client ran on %d of the %d CPUs (GOMAXPROCS) during the cases, beside the broker; the ceilings used all.\n\n",
-			s.ClientProcs, m.NProc)
+		if r.ClientCPUs != "" {
+			w("The machine was split: the broker ran on CPUs %s with %d shards; loadgen's cases on CPUs %s, with GOMAXPROCS %d. "+
+				"The ceilings used every CPU.\n\n", r.ServerCPUs, r.BrokerShards, r.ClientCPUs, s.ClientProcs)
+		} else {
+			w("loadgen's client ran on %d of the %d CPUs (GOMAXPROCS) during the cases, beside the broker; the ceilings used all.\n\n",
+				s.ClientProcs, m.NProc)
+		}
 		w("| case | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | of ceiling | Kafka 2014 |\n")
 		w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		row := func(name string, f figures, ratio, kafka string) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/strata-db/strata/client/brokertest"
+	"github.com/strata-db/strata/loadgen/cpuset"
 )
 
 // readyTimeout bounds the wait for a server's readiness line.
@@ -71,14 +72,15 @@ func matchReady(re *regexp.Regexp) readyFunc {
 	}
 }
 
-// startServer runs cmd and waits until a stderr line is its ready line.
-func startServer(cmd *exec.Cmd, ready readyFunc) (*server, error) {
+// startServer runs cmd, on cpus when given, and waits until a stderr line
+// is its ready line.
+func startServer(cmd *exec.Cmd, ready readyFunc, cpus []int) (*server, error) {
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout = nil
-	if err := cmd.Start(); err != nil {
+	if err := startOn(cmd, cpus); err != nil {
 		return nil, err
 	}
 	s := &server{cmd: cmd, exited: make(chan struct{}), log: &lockedBuffer{b: &bytes.Buffer{}}}
@@ -149,11 +151,32 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startBroker runs `strata serve` on a fresh data folder under work.
-func startBroker(ctx context.Context, strata, dataDir string, cores int) (*server, error) {
+// startOn starts cmd on cpus, or on every CPU when cpus is nil.
+func startOn(cmd *exec.Cmd, cpus []int) error {
+	if cpus == nil {
+		return cmd.Start()
+	}
+	return cpuset.StartOn(cmd, cpus)
+}
+
+// combinedOutputOn runs cmd on cpus (nil: every CPU) and returns its
+// stdout and stderr together, as exec.Cmd.CombinedOutput does.
+func combinedOutputOn(cmd *exec.Cmd, cpus []int) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := startOn(cmd, cpus); err != nil {
+		return nil, err
+	}
+	err := cmd.Wait()
+	return out.Bytes(), err
+}
+
+// startBroker runs `strata serve` on a fresh data folder under work, on
+// cpus (nil: every CPU), with cores shards (0: one per CPU it has).
+func startBroker(ctx context.Context, strata, dataDir string, cores int, cpus []int) (*server, error) {
 	cmd := exec.CommandContext(ctx, strata, "serve", "--data-dir", dataDir,
 		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--cores", strconv.Itoa(cores))
-	return startServer(cmd, brokertest.ReadyAddr)
+	return startServer(cmd, brokertest.ReadyAddr, cpus)
 }
 
 // strataRun is the suite under one flush policy.
@@ -173,7 +196,7 @@ func runStrataSuite(ctx context.Context, cfg *config, strata, loadgen, policy st
 		return nil, err
 	}
 	defer os.RemoveAll(dataDir)
-	b, err := startBroker(ctx, strata, dataDir, cfg.cores)
+	b, err := startBroker(ctx, strata, dataDir, cfg.cores, cfg.serverCPUs)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +204,9 @@ func runStrataSuite(ctx context.Context, cfg *config, strata, loadgen, policy st
 	args := []string{"suite", "--brokers", b.addr, "--flush-policy", policy,
 		"--dir", cfg.work, "--json", "--duration", cfg.duration.String(), "--procs", strconv.Itoa(cfg.clientProcs),
 		"--paired-rounds", strconv.Itoa(cfg.pairedRounds)}
+	if cfg.clientCPUs != nil {
+		args = append(args, "--case-cpus", cpuset.Format(cfg.clientCPUs))
+	}
 	if cfg.quick {
 		args = append(args, "--quick")
 	}

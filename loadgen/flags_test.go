@@ -32,6 +32,7 @@ func TestBadCommandLinesFailClearly(t *testing.T) {
 		{[]string{"ceiling", "--mode", "produce", "extra"}, `unknown command "extra"`},
 		{[]string{"suite", "--paired-rounds", "-1"}, "--paired-rounds -1: want 0 to 25"},
 		{[]string{"suite", "--paired-rounds", "26"}, "--paired-rounds 26: want 0 to 25"},
+		{[]string{"suite", "--case-cpus", "1-x"}, `--case-cpus: cpuset: bad CPU list: "1-x"`},
 		{[]string{"nope"}, `unknown command "nope"`},
 	}
 	for _, c := range cases {

@@ -15,12 +15,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-db/strata/client"
+	"github.com/strata-db/strata/loadgen/cpuset"
 )
 
 const (
 	workloadSuite    = "suite"
 	flagQuick        = "quick"
 	flagPairedRounds = "paired-rounds"
+	flagCaseCPUs     = "case-cpus"
 
 	// Ceiling runs of the suite: chunks of the ceiling's default size, and
 	// a cached file big enough to stay out of one chunk's way.
@@ -104,11 +106,13 @@ type suiteReport struct {
 	Acks        string   `json:"acks"`
 	CaseSeconds float64  `json:"case_seconds,omitempty"`
 	// ClientProcs is GOMAXPROCS while the cases ran (--procs).
-	ClientProcs int           `json:"client_procs"`
-	StartedAt   string        `json:"started_at"`
-	Seconds     float64       `json:"seconds"`
-	Ceiling     suiteCeilings `json:"ceiling"`
-	Cases       []suiteCase   `json:"cases"`
+	ClientProcs int `json:"client_procs"`
+	// CaseCPUs is the CPU list the cases ran on (--case-cpus; empty: all).
+	CaseCPUs  string        `json:"case_cpus,omitempty"`
+	StartedAt string        `json:"started_at"`
+	Seconds   float64       `json:"seconds"`
+	Ceiling   suiteCeilings `json:"ceiling"`
+	Cases     []suiteCase   `json:"cases"`
 	// Paired are the goal cases measured again in rounds, each right
 	// after its ceiling (suite_paired.go).
 	Paired []pairedCase `json:"paired,omitempty"`
@@ -120,11 +124,14 @@ type suiteConfig struct {
 	dir   string
 	// pairedRounds is the rounds of each paired case (0: none).
 	pairedRounds int
+	// caseCPUs confines the cases to these CPUs (nil: all).
+	caseCPUs []int
 }
 
 func newSuiteCmd(wf *workloadFlags) *cobra.Command {
 	f := &clientFlags{acks: "1"}
 	var cfg suiteConfig
+	var caseCPUs string
 	const which = withProducer | withConsumer
 	cmd := &cobra.Command{
 		Use:   "suite",
@@ -163,6 +170,13 @@ ceiling. --quick scales everything down to a few seconds in all.
 			if cfg.pairedRounds < 0 || cfg.pairedRounds > suitePairedRoundsMax {
 				return fmt.Errorf("--%s %d: want 0 to %d", flagPairedRounds, cfg.pairedRounds, suitePairedRoundsMax)
 			}
+			if caseCPUs != "" {
+				cpus, err := cpuset.Parse(caseCPUs)
+				if err != nil {
+					return fmt.Errorf("--%s: %w", flagCaseCPUs, err)
+				}
+				cfg.caseCPUs = cpus
+			}
 			if cfg.dir == "" {
 				cfg.dir = os.TempDir()
 			}
@@ -180,6 +194,8 @@ ceiling. --quick scales everything down to a few seconds in all.
 	cmd.Flags().BoolVar(&cfg.quick, flagQuick, false, "scale every case down to a few thousand records (a smoke test)")
 	cmd.Flags().IntVar(&cfg.pairedRounds, flagPairedRounds, suitePairedRoundsDefault,
 		"rounds of produce-1KiB and consume-1KiB, each measured right after its ceiling (0: none)")
+	cmd.Flags().StringVar(&caseCPUs, flagCaseCPUs, "",
+		"CPU list the cases run on, such as 1 or 8-15 (default: all); the ceilings always use every CPU, and --procs defaults to the list's length")
 	cmd.Flags().StringVar(&cfg.dir, flagDir, "", "directory for the ceiling's data file (default: the system temp dir); put it on the broker's file system")
 	cmd.Flags().Lookup(flagTopic).Usage = "prefix of the topics the cases create"
 	return cmd
@@ -194,9 +210,7 @@ type suiteRun struct {
 	stderr io.Writer
 	cl     *client.Client
 	out    *suiteReport
-	// allProcs is GOMAXPROCS as the suite started, which the ceilings
-	// run with.
-	allProcs int
+	cpus   suiteCPUs
 }
 
 func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suiteConfig, stderr io.Writer) (*suiteReport, error) {
@@ -206,7 +220,7 @@ func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suite
 		return nil, fmt.Errorf("dial %v: %w", f.brokers, err)
 	}
 	defer cl.Close()
-	s := &suiteRun{ctx: ctx, wf: wf, f: f, cfg: cfg, stderr: stderr, cl: cl, allProcs: runtime.GOMAXPROCS(0), out: &suiteReport{
+	s := &suiteRun{ctx: ctx, wf: wf, f: f, cfg: cfg, stderr: stderr, cl: cl, out: &suiteReport{
 		Workload:     workloadSuite,
 		Quick:        cfg.quick,
 		Brokers:      f.brokers,
@@ -219,15 +233,23 @@ func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suite
 	if !cfg.quick {
 		s.out.CaseSeconds = wf.duration.Seconds()
 	}
-	// The ceilings measure the machine, with every CPU; --procs applies
-	// to the client's cases only.
+	if err := s.cpus.start(cfg.caseCPUs, f.procs); err != nil {
+		return nil, err
+	}
+	s.out.CaseCPUs = cpuset.Format(cfg.caseCPUs)
+	// The ceilings measure the machine, with every CPU; --procs and
+	// --case-cpus apply to the client's cases only.
 	if err := s.ceilings(); err != nil {
 		return nil, err
 	}
-	restore := f.useProcs()
+	if err := s.cpus.enterCases(); err != nil {
+		return nil, err
+	}
 	s.out.ClientProcs = runtime.GOMAXPROCS(0)
 	err = s.cases()
-	restore()
+	if leaveErr := s.cpus.leaveCases(); err == nil {
+		err = leaveErr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -276,21 +298,12 @@ func (s *suiteRun) ceilingFlags() *workloadFlags {
 // their write-back.
 func (s *suiteRun) settle() { unix.Sync() }
 
-// onAllCPUs runs fn with GOMAXPROCS back at what it was when the suite
-// started: the ceilings measure the machine with every CPU, while
-// --procs applies to the client's cases only.
-func (s *suiteRun) onAllCPUs(fn func() error) error {
-	prev := runtime.GOMAXPROCS(s.allProcs)
-	defer runtime.GOMAXPROCS(prev)
-	return fn()
-}
-
 // ceilingProduce measures the produce ceiling; when names the moment in
 // errors ("before the cases", "in paired round 2").
 func (s *suiteRun) ceilingProduce(when string) (r *report, err error) {
 	pc := &ceilingConfig{mode: modeProduce, batchBytes: defaultBatchBytes, dir: s.cfg.dir}
 	s.settle()
-	err = s.onAllCPUs(func() error {
+	err = s.cpus.onAll(func() error {
 		r, err = measureProduce(s.ctx, s.ceilingFlags(), pc, s.stderr)
 		return err
 	})
@@ -314,7 +327,7 @@ func (s *suiteRun) ceilingFromCache(mode, when string) (r *report, err error) {
 	}
 	cc := &ceilingConfig{mode: mode, batchBytes: defaultBatchBytes, dir: s.cfg.dir, fileBytes: fileBytes}
 	s.settle()
-	err = s.onAllCPUs(func() error {
+	err = s.cpus.onAll(func() error {
 		r, err = measureConsume(s.ctx, s.ceilingFlags(), cc, s.stderr)
 		return err
 	})
@@ -528,8 +541,12 @@ func (r *suiteReport) print(w io.Writer, asJSON bool) error {
 		p.print(w)
 	}
 	fmt.Fprintf(w, "latency: produce cases send to acknowledgement; consume cases per Poll; e2e and produce-and-consume send to receipt\n")
-	fmt.Fprintf(w, "machine: %s, %d CPUs, %s, kernel %s, %s; %.1f s in all; cases with the client on %d CPUs (GOMAXPROCS), ceilings on all\n",
-		r.Hostname, r.NProc, r.CPUModel, r.KernelRelease, r.GoVersion, r.Seconds, r.ClientProcs)
+	onCPUs := ""
+	if r.CaseCPUs != "" {
+		onCPUs = ", confined to CPUs " + r.CaseCPUs
+	}
+	fmt.Fprintf(w, "machine: %s, %d CPUs, %s, kernel %s, %s; %.1f s in all; cases with the client on %d CPUs (GOMAXPROCS)%s, ceilings on all\n",
+		r.Hostname, r.NProc, r.CPUModel, r.KernelRelease, r.GoVersion, r.Seconds, r.ClientProcs, onCPUs)
 	if !asJSON {
 		return nil
 	}

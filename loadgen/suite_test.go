@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/strata-db/strata/loadgen/cpuset"
 )
 
 // suiteJSON is the part of the suite's JSON the test checks.
@@ -12,6 +15,7 @@ type suiteJSON struct {
 	Workload    string `json:"workload"`
 	Quick       bool   `json:"quick"`
 	ClientProcs int    `json:"client_procs"`
+	CaseCPUs    string `json:"case_cpus"`
 	Ceiling     struct {
 		Produce json.RawMessage `json:"produce"`
 		Consume json.RawMessage `json:"consume"`
@@ -53,8 +57,15 @@ func decodeReport(t *testing.T, raw json.RawMessage) map[string]any {
 
 func TestSuiteQuick(t *testing.T) {
 	b := startBroker(t)
+	allowed, err := cpuset.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cases on the last CPU, with GOMAXPROCS following the list.
+	caseCPUs := cpuset.Format(allowed[len(allowed)-1:])
+	procsBefore := runtime.GOMAXPROCS(0)
 	stdout, stderr, code := loadgenRun(t, "suite", "--quick", "--brokers", b.Addr, "--topic", "smoke",
-		"--dir", t.TempDir(), "--json", "--procs", "1", "--paired-rounds", "2")
+		"--dir", t.TempDir(), "--json", "--case-cpus", caseCPUs, "--paired-rounds", "2")
 	if code != exitOK {
 		t.Fatalf("suite: exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
@@ -64,8 +75,14 @@ func TestSuiteQuick(t *testing.T) {
 		t.Fatalf("last line is not the suite's JSON: %v", err)
 	}
 	checkSuite(t, s)
-	if s.ClientProcs != 1 {
-		t.Errorf("client_procs = %d, want 1", s.ClientProcs)
+	if s.ClientProcs != 1 || s.CaseCPUs != caseCPUs {
+		t.Errorf("client_procs = %d, case_cpus %q; want 1, %q", s.ClientProcs, s.CaseCPUs, caseCPUs)
+	}
+	if now, err := cpuset.Allowed(); err != nil || cpuset.Format(now) != cpuset.Format(allowed) {
+		t.Errorf("after the suite this thread may run on %v (%v), want %v as before", now, err, allowed)
+	}
+	if procs := runtime.GOMAXPROCS(0); procs != procsBefore {
+		t.Errorf("GOMAXPROCS %d after the suite, want %d again", procs, procsBefore)
 	}
 	for _, want := range []string{"ceiling produce", "produce-100B", "e2e-1KiB", "of ceiling", "ceiling consume after",
 		"paired consume-1KiB: median", "paired produce-1KiB: median"} {
