@@ -129,3 +129,12 @@ func (r *Ring) RegisterEventFD(fd int) error {
 	_, err := r.register(registerEventFD, unsafe.Pointer(&v), 1)
 	return err
 }
+
+// RegisterIOWQAffinity confines the ring's io-wq workers, the kernel
+// threads that run what cannot complete inline (every SPLICE among them),
+// to the CPUs in set (IORING_REGISTER_IOWQ_AFF). Without it they may run on
+// any CPU of the process's cpuset, whatever its scheduler affinity.
+func (r *Ring) RegisterIOWQAffinity(set *unix.CPUSet) error {
+	_, err := r.register(registerIOWQAff, unsafe.Pointer(set), uint32(unsafe.Sizeof(*set)))
+	return err
+}

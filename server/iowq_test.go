@@ -1,0 +1,109 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ioWorkers lists the io-wq worker threads of this process by thread id
+// and name (iou-wrk-<id of the thread that set up the ring>).
+func ioWorkers(t *testing.T) map[string]string {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers := map[string]string{}
+	for _, task := range tasks {
+		comm, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "comm"))
+		if name := strings.TrimSpace(string(comm)); err == nil && strings.HasPrefix(name, "iou-wrk-") {
+			workers[task.Name()] = name
+		}
+	}
+	return workers
+}
+
+// ioWorkerMasks returns the CPU masks of the io-wq workers of the thread
+// creator (its rings share one io-wq).
+func ioWorkerMasks(t *testing.T, creator int) []unix.CPUSet {
+	t.Helper()
+	var masks []unix.CPUSet
+	name := "iou-wrk-" + strconv.Itoa(creator)
+	for task, comm := range ioWorkers(t) {
+		if comm != name {
+			continue
+		}
+		tid, _ := strconv.Atoi(task)
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err == nil {
+			masks = append(masks, set)
+		}
+	}
+	return masks
+}
+
+// TestPinnedShardKeepsItsIOWorkersOnItsCPU: a pinned shard's splices run
+// in io-wq workers that may use only the shard's CPU, not every CPU of
+// the process's cpuset, which the kernel would give them otherwise.
+func TestPinnedShardKeepsItsIOWorkersOnItsCPU(t *testing.T) {
+	cpus, err := allowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, data := spanFile(t, 256<<10)
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Pin: true, Handler: spanHandler{fd: int(f.Fd())},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	// The rings a thread sets up share its io-wq, and workers it already
+	// had keep the CPUs they were started with until they exit, idle, a
+	// few seconds later. The shard's thread may have served an earlier
+	// ring (a thread goes back to the runtime when an unpinned shard
+	// ends): its old workers are waited out, so the splice below starts a
+	// worker of its own.
+	shardTID := int(s.shards[0].tid.Load())
+	deadline := time.Now().Add(30 * time.Second)
+	for len(ioWorkerMasks(t, shardTID)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("io-wq workers of the shard's thread from before the shard did not exit")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c := dial(t, s)
+	spans := [][2]int64{{100, 200 << 10}}
+	if _, err := c.Write(spanRequest(spans)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readFrame(c); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, spans[0][1])
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, data[100:100+200<<10]) {
+		t.Fatalf("spliced bytes differ (%v)", err)
+	}
+	// The workers linger for seconds after their work.
+	masks := ioWorkerMasks(t, shardTID)
+	if len(masks) == 0 {
+		t.Fatal("no io-wq worker of the shard's ring after a splice")
+	}
+	for _, m := range masks {
+		if m.Count() != 1 || !m.IsSet(cpus[0]) {
+			t.Errorf("an io-wq worker of the shard pinned to CPU %d may run on %d CPUs", cpus[0], m.Count())
+		}
+	}
+}
