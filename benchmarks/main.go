@@ -66,8 +66,13 @@ type config struct {
 	// goal cases measured each right after its ceiling.
 	pairedRounds int
 	quick        bool
-	peer         bool
-	peerMsgs     peerMessages
+	// shardCounts, from --scaling, runs the shard scaling sweep instead
+	// of the suites and the peer.
+	shardCounts []int
+	// prebuilt uses the binaries in bin as they are (a machine without Go).
+	prebuilt bool
+	peer     bool
+	peerMsgs peerMessages
 }
 
 func main() {
@@ -101,6 +106,10 @@ func parseFlags(args []string) (*config, error) {
 		"CPUs loadgen's client may use at once during the cases (GOMAXPROCS; -1: the client's CPUs when split, else half the CPUs, at least 1; 0: all)")
 	fs.IntVar(&cfg.pairedRounds, "paired-rounds", defaultPairedRounds,
 		"rounds of produce-1KiB and consume-1KiB measured each right after its ceiling, which the goals are judged on (0: none)")
+	var scaling string
+	fs.StringVar(&scaling, "scaling", "",
+		"shard counts, such as 1,2,4,8: measure how produce and consume throughput grow with the broker's shards, instead of the suites and the peer")
+	fs.BoolVar(&cfg.prebuilt, "prebuilt", false, "use strata and loadgen in --bin as they are instead of building them (for a machine without Go)")
 	fs.BoolVar(&cfg.quick, "quick", false, "scale every run down to seconds (the smoke test)")
 	fs.BoolVar(&cfg.peer, "peer", true, "install and measure the peer, NATS JetStream")
 	fs.Int64Var(&cfg.peerMsgs.small, "peer-msgs-small", defaultPeerMsgsSmall, "messages per 100 B peer run")
@@ -127,6 +136,13 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if err := cfg.splitCPUs(clientCPUs); err != nil {
 		return nil, err
+	}
+	if scaling != "" {
+		counts, err := parseShardCounts(scaling)
+		if err != nil {
+			return nil, err
+		}
+		cfg.shardCounts = counts
 	}
 	if cfg.clientProcs < 0 {
 		cfg.clientProcs = max(1, runtime.NumCPU()/2)
@@ -174,7 +190,7 @@ func run(ctx context.Context, args []string) error {
 		defer os.RemoveAll(dir)
 		cfg.work = dir
 	}
-	strata, loadgen, err := buildBinaries(ctx, cfg.bin)
+	strata, loadgen, err := buildBinaries(ctx, cfg.bin, cfg.prebuilt)
 	if err != nil {
 		return err
 	}
@@ -195,6 +211,12 @@ func run(ctx context.Context, args []string) error {
 	}
 	if res.BrokerShards == 0 {
 		res.BrokerShards = runtime.NumCPU()
+	}
+	if cfg.shardCounts != nil {
+		if res.Scaling, err = runScaling(ctx, cfg, strata, loadgen); err != nil {
+			return fmt.Errorf("scaling: %w", err)
+		}
+		cfg.policies, cfg.peer = nil, false
 	}
 	for _, policy := range cfg.policies {
 		logf("strata: suite under flush policy %s", policy)

@@ -147,11 +147,14 @@ type results struct {
 	ClientCPUs string `json:"client_cpus,omitempty"`
 	// BrokerShards is the broker's shard count (--cores, or one per CPU
 	// it has).
-	BrokerShards int          `json:"broker_shards"`
-	Strata       []strataRun  `json:"strata"`
-	Peer         *peerResult  `json:"peer,omitempty"`
-	Comparisons  []comparison `json:"comparisons,omitempty"`
-	Goals        []goal       `json:"goals"`
+	BrokerShards int         `json:"broker_shards"`
+	Strata       []strataRun `json:"strata"`
+	Peer         *peerResult `json:"peer,omitempty"`
+	// Scaling is the shard scaling sweep (--scaling), run instead of the
+	// suites and the peer.
+	Scaling     *scalingResult `json:"scaling,omitempty"`
+	Comparisons []comparison   `json:"comparisons,omitempty"`
+	Goals       []goal         `json:"goals"`
 }
 
 // peerPairs are the Strata cases and the peer runs closest to them.
@@ -216,6 +219,9 @@ func (r *results) compare() {
 				fmt.Sprintf("p99 %.3f ms at %.1f MB/s", c.Result.P99Ms, c.Result.MBPerSec),
 				c.Result.P99Ms < goalE2EP99Ms && atRate})
 		}
+	}
+	if r.Scaling != nil {
+		r.Goals = append(r.Goals, r.Scaling.goals()...)
 	}
 	for _, c := range r.Comparisons {
 		r.Goals = append(r.Goals, goal{"each case >= 5x the peer (" + c.StrataCase + " / " + c.PeerRun + ")", c.FlushPolicy,
@@ -383,6 +389,9 @@ func (r *results) markdown() string {
 		w("\n")
 	}
 
+	if r.Scaling != nil {
+		r.Scaling.markdown(w)
+	}
 	w("## Goals\n\n| goal | flush policy | measured | |\n| --- | --- | --- | --- |\n")
 	for _, g := range r.Goals {
 		w("| %s | %s | %s | %s |\n", g.Goal, g.FlushPolicy, g.Measured, yesNo(g.Met))

@@ -29,12 +29,20 @@ const readyTimeout = 60 * time.Second
 const stopTimeout = 30 * time.Second
 
 // buildBinaries builds the broker and the load generator into dir.
-func buildBinaries(ctx context.Context, dir string) (strata, loadgen string, err error) {
+func buildBinaries(ctx context.Context, dir string, prebuilt bool) (strata, loadgen string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", err
 	}
 	strata, _ = filepath.Abs(filepath.Join(dir, "strata"))
 	loadgen, _ = filepath.Abs(filepath.Join(dir, "loadgen"))
+	if prebuilt {
+		for _, bin := range []string{strata, loadgen} {
+			if _, err := os.Stat(bin); err != nil {
+				return "", "", fmt.Errorf("--prebuilt: %w", err)
+			}
+		}
+		return strata, loadgen, nil
+	}
 	for bin, pkg := range map[string]string{strata: "./cmd/strata", loadgen: "./loadgen"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 		if out, err := cmd.CombinedOutput(); err != nil {
