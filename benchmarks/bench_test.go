@@ -17,30 +17,7 @@ import (
 // writes the results files. The test checks that the files hold consistent
 // counts, not what the figures are.
 func TestQuickBenchmark(t *testing.T) {
-	// The test runs in benchmarks/; the build needs the module root.
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(root)
-	out := t.TempDir()
-	err = run(t.Context(), []string{"--quick", "--peer=false", "--out", out, "--label", "smoke test",
-		"--bin", t.TempDir(), "--cores", "2"})
-	if err != nil {
-		t.Fatalf("benchmark: %v", err)
-	}
-	matches, err := filepath.Glob(filepath.Join(out, "*-smoke-test.json"))
-	if err != nil || len(matches) != 1 {
-		t.Fatalf("results JSON: %v %v", matches, err)
-	}
-	data, err := os.ReadFile(matches[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res results
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatalf("results JSON: %v", err)
-	}
+	res, mdPath := runQuick(t, "smoke test", "--peer=false", "--cores", "2")
 	if !res.Quick || res.Peer != nil || res.Machine.NProc < 1 {
 		t.Errorf("quick %v peer %v nproc %d, want true, none, >= 1", res.Quick, res.Peer, res.Machine.NProc)
 	}
@@ -83,7 +60,7 @@ func TestQuickBenchmark(t *testing.T) {
 		}
 	}
 
-	md, err := os.ReadFile(strings.TrimSuffix(matches[0], ".json") + ".md")
+	md, err := os.ReadFile(mdPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +70,36 @@ func TestQuickBenchmark(t *testing.T) {
 			t.Errorf("results Markdown lacks %q", want)
 		}
 	}
+}
+
+// runQuick runs the benchmark at --quick scale with args, in the module
+// root (the build needs it), into a folder of its own, and returns the
+// results and the path of their Markdown.
+func runQuick(t *testing.T, label string, args ...string) (*results, string) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	out := t.TempDir()
+	args = append([]string{"--quick", "--out", out, "--label", label, "--bin", t.TempDir()}, args...)
+	if err := run(t.Context(), args); err != nil {
+		t.Fatalf("benchmark: %v", err)
+	}
+	matches, err := filepath.Glob(filepath.Join(out, "*-"+sanitizeLabel(label)+".json"))
+	if err != nil || len(matches) != 1 {
+		t.Fatalf("results JSON: %v %v", matches, err)
+	}
+	data, err := os.ReadFile(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("results JSON: %v", err)
+	}
+	return &res, strings.TrimSuffix(matches[0], ".json") + ".md"
 }
 
 // checkSuiteCounts asserts that one suite's counts agree with each other.

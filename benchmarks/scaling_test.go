@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,29 +14,7 @@ import (
 // checks that each point produced and read back its records, on the CPUs
 // it names, with linearities against the first point.
 func TestQuickScaling(t *testing.T) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(root)
-	out := t.TempDir()
-	err = run(t.Context(), []string{"--quick", "--scaling", "1,2", "--client-cpus", "0", "--out", out,
-		"--label", "scaling smoke", "--bin", t.TempDir()})
-	if err != nil {
-		t.Fatalf("benchmark: %v", err)
-	}
-	matches, err := filepath.Glob(filepath.Join(out, "*-scaling-smoke.json"))
-	if err != nil || len(matches) != 1 {
-		t.Fatalf("results JSON: %v %v", matches, err)
-	}
-	data, err := os.ReadFile(matches[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res results
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, mdPath := runQuick(t, "scaling smoke", "--scaling", "1,2", "--client-cpus", "0")
 	if res.Scaling == nil || len(res.Scaling.Points) != 2 || len(res.Strata) != 0 || res.Peer != nil {
 		t.Fatalf("scaling %+v, %d suites, peer %v: want two points and nothing else", res.Scaling, len(res.Strata), res.Peer)
 	}
@@ -63,7 +39,7 @@ func TestQuickScaling(t *testing.T) {
 			t.Errorf("%d shards: consume linearity %v, want %v", n, p.ConsumeLinearity, want)
 		}
 	}
-	md, err := os.ReadFile(strings.TrimSuffix(matches[0], ".json") + ".md")
+	md, err := os.ReadFile(mdPath)
 	if err != nil {
 		t.Fatal(err)
 	}

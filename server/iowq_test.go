@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,16 +59,7 @@ func TestPinnedShardKeepsItsIOWorkersOnItsCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, data := spanFile(t, 256<<10)
-	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Pin: true, Handler: spanHandler{fd: int(f.Fd())},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := startServerWith(t, Config{Cores: 1, Pin: true, Handler: spanHandler{fd: int(f.Fd())}})
 	// The rings a thread sets up share its io-wq, and workers it already
 	// had keep the CPUs they were started with until they exit, idle, a
 	// few seconds later. The shard's thread may have served an earlier
