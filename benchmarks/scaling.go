@@ -17,14 +17,16 @@ import (
 )
 
 // Shard scaling (--scaling 1,2,4,8): for each shard count N, a broker with
-// N shards on N CPUs of its own takes 1 KiB records from producers, then
+// N shards pinned to N CPUs takes 1 KiB records from producers, then
 // serves them to consumers reading the topic from its start, and each
 // throughput is compared with N times the throughput at the first count.
 // The load grows with N (per shard: scalingProducersPerShard producers and
 // as many consumers, scalingPartitionsPerShard partitions), so that a
 // broker that scales keeps every shard as busy as the one shard was; the
 // client's CPUs stay the same for every N, so a client that cannot keep up
-// shows as the broker falling short.
+// shows as the broker falling short. On a split machine (--client-cpus,
+// the default) the broker's CPUs are its own; with --client-cpus 0 the
+// client runs on every CPU, the broker's too, and the sweep says so.
 const (
 	scalingProducersPerShard  = 2
 	scalingPartitionsPerShard = 8
@@ -230,10 +232,14 @@ func (r *scalingResult) goals() []goal {
 // markdown writes the sweep's table.
 func (r *scalingResult) markdown(w func(string, ...any)) {
 	w("## Shard scaling\n\n")
-	w("Each shard count runs a fresh broker on CPUs of its own; the client ran on CPUs %s for every count. "+
+	where := "CPUs of its own"
+	if r.ClientCPUs == "all" {
+		where = "the CPUs named below, which the client shared (it ran on every CPU)"
+	}
+	w("Each shard count runs a fresh broker pinned to %s; the client ran on CPUs %s for every count. "+
 		"%d B records, flush policy `%s`, acks 1; per shard %d producers, as many consumers and %d partitions. "+
 		"Linearity is MB/s over the first count's MB/s times the shard ratio (1 is linear).\n\n",
-		r.ClientCPUs, r.RecordBytes, r.FlushPolicy, scalingProducersPerShard, scalingPartitionsPerShard)
+		where, r.ClientCPUs, r.RecordBytes, r.FlushPolicy, scalingProducersPerShard, scalingPartitionsPerShard)
 	w("| shards | broker CPUs | produce MB/s | produce linearity | produce p99 ms | consume MB/s | consume linearity |\n")
 	w("| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, p := range r.Points {

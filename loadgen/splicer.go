@@ -34,6 +34,8 @@ type splicer struct {
 	reqs    chan spliceReq
 	replies chan error
 	sock    *ringSocket
+	// done is closed when the ring's goroutine has closed the ring.
+	done chan struct{}
 }
 
 type spliceReq struct {
@@ -75,7 +77,7 @@ func newSplicer(conn *net.TCPConn, fileFd int) (*splicer, error) {
 		return nil, fmt.Errorf("pipe size %d: %v", size, err)
 	}
 	rs.chunk = int64(size - page)
-	s := &splicer{reqs: make(chan spliceReq), replies: make(chan error), sock: rs}
+	s := &splicer{reqs: make(chan spliceReq), replies: make(chan error), sock: rs, done: make(chan struct{})}
 	ready := make(chan error)
 	go s.run(ready)
 	if err := <-ready; err != nil {
@@ -93,6 +95,7 @@ func (rs *ringSocket) closeFds() {
 
 // run owns the ring until the requests end.
 func (s *splicer) run(ready chan<- error) {
+	defer close(s.done)
 	// The thread is never unlocked: it ends with the goroutine, and the
 	// ring (SINGLE_ISSUER) with it.
 	runtime.LockOSThread()
@@ -120,8 +123,11 @@ func (s *splicer) send(n int) error {
 func (s *splicer) offset() int64 { return s.off }
 func (s *splicer) rewind()       { s.off = 0 }
 
+// close ends the ring's goroutine and waits until it has closed the ring,
+// so that no splice of this splicer is still running when it returns.
 func (s *splicer) close() error {
 	close(s.reqs)
+	<-s.done
 	s.sock.closeFds()
 	return nil
 }

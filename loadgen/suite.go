@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -243,7 +244,7 @@ func runSuite(ctx context.Context, wf *workloadFlags, f *clientFlags, cfg *suite
 		return nil, err
 	}
 	if err := s.cpus.enterCases(); err != nil {
-		return nil, err
+		return nil, errors.Join(err, s.cpus.leaveCases())
 	}
 	s.out.ClientProcs = runtime.GOMAXPROCS(0)
 	err = s.cases()
@@ -293,9 +294,9 @@ func (s *suiteRun) ceilingFlags() *workloadFlags {
 
 // settle writes back the dirty pages that earlier measures left (sync(2))
 // before the next one starts. The kernel would otherwise flush them while
-// that one runs: a produce case under flush policy never leaves gigabytes
-// behind, and a consume case that only reads the page cache would pay for
-// their write-back.
+// that one runs: a produce case under flush policy `never` leaves
+// gigabytes of dirty pages, and a consume case that only reads the page
+// cache would pay for their write-back.
 func (s *suiteRun) settle() { unix.Sync() }
 
 // ceilingProduce measures the produce ceiling; when names the moment in

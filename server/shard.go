@@ -1150,10 +1150,10 @@ func (sh *Shard) closeIfAnswered(c *conn) {
 }
 
 // confineIOWQ keeps the ring's io-wq workers on the shard's CPU when it is
-// pinned, else on the CPUs the process may use. The kernel gives them the
-// process's cpuset, not its scheduler affinity, so without this a broker
-// confined to some CPUs (taskset, or --pin) would still splice and write
-// on the others.
+// pinned, else on the CPUs the process may use. The kernel does not give
+// them the scheduler affinity of the thread or the process (6.18 gives
+// the process's cpuset), so without this a broker confined to some CPUs
+// (taskset, or --pin) would still splice and write on the others.
 func (sh *Shard) confineIOWQ() error {
 	var set unix.CPUSet
 	if sh.cpu >= 0 {

@@ -32,10 +32,11 @@ const cpusMax = 1024
 // Parse build a huge list.
 const listBytesMax = 4096
 
-// confinePasses is how many times Confine walks the process's threads: a
-// thread the runtime starts during the first walk inherits the mask of
-// the thread that started it, which the second walk has set.
-const confinePasses = 2
+// confinePassesMax bounds Confine's walks over the process's threads. A
+// thread started during a walk inherits the mask of the thread that
+// started it, which the walk may not have set yet; walks repeat until one
+// finds no thread the walks before it had not seen.
+const confinePassesMax = 16
 
 // ErrSyntax is wrapped by every error Parse returns.
 var ErrSyntax = errors.New("cpuset: bad CPU list")
@@ -148,14 +149,23 @@ func Confine(cpus []int) error {
 	if err != nil {
 		return err
 	}
-	for range confinePasses {
+	seen := map[int]bool{}
+	for range confinePassesMax {
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
 			return fmt.Errorf("cpuset: threads of this process: %w", err)
 		}
+		fresh := false
 		for _, t := range tasks {
 			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
+			if err != nil || seen[tid] {
+				continue
+			}
+			seen[tid], fresh = true, true
+			if ioWorker(tid) {
+				// io_uring's workers take their CPUs from their ring
+				// (IORING_REGISTER_IOWQ_AFF), and older kernels refuse
+				// to move them.
 				continue
 			}
 			// A thread that has exited since the listing is no matter.
@@ -163,8 +173,18 @@ func Confine(cpus []int) error {
 				return fmt.Errorf("cpuset: confine thread %d to CPUs %s: %w", tid, Format(cpus), err)
 			}
 		}
+		if !fresh {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("cpuset: threads kept starting through %d walks", confinePassesMax)
+}
+
+// ioWorker reports whether thread tid of this process is an io_uring
+// worker (iou-wrk-*, iou-sqp-*).
+func ioWorker(tid int) bool {
+	comm, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/comm")
+	return err == nil && strings.HasPrefix(string(comm), "iou-")
 }
 
 // StartOn starts cmd with its process (and every thread it starts)
