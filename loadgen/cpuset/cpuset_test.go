@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-db/strata/ring"
 )
 
 func TestParseAndFormat(t *testing.T) {
@@ -60,8 +62,33 @@ func TestSplit(t *testing.T) {
 	}
 }
 
-// threadMasks returns the CPU list of every thread of this process.
+// threadMasks returns the CPU list of every thread of this process but
+// io_uring's workers (ioWorkerMasks).
 func threadMasks(t *testing.T) map[int]string {
+	t.Helper()
+	masks := allThreadMasks(t)
+	for tid := range masks {
+		if ioWorker(tid) {
+			delete(masks, tid)
+		}
+	}
+	return masks
+}
+
+// ioWorkerMasks returns the CPU list of every io_uring worker thread of
+// this process.
+func ioWorkerMasks(t *testing.T) map[int]string {
+	t.Helper()
+	masks := allThreadMasks(t)
+	for tid := range masks {
+		if !ioWorker(tid) {
+			delete(masks, tid)
+		}
+	}
+	return masks
+}
+
+func allThreadMasks(t *testing.T) map[int]string {
 	t.Helper()
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
@@ -153,5 +180,66 @@ func TestStartOnConfinesTheChildOnly(t *testing.T) {
 	}
 	if err := StartOn(exec.Command("true"), nil); err == nil {
 		t.Error("StartOn with no CPUs succeeded")
+	}
+}
+
+// TestConfineLeavesIOWorkersAlone: io_uring's workers take their CPUs from
+// their ring, and kernels before about 6.2 refuse to move them, so Confine
+// skips them. A SPLICE (always run by a worker) starts one here.
+func TestConfineLeavesIOWorkersAlone(t *testing.T) {
+	allowed, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r, err := ring.New(8, ring.Options{Flags: ring.ShardFlags, CQEntries: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f, err := os.CreateTemp(t.TempDir(), "splice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	sqe := r.GetSQE()
+	sqe.PrepSplice(int(f.Fd()), 0, p[1], -1, 4096, unix.SPLICE_F_MOVE)
+	if _, err := r.SubmitAndWait(1); err != nil {
+		t.Fatal(err)
+	}
+	cqe, err := r.WaitCQE()
+	if err != nil || cqe.Res != 4096 {
+		t.Fatalf("splice: %v %+v", err, cqe)
+	}
+	r.CQESeen()
+
+	last := allowed[len(allowed)-1:]
+	if err := Confine(last); err != nil {
+		t.Fatal(err)
+	}
+	defer Confine(allowed)
+	for tid, mask := range threadMasks(t) {
+		if mask != Format(last) {
+			t.Errorf("thread %d may run on %s after Confine(%s)", tid, mask, Format(last))
+		}
+	}
+	workers := ioWorkerMasks(t)
+	if len(workers) == 0 {
+		t.Error("no io_uring worker after a splice")
+	}
+	for tid, mask := range workers {
+		if mask != Format(allowed) {
+			t.Errorf("io_uring worker %d was moved to %s", tid, mask)
+		}
 	}
 }
