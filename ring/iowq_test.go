@@ -2,6 +2,7 @@ package ring
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,7 +15,17 @@ import (
 // worker that runs a SPLICE (always punted to io-wq) may run only on the
 // CPUs given. The ring's workers are the threads of this process named
 // iou-wrk-<tid of the ring's creator>.
+//
+// It runs in a process of its own (the test binary started again): the
+// rings a thread sets up share its io-wq, whose workers keep the CPUs
+// they were started with, and the last of them stays while the thread
+// lives; a worker an earlier test's ring left on this thread could run
+// the splice.
 func TestIOWQAffinityConfinesWorkers(t *testing.T) {
+	if os.Getenv(childTestEnv) == "" {
+		runInChild(t, "TestIOWQAffinityConfinesWorkers")
+		return
+	}
 	r := newShardRing(t, 8)
 	creator := unix.Gettid()
 	var allowed unix.CPUSet
@@ -32,13 +43,6 @@ func TestIOWQAffinityConfinesWorkers(t *testing.T) {
 	if err := r.RegisterIOWQAffinity(&one); err != nil {
 		t.Fatalf("RegisterIOWQAffinity: %v", err)
 	}
-	// The mask belongs to this thread's io-wq, which outlives the ring:
-	// it is given back before the thread goes back to the runtime.
-	t.Cleanup(func() {
-		if err := r.RegisterIOWQAffinity(&allowed); err != nil {
-			t.Errorf("RegisterIOWQAffinity back to every CPU: %v", err)
-		}
-	})
 
 	f := tempFile(t)
 	if _, err := f.WriteAt(make([]byte, 4096), 0); err != nil {
@@ -74,5 +78,20 @@ func TestIOWQAffinityConfinesWorkers(t *testing.T) {
 	}
 	if workers == 0 {
 		t.Fatalf("no io-wq worker named %s after a splice", name)
+	}
+}
+
+// childTestEnv, set, tells the test binary it runs one test for a parent.
+const childTestEnv = "STRATA_TEST_CHILD"
+
+// runInChild runs the test named name alone in a new process of the test
+// binary and fails unless it passes there.
+func runInChild(t *testing.T, name string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childTestEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s in a process of its own: %v\n%s", name, err, out)
 	}
 }

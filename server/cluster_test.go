@@ -23,6 +23,9 @@ import (
 var strataBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childTestEnv) != "" {
+		os.Exit(m.Run()) // one test for a parent; it runs no strata process
+	}
 	dir, err := brokertest.TempDir()
 	if err == nil {
 		strataBin, err = brokertest.Build(dir)
@@ -63,28 +66,36 @@ type testCluster struct {
 	nodes map[int32]*clusterNode
 }
 
-// freePort reserves a loopback port and frees it for a process to take.
-func freePort(t *testing.T) string {
+// freePorts reserves n distinct loopback ports, all held until every one
+// is taken, and frees them for the nodes to bind. Every port a node binds
+// comes from here: a node listening on port 0 could be given another
+// node's controller port while that one is free and not yet bound.
+func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 func newTestCluster(t *testing.T, size int) *testCluster {
 	c := &testCluster{t: t, nodes: map[int32]*clusterNode{}}
+	ports := freePorts(t, 2*size)
 	var voters []string
 	for id := int32(1); id <= int32(size); id++ {
-		voters = append(voters, fmt.Sprintf("%d@%s", id, freePort(t)))
+		voters = append(voters, fmt.Sprintf("%d@%s", id, ports[id-1]))
 	}
 	base := t.TempDir()
 	for id := int32(1); id <= int32(size); id++ {
 		c.nodes[id] = &clusterNode{id: id, args: []string{"serve",
 			"--node-id", fmt.Sprint(id), "--controller-voters", strings.Join(voters, ","),
-			"--data-dir", filepath.Join(base, fmt.Sprint(id)), "--listen", "127.0.0.1:0", "--admin", "",
+			"--data-dir", filepath.Join(base, fmt.Sprint(id)), "--listen", ports[size+int(id)-1], "--admin", "",
 			"--cores", "1", "--pin=false", "--log-level", "info",
 			"--heartbeat-interval", clusterHeartbeat, "--session-timeout", clusterSession}}
 	}

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,27 +53,24 @@ func ioWorkerMasks(t *testing.T, creator int) []unix.CPUSet {
 // TestPinnedShardKeepsItsIOWorkersOnItsCPU: a pinned shard's splices run
 // in io-wq workers that may use only the shard's CPU, not every CPU of
 // the process's cpuset, which the kernel would give them otherwise.
+//
+// It runs in a process of its own (the test binary started again): the
+// rings a thread sets up share its io-wq, whose workers keep the CPUs
+// they were started with, and the last of them stays while the thread
+// lives. A shard on a thread that had served an earlier test's ring could
+// splice through such a worker; a fresh process has none.
 func TestPinnedShardKeepsItsIOWorkersOnItsCPU(t *testing.T) {
+	if os.Getenv(childTestEnv) == "" {
+		runInChild(t, "TestPinnedShardKeepsItsIOWorkersOnItsCPU")
+		return
+	}
 	cpus, err := allowedCPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f, data := spanFile(t, 256<<10)
 	s := startServerWith(t, Config{Cores: 1, Pin: true, Handler: spanHandler{fd: int(f.Fd())}})
-	// The rings a thread sets up share its io-wq, and workers it already
-	// had keep the CPUs they were started with until they exit, idle, a
-	// few seconds later. The shard's thread may have served an earlier
-	// ring (a thread goes back to the runtime when an unpinned shard
-	// ends): its old workers are waited out, so the splice below starts a
-	// worker of its own.
 	shardTID := int(s.shards[0].tid.Load())
-	deadline := time.Now().Add(30 * time.Second)
-	for len(ioWorkerMasks(t, shardTID)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("io-wq workers of the shard's thread from before the shard did not exit")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	c := dial(t, s)
 	spans := [][2]int64{{100, 200 << 10}}
 	if _, err := c.Write(spanRequest(spans)); err != nil {
@@ -95,5 +92,21 @@ func TestPinnedShardKeepsItsIOWorkersOnItsCPU(t *testing.T) {
 		if m.Count() != 1 || !m.IsSet(cpus[0]) {
 			t.Errorf("an io-wq worker of the shard pinned to CPU %d may run on %d CPUs", cpus[0], m.Count())
 		}
+	}
+}
+
+// childTestEnv, set, tells the test binary it runs one test for a parent
+// (runInChild): TestMain skips building the strata binary.
+const childTestEnv = "STRATA_TEST_CHILD"
+
+// runInChild runs the test named name alone in a new process of the test
+// binary and fails unless it passes there.
+func runInChild(t *testing.T, name string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childTestEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s in a process of its own: %v\n%s", name, err, out)
 	}
 }
