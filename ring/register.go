@@ -129,16 +129,3 @@ func (r *Ring) RegisterEventFD(fd int) error {
 	_, err := r.register(registerEventFD, unsafe.Pointer(&v), 1)
 	return err
 }
-
-// RegisterIOWQAffinity confines the ring's io-wq workers, the kernel
-// threads that run what cannot complete inline (every SPLICE among them),
-// to the CPUs in set (IORING_REGISTER_IOWQ_AFF). Without it they do not
-// follow the scheduler affinity of the thread that set up the ring: the
-// kernel gives them the process's cpuset (6.18, the kernel measured here;
-// older kernels the NUMA node's CPUs or every CPU). A thread's rings share
-// one io-wq, and workers it already has keep the CPUs they started with
-// until they exit.
-func (r *Ring) RegisterIOWQAffinity(set *unix.CPUSet) error {
-	_, err := r.register(registerIOWQAff, unsafe.Pointer(set), uint32(unsafe.Sizeof(*set)))
-	return err
-}

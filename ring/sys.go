@@ -214,7 +214,6 @@ const (
 	unregisterEventFD   = 5
 	registerFilesUpdate = 6
 	registerProbe       = 8
-	registerIOWQAff     = 17
 	registerRingFDs     = 20
 	unregisterRingFDs   = 21
 	registerPbufRing    = 22

@@ -256,11 +256,6 @@ func (sh *Shard) setup() error {
 		return fmt.Errorf("shard %d: io_uring setup: %w", sh.id, err)
 	}
 	sh.r = r
-	if err := sh.confineIOWQ(); err != nil {
-		// A kernel before 5.14 has no IOWQ_AFF: the workers then run
-		// wherever the kernel puts them, as before.
-		sh.log.Warn("io-wq workers not confined", "shard", sh.id, "err", err)
-	}
 	sh.bufs, err = r.NewBufRing(recvGroupID, recvBufferCount, recvBufferBytes)
 	if err != nil {
 		return fmt.Errorf("shard %d: receive buffers: %w", sh.id, err)
@@ -1147,23 +1142,4 @@ func (sh *Shard) closeIfAnswered(c *conn) {
 	if c.state == connOpen && c.inflight() == 0 && !c.sending {
 		sh.closeConn(c)
 	}
-}
-
-// confineIOWQ keeps the ring's io-wq workers on the shard's CPU when it is
-// pinned, else on the CPUs the process may use. The kernel does not give
-// them the scheduler affinity of the thread or the process (6.18 gives
-// the process's cpuset), so without this a broker confined to some CPUs
-// (taskset, or --pin) would still splice and write on the others.
-func (sh *Shard) confineIOWQ() error {
-	var set unix.CPUSet
-	if sh.cpu >= 0 {
-		set.Zero()
-		set.Set(sh.cpu)
-	} else if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return fmt.Errorf("shard %d: cpu affinity: %w", sh.id, err)
-	}
-	if err := sh.r.RegisterIOWQAffinity(&set); err != nil {
-		return fmt.Errorf("shard %d: io-wq workers' cpus: %w", sh.id, err)
-	}
-	return nil
 }

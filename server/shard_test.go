@@ -37,16 +37,8 @@ func (laterHandler) Serve(sh *Shard, req *Request) {
 
 func startServer(t *testing.T, h Handler, cores int) *Server {
 	t.Helper()
-	return startServerWith(t, Config{Cores: cores, Handler: h})
-}
-
-// startServerWith starts a server with cfg on a free loopback port,
-// logging nowhere, and stops it when the test ends.
-func startServerWith(t *testing.T, cfg Config) *Server {
-	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Start(cfg)
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: cores, Handler: h,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,9 +163,9 @@ func Confine(cpus []int) error {
 			}
 			seen[tid], fresh = true, true
 			if ioWorker(tid) {
-				// io_uring's workers take their CPUs from their ring
-				// (IORING_REGISTER_IOWQ_AFF), and older kernels refuse
-				// to move them.
+				// io_uring's workers belong to the kernel's io-wq,
+				// which sets their CPUs itself (some kernels refuse a
+				// move with EINVAL); they serve rings, not Go code.
 				continue
 			}
 			// A thread that has exited since the listing is no matter.

@@ -183,9 +183,9 @@ func TestStartOnConfinesTheChildOnly(t *testing.T) {
 	}
 }
 
-// TestConfineLeavesIOWorkersAlone: io_uring's workers take their CPUs from
-// their ring, and kernels before about 6.2 refuse to move them, so Confine
-// skips them. A SPLICE (always run by a worker) starts one here.
+// TestConfineLeavesIOWorkersAlone: io_uring's workers belong to the
+// kernel's io-wq (some kernels refuse to move them), so Confine skips
+// them. A SPLICE (always run by a worker) starts one here.
 func TestConfineLeavesIOWorkersAlone(t *testing.T) {
 	allowed, err := Allowed()
 	if err != nil {
