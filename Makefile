@@ -1,13 +1,14 @@
 # Strata build entry points. Two commands set everything up on a fresh machine:
 #   make run   builds and starts a single node on the embedded defaults
-#   make test  installs what the tests need and runs every test, then a short
-#              fuzz pass over every fuzz target
+#   make test  installs what the tests need and runs every test, again with
+#              the expensive invariant checks built in, then a short fuzz
+#              pass over every fuzz target
 SHELL := /bin/bash
 GO ?= go
 FUZZTIME ?= 3s
 BIN := bin
 
-.PHONY: all build run test test-unit fuzz-smoke bench flamegraph generate lint tools clean
+.PHONY: all build run test test-unit test-invariants fuzz-smoke bench flamegraph generate lint tools clean
 
 all: build
 
@@ -18,11 +19,17 @@ build:
 run: build
 	$(BIN)/strata serve
 
-test: test-unit fuzz-smoke
+test: test-unit test-invariants fuzz-smoke
 
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# The packages whose tests reach code with expensive checks under the
+# `invariants` build tag (scripts/invariant-packages.sh), run once more with
+# them built in; -short keeps it a short run.
+test-invariants:
+	$(GO) test -count=1 -short -tags invariants -timeout 10m $$(scripts/invariant-packages.sh)
 
 # Runs every Fuzz* target for FUZZTIME each; the seed corpora in testdata/ run
 # as ordinary tests in test-unit as well.

@@ -58,7 +58,7 @@ func (bs *brokerShard) createTopics(req *Request) {
 		timeout = min(timeout, time.Duration(ms)*time.Millisecond)
 	}
 	h := bs.header()
-	sh, ref, seq := bs.sh, req.Conn, req.Seq
+	sh, ref, seq, start := bs.sh, req.Conn, req.Seq, bs.reqStart
 	answer := func() {
 		resp := &fb.CreateTopicsResponseT{}
 		for _, w := range wants {
@@ -67,6 +67,7 @@ func (bs *brokerShard) createTopics(req *Request) {
 		if err := sh.Post(func(sh *Shard) {
 			bs.sh = sh
 			sh.Respond(ref, seq, bs.enc.Encode(&h, &fb.MessageT{Type: fb.MessageCreateTopicsResponse, Value: resp}))
+			bs.observeAnswer(h.ApiKey, start)
 		}); err != nil {
 			bs.b.log.Warn("create topics answer not delivered", "err", err)
 		}

@@ -22,12 +22,13 @@ func (bs *brokerShard) deleteTopics(req *Request) {
 		results[i] = &fb.DeletableTopicResultT{Name: string(m.TopicNames(i))}
 	}
 	h := bs.header()
-	sh, ref, seq := bs.sh, req.Conn, req.Seq
+	sh, ref, seq, start := bs.sh, req.Conn, req.Seq, bs.reqStart
 	answer := func() {
 		if err := sh.Post(func(sh *Shard) {
 			bs.sh = sh
 			resp := &fb.DeleteTopicsResponseT{Topics: results}
 			sh.Respond(ref, seq, bs.enc.Encode(&h, &fb.MessageT{Type: fb.MessageDeleteTopicsResponse, Value: resp}))
+			bs.observeAnswer(h.ApiKey, start)
 		}); err != nil {
 			bs.b.log.Warn("delete topics answer not delivered", "err", err)
 		}

@@ -18,12 +18,13 @@ func (bs *brokerShard) describeQuorum(req *Request) {
 		return
 	}
 	h := bs.header()
-	sh, ref, seq := bs.sh, req.Conn, req.Seq
+	sh, ref, seq, start := bs.sh, req.Conn, req.Seq, bs.reqStart
 	session := bs.b.session
 	answer := func(resp *fb.DescribeQuorumResponseT) {
 		if err := sh.Post(func(sh *Shard) {
 			bs.sh = sh
 			sh.Respond(ref, seq, bs.enc.Encode(&h, &fb.MessageT{Type: fb.MessageDescribeQuorumResponse, Value: resp}))
+			bs.observeAnswer(h.ApiKey, start)
 		}); err != nil {
 			bs.b.log.Warn("describe quorum answer not delivered", "err", err)
 		}

@@ -42,6 +42,10 @@ type fetchJob struct {
 	expired    bool // the wait ran out: the round under way answers
 	resp       *fb.FetchResponseT
 	start      time.Time
+	// parkedAt is when the job last parked; waited sums its time parked,
+	// which the request's latency leaves out.
+	parkedAt time.Time
+	waited   time.Duration
 }
 
 // fetchPart is one partition of a fetch and its latest read.
@@ -207,7 +211,7 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 		r.ErrorCode = bs.missingPartitionCode(fp.topic, fp.index)
 		return
 	}
-	fp.metrics = &p.metrics
+	fp.metrics = p.metrics
 	hw, start := p.highWatermark(), p.log.LogStart()
 	r.HighWatermark, r.LogStartOffset = hw, start
 	if fp.offset < start || fp.offset > p.log.End() {
@@ -273,6 +277,7 @@ func (job *fetchJob) park() {
 	bs := job.bs
 	job.Release()
 	job.waiting = true
+	job.parkedAt = time.Now()
 	bs.parked = append(bs.parked, job)
 	origin := bs.sh
 	round := job.round
@@ -324,6 +329,7 @@ func (job *fetchJob) woken(round int) {
 
 func (job *fetchJob) unpark() {
 	job.waiting = false
+	job.waited += time.Since(job.parkedAt)
 	bs := job.bs
 	for i, j := range bs.parked {
 		if j == job {
@@ -378,7 +384,7 @@ func (job *fetchJob) answer() {
 		files = append(files, fp.files...)
 		total += fp.bytes
 		if fp.metrics != nil {
-			fp.metrics.bytesOut.Add(float64(fp.bytes))
+			fp.metrics.sent(bs.id, fp.bytes)
 		}
 	}
 	msg := bs.enc.Encode(&job.h, &fb.MessageT{Type: fb.MessageFetchResponse, Value: job.resp})
@@ -388,7 +394,7 @@ func (job *fetchJob) answer() {
 	} else {
 		bs.sh.RespondFiles(job.ref, job.seq, msg, files, job)
 	}
-	bs.b.metrics.observeRequest(fb.ApiKeyFetch, job.start)
+	bs.b.metrics.forShard(bs.id).answeredAfterWait(fb.ApiKeyFetch, job.start, job.waited)
 }
 
 // wakeWaiters wakes every fetch parked on the partition.

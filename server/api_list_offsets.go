@@ -16,7 +16,7 @@ func (bs *brokerShard) listOffsets(req *Request) {
 	im := bs.b.image.Load()
 	n := len(bs.b.shards)
 	resp := &fb.ListOffsetsResponseT{}
-	h, ref, seq := bs.header(), req.Conn, req.Seq
+	h, ref, seq, start := bs.header(), req.Conn, req.Seq, bs.reqStart
 	type work struct {
 		owner  int
 		topic  string
@@ -52,6 +52,7 @@ func (bs *brokerShard) listOffsets(req *Request) {
 	left := len(works)
 	answer := func(sh *Shard) {
 		sh.Respond(ref, seq, bs.enc.Encode(&h, &fb.MessageT{Type: fb.MessageListOffsetsResponse, Value: resp}))
+		bs.observeAnswer(h.ApiKey, start)
 	}
 	if left == 0 {
 		answer(bs.sh)

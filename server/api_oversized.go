@@ -11,6 +11,7 @@ import (
 // that request's place in the connection's order.
 func (b *Broker) Oversized(sh *Shard, ref ConnRef, seq uint64, size int64) {
 	bs := b.shards[sh.ID()]
+	b.metrics.forShard(bs.id).receivedUnknown()
 	h := schema.EnvelopeHeader{ErrorCode: fb.ErrorCodeMessageTooLarge}
 	sh.Respond(ref, seq, bs.enc.Encode(&h, nil))
 	b.log.Debug("request above the envelope limit", "bytes", size, "limit", schema.EnvelopeBytesMax)

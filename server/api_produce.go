@@ -119,7 +119,7 @@ func (job *produceJob) partDone(r *fb.ProducePartitionResponseT, code fb.ErrorCo
 
 func (job *produceJob) finish() {
 	bs := job.bs
-	defer bs.b.metrics.observeRequest(fb.ApiKeyProduce, job.start)
+	defer bs.observeAnswer(fb.ApiKeyProduce, job.start)
 	if job.acks == fb.AcksNone {
 		// acks=0: the producer reads no answer; the slot is filled empty
 		// so later answers keep their order.

@@ -194,15 +194,18 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 	bs.sh = sh
 	bs.reqStart = time.Now()
 	env := &bs.env
+	metrics := b.metrics.forShard(bs.id)
 	if err := env.DecodeRequest(req.Message); err != nil {
+		metrics.receivedUnknown()
 		bs.rejectAndClose(req, err)
 		return
 	}
+	metrics.received(env.ApiKey())
 	if !b.ready.Load() && env.ApiKey() != fb.ApiKeyApiVersions {
 		// The shards listen before the broker has joined the cluster (the
 		// port must be known to register): until then every request but
 		// ApiVersions gets a retriable error.
-		bs.respondErrorUnobserved(req, fb.ErrorCodeLeaderNotAvailable)
+		bs.respondError(req, fb.ErrorCodeLeaderNotAvailable)
 		return
 	}
 	switch env.ApiKey() {

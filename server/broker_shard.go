@@ -169,14 +169,15 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 	}
 	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, dir: dir,
 		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
-		metrics: bs.b.metrics.forPartition(t.Name, index)}
+		metrics: bs.b.metrics.partitions.forPartition(t.Name, index)}
 	p.log, err = ringlog.Open(bs.sh.Ring(), dir, cfg, diskPrefix(slot), p)
 	if err != nil {
+		bs.b.metrics.partitions.drop(t.Name, index)
 		bs.freeSlots = append(bs.freeSlots, slot)
 		return nil, err
 	}
 	bs.slots[slot] = p
-	p.metrics.logEnd.Set(float64(p.log.End()))
+	p.metrics.logEnd.Store(p.log.End())
 	return p, nil
 }
 
@@ -209,7 +210,7 @@ func (bs *brokerShard) finishClose(p *partition) {
 	if err := p.close(remove); err != nil {
 		bs.b.log.Warn("close partition", "topic", p.topic, "partition", p.index, "removed", remove, "err", err)
 	}
-	bs.b.metrics.dropPartition(p.topic, p.index)
+	bs.b.metrics.partitions.drop(p.topic, p.index)
 	bs.slots[p.slot] = nil
 	bs.freeSlots = append(bs.freeSlots, p.slot)
 	// The leadership may have come back while the log was closing, or
@@ -373,7 +374,13 @@ func (bs *brokerShard) header() schema.EnvelopeHeader {
 // respond encodes m as the answer to req.
 func (bs *brokerShard) respond(req *Request, h schema.EnvelopeHeader, m *fb.MessageT) {
 	bs.sh.Respond(req.Conn, req.Seq, bs.enc.Encode(&h, m))
-	bs.b.metrics.observeRequest(h.ApiKey, bs.reqStart)
+	bs.observeAnswer(h.ApiKey, bs.reqStart)
+}
+
+// observeAnswer records the time to the answer of a request of api that
+// arrived at start on this shard.
+func (bs *brokerShard) observeAnswer(api fb.ApiKey, start time.Time) {
+	bs.b.metrics.forShard(bs.id).answered(api, start)
 }
 
 // respondError answers with an error and no message.
@@ -383,20 +390,13 @@ func (bs *brokerShard) respondError(req *Request, code fb.ErrorCode) {
 	bs.respond(req, h, nil)
 }
 
-// respondErrorUnobserved answers with an error before the broker's metrics
-// exist.
-func (bs *brokerShard) respondErrorUnobserved(req *Request, code fb.ErrorCode) {
-	h := bs.header()
-	h.ErrorCode = code
-	bs.sh.Respond(req.Conn, req.Seq, bs.enc.Encode(&h, nil))
-}
-
 // rejectAndClose answers a request that failed verification with
 // INVALID_REQUEST and closes its connection once the answer is out. The
 // correlation id of an unverifiable envelope cannot be trusted, so it is 0.
 func (bs *brokerShard) rejectAndClose(req *Request, err error) {
 	h := schema.EnvelopeHeader{ErrorCode: fb.ErrorCodeInvalidRequest}
 	bs.sh.Respond(req.Conn, req.Seq, bs.enc.Encode(&h, nil))
+	bs.b.metrics.forShard(bs.id).answeredUnknown(bs.reqStart)
 	bs.sh.CloseAfterAnswers(req.Conn)
 	bs.b.log.Debug("closing a connection that sent an invalid request", "err", err)
 }

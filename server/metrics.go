@@ -1,41 +1,26 @@
 package server
 
 import (
-	"strconv"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/strata-db/strata/schema/fb"
 )
 
-// brokerMetrics are the broker's Prometheus metrics. Hot paths hold
-// resolved children (a counter per partition, a histogram per API), so
-// recording is an atomic add, never a label lookup.
+// brokerMetrics are the broker's Prometheus metrics. Nothing a request
+// touches is shared between shards: request counts and latencies are per
+// shard (requestMetrics), partition counters have one writer or one slot per
+// shard (partitionMetrics), and the scrape sums them.
 type brokerMetrics struct {
-	reg            *prometheus.Registry
-	requestSeconds *prometheus.HistogramVec
-	bytesIn        *prometheus.CounterVec
-	recordsIn      *prometheus.CounterVec
-	bytesOut       *prometheus.CounterVec
-	logEnd         *prometheus.GaugeVec
-	perAPI         map[fb.ApiKey]prometheus.Observer
+	reg        *prometheus.Registry
+	perShard   []*requestMetrics // by shard id
+	partitions *partitionCollector
 }
 
 func newBrokerMetrics(b *Broker) *brokerMetrics {
-	m := &brokerMetrics{reg: prometheus.NewRegistry(), perAPI: map[fb.ApiKey]prometheus.Observer{}}
-	m.requestSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "strata_request_seconds", Help: "Time from a request's arrival to its answer being queued, by API.",
-		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 18),
-	}, []string{"api"})
-	m.bytesIn = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_partition_bytes_in_total", Help: "Frame bytes appended, by topic and partition."}, []string{"topic", "partition"})
-	m.recordsIn = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_partition_records_in_total", Help: "Records appended, by topic and partition."}, []string{"topic", "partition"})
-	m.bytesOut = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strata_partition_bytes_out_total", Help: "Frame bytes sent to fetchers, by topic and partition."}, []string{"topic", "partition"})
-	m.logEnd = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_partition_log_end_offset", Help: "The next offset to be written, by topic and partition."}, []string{"topic", "partition"})
-	m.reg.MustRegister(m.requestSeconds, m.bytesIn, m.recordsIn, m.bytesOut, m.logEnd,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	for _, k := range supportedAPIs {
-		m.perAPI[k] = m.requestSeconds.WithLabelValues(k.String())
+	m := &brokerMetrics{reg: prometheus.NewRegistry(), partitions: newPartitionCollector(len(b.shards))}
+	for range b.shards {
+		m.perShard = append(m.perShard, newRequestMetrics())
 	}
+	m.reg.MustRegister(newRequestCollector(func() []*requestMetrics { return m.perShard }), m.partitions,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	shardCounter := func(name, help string, read func(*ShardStats) float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
 			var sum float64
@@ -47,7 +32,6 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 	}
 	shardCounter("strata_connections_accepted_total", "Connections accepted.", func(s *ShardStats) float64 { return float64(s.Accepted.Load()) })
 	shardCounter("strata_connections_closed_total", "Connections closed.", func(s *ShardStats) float64 { return float64(s.Closed.Load()) })
-	shardCounter("strata_requests_total", "Requests received.", func(s *ShardStats) float64 { return float64(s.Requests.Load()) })
 	shardCounter("strata_network_bytes_in_total", "Bytes received from clients.", func(s *ShardStats) float64 { return float64(s.BytesIn.Load()) })
 	shardCounter("strata_network_bytes_out_total", "Bytes sent to clients (spliced bytes included).", func(s *ShardStats) float64 { return float64(s.BytesOut.Load()) })
 	shardCounter("strata_ring_submissions_total", "SQEs submitted to the shards' rings.", func(s *ShardStats) float64 { return float64(s.Submissions.Load()) })
@@ -68,32 +52,5 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 	return m
 }
 
-// partitionMetrics are one partition's resolved metric children.
-type partitionMetrics struct {
-	bytesIn, recordsIn, bytesOut prometheus.Counter
-	logEnd                       prometheus.Gauge
-}
-
-func (m *brokerMetrics) forPartition(topic string, index int32) partitionMetrics {
-	p := strconv.Itoa(int(index))
-	return partitionMetrics{
-		bytesIn: m.bytesIn.WithLabelValues(topic, p), recordsIn: m.recordsIn.WithLabelValues(topic, p),
-		bytesOut: m.bytesOut.WithLabelValues(topic, p), logEnd: m.logEnd.WithLabelValues(topic, p),
-	}
-}
-
-// dropPartition removes a deleted partition's series.
-func (m *brokerMetrics) dropPartition(topic string, index int32) {
-	p := strconv.Itoa(int(index))
-	m.bytesIn.DeleteLabelValues(topic, p)
-	m.recordsIn.DeleteLabelValues(topic, p)
-	m.bytesOut.DeleteLabelValues(topic, p)
-	m.logEnd.DeleteLabelValues(topic, p)
-}
-
-// observeRequest records how long a request took to be answered.
-func (m *brokerMetrics) observeRequest(api fb.ApiKey, start time.Time) {
-	if o := m.perAPI[api]; o != nil {
-		o.Observe(time.Since(start).Seconds())
-	}
-}
+// forShard is the request metrics of one shard, written by its thread only.
+func (m *brokerMetrics) forShard(id int) *requestMetrics { return m.perShard[id] }

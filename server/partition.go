@@ -23,7 +23,7 @@ type partition struct {
 	everyAck        bool // FlushEveryAck: only synced data is visible
 	maxMessageBytes int
 	shard           *Shard
-	metrics         partitionMetrics
+	metrics         *partitionMetrics
 
 	// parts are produce parts in flight, by token; backlog holds parts
 	// whose frames wait for room in the log's in-flight window.
@@ -136,9 +136,7 @@ func (p *partition) maybeFinish(ap *appendPart) {
 	if ap.err != nil {
 		ap.done(fb.ErrorCodeStorageError, -1, -1)
 	} else {
-		p.metrics.bytesIn.Add(float64(ap.bytes))
-		p.metrics.recordsIn.Add(float64(ap.records))
-		p.metrics.logEnd.Set(float64(p.log.End()))
+		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())
 		ap.done(fb.ErrorCodeNone, ap.base, p.log.LogStart())
 	}
 	p.wakeWaiters()
