@@ -82,6 +82,10 @@ type ProducerConfig struct {
 	// RequestTimeoutMs is the produce request's timeout_ms: how long the
 	// broker may wait for replication before answering.
 	RequestTimeoutMs int
+	// ManualPartitions sends every record to the partition its Partition
+	// field names, instead of choosing one by key (Kafka's record with a
+	// partition set). Send refuses a partition the topic does not have.
+	ManualPartitions bool
 }
 
 func (c ProducerConfig) withDefaults() ProducerConfig {
@@ -114,6 +118,10 @@ type Callback func(partition int32, offset int64, err error)
 // ErrRecordTooLarge is returned by Send for a record that could never fit
 // the producer's buffer or a batch.
 var ErrRecordTooLarge = errors.New("strata client: record larger than the producer's buffer")
+
+// ErrNoSuchPartition is returned by Send, with ManualPartitions, for a
+// partition the topic does not have.
+var ErrNoSuchPartition = errors.New("strata client: no such partition")
 
 // Producer batches records per partition and sends them to the partition
 // leaders in the background. Send is asynchronous and safe for concurrent
@@ -212,7 +220,8 @@ func recordBytes(r *Record) int {
 
 // Send queues r for its topic and returns once it is in a batch; cb (which
 // may be nil) gets the outcome later. The partition is murmur2 of the key
-// for a keyed record, the topic's sticky partition for one without a key.
+// for a keyed record, the topic's sticky partition for one without a key
+// (or r.Partition, under ManualPartitions).
 // r's bytes are copied before Send returns. Send waits while the buffer is
 // full, and fails with ctx's error if ctx ends first.
 func (p *Producer) Send(ctx context.Context, r *Record, cb Callback) error {
@@ -245,7 +254,12 @@ func (p *Producer) Send(ctx context.Context, r *Record, cb Callback) error {
 		return ErrClosed
 	}
 	var part int32
-	if r.Key != nil {
+	if p.cfg.ManualPartitions {
+		if r.Partition < 0 || r.Partition >= n {
+			return fmt.Errorf("%w: topic %s has no partition %d (it has %d)", ErrNoSuchPartition, r.Topic, r.Partition, n)
+		}
+		part = r.Partition
+	} else if r.Key != nil {
 		part = KeyPartition(r.Key, n)
 	} else {
 		s, ok := p.sticky[r.Topic]

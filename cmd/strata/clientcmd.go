@@ -8,8 +8,10 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,9 +21,19 @@ import (
 // brokersEnv names the environment variable that stands in for --brokers.
 const brokersEnv = "STRATA_BROKERS"
 
+// clientTimeoutDefault is how long a command waits for a broker that does
+// not answer (--timeout).
+const clientTimeoutDefault = 30 * time.Second
+
 // clientFlags are the flags every client command takes.
 type clientFlags struct {
 	brokers string
+	// timeout bounds an admin command as a whole, and the connection and
+	// first answer of produce and consume.
+	timeout time.Duration
+	// adminCtx is the context of the admin command under way, so that an
+	// error it ends with can be told as the timeout it was.
+	adminCtx context.Context
 }
 
 // addClientFlags gives cmd and its subcommands --brokers, and makes flag
@@ -32,6 +44,8 @@ func addClientFlags(cmd *cobra.Command, f *clientFlags) {
 		def = client.DefaultBroker
 	}
 	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def, "broker addresses HOST:PORT[,HOST:PORT...] (env "+brokersEnv+")")
+	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", clientTimeoutDefault,
+		"give up when the brokers do not answer within this long (an admin command as a whole; connecting, for produce and consume)")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 }
 
@@ -46,12 +60,61 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	if len(addrs) == 0 {
 		return nil, usageError{errors.New("--brokers is empty")}
 	}
-	return client.Dial(ctx, client.Config{Brokers: addrs, ClientID: "strata-cli"})
+	if f.timeout <= 0 {
+		return nil, usageError{fmt.Errorf("--timeout %s: must be positive", f.timeout)}
+	}
+	dctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	cl, err := client.Dial(dctx, client.Config{Brokers: addrs, ClientID: "strata-cli"})
+	switch {
+	case err == nil:
+		return cl, nil
+	case errors.Is(ctx.Err(), context.Canceled):
+		return nil, ctx.Err() // interrupted
+	case dctx.Err() != nil:
+		return nil, fmt.Errorf("no answer from %s within %s (--timeout)", strings.Join(addrs, ", "), f.timeout)
+	}
+	if cause := errors.Unwrap(err); cause != nil {
+		err = cause
+	}
+	return nil, fmt.Errorf("cannot reach %s: %w", strings.Join(addrs, ", "), err)
 }
 
 // signalContext ends on SIGINT or SIGTERM, so a command stops cleanly.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// interruptContext ends on SIGINT or SIGTERM like signalContext, and
+// caught tells which signal ended it (nil while none has).
+func interruptContext() (ctx context.Context, stop func(), caught func() os.Signal) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var mu sync.Mutex
+	var sig os.Signal
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			mu.Lock()
+			sig = s
+			mu.Unlock()
+			cancel()
+		case <-done:
+		}
+	}()
+	stop = func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}
+	caught = func() os.Signal {
+		mu.Lock()
+		defer mu.Unlock()
+		return sig
+	}
+	return ctx, stop, caught
 }
 
 // args checks a command's positional arguments, as a usage error.
@@ -69,6 +132,7 @@ func topicCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
 	addClientFlags(cmd, &f)
 	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
+	explainTimeouts(cmd, &f)
 	return cmd
 }
 
@@ -227,6 +291,7 @@ func clusterCommand() *cobra.Command {
 			return w.Flush()
 		},
 	})
+	explainTimeouts(cmd, &f)
 	return cmd
 }
 
@@ -242,11 +307,40 @@ func ids(v []int32) string {
 // admin dials the brokers for one command: the context ends on Ctrl-C or
 // SIGTERM, and done closes the client.
 func (f *clientFlags) admin() (context.Context, *client.Admin, func(), error) {
-	ctx, cancel := signalContext()
+	sctx, stop := signalContext()
+	ctx, cancel := context.WithTimeoutCause(sctx, f.timeout, errAdminTimeout{f.timeout})
 	cl, err := f.dial(ctx)
 	if err != nil {
 		cancel()
+		stop()
 		return nil, nil, nil, err
 	}
-	return ctx, client.NewAdmin(cl), func() { cl.Close(); cancel() }, nil
+	f.adminCtx = ctx
+	return ctx, client.NewAdmin(cl), func() { cl.Close(); cancel(); stop() }, nil
+}
+
+// explainTimeouts makes the admin subcommands of cmd end with the timeout,
+// naming the brokers, when --timeout is what stopped them, rather than with
+// whatever the request in flight failed with.
+func explainTimeouts(cmd *cobra.Command, f *clientFlags) {
+	for _, sub := range cmd.Commands() {
+		run := sub.RunE
+		sub.RunE = func(c *cobra.Command, a []string) error {
+			err := run(c, a)
+			if err != nil && f.adminCtx != nil {
+				if cause, ok := context.Cause(f.adminCtx).(errAdminTimeout); ok {
+					return fmt.Errorf("%s: %w", f.brokers, cause)
+				}
+			}
+			return err
+		}
+	}
+}
+
+// errAdminTimeout is the cause of an admin command's context ending at
+// --timeout.
+type errAdminTimeout struct{ timeout time.Duration }
+
+func (e errAdminTimeout) Error() string {
+	return fmt.Sprintf("no answer within %s (--timeout)", e.timeout)
 }

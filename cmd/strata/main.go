@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -15,11 +16,15 @@ func main() {
 		Short:         "Strata: a distributed commit log",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
-	root.AddCommand(serveCommand(), probeCommand())
+	root.SetVersionTemplate("strata {{.Version}}\n")
+	root.AddCommand(serveCommand(), probeCommand(), versionCommand())
 	root.AddCommand(topicCommand(), clusterCommand(), produceCommand(), consumeCommand())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		if _, ok := err.(interrupted); !ok {
+			fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -29,8 +34,13 @@ func main() {
 type usageError struct{ error }
 
 func exitCode(err error) int {
-	if _, ok := err.(usageError); ok {
+	switch e := err.(type) {
+	case usageError:
 		return 2
+	case interrupted:
+		if s, ok := e.sig.(syscall.Signal); ok {
+			return 128 + int(s) // the shell's status for a death by signal
+		}
 	}
 	return 1
 }
