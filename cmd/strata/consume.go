@@ -3,28 +3,33 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-db/strata/client"
+	"github.com/strata-db/strata/schema/fb"
 )
 
-// startAt is where --from places the consumer.
+// topicCheckInterval is how often a running consume asks whether its
+// topic still exists: a deleted topic ends it with an error rather than
+// leaving it waiting for ever.
+const topicCheckInterval = 2 * time.Second
+
+// startAt is where --from places the consumer in each partition.
 type startAt struct {
-	kind   string // "earliest", "latest", "offset", "time"
+	kind   string // "earliest", "latest", "offset", "back" (N before the end), "time"
 	offset int64
 	time   time.Time
 }
 
-// parseFrom reads --from: earliest, latest, an offset, or @TIME with TIME
-// in RFC 3339 or unix milliseconds.
+// parseFrom reads --from: earliest, latest, an offset, -N (N records
+// before the end), or @TIME with TIME in RFC 3339 or unix milliseconds.
 func parseFrom(s string) (startAt, error) {
 	switch s {
 	case "earliest", "latest":
@@ -40,67 +45,67 @@ func parseFrom(s string) (startAt, error) {
 		}
 		return startAt{kind: "time", time: t}, nil
 	}
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		n, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || n <= 0 {
+			return startAt{}, fmt.Errorf("--from %q: after - want a count of records before the end, at least 1", s)
+		}
+		return startAt{kind: "back", offset: n}, nil
+	}
 	off, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || off < 0 {
-		return startAt{}, fmt.Errorf("--from %q: want earliest, latest, an offset or @TIME", s)
+		return startAt{}, fmt.Errorf("--from %q: want earliest, latest, an offset, -N or @TIME", s)
 	}
 	return startAt{kind: "offset", offset: off}, nil
 }
 
-// jsonRecord is one record in --format json.
-type jsonRecord struct {
-	Topic     string       `json:"topic"`
-	Partition int32        `json:"partition"`
-	Offset    int64        `json:"offset"`
-	Timestamp int64        `json:"timestamp"` // unix milliseconds
-	Key       *string      `json:"key"`
-	Value     *string      `json:"value"`
-	Headers   []jsonHeader `json:"headers"`
-}
-
-type jsonHeader struct {
-	Key   string  `json:"key"`
-	Value *string `json:"value"`
-}
-
-// text is b as a JSON string, or null for nil bytes. Bytes that are not
-// UTF-8 come out with replacement characters; raw bytes need another tool.
-func text(b []byte) *string {
-	if b == nil {
-		return nil
-	}
-	s := string(b)
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	return &s
+// consumeOptions are the consume command's flags, checked.
+type consumeOptions struct {
+	topic     string
+	partition int32
+	at        startAt
+	printer   recordPrinter
+	count     int64
+	exitAtEnd bool
+	warn      io.Writer // where out-of-range starts are reported
 }
 
 func consumeCommand() *cobra.Command {
 	var f clientFlags
-	var from, format string
-	var count int64
-	var partition int32
-	var exitAtEnd bool
+	var from, format, encoding string
+	var o consumeOptions
 	cmd := &cobra.Command{
 		Use:   "consume TOPIC",
 		Short: "Print records of a topic",
-		Long: `Print records of TOPIC, one per line: the value in text format, or a JSON
+		Long: `Print records of TOPIC, one per line: the value in text format; a JSON
 object with topic, partition, offset, timestamp (unix ms), key, value and
-headers in json format. Runs until interrupted, until --count records, or
-with --exit-at-end until it reaches the log end as it was at the start.`,
+headers in json format; or a format string of verbs:
+  %t topic  %p partition  %o offset  %k key  %v value
+  %h headers (k=v,k=v)  %T timestamp (unix ms)  %% a percent sign
+  \n a line end  \t a tab  \\ a backslash
+e.g. --format '%p/%o %k=%v\n'. Keys and values are written as they are
+(--value-encoding auto), or as base64 or hex; in JSON, auto writes bytes
+that are not UTF-8 as base64 and adds key_encoding or value_encoding.
+
+--from places every partition: earliest, latest, an offset, -N (N records
+before the end), or @TIME. An offset outside a partition's log is reported
+with its log start and end, and reading starts at the nearer of the two.
+Runs until interrupted (Ctrl-C exits 0), until --count records, or with
+--exit-at-end until every partition reaches its log end as it was at the
+start. A topic deleted while it is read ends consume with an error.`,
 		Args: args(1, "the topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			at, err := parseFrom(from)
-			if err != nil {
+			var err error
+			if o.at, err = parseFrom(from); err != nil {
 				return usageError{err}
 			}
-			if format != "text" && format != "json" {
-				return usageError{fmt.Errorf("--format %q: want text or json", format)}
+			if o.printer, err = newPrinter(format, encoding); err != nil {
+				return usageError{err}
 			}
-			if count < 0 {
-				return usageError{fmt.Errorf("--count %d: must not be negative", count)}
+			if o.count < 0 {
+				return usageError{fmt.Errorf("--count %d: must not be negative", o.count)}
 			}
+			o.topic, o.warn = a[0], cmd.ErrOrStderr()
 			ctx, cancel := signalContext()
 			defer cancel()
 			cl, err := f.dial(ctx)
@@ -108,104 +113,203 @@ with --exit-at-end until it reaches the log end as it was at the start.`,
 				return err
 			}
 			defer cl.Close()
-			return consume(ctx, cl, cmd.OutOrStdout(), a[0], partition, at, format, count, exitAtEnd)
+			err = consume(ctx, cl, cmd.OutOrStdout(), &o)
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // interrupted: a normal way to stop
+			}
+			return err
 		},
 	}
 	addClientFlags(cmd, &f)
-	cmd.Flags().StringVar(&from, "from", "latest", "earliest, latest, OFFSET or @TIME (RFC 3339 or unix ms)")
-	cmd.Flags().Int64Var(&count, "count", 0, "exit after this many records (0: no limit)")
-	cmd.Flags().Int32Var(&partition, "partition", client.AllPartitions, "read only this partition (default: all)")
-	cmd.Flags().StringVar(&format, "format", "text", "text or json")
-	cmd.Flags().BoolVar(&exitAtEnd, "exit-at-end", false, "exit once caught up with the log end as of the start")
+	fl := cmd.Flags()
+	fl.StringVar(&from, "from", "latest", "earliest, latest, OFFSET, -N (N before the end) or @TIME (RFC 3339 or unix ms)")
+	fl.Int64VarP(&o.count, "count", "c", 0, "exit after this many records (0: no limit)")
+	fl.Int32VarP(&o.partition, "partition", "p", client.AllPartitions, "read only this partition (-1: all)")
+	fl.StringVarP(&format, "format", "f", "text", "text, json, or a format string such as '%k=%v\\n'")
+	fl.StringVar(&encoding, "value-encoding", encodingAuto, "keys and values as auto, text, base64 or hex")
+	fl.BoolVarP(&o.exitAtEnd, "exit-at-end", "e", false, "exit once every partition reaches its log end as of the start")
 	return cmd
 }
 
-func consume(ctx context.Context, cl *client.Client, w io.Writer, topic string, partition int32, at startAt,
-	format string, count int64, exitAtEnd bool) error {
-	all, err := cl.Partitions(ctx, topic)
+// partitionRange is what consume knows of one partition at the start.
+type partitionRange struct {
+	start, end, from int64
+}
+
+// startPositions finds each partition's log start and end and where
+// --from places it, reporting a start outside the log.
+func startPositions(ctx context.Context, cl *client.Client, o *consumeOptions, parts []int32) (map[int32]*partitionRange, error) {
+	starts, err := cl.ListOffsets(ctx, o.topic, parts, client.OffsetEarliest)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := cl.ListOffsets(ctx, o.topic, parts, client.OffsetLatest)
+	if err != nil {
+		return nil, err
+	}
+	var byTime map[int32]int64
+	if o.at.kind == "time" {
+		if byTime, err = cl.TimeOffsets(ctx, o.topic, parts, o.at.time); err != nil {
+			return nil, err
+		}
+	}
+	out := map[int32]*partitionRange{}
+	for _, p := range parts {
+		r := &partitionRange{start: starts[p], end: ends[p]}
+		switch o.at.kind {
+		case "earliest":
+			r.from = r.start
+		case "latest":
+			r.from = r.end
+		case "back":
+			r.from = max(r.start, r.end-o.at.offset)
+		case "time":
+			r.from = r.end // no record at or after the time
+			if off, ok := byTime[p]; ok && off >= 0 {
+				r.from = off
+			}
+		case "offset":
+			r.from = o.at.offset
+			switch {
+			case r.from > r.end:
+				fmt.Fprintf(o.warn, "strata: partition %d: offset %d is past the log end %d (log start %d); reading from %d\n",
+					p, r.from, r.end, r.start, r.end)
+				r.from = r.end
+			case r.from < r.start:
+				fmt.Fprintf(o.warn, "strata: partition %d: offset %d is before the log start %d (log end %d); reading from %d\n",
+					p, r.from, r.start, r.end, r.start)
+				r.from = r.start
+			}
+		}
+		out[p] = r
+	}
+	return out, nil
+}
+
+func consume(ctx context.Context, cl *client.Client, w io.Writer, o *consumeOptions) error {
+	all, err := cl.Partitions(ctx, o.topic)
 	if err != nil {
 		return err
 	}
 	parts := all
-	if partition != client.AllPartitions {
-		if partition < 0 || int(partition) >= len(all) {
-			return fmt.Errorf("topic %s has no partition %d (it has %d)", topic, partition, len(all))
+	if o.partition != client.AllPartitions {
+		if o.partition < 0 || int(o.partition) >= len(all) {
+			return fmt.Errorf("topic %s has no partition %d (it has %d)", o.topic, o.partition, len(all))
 		}
-		parts = []int32{partition}
+		parts = []int32{o.partition}
 	}
-	c := client.NewConsumer(cl, client.ConsumerConfig{Reset: client.ResetEarliest})
-	defer c.Close()
-	if err := c.Assign(topic, parts...); err != nil {
-		return err
-	}
-	switch at.kind {
-	case "earliest":
-		err = c.SeekToEarliest(ctx, topic, parts...)
-	case "latest":
-		err = c.SeekToLatest(ctx, topic, parts...)
-	case "time":
-		err = c.SeekToTime(ctx, topic, at.time, parts...)
-	case "offset":
-		for _, p := range parts {
-			c.Seek(topic, p, at.offset)
-		}
-	}
+	ranges, err := startPositions(ctx, cl, o, parts)
 	if err != nil {
 		return err
 	}
-	var ends map[int32]int64
-	if exitAtEnd {
-		if ends, err = cl.ListOffsets(ctx, topic, parts, client.OffsetLatest); err != nil {
-			return err
+	// With --exit-at-end, only partitions with records before their end
+	// are read, and each leaves the assignment once it reaches its end:
+	// a consumer waiting on a partition with nothing to read would wait
+	// for ever.
+	reading := parts
+	if o.exitAtEnd {
+		reading = nil
+		for _, p := range parts {
+			if r := ranges[p]; r.from < r.end {
+				reading = append(reading, p)
+			}
 		}
-	}
-	bw := bufio.NewWriter(w)
-	defer bw.Flush()
-	enc := json.NewEncoder(bw)
-	var n int64
-	for {
-		if exitAtEnd && caughtUp(c, topic, ends) {
+		if len(reading) == 0 {
 			return nil
 		}
-		recs, err := c.Poll(ctx)
+	}
+	c := client.NewConsumer(cl, client.ConsumerConfig{Reset: client.ResetEarliest})
+	defer c.Close()
+	if err := c.Assign(o.topic, reading...); err != nil {
+		return err
+	}
+	for _, p := range reading {
+		c.Seek(o.topic, p, ranges[p].from)
+	}
+	pollCtx, stopWatch := watchTopic(ctx, cl, o.topic)
+	defer stopWatch()
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	var n int64
+	for {
+		recs, err := c.Poll(pollCtx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted: a normal way to stop
+			if cause := context.Cause(pollCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+				err = cause
 			}
+			bw.Flush()
 			return err
 		}
-		for _, r := range recs {
-			if format == "json" {
-				jr := jsonRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UnixMilli(),
-					Key: text(r.Key), Value: text(r.Value), Headers: []jsonHeader{}}
-				for _, h := range r.Headers {
-					jr.Headers = append(jr.Headers, jsonHeader{Key: string(h.Key), Value: text(h.Value)})
-				}
-				if err := enc.Encode(&jr); err != nil {
-					return err
-				}
-			} else {
-				bw.Write(r.Value)
-				bw.WriteByte('\n')
+		for i := range recs {
+			r := &recs[i]
+			if o.exitAtEnd && r.Offset >= ranges[r.Partition].end {
+				continue // written after the start: past this run's end
 			}
-			n++
-			if count > 0 && n >= count {
+			if err := o.printer.print(bw, r); err != nil {
+				return err
+			}
+			if n++; o.count > 0 && n >= o.count {
 				return bw.Flush()
 			}
 		}
 		if err := bw.Flush(); err != nil {
 			return err
 		}
+		if o.exitAtEnd {
+			// Positions, not the last offsets seen: a compacted log may
+			// have no record just before its end.
+			left := stillReading(c, o.topic, reading, ranges)
+			if len(left) == 0 {
+				return nil
+			}
+			if len(left) < len(reading) {
+				reading = left
+				if err := c.Assign(o.topic, reading...); err != nil {
+					return err
+				}
+			}
+		}
 	}
 }
 
-// caughtUp reports whether every partition's position reached its end.
-func caughtUp(c *client.Consumer, topic string, ends map[int32]int64) bool {
-	for p, end := range ends {
-		pos, ok := c.Position(topic, p)
-		if !ok || pos < end {
-			return false
+// stillReading is the partitions whose position has not reached its end.
+func stillReading(c *client.Consumer, topic string, reading []int32, ranges map[int32]*partitionRange) []int32 {
+	var left []int32
+	for _, p := range reading {
+		if pos, ok := c.Position(topic, p); !ok || pos < ranges[p].end {
+			left = append(left, p)
 		}
 	}
-	return true
+	return left
+}
+
+// errTopicDeleted ends a consume whose topic was deleted.
+type errTopicDeleted struct{ topic string }
+
+func (e errTopicDeleted) Error() string { return "topic " + e.topic + " was deleted" }
+
+// watchTopic returns a context that ends, with errTopicDeleted as its
+// cause, when the topic no longer exists; it asks every
+// topicCheckInterval. The consumer itself retries an unknown topic, as a
+// partition that moves between leaders is briefly unknown too.
+func watchTopic(ctx context.Context, cl *client.Client, topic string) (context.Context, func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	admin := client.NewAdmin(cl)
+	go func() {
+		t := time.NewTicker(topicCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			_, err := admin.DescribeTopics(wctx, topic)
+			if client.ErrorCode(err) == fb.ErrorCodeUnknownTopicOrPartition {
+				cancel(errTopicDeleted{topic})
+				return
+			}
+		}
+	}()
+	return wctx, func() { cancel(nil) }
 }
