@@ -107,16 +107,16 @@ func overlappingFramesProduce(t testing.TB, corr int32, topic string, first, sec
 	return msg
 }
 
-// sharedNameFetch is a fetch whose entries topic tables all name one
-// string of nameBytes bytes.
-func sharedNameFetch(corr int32, entries, nameBytes int) []byte {
+// sharedNameFetch is a fetch whose entries topic tables all point at one
+// string, name.
+func sharedNameFetch(corr int32, entries int, name []byte) []byte {
 	enc := schema.NewEncoder()
 	bld := enc.Builder()
-	name := bld.CreateByteString(make([]byte, nameBytes))
+	nameOff := bld.CreateByteString(name)
 	topics := make([]flatbuffers.UOffsetT, entries)
 	for i := range topics {
 		fb.FetchTopicStart(bld)
-		fb.FetchTopicAddName(bld, name)
+		fb.FetchTopicAddName(bld, nameOff)
 		topics[i] = fb.FetchTopicEnd(bld)
 	}
 	fb.FetchRequestStartTopicsVector(bld, entries)
@@ -130,15 +130,15 @@ func sharedNameFetch(corr int32, entries, nameBytes int) []byte {
 	return finishRequest(enc, corr, fb.MessageFetchRequest, fb.FetchRequestEnd(bld))
 }
 
-// sharedNameMetadata is a metadata request whose entries names are all one
-// string of nameBytes bytes.
-func sharedNameMetadata(corr int32, entries, nameBytes int) []byte {
+// sharedNameMetadata is a metadata request whose entries names all point
+// at one string, name.
+func sharedNameMetadata(corr int32, entries int, name []byte) []byte {
 	enc := schema.NewEncoder()
 	bld := enc.Builder()
-	name := bld.CreateByteString(make([]byte, nameBytes))
+	nameOff := bld.CreateByteString(name)
 	fb.MetadataRequestStartTopicsVector(bld, entries)
 	for range entries {
-		bld.PrependUOffsetT(name)
+		bld.PrependUOffsetT(nameOff)
 	}
 	tv := bld.EndVector(entries)
 	fb.MetadataRequestStart(bld)

@@ -20,8 +20,8 @@ import (
 // shares nothing can never run out; one that makes a handler read the same
 // bytes over and over does, and is refused whole before a handler has done
 // more than the request's length of work. A handler then allocates at most
-// a fixed multiple of the request's size (TestHandlerAllocsBoundedByRequest,
-// FuzzHandlerAllocs).
+// a fixed multiple of the request's size (FuzzHandlerAllocs;
+// TestSharedNameRequestsBoundRSS for a broker process).
 const (
 	// topicsPerRequestMax bounds the topic entries or topic names of one
 	// request of any API.
