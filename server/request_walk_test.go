@@ -192,8 +192,20 @@ func walkSeeds(t testing.TB) [][]byte {
 		sharedNameMetadata(5, topicsPerRequestMax, []byte(strings.Repeat("m", 249))),
 		sharedNameFetch(6, topicsPerRequestMax, []byte(strings.Repeat("f", 249))),
 		minimalPartitionsFetch(7, partitionsPerRequestMax),
+		encode(&fb.MessageT{Type: fb.MessageProduceRequest, Value: &fb.ProduceRequestT{Topics: []*fb.ProduceTopicT{
+			{Name: walkTestTopic, Partitions: distinctProducePartitions(partitionsPerRequestMax)}}}}),
 	}
 	return seeds
+}
+
+// distinctProducePartitions is n produce parts, for partitions 0 to n-1,
+// with no frames: the most parts per byte a produce can carry.
+func distinctProducePartitions(n int) []*fb.ProducePartitionT {
+	parts := make([]*fb.ProducePartitionT, n)
+	for i := range parts {
+		parts[i] = &fb.ProducePartitionT{Partition: int32(i)}
+	}
+	return parts
 }
 
 // minimalPartitionsFetch is an honest fetch of walkTestTopic with n
