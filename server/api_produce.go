@@ -41,7 +41,7 @@ func (bs *brokerShard) produce(req *Request) {
 	}
 	plan, ok := planProduce(&m, req.Message, bs.b.image.Load(), len(bs.b.shards))
 	if !ok {
-		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		bs.refuseProduce(req, acks)
 		return
 	}
 	job := &produceJob{bs: bs, ref: req.Conn, seq: req.Seq, h: bs.header(), acks: acks, resp: plan.resp, results: plan.results, start: bs.reqStart}
@@ -74,6 +74,20 @@ func (bs *brokerShard) produce(req *Request) {
 			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1)
 		}
 	}
+}
+
+// refuseProduce answers a produce refused whole with INVALID_REQUEST. A
+// producer that sent acks=0 reads no answer, so it gets none: its slot is
+// filled empty and the connection closes once the answers before it are
+// out, which is how it learns of the refusal (as in Kafka).
+func (bs *brokerShard) refuseProduce(req *Request, acks fb.Acks) {
+	if acks != fb.AcksNone {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
+	bs.sh.Respond(req.Conn, req.Seq, nil)
+	bs.sh.CloseAfterAnswers(req.Conn)
+	bs.b.metrics.observeRequest(fb.ApiKeyProduce, bs.reqStart)
 }
 
 // producePlan is what the walk of a produce request yields: the answer,

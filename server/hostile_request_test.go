@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/binary"
+	"errors"
+	"os"
 	"testing"
 
 	flatbuffers "github.com/google/flatbuffers/go"
@@ -22,9 +24,9 @@ func finishRequest(enc *schema.Encoder, corr int32, typ fb.Message, msg flatbuff
 	return append([]byte(nil), enc.Finish(&schema.EnvelopeHeader{CorrelationID: corr}, typ, msg)...)
 }
 
-// produceOfParts finishes a produce request (acks=all) of one topic whose
-// partition tables are already in bld, enc's builder.
-func produceOfParts(enc *schema.Encoder, bld *flatbuffers.Builder, corr int32, topic string, parts []flatbuffers.UOffsetT) []byte {
+// produceOfParts finishes a produce request of one topic whose partition
+// tables are already in bld, enc's builder.
+func produceOfParts(enc *schema.Encoder, bld *flatbuffers.Builder, corr int32, acks fb.Acks, topic string, parts []flatbuffers.UOffsetT) []byte {
 	name := bld.CreateString(topic)
 	fb.ProduceTopicStartPartitionsVector(bld, len(parts))
 	for i := len(parts) - 1; i >= 0; i-- {
@@ -39,7 +41,7 @@ func produceOfParts(enc *schema.Encoder, bld *flatbuffers.Builder, corr int32, t
 	bld.PrependUOffsetT(tt)
 	tv := bld.EndVector(1)
 	fb.ProduceRequestStart(bld)
-	fb.ProduceRequestAddAcks(bld, fb.AcksAll)
+	fb.ProduceRequestAddAcks(bld, acks)
 	fb.ProduceRequestAddTopics(bld, tv)
 	return finishRequest(enc, corr, fb.MessageProduceRequest, fb.ProduceRequestEnd(bld))
 }
@@ -51,14 +53,18 @@ func producePartitionTable(bld *flatbuffers.Builder, partition int32, frames fla
 	return fb.ProducePartitionEnd(bld)
 }
 
-// sharedFramesProduce is one produce request to topic whose two parts, for
-// partitions a and b, point at one frames vector.
+// sharedFramesProduce is one produce request (acks=all) to topic whose two
+// parts, for partitions a and b, point at one frames vector.
 func sharedFramesProduce(corr int32, topic string, a, b int32, frames []byte) []byte {
+	return sharedFramesProduceAcks(corr, fb.AcksAll, topic, a, b, frames)
+}
+
+func sharedFramesProduceAcks(corr int32, acks fb.Acks, topic string, a, b int32, frames []byte) []byte {
 	enc := schema.NewEncoder()
 	bld := enc.Builder()
 	vec := bld.CreateByteVector(frames)
 	parts := []flatbuffers.UOffsetT{producePartitionTable(bld, a, vec), producePartitionTable(bld, b, vec)}
-	return produceOfParts(enc, bld, corr, topic, parts)
+	return produceOfParts(enc, bld, corr, acks, topic, parts)
 }
 
 // framesFieldVOffset is where ProducePartition's vtable keeps its frames
@@ -81,7 +87,7 @@ func overlappingFramesProduce(t testing.TB, corr int32, topic string, first, sec
 	outerVec := bld.CreateByteVector(outer)
 	innerVec := bld.CreateByteVector(second) // re-pointed below
 	parts := []flatbuffers.UOffsetT{producePartitionTable(bld, 0, outerVec), producePartitionTable(bld, 1, innerVec)}
-	msg := produceOfParts(enc, bld, corr, topic, parts)
+	msg := produceOfParts(enc, bld, corr, fb.AcksAll, topic, parts)
 
 	var env schema.Envelope
 	if err := env.DecodeRequest(msg); err != nil {
@@ -217,6 +223,20 @@ func TestProduceSharedFramesRefused(t *testing.T) {
 			if end := logEnd(t, c, topic, p); end != 0 {
 				t.Fatalf("%s: partition %d ends at %d after a refused request", tc.name, p, end)
 			}
+		}
+	}
+	// With acks=0 the producer reads no answer: the refusal closes its
+	// connection instead.
+	quiet := newTestClient(t, b.Addr().String())
+	if _, err := quiet.conn.Write(sharedFramesProduceAcks(1004, fb.AcksNone, topic, 0, 0, frame)); err != nil {
+		t.Fatal(err)
+	}
+	if env, _, err := quiet.tryRecv(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("acks=0 refusal: answered %+v (%v), want the connection closed", env, err)
+	}
+	for p := int32(0); p < 2; p++ {
+		if end := logEnd(t, c, topic, p); end != 0 {
+			t.Fatalf("acks=0: partition %d ends at %d after a refused request", p, end)
 		}
 	}
 	env, _ := c.call(produceMsg(fb.AcksAll, topic, 0, frame))
