@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-db/strata/schema/fb"
@@ -15,42 +16,25 @@ import (
 	"github.com/strata-db/strata/server/metadata"
 )
 
-// topicsPerRequestMax bounds the topics one CreateTopics or DeleteTopics
-// request may name.
-const topicsPerRequestMax = 1000
+// proposalsPerRequestMax bounds the metadata commands one CreateTopics or
+// DeleteTopics request has in flight at the controller: each waits for a
+// Raft commit, and a request naming thousands of topics needs no more
+// goroutines than this to keep the controller busy.
+const proposalsPerRequestMax = 16
 
 // CreateTopics: each topic is created by the controller leader (this
 // broker's voter, or the leader it forwards to); the answer goes out once
 // this broker's shards serve the image that holds the new topics.
 func (bs *brokerShard) createTopics(req *Request) {
 	m, err := bs.env.CreateTopicsRequest()
-	if err != nil || m.TopicsLength() > topicsPerRequestMax {
+	if err != nil {
 		bs.respondError(req, fb.ErrorCodeInvalidRequest)
 		return
 	}
-	type want struct {
-		name    string
-		configs map[string]string
-		result  *fb.CreatableTopicResultT
-	}
-	wants := make([]*want, m.TopicsLength())
-	var t fb.CreatableTopic
-	var c fb.TopicConfig
-	for i := range wants {
-		m.Topics(&t, i)
-		w := &want{name: string(t.Name()), configs: map[string]string{}}
-		w.result = &fb.CreatableTopicResultT{Name: w.name, NumPartitions: t.NumPartitions(), ReplicationFactor: t.ReplicationFactor()}
-		for j := range t.ConfigsLength() {
-			t.Configs(&c, j)
-			w.configs[string(c.Name())] = string(c.Value())
-		}
-		if n := t.NumPartitions(); n != -1 {
-			w.configs[metadata.ConfigPartitions] = strconv.Itoa(int(n))
-		}
-		if rf := t.ReplicationFactor(); rf != -1 {
-			w.configs[metadata.ConfigReplicationFactor] = strconv.Itoa(int(rf))
-		}
-		wants[i] = w
+	wants, ok := planCreateTopics(&m, req.Message)
+	if !ok {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
 	}
 	validateOnly := m.ValidateOnly()
 	timeout := metadataRequestTimeout
@@ -91,22 +75,22 @@ func (bs *brokerShard) createTopics(req *Request) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		ends := make([]uint64, len(wants))
-		var wg sync.WaitGroup
-		for i, w := range wants {
-			wg.Go(func() {
-				kind := rpcCreateTopic
-				if validateOnly {
-					kind = rpcValidateCreateTopic
-				}
-				end, err := session.q.propose(ctx, createTopicRequest(kind, w.name, w.configs))
-				ends[i] = end
-				w.result.ErrorCode = codeOfPropose(err)
-				if err != nil {
-					w.result.ErrorMessage = err.Error()
-				}
-			})
-		}
-		wg.Wait()
+		eachBounded(len(wants), proposalsPerRequestMax, func(i int) {
+			w := wants[i]
+			if w.result.ErrorCode != fb.ErrorCodeNone {
+				return // refused by the walk: never proposed
+			}
+			kind := rpcCreateTopic
+			if validateOnly {
+				kind = rpcValidateCreateTopic
+			}
+			end, err := session.q.propose(ctx, createTopicRequest(kind, w.name, w.configs))
+			ends[i] = end
+			w.result.ErrorCode = codeOfPropose(err)
+			if err != nil {
+				w.result.ErrorMessage = err.Error()
+			}
+		})
 		// Answer once this broker serves what was created, so that the
 		// client's next Metadata here shows it.
 		if end := slices.Max(ends); end > 0 {
@@ -116,6 +100,83 @@ func (bs *brokerShard) createTopics(req *Request) {
 		}
 		answer()
 	}()
+}
+
+// topicWant is one topic of a CreateTopics request and its result.
+type topicWant struct {
+	name    string
+	configs map[string]string
+	result  *fb.CreatableTopicResultT
+}
+
+// planCreateTopics walks a CreateTopics request (msg, as m reads it): one
+// want per topic, in the request's order. A topic whose name breaks the
+// naming rules is answered INVALID_TOPIC, its name not copied, and never
+// proposed. ok is false when the request breaks the walk's bounds or names
+// a topic twice: it changes metadata, so no topic of it may be created.
+func planCreateTopics(m *fb.CreateTopicsRequest, msg []byte) (wants []*topicWant, ok bool) {
+	w := newRequestWalk(msg)
+	var t fb.CreatableTopic
+	var c fb.TopicConfig
+	for i := range m.TopicsLength() {
+		m.Topics(&t, i)
+		name, code, ok := w.topic(tableEntryBytes, t.Name())
+		if !ok {
+			return nil, false
+		}
+		want := &topicWant{name: name}
+		want.result = &fb.CreatableTopicResultT{Name: name, ErrorCode: code, NumPartitions: t.NumPartitions(), ReplicationFactor: t.ReplicationFactor()}
+		wants = append(wants, want)
+		if code != fb.ErrorCodeNone {
+			want.result.ErrorMessage = metadata.CheckTopicName(t.Name()).Error()
+			continue
+		}
+		want.configs = map[string]string{}
+		if !w.claimTopic(name) {
+			return nil, false
+		}
+		for j := range t.ConfigsLength() {
+			if !w.entry() {
+				return nil, false
+			}
+			t.Configs(&c, j)
+			key, ok := w.str(c.Name())
+			if !ok {
+				return nil, false
+			}
+			value, ok := w.str(c.Value())
+			if !ok {
+				return nil, false
+			}
+			want.configs[key] = value
+		}
+		if n := t.NumPartitions(); n != -1 {
+			want.configs[metadata.ConfigPartitions] = strconv.Itoa(int(n))
+		}
+		if rf := t.ReplicationFactor(); rf != -1 {
+			want.configs[metadata.ConfigReplicationFactor] = strconv.Itoa(int(rf))
+		}
+	}
+	return wants, true
+}
+
+// eachBounded runs fn(0) to fn(n-1) on at most limit goroutines at a time
+// and returns when every call has.
+func eachBounded(n, limit int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, limit) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // createTopicRequest draws the topic's id and placement seed: random, so

@@ -3,9 +3,9 @@ package server
 import (
 	"context"
 	"slices"
-	"sync"
 
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/metadata"
 )
 
 // DeleteTopics: each topic is removed by the controller leader; this
@@ -13,13 +13,14 @@ import (
 // the answer goes out.
 func (bs *brokerShard) deleteTopics(req *Request) {
 	m, err := bs.env.DeleteTopicsRequest()
-	if err != nil || m.TopicNamesLength() > topicsPerRequestMax {
+	if err != nil {
 		bs.respondError(req, fb.ErrorCodeInvalidRequest)
 		return
 	}
-	results := make([]*fb.DeletableTopicResultT, m.TopicNamesLength())
-	for i := range results {
-		results[i] = &fb.DeletableTopicResultT{Name: string(m.TopicNames(i))}
+	results, ok := planDeleteTopics(&m, req.Message)
+	if !ok {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
 	}
 	h := bs.header()
 	sh, ref, seq, start := bs.sh, req.Conn, req.Seq, bs.reqStart
@@ -50,18 +51,18 @@ func (bs *brokerShard) deleteTopics(req *Request) {
 		ctx, cancel := context.WithTimeout(context.Background(), metadataRequestTimeout)
 		defer cancel()
 		ends := make([]uint64, len(results))
-		var wg sync.WaitGroup
-		for i, r := range results {
-			wg.Go(func() {
-				end, err := session.q.propose(ctx, &rpcRequest{Kind: rpcDeleteTopic, Topic: r.Name})
-				ends[i] = end
-				r.ErrorCode = codeOfPropose(err)
-				if err != nil {
-					r.ErrorMessage = err.Error()
-				}
-			})
-		}
-		wg.Wait()
+		eachBounded(len(results), proposalsPerRequestMax, func(i int) {
+			r := results[i]
+			if r.ErrorCode != fb.ErrorCodeNone {
+				return // refused by the walk: never proposed
+			}
+			end, err := session.q.propose(ctx, &rpcRequest{Kind: rpcDeleteTopic, Topic: r.Name})
+			ends[i] = end
+			r.ErrorCode = codeOfPropose(err)
+			if err != nil {
+				r.ErrorMessage = err.Error()
+			}
+		})
 		// Answer once this broker's shards have closed the partitions.
 		if end := slices.Max(ends); end > 0 {
 			if _, err := session.waitPublished(ctx, end); err != nil {
@@ -70,4 +71,27 @@ func (bs *brokerShard) deleteTopics(req *Request) {
 		}
 		answer()
 	}()
+}
+
+// planDeleteTopics walks a DeleteTopics request (msg, as m reads it): one
+// result per name, in the request's order. A name that breaks the naming
+// rules is answered INVALID_TOPIC, not copied, and never proposed. ok is
+// false when the request breaks the walk's bounds or names a topic twice.
+func planDeleteTopics(m *fb.DeleteTopicsRequest, msg []byte) (results []*fb.DeletableTopicResultT, ok bool) {
+	w := newRequestWalk(msg)
+	for i := range m.TopicNamesLength() {
+		raw := m.TopicNames(i)
+		name, code, ok := w.topic(vectorSlotBytes, raw)
+		if !ok {
+			return nil, false
+		}
+		r := &fb.DeletableTopicResultT{Name: name, ErrorCode: code}
+		if code != fb.ErrorCodeNone {
+			r.ErrorMessage = metadata.CheckTopicName(raw).Error()
+		} else if !w.claimTopic(name) {
+			return nil, false
+		}
+		results = append(results, r)
+	}
+	return results, true
 }

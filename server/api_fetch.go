@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/metadata"
 )
 
 // Limits of a fetch.
@@ -98,37 +99,12 @@ func (bs *brokerShard) fetch(req *Request) {
 	}
 	job.maxBytes = min(job.maxBytes, fetchBytesMax)
 	job.deadlineMs = nowMs() + int64(min(max(m.MaxWaitMs(), 0), fetchWaitMaxMs))
-	im := bs.b.image.Load()
-	n := len(bs.b.shards)
-	resp := &fb.FetchResponseT{}
-	var t fb.FetchTopic
-	var p fb.FetchPartition
-	for i := range m.TopicsLength() {
-		m.Topics(&t, i)
-		name := string(t.Name())
-		tr := &fb.FetchTopicResponseT{Name: name}
-		resp.Topics = append(resp.Topics, tr)
-		info, known := im.TopicByName(name)
-		for j := range t.PartitionsLength() {
-			if len(job.parts) >= partitionsPerRequestMax {
-				bs.respondError(req, fb.ErrorCodeInvalidRequest)
-				return
-			}
-			t.Partitions(&p, j)
-			r := &fb.FetchPartitionResponseT{Partition: p.Partition(), HighWatermark: -1, LogStartOffset: -1}
-			tr.Partitions = append(tr.Partitions, r)
-			fp := &fetchPart{topic: name, index: p.Partition(), offset: p.FetchOffset(), maxBytes: int64(p.PartitionMaxBytes()), result: r, owner: -1}
-			if fp.maxBytes <= 0 {
-				fp.maxBytes = fetchBytesDefault
-			}
-			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
-				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
-			} else {
-				fp.owner = ownerShard(name, p.Partition(), n)
-			}
-			job.parts = append(job.parts, fp)
-		}
+	resp, parts, ok := planFetch(&m, req.Message, bs.b.image.Load(), len(bs.b.shards))
+	if !ok {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
 	}
+	job.parts = parts
 	job.resp = resp
 	for _, fp := range job.parts {
 		if fp.owner >= 0 {
@@ -137,6 +113,47 @@ func (bs *brokerShard) fetch(req *Request) {
 	}
 	slices.SortStableFunc(job.byOwner, func(a, b *fetchPart) int { return a.owner - b.owner })
 	job.runRound()
+}
+
+// planFetch walks a fetch request (msg, as m reads it) against the image:
+// the answer, and one part per partition in the request's order. ok is
+// false when the request breaks the walk's bounds.
+func planFetch(m *fb.FetchRequest, msg []byte, im *metadata.Image, shards int) (resp *fb.FetchResponseT, parts []*fetchPart, ok bool) {
+	w := newRequestWalk(msg)
+	resp = &fb.FetchResponseT{}
+	var t fb.FetchTopic
+	var p fb.FetchPartition
+	for i := range m.TopicsLength() {
+		m.Topics(&t, i)
+		name, code, ok := w.topic(tableEntryBytes, t.Name())
+		if !ok {
+			return nil, nil, false
+		}
+		tr := &fb.FetchTopicResponseT{Name: name}
+		resp.Topics = append(resp.Topics, tr)
+		info, known := im.TopicByName(name)
+		for j := range t.PartitionsLength() {
+			if !w.partition() {
+				return nil, nil, false
+			}
+			t.Partitions(&p, j)
+			r := &fb.FetchPartitionResponseT{Partition: p.Partition(), ErrorCode: code, HighWatermark: -1, LogStartOffset: -1}
+			tr.Partitions = append(tr.Partitions, r)
+			fp := &fetchPart{topic: name, index: p.Partition(), offset: p.FetchOffset(), maxBytes: int64(p.PartitionMaxBytes()), result: r, owner: -1}
+			if fp.maxBytes <= 0 {
+				fp.maxBytes = fetchBytesDefault
+			}
+			switch {
+			case code != fb.ErrorCodeNone:
+			case !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions):
+				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+			default:
+				fp.owner = ownerShard(name, p.Partition(), shards)
+			}
+			parts = append(parts, fp)
+		}
+	}
+	return resp, parts, true
 }
 
 // runRound asks every owner shard for its partitions' spans: one message

@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/metadata"
 )
 
 // ListOffsets: per partition, the log start (-2), the log end (-1), or the
@@ -13,42 +14,12 @@ func (bs *brokerShard) listOffsets(req *Request) {
 		bs.respondError(req, fb.ErrorCodeInvalidRequest)
 		return
 	}
-	im := bs.b.image.Load()
-	n := len(bs.b.shards)
-	resp := &fb.ListOffsetsResponseT{}
+	resp, works, ok := planListOffsets(&m, req.Message, bs.b.image.Load(), len(bs.b.shards))
+	if !ok {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
 	h, ref, seq, start := bs.header(), req.Conn, req.Seq, bs.reqStart
-	type work struct {
-		owner  int
-		topic  string
-		index  int32
-		ts     int64
-		result *fb.ListOffsetsPartitionResponseT
-	}
-	var works []work
-	var t fb.ListOffsetsTopic
-	var p fb.ListOffsetsPartition
-	for i := range m.TopicsLength() {
-		m.Topics(&t, i)
-		name := string(t.Name())
-		tr := &fb.ListOffsetsTopicResponseT{Name: name}
-		resp.Topics = append(resp.Topics, tr)
-		info, known := im.TopicByName(name)
-		for j := range t.PartitionsLength() {
-			if len(works) >= partitionsPerRequestMax {
-				bs.respondError(req, fb.ErrorCodeInvalidRequest)
-				return
-			}
-			t.Partitions(&p, j)
-			r := &fb.ListOffsetsPartitionResponseT{Partition: p.Partition(), Timestamp: -1, Offset: -1, LeaderEpoch: -1}
-			tr.Partitions = append(tr.Partitions, r)
-			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
-				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
-				continue
-			}
-			r.LeaderEpoch = info.Partitions[p.Partition()].LeaderEpoch
-			works = append(works, work{owner: ownerShard(name, p.Partition(), n), topic: name, index: p.Partition(), ts: p.Timestamp(), result: r})
-		}
-	}
 	left := len(works)
 	answer := func(sh *Shard) {
 		sh.Respond(ref, seq, bs.enc.Encode(&h, &fb.MessageT{Type: fb.MessageListOffsetsResponse, Value: resp}))
@@ -67,6 +38,53 @@ func (bs *brokerShard) listOffsets(req *Request) {
 			}
 		})
 	}
+}
+
+// listOffsetsWork is one partition's lookup.
+type listOffsetsWork struct {
+	owner  int
+	topic  string
+	index  int32
+	ts     int64
+	result *fb.ListOffsetsPartitionResponseT
+}
+
+// planListOffsets walks a list-offsets request (msg, as m reads it)
+// against the image: the answer, in the request's order, and the lookups.
+// ok is false when the request breaks the walk's bounds.
+func planListOffsets(m *fb.ListOffsetsRequest, msg []byte, im *metadata.Image, shards int) (resp *fb.ListOffsetsResponseT, works []listOffsetsWork, ok bool) {
+	w := newRequestWalk(msg)
+	resp = &fb.ListOffsetsResponseT{}
+	var t fb.ListOffsetsTopic
+	var p fb.ListOffsetsPartition
+	for i := range m.TopicsLength() {
+		m.Topics(&t, i)
+		name, code, ok := w.topic(tableEntryBytes, t.Name())
+		if !ok {
+			return nil, nil, false
+		}
+		tr := &fb.ListOffsetsTopicResponseT{Name: name}
+		resp.Topics = append(resp.Topics, tr)
+		info, known := im.TopicByName(name)
+		for j := range t.PartitionsLength() {
+			if !w.partition() {
+				return nil, nil, false
+			}
+			t.Partitions(&p, j)
+			r := &fb.ListOffsetsPartitionResponseT{Partition: p.Partition(), ErrorCode: code, Timestamp: -1, Offset: -1, LeaderEpoch: -1}
+			tr.Partitions = append(tr.Partitions, r)
+			if code != fb.ErrorCodeNone {
+				continue
+			}
+			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
+				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+				continue
+			}
+			r.LeaderEpoch = info.Partitions[p.Partition()].LeaderEpoch
+			works = append(works, listOffsetsWork{owner: ownerShard(name, p.Partition(), shards), topic: name, index: p.Partition(), ts: p.Timestamp(), result: r})
+		}
+	}
+	return resp, works, true
 }
 
 // lookupOffset answers one partition on its owning shard.

@@ -14,8 +14,21 @@ func (bs *brokerShard) metadata(req *Request) {
 		bs.respondError(req, fb.ErrorCodeInvalidRequest)
 		return
 	}
-	im := bs.b.image.Load()
-	resp := &fb.MetadataResponseT{ControllerId: bs.b.quorum.leaderID(bs.b.cfg.NodeID), ClusterId: clusterID}
+	resp, ok := metadataAnswer(&m, req.Message, bs.b.image.Load(), bs.b.quorum.leaderID(bs.b.cfg.NodeID))
+	if !ok {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
+	bs.respond(req, bs.header(), &fb.MessageT{Type: fb.MessageMetadataResponse, Value: resp})
+}
+
+// metadataAnswer is the answer to a metadata request (msg, as m reads it)
+// from the image. Asked topics are walked like every request's; a name
+// asked twice is answered once, so the answer is bounded by the request
+// and the image together. ok is false when the request breaks the walk's
+// bounds.
+func metadataAnswer(m *fb.MetadataRequest, msg []byte, im *metadata.Image, controllerID int32) (*fb.MetadataResponseT, bool) {
+	resp := &fb.MetadataResponseT{ControllerId: controllerID, ClusterId: clusterID}
 	for _, br := range im.Brokers() {
 		if len(br.Listeners) == 0 {
 			continue
@@ -24,22 +37,33 @@ func (bs *brokerShard) metadata(req *Request) {
 		resp.Brokers = append(resp.Brokers, &fb.BrokerT{NodeId: br.ID, Host: l.Host, Port: l.Port, Rack: br.Rack,
 			Fenced: br.Fenced || br.ShuttingDown})
 	}
-	if m.TopicsLength() == 0 && !hasTopicList(&m) {
+	if m.TopicsLength() == 0 && !hasTopicList(m) {
 		for _, t := range im.Topics() {
 			resp.Topics = append(resp.Topics, topicMetadata(t))
 		}
-	} else {
-		for i := range m.TopicsLength() {
-			name := string(m.Topics(i))
-			t, ok := im.TopicByName(name)
-			if !ok {
-				resp.Topics = append(resp.Topics, &fb.TopicMetadataT{Name: name, ErrorCode: fb.ErrorCodeUnknownTopicOrPartition})
-				continue
-			}
-			resp.Topics = append(resp.Topics, topicMetadata(t))
-		}
+		return resp, true
 	}
-	bs.respond(req, bs.header(), &fb.MessageT{Type: fb.MessageMetadataResponse, Value: resp})
+	w := newRequestWalk(msg)
+	for i := range m.TopicsLength() {
+		name, code, ok := w.topic(vectorSlotBytes, m.Topics(i))
+		if !ok {
+			return nil, false
+		}
+		if code != fb.ErrorCodeNone {
+			resp.Topics = append(resp.Topics, &fb.TopicMetadataT{Name: name, ErrorCode: code})
+			continue
+		}
+		if !w.claimTopic(name) {
+			continue
+		}
+		t, ok := im.TopicByName(name)
+		if !ok {
+			resp.Topics = append(resp.Topics, &fb.TopicMetadataT{Name: name, ErrorCode: fb.ErrorCodeUnknownTopicOrPartition})
+			continue
+		}
+		resp.Topics = append(resp.Topics, topicMetadata(t))
+	}
+	return resp, true
 }
 
 // clusterID names the cluster. Every cluster has this one name until the

@@ -6,11 +6,8 @@ import (
 
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/metadata"
 )
-
-// partitionsPerRequestMax bounds the partitions one produce, fetch or
-// list-offsets request may name.
-const partitionsPerRequestMax = 10000
 
 // produceJob is one produce request in progress on the shard that received
 // it. Its partitions are appended by their owning shards; the answer goes
@@ -42,42 +39,13 @@ func (bs *brokerShard) produce(req *Request) {
 		bs.respondError(req, fb.ErrorCodeInvalidRequiredAcks)
 		return
 	}
-	job := &produceJob{bs: bs, ref: req.Conn, seq: req.Seq, h: bs.header(), acks: acks, resp: &fb.ProduceResponseT{}, start: bs.reqStart}
-	im := bs.b.image.Load()
-	n := len(bs.b.shards)
-	var t fb.ProduceTopic
-	var p fb.ProducePartition
-	type work struct {
-		owner  int
-		topic  string
-		index  int32
-		frames []byte
-		result *fb.ProducePartitionResponseT
+	plan, ok := planProduce(&m, req.Message, bs.b.image.Load(), len(bs.b.shards))
+	if !ok {
+		bs.refuseProduce(req, acks)
+		return
 	}
-	var works []work
-	total := 0
-	for i := range m.TopicsLength() {
-		m.Topics(&t, i)
-		name := string(t.Name())
-		tr := &fb.ProduceTopicResponseT{Name: name}
-		job.resp.Topics = append(job.resp.Topics, tr)
-		info, known := im.TopicByName(name)
-		for j := range t.PartitionsLength() {
-			if total++; total > partitionsPerRequestMax {
-				bs.respondError(req, fb.ErrorCodeInvalidRequest)
-				return
-			}
-			t.Partitions(&p, j)
-			r := &fb.ProducePartitionResponseT{Partition: p.Partition(), BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1}
-			tr.Partitions = append(tr.Partitions, r)
-			job.results = append(job.results, r)
-			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
-				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
-				continue
-			}
-			works = append(works, work{owner: ownerShard(name, p.Partition(), n), topic: name, index: p.Partition(), frames: p.FramesBytes(), result: r})
-		}
-	}
+	job := &produceJob{bs: bs, ref: req.Conn, seq: req.Seq, h: bs.header(), acks: acks, resp: plan.resp, results: plan.results, start: bs.reqStart}
+	works := plan.works
 	if len(works) == 0 {
 		job.finish()
 		return
@@ -106,6 +74,83 @@ func (bs *brokerShard) produce(req *Request) {
 			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1)
 		}
 	}
+}
+
+// refuseProduce answers a produce refused whole with INVALID_REQUEST. A
+// producer that sent acks=0 reads no answer, so it gets none: its slot is
+// filled empty and the connection closes once the answers before it are
+// out, which is how it learns of the refusal (as in Kafka).
+func (bs *brokerShard) refuseProduce(req *Request, acks fb.Acks) {
+	if acks != fb.AcksNone {
+		bs.respondError(req, fb.ErrorCodeInvalidRequest)
+		return
+	}
+	bs.sh.Respond(req.Conn, req.Seq, nil)
+	bs.sh.CloseAfterAnswers(req.Conn)
+	bs.observeAnswer(fb.ApiKeyProduce, bs.reqStart)
+}
+
+// producePlan is what the walk of a produce request yields: the answer,
+// with one entry per partition in the request's order, and the appends.
+type producePlan struct {
+	resp    *fb.ProduceResponseT
+	results []*fb.ProducePartitionResponseT
+	works   []produceWork
+}
+
+// produceWork is one partition's append.
+type produceWork struct {
+	owner  int
+	topic  string
+	index  int32
+	frames []byte
+	result *fb.ProducePartitionResponseT
+}
+
+// planProduce walks a produce request (msg, as m reads it) against the
+// image. ok is false when the request breaks the walk's bounds, names a
+// partition twice, or has two parts whose frames share a byte (the broker
+// patches frames in place: docs/protocol.md, "Request walk"); then nothing
+// may be appended and the answer is INVALID_REQUEST.
+func planProduce(m *fb.ProduceRequest, msg []byte, im *metadata.Image, shards int) (plan producePlan, ok bool) {
+	w := newRequestWalk(msg)
+	plan.resp = &fb.ProduceResponseT{}
+	var t fb.ProduceTopic
+	var p fb.ProducePartition
+	for i := range m.TopicsLength() {
+		m.Topics(&t, i)
+		name, code, ok := w.topic(tableEntryBytes, t.Name())
+		if !ok {
+			return plan, false
+		}
+		tr := &fb.ProduceTopicResponseT{Name: name}
+		plan.resp.Topics = append(plan.resp.Topics, tr)
+		info, known := im.TopicByName(name)
+		for j := range t.PartitionsLength() {
+			if !w.partition() {
+				return plan, false
+			}
+			t.Partitions(&p, j)
+			if !w.frames(p.FramesBytes()) {
+				return plan, false
+			}
+			r := &fb.ProducePartitionResponseT{Partition: p.Partition(), ErrorCode: code, BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1}
+			tr.Partitions = append(tr.Partitions, r)
+			plan.results = append(plan.results, r)
+			if code != fb.ErrorCodeNone {
+				continue
+			}
+			if !w.claimPartition(name, p.Partition()) {
+				return plan, false
+			}
+			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
+				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
+				continue
+			}
+			plan.works = append(plan.works, produceWork{owner: ownerShard(name, p.Partition(), shards), topic: name, index: p.Partition(), frames: p.FramesBytes(), result: r})
+		}
+	}
+	return plan, w.framesDisjoint()
 }
 
 // partDone records one partition's result; the last one answers.

@@ -26,6 +26,9 @@ const (
 	// maxTopicNameLen is Kafka's limit, chosen so that a partition folder
 	// name "<topic>-<partition>" fits in a 255-byte file name.
 	maxTopicNameLen = 249
+	// TopicNameBytesMax is maxTopicNameLen for the broker, which bounds
+	// what it copies of a name it refuses.
+	TopicNameBytesMax = maxTopicNameLen
 	// maxPartitionsPerTopic bounds one topic's partition count.
 	maxPartitionsPerTopic = 10000
 	// maxTotalPartitions bounds the partitions across all topics.

@@ -1,6 +1,9 @@
 package metadata
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // validateListener checks one advertised listener.
 func validateListener(l Listener) error {
@@ -59,22 +62,55 @@ func validateRack(rack string) error {
 	return nil
 }
 
-// validateTopicName applies Kafka's rules: 1 to 249 bytes of
-// [a-zA-Z0-9._-], and not "." or "..", which would name a directory.
-func validateTopicName(name string) error {
-	if name == "" || len(name) > maxTopicNameLen {
-		return fmt.Errorf("topic name must be 1 to %d bytes", maxTopicNameLen)
+// Faults of a topic name, in the order CheckTopicName looks for them.
+var (
+	ErrTopicNameLength   = fmt.Errorf("topic name must be 1 to %d bytes", maxTopicNameLen)
+	ErrTopicNameReserved = errors.New(`topic name "." or ".." is reserved`)
+	ErrTopicNameByte     = errors.New("topic name holds a byte outside [a-zA-Z0-9._-]")
+)
+
+// CheckTopicName applies Kafka's rules: 1 to 249 bytes of [a-zA-Z0-9._-],
+// and not "." or "..", which would name a directory. It reads the name in
+// place and its errors do not hold it, so a broker checks a name still in
+// a request's buffer before copying any of it, however long it is. It is
+// the one rule: the controller's commands and records apply it through
+// validateTopicName.
+func CheckTopicName[T ~string | ~[]byte](name T) error {
+	_, err := topicNameFault(name)
+	return err
+}
+
+// topicNameFault returns the rule a name breaks, if any, and for
+// ErrTopicNameByte the position of the first byte outside the set.
+func topicNameFault[T ~string | ~[]byte](name T) (int, error) {
+	if len(name) == 0 || len(name) > maxTopicNameLen {
+		return 0, ErrTopicNameLength
 	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("topic name %q is reserved", name)
+	if len(name) <= 2 && name[0] == '.' && name[len(name)-1] == '.' {
+		return 0, ErrTopicNameReserved
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("topic name %q holds %q; only [a-zA-Z0-9._-] are allowed", name, c)
+			return i, ErrTopicNameByte
 		}
 	}
-	return nil
+	return 0, nil
+}
+
+// validateTopicName is CheckTopicName with the name in the message, for
+// the controller's rejections and the metadata log's decoder.
+func validateTopicName(name string) error {
+	switch at, err := topicNameFault(name); err {
+	case nil:
+		return nil
+	case ErrTopicNameLength:
+		return err
+	case ErrTopicNameReserved:
+		return fmt.Errorf("topic name %q is reserved", name)
+	default:
+		return fmt.Errorf("topic name %q holds %q; only [a-zA-Z0-9._-] are allowed", name, name[at])
+	}
 }
 
 // validateReplicaSet checks a partition's replicas, ISR and leader against
