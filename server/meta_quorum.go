@@ -323,8 +323,8 @@ type ControllerConfig struct {
 	DataDir string
 	NodeID  int32
 	Voters  []Voter
-	// Auth is how the voters prove themselves to each other.
-	Auth ClusterAuth
+	// ClusterAuth is how the voters prove themselves to each other.
+	ClusterAuth ClusterAuth
 	// SessionTimeout is how long the controller waits for a broker's
 	// heartbeat before fencing it (DefaultSessionTimeout).
 	SessionTimeout time.Duration
@@ -353,7 +353,7 @@ func StartController(cfg ControllerConfig) (*ControllerNode, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	q, err := startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.Auth,
+	q, err := startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
 		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
 	if err != nil {
 		return nil, err

@@ -334,7 +334,10 @@ func (m *rpcMux) serveConn(c net.Conn) {
 		}
 		var req rpcRequest
 		if err := readRPC(r, &req); err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			// A caller done with its connection, or silent past the
+			// deadline, is closed quietly; a bad request is a refusal.
+			var ne net.Error
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
 				m.refuse(c, fmt.Errorf("voter %d: %w", peer, err))
 			}
 			return

@@ -243,7 +243,7 @@ func parseRoles(s string) (broker, controller bool, err error) {
 
 // serveController runs a controller-only node until a signal.
 func serveController(cfg serveConfig, voters []server.Voter, auth server.ClusterAuth, log *slog.Logger) error {
-	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters, Auth: auth,
+	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters, ClusterAuth: auth,
 		SessionTimeout: cfg.SessionTimeout, Logger: log})
 	if err != nil {
 		return err

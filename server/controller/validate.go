@@ -118,7 +118,7 @@ func checkAppend(m *pb.Message) error {
 		if want := m.GetIndex() + 1 + uint64(i); e.GetIndex() != want {
 			return refused("append entry %d has index %d, want %d", i, e.GetIndex(), want)
 		}
-		if e.GetTerm() < term || e.GetTerm() > m.GetTerm() {
+		if e.GetTerm() == 0 || e.GetTerm() < term || e.GetTerm() > m.GetTerm() {
 			return refused("append entry %d of term %d after term %d from term %d", e.GetIndex(), e.GetTerm(), term, m.GetTerm())
 		}
 		term = e.GetTerm()

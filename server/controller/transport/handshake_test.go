@@ -145,3 +145,25 @@ func TestCheckSecret(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHandshakeAccept answers the acceptor's hello with arbitrary bytes:
+// nothing panics, and without the secret nothing gets in.
+func FuzzHandshakeAccept(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, answerBytes))
+	f.Add(append(binary.LittleEndian.AppendUint64(nil, 2), make([]byte, nonceBytes+macBytes+5)...))
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		dc, ac := net.Pipe()
+		defer dc.Close()
+		go func() {
+			io.ReadFull(dc, make([]byte, helloBytes))
+			dc.Write(answer)
+			dc.Close()
+		}()
+		a := &Auth{ID: 1, Secret: secret, Accepts: voters(2, 3), Timeout: time.Second}
+		if id, err := a.Accept(ac, ServiceRaft); err == nil {
+			t.Fatalf("forged answer %x accepted as node %d", answer, id)
+		}
+		ac.Close()
+	})
+}

@@ -291,7 +291,11 @@ func (t *TCP) read(c net.Conn) {
 		}
 		m, err := readMessage(r, &buf, MaxMessageBytes)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			// A peer that went away or went silent past the idle
+			// deadline is closed quietly; bytes that are not a frame
+			// are a refusal.
+			var ne net.Error
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
 				t.refuse(c, fmt.Errorf("node %d: %w", from, err))
 			}
 			return
