@@ -292,3 +292,45 @@ func FuzzRPCRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestControllerRPCBoundsConnections: the RPC listener holds at most
+// rpcMaxConns connections (one more is closed at once and logged), closes
+// an authenticated caller that sends no request within the idle
+// deadline, and still answers a caller once room is free.
+func TestControllerRPCBoundsConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &capturedLog{}
+	auth := &transport.Auth{ID: 1, Secret: testClusterSecret, Accepts: func(id uint64) bool { return id == 2 }}
+	mux := newRPCMux(ln, auth, 100*time.Millisecond, slog.New(log), func(context.Context, *rpcRequest) rpcReply {
+		return rpcReply{Outcome: rpcOK, EndOffset: 42}
+	})
+	defer mux.Close()
+	addr := ln.Addr().String()
+	var held []net.Conn
+	for range rpcMaxConns {
+		held = append(held, dialControl(t, addr))
+	}
+	waitUntil(t, "a connection over the bound to be refused", func() bool {
+		c := dialControl(t, addr)
+		return refusedNow(c) && log.has("controller RPC refused a peer", fmt.Sprintf("%d connections open", rpcMaxConns))
+	})
+	for _, c := range held {
+		c.Close()
+	}
+	caller := &transport.Auth{ID: 2, Secret: testClusterSecret}
+	var idle net.Conn
+	waitUntil(t, "room for a caller", func() bool {
+		idle = dialControl(t, addr)
+		return caller.Dial(idle, rpcMagic, 1) == nil
+	})
+	if !refusedNow(idle) {
+		t.Fatal("a caller silent past the idle deadline stayed connected")
+	}
+	reply, err := callRPC(context.Background(), caller, 1, addr, &rpcRequest{Kind: rpcStatus})
+	if err != nil || reply.EndOffset != 42 {
+		t.Fatalf("call after the refusals: %+v, %v", reply, err)
+	}
+}

@@ -118,7 +118,7 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 			_, ok := q.addrs[id]
 			return ok
 		}}
-		mux := newRPCMux(ln, q.auth, log, q.serveRPC)
+		mux := newRPCMux(ln, q.auth, rpcIdleTimeout, log, q.serveRPC)
 		tr, err := transport.NewTCP(transport.TCPConfig{ID: q.voterID, Listener: mux, Peers: q.addrs,
 			Secret: ca.Secret, Insecure: ca.Insecure, Logger: log})
 		if err != nil {

@@ -244,12 +244,17 @@ type rpcMux struct {
 	once    sync.Once
 	wg      sync.WaitGroup
 	refused transport.LogLimit
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
+	// idle is the read deadline of a request (rpcIdleTimeout, which
+	// tests shorten).
+	idle  time.Duration
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
 }
 
-func newRPCMux(ln net.Listener, auth *transport.Auth, log *slog.Logger, serve func(ctx context.Context, req *rpcRequest) rpcReply) *rpcMux {
-	m := &rpcMux{ln: ln, auth: auth, log: log, serve: serve, raft: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+func newRPCMux(ln net.Listener, auth *transport.Auth, idle time.Duration, log *slog.Logger,
+	serve func(ctx context.Context, req *rpcRequest) rpcReply) *rpcMux {
+	m := &rpcMux{ln: ln, auth: auth, log: log, serve: serve, raft: make(chan net.Conn), done: make(chan struct{}),
+		idle: idle, conns: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m
@@ -329,7 +334,7 @@ func (m *rpcMux) serveConn(c net.Conn) {
 		}
 	}()
 	for {
-		if err := c.SetReadDeadline(time.Now().Add(rpcIdleTimeout)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(m.idle)); err != nil {
 			return
 		}
 		var req rpcRequest
