@@ -2,7 +2,9 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -279,4 +281,41 @@ func FuzzStepChecked(f *testing.F) {
 			t.Fatalf("%v: %v", m, err)
 		}
 	})
+}
+
+// armedLogger panics on raft's next Info line once armed: a stand-in for a
+// raft panic on a message that passed the checks.
+type armedLogger struct {
+	discardLogger
+	armed bool
+}
+
+func (l *armedLogger) Infof(f string, v ...any) {
+	if l.armed {
+		panic(fmt.Sprintf(f, v...))
+	}
+}
+
+// TestStepRecoversAsLastGuard: should raft panic inside Step on a message
+// the checks let through, step returns an error naming it (and the loop
+// stops the node with it) instead of the process going down.
+func TestStepRecoversAsLastGuard(t *testing.T) {
+	log := &armedLogger{}
+	n, err := New(Config{ID: 1, Voters: []uint64{1, 2, 3}, Dir: "raft", FS: segment.NewMemFS(), Transport: sinkTransport{}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.store.Close()
+	follow(t, n)
+	log.armed = true
+	// A real heartbeat of a later term: raft logs the new term at Info.
+	hb := msg(pb.MsgHeartbeat, 3, 2)
+	hb.Commit = new(uint64(2))
+	if err := n.admit(hb); err != nil {
+		t.Fatalf("the heartbeat is refused: %v", err)
+	}
+	err = n.step(hb)
+	if err == nil || !strings.Contains(err.Error(), "raft panicked on a MsgHeartbeat from 3") {
+		t.Fatalf("step after a panic in raft: %v", err)
+	}
 }
