@@ -40,6 +40,9 @@ type BrokerConfig struct {
 	// address); this node must be one of them. Empty: the broker runs a
 	// 1-voter controller of its own, with no network.
 	Voters []Voter
+	// ClusterAuth is how the voters prove themselves to each other (a
+	// quorum needs a secret, or insecure chosen; a lone voter neither).
+	ClusterAuth ClusterAuth
 	// Rack is the broker's rack, for replica placement.
 	Rack string
 	// HeartbeatInterval is how often the broker renews its session
@@ -129,7 +132,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.quorum, err = startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters,
+	b.quorum, err = startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
 		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
 	if err != nil {
 		b.srv.Stop()

@@ -89,9 +89,14 @@ func newTestCluster(t *testing.T, size int) *testCluster {
 		voters = append(voters, fmt.Sprintf("%d@%s", id, ports[id-1]))
 	}
 	base := t.TempDir()
+	secretFile := filepath.Join(base, "cluster-secret")
+	if err := os.WriteFile(secretFile, []byte("the cluster secret of this test cluster\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for id := int32(1); id <= int32(size); id++ {
 		c.nodes[id] = &clusterNode{id: id, args: []string{"serve",
 			"--node-id", fmt.Sprint(id), "--controller-voters", strings.Join(voters, ","),
+			"--cluster-secret-file", secretFile,
 			"--data-dir", filepath.Join(base, fmt.Sprint(id)), "--listen", ports[size+int(id)-1], "--admin", "",
 			"--cores", "1", "--pin=false", "--log-level", "info",
 			"--heartbeat-interval", clusterHeartbeat, "--session-timeout", clusterSession}}

@@ -50,12 +50,35 @@ type quorumMember struct {
 	voterID uint64
 	// addrs maps every voter id to its Raft address; nil for a lone voter.
 	addrs map[uint64]string
-	node  *controller.Node
+	// auth proves this voter to the others on every connection.
+	auth *transport.Auth
+	node *controller.Node
+}
+
+// ClusterAuth is how the voters of a quorum prove themselves to each
+// other: Secret, the cluster secret every voter holds (at least
+// transport.MinSecretBytes), or Insecure, chosen explicitly, to run the
+// control plane with stated, unproven ids. A lone voter has no network
+// and takes neither.
+type ClusterAuth struct {
+	Secret   []byte
+	Insecure bool
 }
 
 // startQuorumMember opens the voter's Raft log under dataDir and starts
 // it. With no voters it runs a lone voter with no network.
-func startQuorumMember(dataDir string, nodeID int32, voters []Voter, mcfg metadata.Config, log *slog.Logger) (*quorumMember, error) {
+func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterAuth, mcfg metadata.Config, log *slog.Logger) (*quorumMember, error) {
+	if len(voters) == 0 && (len(ca.Secret) > 0 || ca.Insecure) {
+		return nil, errors.New("server: a cluster secret or insecure mode needs controller voters; a lone voter has no network")
+	}
+	if len(voters) > 0 {
+		if err := transport.CheckSecret(ca.Secret, ca.Insecure); err != nil {
+			return nil, fmt.Errorf("server: controller quorum: %w", err)
+		}
+		if ca.Insecure {
+			log.Warn("the controller quorum runs insecure: its Raft and RPC peers state their ids unproven")
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dataDir, legacyMetadataDir)); err == nil {
 		log.Warn("ignoring metadata written before the controller quorum; its topics are not served",
 			"dir", filepath.Join(dataDir, legacyMetadataDir))
@@ -91,8 +114,13 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, mcfg metada
 		if err != nil {
 			return nil, fmt.Errorf("server: controller listener: %w", err)
 		}
-		mux := newRPCMux(ln, q.serveRPC)
-		tr, err := transport.NewTCP(transport.TCPConfig{ID: q.voterID, Listener: mux, Peers: q.addrs})
+		q.auth = &transport.Auth{ID: q.voterID, Secret: ca.Secret, Accepts: func(id uint64) bool {
+			_, ok := q.addrs[id]
+			return ok
+		}}
+		mux := newRPCMux(ln, q.auth, rpcIdleTimeout, log, q.serveRPC)
+		tr, err := transport.NewTCP(transport.TCPConfig{ID: q.voterID, Listener: mux, Peers: q.addrs,
+			Secret: ca.Secret, Insecure: ca.Insecure, Logger: log})
 		if err != nil {
 			mux.Close()
 			return nil, err
@@ -150,7 +178,7 @@ func (q *quorumMember) propose(ctx context.Context, req *rpcRequest) (uint64, er
 		res, err := q.node.Propose(ctx, cmd)
 		var nl *controller.NotLeaderError
 		if errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != q.voterID {
-			reply, err = callRPC(ctx, q.addrs[nl.Leader], req)
+			reply, err = callRPC(ctx, q.auth, nl.Leader, q.addrs[nl.Leader], req)
 			if err == nil {
 				err = reply.err()
 			}
@@ -199,7 +227,7 @@ func (q *quorumMember) status(ctx context.Context) (controller.Status, error) {
 			return st, nil
 		}
 		if st.Leader != 0 {
-			reply, err := callRPC(ctx, q.addrs[st.Leader], &rpcRequest{Kind: rpcStatus})
+			reply, err := callRPC(ctx, q.auth, st.Leader, q.addrs[st.Leader], &rpcRequest{Kind: rpcStatus})
 			if err == nil && reply.Status != nil {
 				return *reply.Status, nil
 			}
@@ -295,6 +323,8 @@ type ControllerConfig struct {
 	DataDir string
 	NodeID  int32
 	Voters  []Voter
+	// ClusterAuth is how the voters prove themselves to each other.
+	ClusterAuth ClusterAuth
 	// SessionTimeout is how long the controller waits for a broker's
 	// heartbeat before fencing it (DefaultSessionTimeout).
 	SessionTimeout time.Duration
@@ -323,7 +353,7 @@ func StartController(cfg ControllerConfig) (*ControllerNode, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	q, err := startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters,
+	q, err := startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
 		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
 	if err != nil {
 		return nil, err

@@ -8,22 +8,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/strata-db/strata/server/controller"
+	"github.com/strata-db/strata/server/controller/transport"
 	"github.com/strata-db/strata/server/metadata"
 )
 
 // The controller RPC forwards a metadata command (or a quorum status
 // query) from a voter that does not lead to the one that does. It shares
 // the Raft listener: a connection that opens with rpcMagic is an RPC
-// connection, any other is the Raft transport's. Raft frames open with a
-// little-endian length of at most transport.MaxMessageBytes (about 1 GiB),
-// and rpcMagic read as such a length is larger, so the two never collide.
+// connection, any other goes to the Raft transport (which refuses it
+// unless it opens with transport.ServiceRaft). Either way the service
+// word starts the handshake of transport/handshake.go, which proves both
+// ends hold the cluster secret and fixes the caller's voter id; only then
+// is a request read.
 //
-//	connection = magic:u32le ("STRC") (request response)*
+//	connection = magic:u32le ("STRC") handshake (request response)*
 //	request    = length:u32le JSON(rpcRequest)     length <= rpcMaxBytes
 //	response   = length:u32le JSON(rpcReply)       length <= rpcMaxBytes
 //
@@ -37,6 +41,18 @@ const (
 	// rpcSniffTimeout bounds how long an accepted connection may take to
 	// send its first four bytes.
 	rpcSniffTimeout = 5 * time.Second
+	// rpcIdleTimeout bounds the wait for a request, and its reading:
+	// callers send theirs right after the handshake.
+	rpcIdleTimeout = 10 * time.Second
+	// rpcWriteTimeout bounds writing a reply to a caller that stopped
+	// reading.
+	rpcWriteTimeout = 5 * time.Second
+	// rpcMaxConns bounds the connections the listener holds that have not
+	// been handed to the Raft transport (which has its own bound): ones
+	// still sending their first bytes and RPC connections. Forwarded
+	// commands are few, so a stranger opening sockets fills it long
+	// before voters would.
+	rpcMaxConns = 64
 	// rpcDialTimeout bounds connecting to the leader.
 	rpcDialTimeout = time.Second
 	// rpcCallTimeout bounds one forwarded call when the caller's context
@@ -95,6 +111,19 @@ func (r *rpcRequest) command() (controller.Command, error) {
 		return controller.DeleteTopic(r.Topic), nil
 	}
 	return controller.Command{}, fmt.Errorf("server: unknown controller request %q", r.Kind)
+}
+
+// checkCaller refuses a command about a broker other than the voter
+// that sent it: each broker registers, heartbeats, shuts down and fences
+// only itself, so a voter can never speak for another.
+func (r *rpcRequest) checkCaller(peer uint64) error {
+	switch r.Kind {
+	case rpcRegisterBroker, rpcBrokerHeartbeat, rpcControlledShutdown, rpcFenceBroker:
+		if r.BrokerID <= 0 || uint64(r.BrokerID) != peer {
+			return fmt.Errorf("server: voter %d sent %s for broker %d", peer, r.Kind, r.BrokerID)
+		}
+	}
+	return nil
 }
 
 func (r *rpcRequest) createTopicRequest() metadata.CreateTopicRequest {
@@ -203,20 +232,29 @@ func readRPC(r *bufio.Reader, v any) error {
 }
 
 // rpcMux splits the Raft listener: it hands Raft connections to the
-// transport through Accept and serves RPC connections itself.
+// transport through Accept and serves RPC connections itself, each after
+// the handshake.
 type rpcMux struct {
-	ln    net.Listener
-	serve func(ctx context.Context, req *rpcRequest) rpcReply
-	raft  chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
+	ln      net.Listener
+	auth    *transport.Auth
+	log     *slog.Logger
+	serve   func(ctx context.Context, req *rpcRequest) rpcReply
+	raft    chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	refused transport.LogLimit
+	// idle is the read deadline of a request (rpcIdleTimeout, which
+	// tests shorten).
+	idle  time.Duration
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 }
 
-func newRPCMux(ln net.Listener, serve func(ctx context.Context, req *rpcRequest) rpcReply) *rpcMux {
-	m := &rpcMux{ln: ln, serve: serve, raft: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+func newRPCMux(ln net.Listener, auth *transport.Auth, idle time.Duration, log *slog.Logger,
+	serve func(ctx context.Context, req *rpcRequest) rpcReply) *rpcMux {
+	m := &rpcMux{ln: ln, auth: auth, log: log, serve: serve, raft: make(chan net.Conn), done: make(chan struct{}),
+		idle: idle, conns: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m
@@ -229,12 +267,24 @@ func (m *rpcMux) acceptLoop() {
 		if err != nil {
 			return
 		}
-		if !m.track(c) {
+		if err := m.track(c); err != nil {
 			c.Close()
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			m.refuse(c, err)
+			continue
 		}
 		m.wg.Add(1)
 		go m.sniff(c)
+	}
+}
+
+// refuse logs a refused connection or request, rate-limited.
+func (m *rpcMux) refuse(c net.Conn, err error) {
+	if ok, suppressed := m.refused.Allow(time.Now()); ok {
+		m.log.Warn("controller RPC refused a peer", "node", m.auth.ID, "remote", c.RemoteAddr().String(),
+			"err", err, "refusals_not_logged", suppressed)
 	}
 }
 
@@ -263,9 +313,15 @@ func (m *rpcMux) sniff(c net.Conn) {
 	}
 }
 
-// serveConn answers one RPC connection's requests in turn.
+// serveConn authenticates one RPC connection, then answers its requests
+// in turn, each read and each reply under a deadline.
 func (m *rpcMux) serveConn(c net.Conn) {
 	defer m.untrack(c)
+	peer, err := m.auth.Accept(c, rpcMagic)
+	if err != nil {
+		m.refuse(c, err)
+		return
+	}
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -278,11 +334,29 @@ func (m *rpcMux) serveConn(c net.Conn) {
 		}
 	}()
 	for {
-		var req rpcRequest
-		if err := readRPC(r, &req); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(m.idle)); err != nil {
 			return
 		}
-		reply := m.serve(ctx, &req)
+		var req rpcRequest
+		if err := readRPC(r, &req); err != nil {
+			// A caller done with its connection, or silent past the
+			// deadline, is closed quietly; a bad request is a refusal.
+			var ne net.Error
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
+				m.refuse(c, fmt.Errorf("voter %d: %w", peer, err))
+			}
+			return
+		}
+		if err := req.checkCaller(peer); err != nil {
+			m.refuse(c, err)
+			return
+		}
+		callCtx, stop := context.WithTimeout(ctx, rpcCallTimeout)
+		reply := m.serve(callCtx, &req)
+		stop()
+		if err := c.SetWriteDeadline(time.Now().Add(rpcWriteTimeout)); err != nil {
+			return
+		}
 		if err := writeRPC(w, &reply); err != nil {
 			return
 		}
@@ -318,16 +392,19 @@ func (m *rpcMux) Close() error {
 
 func (m *rpcMux) Addr() net.Addr { return m.ln.Addr() }
 
-func (m *rpcMux) track(c net.Conn) bool {
+func (m *rpcMux) track(c net.Conn) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	select {
 	case <-m.done:
-		return false
+		return net.ErrClosed
 	default:
 	}
+	if len(m.conns) >= rpcMaxConns {
+		return fmt.Errorf("%d connections open, the most accepted", rpcMaxConns)
+	}
 	m.conns[c] = struct{}{}
-	return true
+	return nil
 }
 
 func (m *rpcMux) untrack(c net.Conn) {
@@ -356,18 +433,21 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // it cannot apply a command twice.
 var errNotSent = errors.New("server: controller RPC not sent")
 
-// callRPC sends req to the voter at addr and waits for its reply. Each
+// callRPC sends req to voter peer at addr and waits for its reply. Each
 // call has its own connection: forwarded commands are rare (a heartbeat
 // every few seconds per broker, topic changes), and a fresh connection
 // never carries a request into a socket the peer already closed, which
 // would turn a safe retry into an outcome unknown.
-func callRPC(ctx context.Context, addr string, req *rpcRequest) (rpcReply, error) {
+func callRPC(ctx context.Context, auth *transport.Auth, peer uint64, addr string, req *rpcRequest) (rpcReply, error) {
 	d := net.Dialer{Timeout: rpcDialTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return rpcReply{}, fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	defer c.Close()
+	if err := auth.Dial(c, rpcMagic, peer); err != nil {
+		return rpcReply{}, fmt.Errorf("%w: %w", errNotSent, err)
+	}
 	deadline := time.Now().Add(rpcCallTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -376,9 +456,6 @@ func callRPC(ctx context.Context, addr string, req *rpcRequest) (rpcReply, error
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	w := bufio.NewWriter(c)
-	var magic [4]byte
-	binary.LittleEndian.PutUint32(magic[:], rpcMagic)
-	w.Write(magic[:])
 	if err := writeRPC(w, req); err != nil {
 		return rpcReply{}, fmt.Errorf("%w: %w", errNotSent, err)
 	}

@@ -123,8 +123,8 @@ func TestControllerRPCLengthBound(t *testing.T) {
 	if err := readRPC(bufio.NewReader(bytes.NewReader(huge)), &got); err == nil {
 		t.Fatal("accepted a message over the bound")
 	}
-	// The magic cannot be read as a Raft frame's length.
-	if rpcMagic <= transport.MaxMessageBytes {
-		t.Fatal("rpcMagic collides with a Raft frame length")
+	// The listener tells the services apart by their first word.
+	if rpcMagic == transport.ServiceRaft {
+		t.Fatal("rpcMagic is the Raft service word")
 	}
 }

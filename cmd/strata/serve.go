@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-db/strata/server"
+	"github.com/strata-db/strata/server/controller/transport"
 )
 
 // serveConfig is everything `strata serve` can be told, from flags or a
@@ -35,6 +37,10 @@ type serveConfig struct {
 	Rack              string        `toml:"rack"`
 	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
 	SessionTimeout    time.Duration `toml:"session_timeout"`
+	// ClusterSecretFile holds the secret every voter of the quorum proves
+	// it knows; ClusterInsecure runs a quorum without one, by choice.
+	ClusterSecretFile string `toml:"cluster_secret_file"`
+	ClusterInsecure   bool   `toml:"cluster_insecure"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -93,6 +99,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("rack", func() { fileCfg.Rack = cfg.Rack })
 				override("heartbeat-interval", func() { fileCfg.HeartbeatInterval = cfg.HeartbeatInterval })
 				override("session-timeout", func() { fileCfg.SessionTimeout = cfg.SessionTimeout })
+				override("cluster-secret-file", func() { fileCfg.ClusterSecretFile = cfg.ClusterSecretFile })
+				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -100,7 +108,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "TOML file with any of: data_dir, listen, admin, cores, node_id, pin, log_level, "+
-		"controller_voters, roles, rack, heartbeat_interval, session_timeout")
+		"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for partition logs and metadata")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "client address HOST:PORT")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "metrics and pprof address HOST:PORT (empty: off)")
@@ -115,6 +123,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often the broker renews its controller session")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout,
 		"how long the controller waits for a broker's heartbeat before fencing it (the same on every voter)")
+	f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile,
+		"file holding the cluster secret (at least 16 bytes, the same on every voter); a quorum needs it or --cluster-insecure")
+	f.BoolVar(&cfg.ClusterInsecure, "cluster-insecure", cfg.ClusterInsecure,
+		"run the controller quorum with no secret: its peers are identified, not authenticated")
 	return cmd
 }
 
@@ -141,11 +153,15 @@ func serve(cfg serveConfig) error {
 	case len(voters) > 0 && !slices.ContainsFunc(voters, func(v server.Voter) bool { return v.ID == cfg.NodeID }):
 		return usageError{fmt.Errorf("--node-id %d is not one of --controller-voters", cfg.NodeID)}
 	}
+	auth, err := clusterAuth(cfg, len(voters) > 0)
+	if err != nil {
+		return usageError{err}
+	}
 	if !broker {
-		return serveController(cfg, voters, log)
+		return serveController(cfg, voters, auth, log)
 	}
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
-		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, Rack: cfg.Rack,
+		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout})
 	if err != nil {
 		return err
@@ -179,6 +195,37 @@ func serve(cfg serveConfig) error {
 	return nil
 }
 
+// clusterAuth reads the cluster secret. A quorum must be given one, or
+// told --cluster-insecure; a lone voter has no control-plane network, so
+// either setting without --controller-voters is refused rather than
+// ignored. Surrounding whitespace (a file's trailing newline) is not part
+// of the secret.
+func clusterAuth(cfg serveConfig, quorum bool) (server.ClusterAuth, error) {
+	switch {
+	case cfg.ClusterSecretFile != "" && cfg.ClusterInsecure:
+		return server.ClusterAuth{}, errors.New("--cluster-secret-file and --cluster-insecure exclude each other")
+	case !quorum && (cfg.ClusterSecretFile != "" || cfg.ClusterInsecure):
+		return server.ClusterAuth{}, errors.New("--cluster-secret-file and --cluster-insecure need --controller-voters")
+	case !quorum:
+		return server.ClusterAuth{}, nil
+	case cfg.ClusterInsecure:
+		return server.ClusterAuth{Insecure: true}, nil
+	case cfg.ClusterSecretFile == "":
+		return server.ClusterAuth{}, errors.New("--controller-voters needs --cluster-secret-file " +
+			"(or --cluster-insecure to run the control plane unauthenticated)")
+	}
+	b, err := os.ReadFile(cfg.ClusterSecretFile)
+	if err != nil {
+		return server.ClusterAuth{}, fmt.Errorf("--cluster-secret-file: %w", err)
+	}
+	secret := bytes.TrimSpace(b)
+	if len(secret) < transport.MinSecretBytes {
+		return server.ClusterAuth{}, fmt.Errorf("--cluster-secret-file %s: %d bytes of secret, want at least %d",
+			cfg.ClusterSecretFile, len(secret), transport.MinSecretBytes)
+	}
+	return server.ClusterAuth{Secret: secret}, nil
+}
+
 // parseRoles reads --roles: a comma-separated set of broker and controller.
 func parseRoles(s string) (broker, controller bool, err error) {
 	for _, r := range strings.Split(s, ",") {
@@ -195,8 +242,8 @@ func parseRoles(s string) (broker, controller bool, err error) {
 }
 
 // serveController runs a controller-only node until a signal.
-func serveController(cfg serveConfig, voters []server.Voter, log *slog.Logger) error {
-	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters,
+func serveController(cfg serveConfig, voters []server.Voter, auth server.ClusterAuth, log *slog.Logger) error {
+	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters, ClusterAuth: auth,
 		SessionTimeout: cfg.SessionTimeout, Logger: log})
 	if err != nil {
 		return err

@@ -91,9 +91,14 @@ func (n *Node) ownEntryApplied(seq uint64) {
 
 // installSnapshot replaces the state with one received from the leader.
 func (n *Node) installSnapshot(data []byte, index uint64) error {
-	st, err := metadata.Restore(data)
-	if err != nil {
-		return fmt.Errorf("controller: snapshot %d: %w", index, err)
+	var st *metadata.State
+	if r := n.restored; r != nil && r.index == index {
+		st, n.restored = r.state, nil // admit decoded it
+	} else {
+		var err error
+		if st, err = metadata.Restore(data); err != nil {
+			return fmt.Errorf("controller: snapshot %d: %w", index, err)
+		}
 	}
 	n.state = st
 	n.applied = index

@@ -85,6 +85,14 @@ func (c Config) withDefaults() (Config, error) {
 	if slices.Contains(c.Voters, 0) {
 		return c, errors.New("controller: voter id 0 is reserved")
 	}
+	// raft addresses its local storage threads with the two largest ids.
+	if slices.ContainsFunc(c.Voters, func(id uint64) bool { return id >= raft.LocalApplyThread }) {
+		return c, fmt.Errorf("controller: voter ids from %d up are reserved", uint64(raft.LocalApplyThread))
+	}
+	c.Voters = slices.Sorted(slices.Values(c.Voters))
+	if len(slices.Compact(slices.Clone(c.Voters))) != len(c.Voters) {
+		return c, fmt.Errorf("controller: voters %v list an id twice", c.Voters)
+	}
 	if c.Dir == "" {
 		return c, errors.New("controller: no Dir")
 	}

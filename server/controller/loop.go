@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+
+	pb "go.etcd.io/raft/v3/raftpb"
 )
 
 // run is the node's goroutine: it feeds the RawNode ticks, messages and
@@ -57,7 +59,10 @@ func (n *Node) run() {
 			n.rn.Tick()
 			n.tickDuties()
 		case m := <-n.inbox:
-			_ = n.rn.Step(m) // a stale or foreign message is refused; nothing to do
+			if err := n.step(m); err != nil {
+				n.fail(err)
+				return
+			}
 		case r := <-n.reports:
 			if r.snapshot {
 				status := raft.SnapshotFinish
@@ -81,7 +86,28 @@ func (n *Node) run() {
 				return
 			}
 		}
+		n.restored = nil
 	}
+}
+
+// step hands a message from the network to raft if admit lets it
+// through; a refused message is logged (rate-limited) and dropped, as if
+// lost. It returns an error only when raft panicked anyway: its state may
+// be half-changed, so the node stops rather than go on with it.
+func (n *Node) step(m *pb.Message) (err error) {
+	if err := n.admit(m); err != nil {
+		if ok, suppressed := n.refusals.Allow(time.Now()); ok {
+			n.cfg.Logger.Warningf("controller: voter %d dropped a message (%d more not logged): %v", n.cfg.ID, suppressed, err)
+		}
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("controller: raft panicked on a %s from %d that passed the checks: %v", m.GetType(), m.GetFrom(), r)
+		}
+	}()
+	_ = n.rn.Step(m) // a stale message is refused by raft; nothing to do
+	return nil
 }
 
 // handleReady persists, sends, then applies, in the order raft requires:

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strata-db/strata/server/controller/raftlog"
+	"github.com/strata-db/strata/server/controller/transport"
 	"github.com/strata-db/strata/server/metadata"
 	"go.etcd.io/raft/v3"
 
@@ -39,6 +40,8 @@ type Node struct {
 	held     []heldRejection
 	nextSeq  uint64
 	reads    readQueue
+	restored *restoredSnapshot // the snapshot admit last decoded
+	refusals transport.LogLimit
 
 	inbox   chan *pb.Message
 	reports chan report

@@ -12,6 +12,9 @@ import (
 	"github.com/strata-db/strata/server/controller/transport"
 )
 
+// testSecret is the cluster secret of the test quorums.
+var testSecret = []byte("the cluster secret of the tests!")
+
 // tcpCluster is a quorum over loopback TCP on real files with real
 // tickers.
 type tcpCluster struct {
@@ -49,7 +52,7 @@ func (c *tcpCluster) start(id uint64, ln net.Listener) {
 			c.tb.Fatal(err)
 		}
 	}
-	tr, err := transport.NewTCP(transport.TCPConfig{ID: id, Listener: ln, Peers: c.addrs})
+	tr, err := transport.NewTCP(transport.TCPConfig{ID: id, Listener: ln, Peers: c.addrs, Secret: testSecret})
 	if err != nil {
 		c.tb.Fatal(err)
 	}

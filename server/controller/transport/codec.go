@@ -12,7 +12,10 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 )
 
-// Each message travels as a length-prefixed frame:
+// After the handshake (handshake.go) each message travels as a
+// length-prefixed frame; a frame of length 0 is a keepalive that carries
+// no message, sent by a writer with nothing to say so that the reader's
+// idle deadline does not close a healthy connection:
 //
 //	frame = length:u32 (little-endian) message:[length]   (protobuf raftpb.Message)
 const (
@@ -39,8 +42,13 @@ func appendMessage(dst []byte, m *pb.Message) ([]byte, error) {
 	return append(dst, body...), nil
 }
 
+// appendKeepalive appends an empty frame to dst.
+func appendKeepalive(dst []byte) []byte {
+	return binary.LittleEndian.AppendUint32(dst, 0)
+}
+
 // readMessage reads one frame from r, refusing a length over maxBytes
-// before reading the body.
+// before reading the body. A keepalive returns no message and no error.
 func readMessage(r *bufio.Reader, buf *bytes.Buffer, maxBytes int) (*pb.Message, error) {
 	var hdr [lengthBytes]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -49,6 +57,9 @@ func readMessage(r *bufio.Reader, buf *bytes.Buffer, maxBytes int) (*pb.Message,
 	n := int64(binary.LittleEndian.Uint32(hdr[:]))
 	if n > int64(maxBytes) {
 		return nil, fmt.Errorf("transport: message of %d bytes exceeds %d", n, maxBytes)
+	}
+	if n == 0 {
+		return nil, nil
 	}
 	buf.Reset()
 	for left := n; left > 0; {
