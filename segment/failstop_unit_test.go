@@ -170,3 +170,44 @@ func TestStorageFailureIsSticky(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointDuringRollTrustsNoUntrimmedSegment: a ring driver's roll is
+// BeginRoll, syncs in flight, FinishRoll; a deletion meanwhile writes a
+// checkpoint. Every frame of the old segment is durable already (a group
+// sync), its trim to size is not: the checkpoint must not let recovery
+// trust the old segment at its preallocated length after a crash.
+func TestCheckpointDuringRollTrustsNoUntrimmedSegment(t *testing.T) {
+	mem := NewMemFS()
+	cfg := memConfig(mem)
+	cfg.SegmentBytes = 64 << 10
+	l, err := Open("/p", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for i := 0; i < 5; i++ {
+		f := testFrame(1, 100, 1, uint64(i))
+		if _, err := l.Append(f); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, f...)
+	}
+	if l.RecoveryPoint() != l.End() {
+		t.Fatalf("recovery point %d, end %d", l.RecoveryPoint(), l.End())
+	}
+	if _, _, err := l.BeginRoll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteRecordsBefore(0); err != nil {
+		t.Fatal(err)
+	}
+	mem.Crash() // before the roll's syncs complete
+	l, err = Open("/p", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := readAll(t, l, 0); !bytes.Equal(got, want) {
+		t.Fatalf("after the crash the log holds %d bytes, want %d", len(got), len(want))
+	}
+}

@@ -28,7 +28,10 @@ type Log struct {
 	syncing bool
 	// dirDirty is set when a segment file was created and the directory
 	// entry is not yet durable.
-	dirDirty    bool
+	dirDirty bool
+	// rolling are the segments rolled (BeginRoll) whose roll has not
+	// finished, oldest first: their trim to size may not be durable yet.
+	rolling     []*Segment
 	lastFlushMs int64
 	closed      bool
 	// failed is the first storage failure, wrapped in ErrStorageFailed;
@@ -247,6 +250,7 @@ func (l *Log) beginRoll() (*Segment, error) {
 		return nil, err
 	}
 	l.dirDirty = true
+	l.rolling = append(l.rolling, old)
 	if err := old.Handle.(*segFiles).data.Truncate(old.size); err != nil {
 		return nil, l.fail(fmt.Errorf("segment: trim segment %d: %w", old.base, err))
 	}
@@ -261,6 +265,11 @@ func (l *Log) finishRoll(old *Segment) error {
 		return l.fail(fmt.Errorf("segment: sync folder after rolling segment %d: %w", old.base, err))
 	}
 	l.dirDirty = false
+	if len(l.rolling) == 0 || l.rolling[0] != old {
+		return fmt.Errorf("segment: finish roll of segment %d out of the order rolls began", old.base)
+	}
+	l.rolling[0] = nil
+	l.rolling = l.rolling[1:]
 	l.core.Flushed(old.next)
 	return l.writeCheckpoint()
 }
@@ -358,8 +367,18 @@ func (l *Log) dataFile(s *Segment) (File, error) {
 // timestamp from the time index there; mapped pages are written back in no
 // particular order, so both index files are synced first, making every entry
 // below the recovery point durable in both.
+//
+// While a roll is unfinished (a ring driver's syncs of the old segment are
+// in flight, and a deletion or retention pass checkpoints meanwhile), the
+// recorded recovery point stays at or below the old segment's base: an
+// earlier group sync may have made all its frames durable, but not its trim
+// to size, and a checkpoint past it would have recovery trust the segment
+// with its preallocated length, zeros and all.
 func (l *Log) writeCheckpoint() error {
 	ck := checkpoint{logStart: l.core.LogStart(), recoveryPoint: l.core.RecoveryPoint()}
+	if len(l.rolling) > 0 {
+		ck.recoveryPoint = min(ck.recoveryPoint, l.rolling[0].base)
+	}
 	if a := l.core.Active(); a != nil {
 		if files, ok := a.Handle.(*segFiles); ok {
 			for _, f := range []File{files.off, files.tim} {

@@ -1,6 +1,9 @@
 package segment
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Fail-stop. After an fdatasync error the kernel may already have marked
 // the dirty pages clean (or dropped them), so a second fdatasync can succeed
@@ -18,7 +21,10 @@ import "fmt"
 // returns the sticky error. The caller holds the lock.
 func (l *Log) fail(err error) error {
 	if l.failed == nil {
-		l.failed = fmt.Errorf("%w: %w", ErrStorageFailed, err)
+		if !errors.Is(err, ErrStorageFailed) {
+			err = fmt.Errorf("%w: %w", ErrStorageFailed, err)
+		}
+		l.failed = err
 		// Waiters for a sync that can no longer happen must wake.
 		l.cond.Broadcast()
 	}
