@@ -91,6 +91,15 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			}
 			leads := serving && p.Leader == self
 			if cur := tp.parts[p.Partition]; cur != nil {
+				if cur.offline() {
+					// Fail-stop: a partition whose storage failed
+					// stays as it is until the broker restarts; an
+					// image that has it lead here again hears so.
+					if leads {
+						bs.reportOffline(cur)
+					}
+					continue
+				}
 				if !leads {
 					tp.parts[p.Partition] = nil
 					bs.closePartition(cur, false)
@@ -196,6 +205,7 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 	}
 	p := bs.slots[slot]
 	p.complete(cqe)
+	bs.checkStorage(p)
 	if p.closing && p.closable() {
 		bs.finishClose(p)
 	}
@@ -249,6 +259,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 		case p == nil:
 		case !p.closing:
 			p.log.Tick(now)
+			bs.checkStorage(p)
 		case p.closable():
 			bs.finishClose(p)
 		}
