@@ -211,3 +211,50 @@ func TestCheckpointDuringRollTrustsNoUntrimmedSegment(t *testing.T) {
 		t.Fatalf("after the crash the log holds %d bytes, want %d", len(got), len(want))
 	}
 }
+
+// TestFailedRollSyncKeepsRecoveryPoint: a roll whose fdatasync of the old
+// segment fails leaves the recovery point where it was, and no later flush
+// can sync the new segment and move it past the old one's unsynced data.
+func TestFailedRollSyncKeepsRecoveryPoint(t *testing.T) {
+	mem := NewMemFS()
+	efs := newErrFS(mem, faultNone, 1)
+	cfg := memConfig(efs)
+	cfg.SegmentBytes = 64 << 10
+	cfg.Flush = FlushNever // only the roll syncs
+	l, err := Open("/p", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := l.Append(testFrame(1, 100, 1, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rp := l.RecoveryPoint()
+	efs.arm(faultSync, 1)
+	if err := l.Roll(); !errors.Is(err, ErrStorageFailed) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("roll with a failing sync: %v", err)
+	}
+	if err := l.Flush(); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("flush after the failed roll: %v", err)
+	}
+	if _, err := l.Append(testFrame(1, 100, 1, 9)); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("append after the failed roll: %v", err)
+	}
+	if l.RecoveryPoint() != rp {
+		t.Fatalf("recovery point moved from %d to %d past a failed roll sync", rp, l.RecoveryPoint())
+	}
+	if err := l.Close(); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("close: %v", err)
+	}
+	mem.Crash()
+	efs.disarm()
+	l, err = Open("/p", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.End() != rp {
+		t.Fatalf("after the crash the log ends at %d; only %d was synced", l.End(), rp)
+	}
+}

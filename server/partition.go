@@ -40,10 +40,8 @@ type partition struct {
 	// storageFailureNoticed: the log's storage failed and checkStorage has
 	// logged, counted and reported it (partition_offline.go).
 	storageFailureNoticed bool
-	// offlineReported: the controller was told, at the image's leader
-	// epoch offlineReportedEpoch.
-	offlineReported      bool
-	offlineReportedEpoch int32
+	// offlineReport: what the controller was told of it.
+	offlineReport offlineReport
 }
 
 // appendPart is one produce request's frames for one partition.

@@ -29,6 +29,11 @@ import (
 //     disk that just failed) behind the operator's back. A restart recovers
 //     what reached the disk and registers the broker again, which elects it
 //     again where it is still the ISR.
+//
+// A partition whose log cannot be opened (recovery fails: an I/O error, a
+// folder that cannot be made, damage in a trusted segment) is offline the
+// same way: STORAGE_ERROR, logged once, counted, reported; it is not
+// opened again until the broker restarts.
 
 const (
 	// offlineReportAttemptsMax bounds the attempts to tell the controller,
@@ -43,7 +48,7 @@ const (
 func newStorageFailuresCounter(reg *prometheus.Registry) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "strata_partition_storage_failures_total",
-		Help: "Partitions taken offline by a failed write, fdatasync, fallocate, truncate or rename of their log (fail-stop until restart).",
+		Help: "Partitions taken offline by their storage (fail-stop until restart): a failed write, fdatasync, fallocate, truncate or rename of their log, or a log that could not be opened.",
 	})
 	reg.MustRegister(c)
 	return c
@@ -70,20 +75,75 @@ func (bs *brokerShard) checkStorage(p *partition) {
 }
 
 // reportOffline tells the controller, off the shard's thread, that this
-// broker's replica of p is offline: once per leader epoch of the partition
-// in this broker's image (an image that has it lead here again, after a
-// re-registration, hears so again).
+// broker's replica of p is offline.
 func (bs *brokerShard) reportOffline(p *partition) {
-	tp := bs.topics[p.topic]
+	bs.reportOfflineAt(p.topic, p.index, &p.offlineReport)
+}
+
+// offlineReport is what was told to the controller about an offline
+// replica: once per leader epoch of the partition in this broker's image
+// (an image that has it lead here again, after a re-registration, hears so
+// again).
+type offlineReport struct {
+	sent  bool
+	epoch int32
+}
+
+func (bs *brokerShard) reportOfflineAt(topic string, index int32, rep *offlineReport) {
+	tp := bs.topics[topic]
 	if tp == nil || bs.image == nil {
 		return
 	}
-	pi, ok := bs.image.Partition(p.topic, p.index)
-	if !ok || p.offlineReported && p.offlineReportedEpoch == pi.LeaderEpoch {
+	pi, ok := bs.image.Partition(topic, index)
+	if !ok || rep.sent && rep.epoch == pi.LeaderEpoch {
 		return
 	}
-	p.offlineReported, p.offlineReportedEpoch = true, pi.LeaderEpoch
-	go bs.b.session.reportOfflineReplica(p.topic, tp.id, p.index)
+	rep.sent, rep.epoch = true, pi.LeaderEpoch
+	go bs.b.session.reportOfflineReplica(topic, tp.id, index)
+}
+
+// failedOpenKey names a partition whose log could not be opened.
+type failedOpenKey struct {
+	topic metadata.TopicID
+	index int32
+}
+
+// failedOpen is such a partition: offline on this broker until it
+// restarts.
+type failedOpen struct{ report offlineReport }
+
+// openFailedAt reports whether the partition's log failed to open on this
+// broker; an image that has it lead here hears so again.
+func (bs *brokerShard) openFailedAt(topic string, id metadata.TopicID, index int32) bool {
+	f := bs.failedOpens[failedOpenKey{id, index}]
+	if f == nil {
+		return false
+	}
+	bs.reportOfflineAt(topic, index, &f.report)
+	return true
+}
+
+// openFailed takes a partition whose log could not be opened offline: it
+// is logged and counted once, reported, and not opened again.
+func (bs *brokerShard) openFailed(t metadata.TopicInfo, index int32, err error) {
+	if bs.failedOpens == nil {
+		bs.failedOpens = make(map[failedOpenKey]*failedOpen)
+	}
+	f := &failedOpen{}
+	bs.failedOpens[failedOpenKey{t.ID, index}] = f
+	bs.b.log.Error("partition log could not be opened; the partition is offline on this broker until it restarts",
+		"topic", t.Name, "partition", index, "err", err)
+	bs.b.storageFailures.Inc()
+	bs.reportOfflineAt(t.Name, index, &f.report)
+}
+
+// forgetFailedOpens drops a deleted topic's failed partitions.
+func (bs *brokerShard) forgetFailedOpens(id metadata.TopicID) {
+	for k := range bs.failedOpens {
+		if k.topic == id {
+			delete(bs.failedOpens, k)
+		}
+	}
 }
 
 // storageErrorCode is the answer for a request to a partition whose

@@ -72,6 +72,56 @@ func breakDescriptor(t *testing.T, path string) {
 	}
 }
 
+// waitLeader polls the Metadata API until the partition 0 of topic has
+// the leader want.
+func waitLeader(t *testing.T, c *testClient, topic string, want int32, what string) {
+	t.Helper()
+	leader := func() int32 {
+		env, _ := c.call(&fb.MessageT{Type: fb.MessageMetadataRequest, Value: &fb.MetadataRequestT{}})
+		for _, tp := range env.Message.Value.(*fb.MetadataResponseT).Topics {
+			if tp.Name == topic {
+				return tp.Partitions[0].LeaderId
+			}
+		}
+		return -2
+	}
+	deadline := time.Now().Add(storageFailureWaitLimit)
+	for got := leader(); got != want; got = leader() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: leader %d, want %d", what, got, want)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the metadata, not synchronising with it
+	}
+}
+
+// checkStorageFailures checks strata_partition_storage_failures_total.
+func checkStorageFailures(t *testing.T, b *Broker, want float64) {
+	t.Helper()
+	mfs, err := b.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "strata_partition_storage_failures_total" {
+			got = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if got != want {
+		t.Fatalf("strata_partition_storage_failures_total = %v, want %v", got, want)
+	}
+}
+
+func startLoggingBroker(t *testing.T, dir string, logs *lockedBuffer) *Broker {
+	t.Helper()
+	b, err := StartBroker(BrokerConfig{DataDir: dir, Listen: "127.0.0.1:0", Cores: 1, NodeID: 1,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestPartitionStorageFailureIsFailStop: once a partition's log write
 // fails, the partition answers STORAGE_ERROR to produce, fetch (a long poll
 // included, at once) and offset lookups, and keeps doing so; the failure is
@@ -81,15 +131,7 @@ func breakDescriptor(t *testing.T, path string) {
 func TestPartitionStorageFailureIsFailStop(t *testing.T) {
 	dir := t.TempDir()
 	logs := &lockedBuffer{}
-	start := func() *Broker {
-		b, err := StartBroker(BrokerConfig{DataDir: dir, Listen: "127.0.0.1:0", Cores: 1, NodeID: 1,
-			Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	b := start()
+	b := startLoggingBroker(t, dir, logs)
 	c := newTestClient(t, b.Addr().String())
 	if code := c.createTopic("disk", 1); code != fb.ErrorCodeNone {
 		t.Fatal(code)
@@ -127,35 +169,8 @@ func TestPartitionStorageFailureIsFailStop(t *testing.T) {
 	if n := strings.Count(logs.String(), "partition storage failed"); n != 1 {
 		t.Fatalf("the failure was logged %d times", n)
 	}
-	mfs, err := b.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	failures := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "strata_partition_storage_failures_total" {
-			failures = mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	if failures != 1 {
-		t.Fatalf("strata_partition_storage_failures_total = %v, want 1", failures)
-	}
-	leader := func() int32 {
-		env, _ := c.call(&fb.MessageT{Type: fb.MessageMetadataRequest, Value: &fb.MetadataRequestT{}})
-		for _, tp := range env.Message.Value.(*fb.MetadataResponseT).Topics {
-			if tp.Name == "disk" {
-				return tp.Partitions[0].LeaderId
-			}
-		}
-		return -2
-	}
-	deadline := time.Now().Add(storageFailureWaitLimit)
-	for leader() != -1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the controller never moved the partition off the broker (leader %d)", leader())
-		}
-		time.Sleep(10 * time.Millisecond) // polling the metadata, not synchronising with it
-	}
+	checkStorageFailures(t, b, 1)
+	waitLeader(t, c, "disk", -1, "the controller moves the partition off the broker")
 	if r := produce(20); r.ErrorCode != fb.ErrorCodeStorageError {
 		t.Fatalf("produce once the partition has no leader: %v", r.ErrorCode)
 	}
@@ -163,16 +178,10 @@ func TestPartitionStorageFailureIsFailStop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b = start()
+	b = startLoggingBroker(t, dir, logs)
 	defer b.Stop()
 	c = newTestClient(t, b.Addr().String())
-	deadline = time.Now().Add(storageFailureWaitLimit)
-	for leader() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the partition was not led again after the restart (leader %d)", leader())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitLeader(t, c, "disk", 1, "the broker leads the partition again after the restart")
 	env, trailing := c.call(fetchMsg("disk", 0, 0, 0, 0))
 	fr := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0]
 	if fr.ErrorCode != fb.ErrorCodeNone || fr.HighWatermark != 5 {
@@ -185,5 +194,67 @@ func TestPartitionStorageFailureIsFailStop(t *testing.T) {
 	}
 	if r := produce(5); r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != 5 {
 		t.Fatalf("produce after the restart: %v base %d", r.ErrorCode, r.BaseOffset)
+	}
+}
+
+// TestPartitionOpenFailureIsOffline: a partition whose log cannot be opened
+// at start (its folder is a file) is offline the same way: STORAGE_ERROR,
+// logged and counted once, leadership moved off the broker; once the
+// folder is back and the broker restarts, it serves the partition again.
+func TestPartitionOpenFailureIsOffline(t *testing.T) {
+	dir := t.TempDir()
+	logs := &lockedBuffer{}
+	b := startLoggingBroker(t, dir, logs)
+	c := newTestClient(t, b.Addr().String())
+	if code := c.createTopic("broken", 1); code != fb.ErrorCodeNone {
+		t.Fatal(code)
+	}
+	env, _ := c.call(produceMsg(fb.AcksAll, "broken", 0, batch(t, 0, 5, 1)))
+	if r := env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]; r.ErrorCode != fb.ErrorCodeNone {
+		t.Fatal(r.ErrorCode)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	pdir := partitionDir(dir, "broken", 0)
+	if err := os.Rename(pdir, pdir+".saved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pdir, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b = startLoggingBroker(t, dir, logs)
+	c = newTestClient(t, b.Addr().String())
+	waitLeader(t, c, "broken", -1, "the controller moves the partition off the broker")
+	for i := 0; i < 2; i++ {
+		env, _ := c.call(produceMsg(fb.AcksAll, "broken", 0, batch(t, 5, 5, 1)))
+		if r := env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]; r.ErrorCode != fb.ErrorCodeStorageError {
+			t.Fatalf("produce to the partition that failed to open: %v", r.ErrorCode)
+		}
+		env, _ = c.call(fetchMsg("broken", 0, 0, 0, 0))
+		if r := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0]; r.ErrorCode != fb.ErrorCodeStorageError {
+			t.Fatalf("fetch from the partition that failed to open: %v", r.ErrorCode)
+		}
+	}
+	if n := strings.Count(logs.String(), "could not be opened"); n != 1 {
+		t.Fatalf("the failure was logged %d times", n)
+	}
+	checkStorageFailures(t, b, 1)
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(pdir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(pdir+".saved", pdir); err != nil {
+		t.Fatal(err)
+	}
+	b = startLoggingBroker(t, dir, logs)
+	defer b.Stop()
+	c = newTestClient(t, b.Addr().String())
+	waitLeader(t, c, "broken", 1, "the broker leads the partition again after the restart")
+	env, trailing := c.call(fetchMsg("broken", 0, 0, 0, 0))
+	if r := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0]; r.ErrorCode != fb.ErrorCodeNone || r.HighWatermark != 5 || len(records(t, trailing)) != 5 {
+		t.Fatalf("fetch after the restart: %v hw %d", r.ErrorCode, r.HighWatermark)
 	}
 }
