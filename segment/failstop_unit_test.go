@@ -145,10 +145,11 @@ func TestStorageFailureIsSticky(t *testing.T) {
 			_, readErr := l.Read(0, 100, -1)
 			_, _, rollErr := l.BeginRoll()
 			_, fileErr := l.DataFile(l.Core().Active())
+			_, spanErr := l.SpanFD(Span{Segment: l.Core().Active()})
 			for name, err := range map[string]error{
 				"append": appendErr, "flush": l.Flush(), "roll": l.Roll(), "truncate": l.Truncate(0),
 				"delete": l.DeleteRecordsBefore(0), "retention": l.ApplyRetention(0), "read": readErr,
-				"begin roll": rollErr, "data file": fileErr, "close": l.Close(),
+				"begin roll": rollErr, "data file": fileErr, "span fd": spanErr, "close": l.Close(),
 			} {
 				if !errors.Is(err, ErrStorageFailed) {
 					t.Errorf("%s after the failure: %v", name, err)
