@@ -35,7 +35,9 @@ var (
 	// ErrFailed: a write, sync or other storage operation failed; the log
 	// is offline (fail-stop) until it is closed and opened again (recovery
 	// then finds what is on disk). Errors wrapping it also wrap
-	// segment.ErrStorageFailed and the cause.
+	// segment.ErrStorageFailed and the cause, except after the core
+	// refused to prepare an append (which breaks an invariant, and fails
+	// only that append and those after it).
 	ErrFailed = errors.New("ringlog: log failed; reopen it")
 	// ErrBusy: the operation needs every append and sync completed.
 	ErrBusy = errors.New("ringlog: operations in flight")
