@@ -211,7 +211,8 @@ func (l *Log) syncTo(target int64) error {
 }
 
 // waitSync waits until no sync is running, before operations that remove
-// or close files.
+// or close files. The lock is released meanwhile, so the caller checks
+// usable afterwards: the sync may have failed.
 func (l *Log) waitSync() {
 	for l.syncing {
 		l.cond.Wait()
@@ -440,10 +441,10 @@ func (l *Log) deleteSegments(removed []*Segment) error {
 func (l *Log) DeleteRecordsBefore(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.waitSync()
 	if err := l.usable(); err != nil {
 		return err
 	}
-	l.waitSync()
 	removed, err := l.core.DeleteRecordsBefore(offset)
 	if err != nil {
 		return err
@@ -455,10 +456,10 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 func (l *Log) ApplyRetention(nowMs int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.waitSync()
 	if err := l.usable(); err != nil {
 		return err
 	}
-	l.waitSync()
 	removed, rerr := l.core.ApplyRetention(nowMs)
 	if err := l.deleteSegments(removed); err != nil {
 		return err

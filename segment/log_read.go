@@ -107,10 +107,10 @@ func (l *Log) ReadSpans(dst []byte, spans []Span) ([]byte, error) {
 func (l *Log) Truncate(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.waitSync()
 	if err := l.usable(); err != nil {
 		return err
 	}
-	l.waitSync()
 	if offset >= l.core.End() {
 		return nil
 	}
