@@ -33,11 +33,12 @@ func ErrorCode(err error) schema.ErrorCode {
 }
 
 // needsMetadata reports whether a wire error says the cached leader may be
-// wrong.
+// wrong. STORAGE_ERROR is one: a broker whose disk failed serves the
+// partition no more, and the controller moves its leadership away.
 func needsMetadata(code schema.ErrorCode) bool {
 	switch code {
 	case fb.ErrorCodeNotLeader, fb.ErrorCodeUnknownTopicOrPartition, fb.ErrorCodeLeaderNotAvailable,
-		fb.ErrorCodeFencedLeaderEpoch, fb.ErrorCodeUnknownLeaderEpoch:
+		fb.ErrorCodeFencedLeaderEpoch, fb.ErrorCodeUnknownLeaderEpoch, fb.ErrorCodeStorageError:
 		return true
 	}
 	return false

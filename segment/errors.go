@@ -20,4 +20,8 @@ var (
 	ErrClosed = errors.New("segment: log closed")
 	// ErrOutOfOrder: an append was committed out of the order it was prepared.
 	ErrOutOfOrder = errors.New("segment: append committed out of order")
+	// ErrStorageFailed: a write, sync, allocate, truncate, rename or folder
+	// sync of the log's files failed; the log is offline (fail-stop) until it
+	// is opened again, and nothing after the failure was acknowledged.
+	ErrStorageFailed = errors.New("segment: storage failed; the log is offline until it is reopened")
 )

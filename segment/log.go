@@ -28,10 +28,16 @@ type Log struct {
 	syncing bool
 	// dirDirty is set when a segment file was created and the directory
 	// entry is not yet durable.
-	dirDirty    bool
+	dirDirty bool
+	// rolling are the segments rolled (BeginRoll) whose roll has not
+	// finished, oldest first: their trim to size may not be durable yet.
+	rolling     []*Segment
 	lastFlushMs int64
 	closed      bool
-	stats       Stats
+	// failed is the first storage failure, wrapped in ErrStorageFailed;
+	// once set the log is offline (see log_fail.go).
+	failed error
+	stats  Stats
 }
 
 // Stats counts the work a Log did, for tests and tools.
@@ -119,8 +125,8 @@ func (l *Log) Append(frame []byte) (int64, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return 0, ErrClosed
+	if err := l.usable(); err != nil {
+		return 0, err
 	}
 	now := l.cfg.NowMs()
 	if l.core.ShouldRoll(int64(h.Length), h.RecordCount, now) {
@@ -135,7 +141,7 @@ func (l *Log) Append(frame []byte) (int64, error) {
 	schema.PatchBaseOffset(frame, plan.BaseOffset)
 	if _, err := plan.Segment.Handle.(*segFiles).data.WriteAt(frame, plan.Pos); err != nil {
 		l.core.AbortAppends()
-		return 0, fmt.Errorf("segment: write segment %d at %d: %w", plan.Segment.base, plan.Pos, err)
+		return 0, l.fail(fmt.Errorf("segment: write segment %d at %d: %w", plan.Segment.base, plan.Pos, err))
 	}
 	if err := l.core.CommitAppend(&plan); err != nil {
 		return 0, err
@@ -159,8 +165,8 @@ func (l *Log) Append(frame []byte) (int64, error) {
 func (l *Log) Flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
+	if err := l.usable(); err != nil {
+		return err
 	}
 	return l.syncTo(l.core.End())
 }
@@ -168,11 +174,13 @@ func (l *Log) Flush() error {
 // syncTo returns once everything below target is durable. One caller at a
 // time runs fdatasync, with the lock released so that appends go on; the
 // sync covers everything written when it began, and every waiter it covers
-// returns without a sync of its own (group commit).
+// returns without a sync of its own (group commit). A failed sync fails the
+// log: its waiters, and every caller after them, get the sticky error and
+// never a retried sync.
 func (l *Log) syncTo(target int64) error {
 	for l.core.RecoveryPoint() < target {
-		if l.closed {
-			return ErrClosed
+		if err := l.usable(); err != nil {
+			return err
 		}
 		if l.syncing {
 			l.cond.Wait()
@@ -193,8 +201,7 @@ func (l *Log) syncTo(target int64) error {
 		l.syncing = false
 		l.cond.Broadcast()
 		if err != nil {
-			l.dirDirty = l.dirDirty || dirty
-			return fmt.Errorf("segment: sync: %w", err)
+			return l.fail(fmt.Errorf("segment: sync to offset %d: %w", upto, err))
 		}
 		if gen == l.core.gen {
 			l.core.Flushed(upto)
@@ -204,7 +211,8 @@ func (l *Log) syncTo(target int64) error {
 }
 
 // waitSync waits until no sync is running, before operations that remove
-// or close files.
+// or close files. The lock is released meanwhile, so the caller checks
+// usable afterwards: the sync may have failed.
 func (l *Log) waitSync() {
 	for l.syncing {
 		l.cond.Wait()
@@ -221,7 +229,7 @@ func (l *Log) roll() error {
 	}
 	for _, f := range old.Handle.(*segFiles).syncFiles() {
 		if err := f.Datasync(); err != nil {
-			return fmt.Errorf("segment: sync segment %d: %w", old.base, err)
+			return l.fail(fmt.Errorf("segment: sync segment %d: %w", old.base, err))
 		}
 	}
 	return l.finishRoll(old)
@@ -234,7 +242,7 @@ func (l *Log) beginRoll() (*Segment, error) {
 	base := l.core.End()
 	files, off, tim, err := l.createSegment(base)
 	if err != nil {
-		return nil, err
+		return nil, l.fail(err)
 	}
 	old, _, err := l.core.Roll(off, tim, files)
 	if err != nil {
@@ -243,8 +251,9 @@ func (l *Log) beginRoll() (*Segment, error) {
 		return nil, err
 	}
 	l.dirDirty = true
+	l.rolling = append(l.rolling, old)
 	if err := old.Handle.(*segFiles).data.Truncate(old.size); err != nil {
-		return nil, err
+		return nil, l.fail(fmt.Errorf("segment: trim segment %d: %w", old.base, err))
 	}
 	return old, nil
 }
@@ -254,9 +263,14 @@ func (l *Log) beginRoll() (*Segment, error) {
 // segment and records it in the checkpoint.
 func (l *Log) finishRoll(old *Segment) error {
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return err
+		return l.fail(fmt.Errorf("segment: sync folder after rolling segment %d: %w", old.base, err))
 	}
 	l.dirDirty = false
+	if len(l.rolling) == 0 || l.rolling[0] != old {
+		return fmt.Errorf("segment: finish roll of segment %d out of the order rolls began", old.base)
+	}
+	l.rolling[0] = nil
+	l.rolling = l.rolling[1:]
 	l.core.Flushed(old.next)
 	return l.writeCheckpoint()
 }
@@ -354,8 +368,18 @@ func (l *Log) dataFile(s *Segment) (File, error) {
 // timestamp from the time index there; mapped pages are written back in no
 // particular order, so both index files are synced first, making every entry
 // below the recovery point durable in both.
+//
+// While a roll is unfinished (a ring driver's syncs of the old segment are
+// in flight, and a deletion or retention pass checkpoints meanwhile), the
+// recorded recovery point stays at or below the old segment's base: an
+// earlier group sync may have made all its frames durable, but not its trim
+// to size, and a checkpoint past it would have recovery trust the segment
+// with its preallocated length, zeros and all.
 func (l *Log) writeCheckpoint() error {
 	ck := checkpoint{logStart: l.core.LogStart(), recoveryPoint: l.core.RecoveryPoint()}
+	if len(l.rolling) > 0 {
+		ck.recoveryPoint = min(ck.recoveryPoint, l.rolling[0].base)
+	}
 	if a := l.core.Active(); a != nil {
 		if files, ok := a.Handle.(*segFiles); ok {
 			for _, f := range []File{files.off, files.tim} {
@@ -363,7 +387,7 @@ func (l *Log) writeCheckpoint() error {
 					continue
 				}
 				if err := f.Datasync(); err != nil {
-					return fmt.Errorf("segment: sync index of segment %d: %w", a.base, err)
+					return l.fail(fmt.Errorf("segment: sync index of segment %d: %w", a.base, err))
 				}
 			}
 		}
@@ -373,7 +397,7 @@ func (l *Log) writeCheckpoint() error {
 	tmp := final + checkpointTmpExt
 	f, err := l.fs.Create(tmp)
 	if err != nil {
-		return err
+		return l.fail(fmt.Errorf("segment: write checkpoint: %w", err))
 	}
 	if _, err = f.WriteAt(b, 0); err == nil {
 		err = f.Datasync()
@@ -388,7 +412,7 @@ func (l *Log) writeCheckpoint() error {
 		err = l.fs.SyncDir(l.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("segment: write checkpoint: %w", err)
+		return l.fail(fmt.Errorf("segment: write checkpoint: %w", err))
 	}
 	return nil
 }
@@ -406,10 +430,10 @@ func (l *Log) deleteSegments(removed []*Segment) error {
 	if len(removed) > 0 && err == nil {
 		err = l.fs.SyncDir(l.dir)
 	}
-	if err == nil {
-		err = l.writeCheckpoint()
+	if err != nil {
+		return l.fail(fmt.Errorf("segment: delete segments: %w", err))
 	}
-	return err
+	return l.writeCheckpoint()
 }
 
 // DeleteRecordsBefore advances the log start to offset and deletes the
@@ -417,10 +441,10 @@ func (l *Log) deleteSegments(removed []*Segment) error {
 func (l *Log) DeleteRecordsBefore(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
 	l.waitSync()
+	if err := l.usable(); err != nil {
+		return err
+	}
 	removed, err := l.core.DeleteRecordsBefore(offset)
 	if err != nil {
 		return err
@@ -432,10 +456,10 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 func (l *Log) ApplyRetention(nowMs int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
 	l.waitSync()
+	if err := l.usable(); err != nil {
+		return err
+	}
 	removed, rerr := l.core.ApplyRetention(nowMs)
 	if err := l.deleteSegments(removed); err != nil {
 		return err
@@ -444,6 +468,8 @@ func (l *Log) ApplyRetention(nowMs int64) error {
 }
 
 // Close syncs everything, records the recovery point and closes the files.
+// A failed log only closes its files, and returns its failure: nothing is
+// synced or checkpointed after a storage error.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -451,12 +477,16 @@ func (l *Log) Close() error {
 		return ErrClosed
 	}
 	l.waitSync()
-	err := l.syncTo(l.core.End())
+	err := l.failed
+	if err == nil {
+		err = l.syncTo(l.core.End())
+	}
 	if err == nil {
 		f := l.core.Active().Handle.(*segFiles)
 		for _, x := range []File{f.off, f.tim} {
-			if serr := x.Datasync(); err == nil {
-				err = serr
+			if serr := x.Datasync(); serr != nil {
+				err = l.fail(fmt.Errorf("segment: sync index of segment %d: %w", l.core.Active().base, serr))
+				break
 			}
 		}
 	}
@@ -488,8 +518,8 @@ func (l *Log) closeFiles() error {
 func (l *Log) Roll() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
+	if err := l.usable(); err != nil {
+		return err
 	}
 	if l.core.Active().size == 0 {
 		return nil

@@ -18,8 +18,8 @@ func (l *Log) Core() *Core { return l.core }
 func (l *Log) DataFile(s *Segment) (File, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return nil, ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	return l.dataFile(s)
 }
@@ -32,8 +32,8 @@ func (l *Log) DataFile(s *Segment) (File, error) {
 func (l *Log) BeginRoll() (old *Segment, sync []File, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return nil, nil, ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, nil, err
 	}
 	if l.core.Active().size == 0 {
 		// A new segment would take the empty one's name, and its files.
@@ -53,8 +53,8 @@ func (l *Log) BeginRoll() (old *Segment, sync []File, err error) {
 func (l *Log) FinishRoll(old *Segment) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
+	if err := l.usable(); err != nil {
+		return err
 	}
 	if old.next > l.core.End() {
 		return fmt.Errorf("segment: finish roll of segment %d ending at %d past the log end %d", old.base, old.next, l.core.End())

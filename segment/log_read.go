@@ -13,8 +13,8 @@ import (
 func (l *Log) Read(offset, maxBytes, upper int64) ([]Span, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return nil, ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	if err := l.core.StartRead(&l.plan, offset, maxBytes, upper); err != nil {
 		return nil, err
@@ -27,8 +27,8 @@ func (l *Log) Read(offset, maxBytes, upper int64) ([]Span, error) {
 func (l *Log) ReadByTime(ts, maxBytes, upper int64) ([]Span, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return nil, ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	if err := l.core.StartReadByTime(&l.plan, ts, maxBytes, upper); err != nil {
 		return nil, err
@@ -67,8 +67,8 @@ func (l *Log) runPlan() ([]Span, error) {
 func (l *Log) ReadSpans(dst []byte, spans []Span) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return dst, ErrClosed
+	if err := l.usable(); err != nil {
+		return dst, err
 	}
 	for _, sp := range spans {
 		i := l.core.segmentFor(sp.FirstOffset)
@@ -107,10 +107,10 @@ func (l *Log) ReadSpans(dst []byte, spans []Span) ([]byte, error) {
 func (l *Log) Truncate(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
 	l.waitSync()
+	if err := l.usable(); err != nil {
+		return err
+	}
 	if offset >= l.core.End() {
 		return nil
 	}
@@ -129,22 +129,32 @@ func (l *Log) Truncate(offset int64) error {
 	if err != nil {
 		return err
 	}
+	// The core has dropped the frames: from here on a failure leaves the
+	// files in an unknown state, so it takes the log offline.
+	//
+	// The checkpoint goes first: its recovery point must be at or below the
+	// cut before the segment's data is cut, or a crash before the later
+	// segments' removal is durable finds a checkpoint that trusts the cut
+	// segment whole, and a segment of zeros below the recovery point.
+	if err := l.writeCheckpoint(); err != nil {
+		return err
+	}
 	s := sp.Segment
 	files := s.Handle.(*segFiles)
 	f, err := l.dataFile(s)
-	if err != nil {
-		return err
+	if err == nil {
+		err = f.Truncate(s.size)
 	}
-	if err := f.Truncate(s.size); err != nil {
-		return err
-	}
-	if err := f.Allocate(l.cfg.SegmentBytes); err != nil {
-		return err
+	if err == nil {
+		err = f.Allocate(l.cfg.SegmentBytes)
 	}
 	for _, x := range []File{f, files.off, files.tim} {
-		if err := x.Datasync(); err != nil {
-			return err
+		if err == nil {
+			err = x.Datasync()
 		}
+	}
+	if err != nil {
+		return l.fail(fmt.Errorf("segment: truncate segment %d at %d: %w", s.base, s.size, err))
 	}
 	return l.deleteSegments(removed)
 }

@@ -327,10 +327,10 @@ func (l *Log) LoadIndex(s *Segment) error {
 	}
 	l.stats.IndexRebuilds++
 	if files.off, off, err = l.createIndex(indexPath(l.dir, s.base), offsetEntrySize); err != nil {
-		return err
+		return l.fail(fmt.Errorf("segment: rebuild index of segment %d: %w", s.base, err))
 	}
 	if files.tim, tim, err = l.createIndex(timeIndexPath(l.dir, s.base), timeEntrySize); err != nil {
-		return err
+		return l.fail(fmt.Errorf("segment: rebuild index of segment %d: %w", s.base, err))
 	}
 	data, err := l.dataFile(s)
 	if err != nil {
@@ -358,7 +358,7 @@ func (l *Log) LoadIndex(s *Segment) error {
 	s.idx, s.maxTsMs = ix, tmp.maxTsMs
 	for _, f := range []File{files.off, files.tim} {
 		if err := f.Datasync(); err != nil {
-			return err
+			return l.fail(fmt.Errorf("segment: sync rebuilt index of segment %d: %w", s.base, err))
 		}
 	}
 	return nil

@@ -39,6 +39,16 @@ type memNode struct {
 	data   []byte
 	synced []byte
 	mapped bool
+	// lost is set once a Datasync of the file failed (LoseUnsynced): the
+	// pages that were dirty then were marked clean without reaching the
+	// disk, as Linux does after an fdatasync error, so a later successful
+	// Datasync does not make them durable unless they are written again.
+	lost *lostPages
+}
+
+// lostPages is a file's current and durable contents at a failed sync.
+type lostPages struct {
+	data, synced []byte
 }
 
 // NewMemFS returns an empty MemFS.
@@ -303,8 +313,40 @@ func (f *memFile) Datasync() error {
 		return err
 	}
 	f.fs.Datasyncs++
-	f.n.synced = append(f.n.synced[:0], f.n.data...)
+	n := f.n
+	if n.lost == nil {
+		n.synced = append(n.synced[:0], n.data...)
+		return nil
+	}
+	// A byte still holding what it held at the failed sync is on a page
+	// the kernel considers clean: the disk keeps what it had then.
+	synced := make([]byte, len(n.data))
+	for i, c := range n.data {
+		synced[i] = c
+		if i < len(n.lost.data) && c == n.lost.data[i] {
+			synced[i] = 0
+			if i < len(n.lost.synced) {
+				synced[i] = n.lost.synced[i]
+			}
+		}
+	}
+	n.synced = synced
 	return nil
+}
+
+// LoseUnsynced models a failed fdatasync of the file f (which must come
+// from this MemFS): what was written since the last successful Datasync
+// never reaches the disk, and a later Datasync does not bring it back
+// unless it is written again (the "fsyncgate" behaviour of Linux, which
+// marks the dirty pages clean after reporting the error).
+func (m *MemFS) LoseUnsynced(f File) {
+	mf := f.(*memFile)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := mf.n
+	if n.lost == nil {
+		n.lost = &lostPages{data: append([]byte(nil), n.data...), synced: append([]byte(nil), n.synced...)}
+	}
 }
 
 func (f *memFile) Allocate(size int64) error {

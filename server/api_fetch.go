@@ -228,6 +228,10 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 		r.ErrorCode = bs.missingPartitionCode(fp.topic, fp.index)
 		return
 	}
+	if p.offline() {
+		r.ErrorCode = bs.storageErrorCode(p)
+		return
+	}
 	fp.metrics = p.metrics
 	hw, start := p.highWatermark(), p.log.LogStart()
 	r.HighWatermark, r.LogStartOffset = hw, start
@@ -310,8 +314,9 @@ func (job *fetchJob) park() {
 				return
 			}
 			w := &fetchWait{job: job, origin: origin, round: round}
-			if p.highWatermark() > offset {
-				// Data arrived between the read and now: wake at once.
+			if p.highWatermark() > offset || p.offline() {
+				// Data arrived between the read and now, or the
+				// partition went offline: wake at once.
 				w.wake(osh)
 				return
 			}

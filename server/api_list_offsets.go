@@ -94,6 +94,10 @@ func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.L
 		r.ErrorCode = bs.missingPartitionCode(topic, index)
 		return
 	}
+	if p.offline() {
+		r.ErrorCode = bs.storageErrorCode(p)
+		return
+	}
 	switch ts {
 	case schema.ListOffsetsEarliest:
 		r.Offset = p.log.LogStart()

@@ -183,6 +183,10 @@ func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, do
 		done(bs.missingPartitionCode(topic, index), -1, -1)
 		return
 	}
+	if p.offline() {
+		done(bs.storageErrorCode(p), -1, -1)
+		return
+	}
 	if len(frames) == 0 {
 		done(fb.ErrorCodeCorruptMessage, -1, -1)
 		return

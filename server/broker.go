@@ -69,6 +69,8 @@ type Broker struct {
 	image   atomic.Pointer[metadata.Image]
 	shards  []*brokerShard
 	metrics *brokerMetrics
+	// storageFailures counts partitions taken offline by their storage.
+	storageFailures prometheus.Counter
 	// heartbeating is set once the heartbeat loop runs.
 	heartbeating bool
 	// dirLock holds the data folder's lock until Stop has closed the logs.
@@ -128,6 +130,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	// Metrics exist before the shards run: they record from the first
 	// request on (the shards' counters are read at scrape time).
 	b.metrics = newBrokerMetrics(b)
+	b.storageFailures = newStorageFailuresCounter(b.metrics.reg)
 	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err

@@ -38,6 +38,9 @@ type brokerShard struct {
 	// keepLog marks closing partitions whose logs stay on disk: this
 	// broker stopped leading them, but their topic lives on.
 	keepLog map[*partition]bool
+	// failedOpens are partitions whose logs could not be opened: offline
+	// until the broker restarts (partition_offline.go).
+	failedOpens map[failedOpenKey]*failedOpen
 	// reqStart is when the request being served arrived.
 	reqStart time.Time
 }
@@ -91,20 +94,30 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			}
 			leads := serving && p.Leader == self
 			if cur := tp.parts[p.Partition]; cur != nil {
+				if cur.offline() {
+					// Fail-stop: a partition whose storage failed
+					// stays as it is until the broker restarts; an
+					// image that has it lead here again hears so.
+					if leads {
+						bs.reportOffline(cur)
+					}
+					continue
+				}
 				if !leads {
 					tp.parts[p.Partition] = nil
 					bs.closePartition(cur, false)
 				}
 				continue
 			}
-			if !leads || bs.closingAt(t.Name, p.Partition) {
+			if !leads || bs.closingAt(t.Name, p.Partition) || bs.openFailedAt(t.Name, t.ID, p.Partition) {
 				// A partition still closing is opened again once its
-				// log is closed (finishClose applies the image anew).
+				// log is closed (finishClose applies the image anew);
+				// one whose log failed to open is not, until restart.
 				continue
 			}
 			part, err := bs.openPartition(t, p.Partition)
 			if err != nil {
-				bs.b.log.Error("open partition", "topic", t.Name, "partition", p.Partition, "err", err)
+				bs.openFailed(t, p.Partition, err)
 				continue
 			}
 			tp.parts[p.Partition] = part
@@ -134,6 +147,9 @@ func (bs *brokerShard) closingAt(topic string, index int32) bool {
 func (bs *brokerShard) missingPartitionCode(topic string, index int32) fb.ErrorCode {
 	if bs.image == nil {
 		return fb.ErrorCodeUnknownTopicOrPartition
+	}
+	if tp := bs.topics[topic]; tp != nil && bs.failedOpens[failedOpenKey{tp.id, index}] != nil {
+		return fb.ErrorCodeStorageError
 	}
 	if _, ok := bs.image.Partition(topic, index); ok {
 		return fb.ErrorCodeNotLeader
@@ -197,6 +213,7 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 	}
 	p := bs.slots[slot]
 	p.complete(cqe)
+	bs.checkStorage(p)
 	if p.closing && p.closable() {
 		bs.finishClose(p)
 	}
@@ -250,6 +267,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 		case p == nil:
 		case !p.closing:
 			p.log.Tick(now)
+			bs.checkStorage(p)
 		case p.closable():
 			bs.finishClose(p)
 		}
@@ -331,6 +349,7 @@ func (bs *brokerShard) dropTopic(name string, remove bool) {
 	if tp == nil {
 		return
 	}
+	bs.forgetFailedOpens(tp.id)
 	if remove {
 		for _, p := range bs.slots {
 			if p != nil && p.closing && p.topic == name {

@@ -64,7 +64,8 @@ const (
 // are set.
 type rpcRequest struct {
 	Kind string `json:"kind"`
-	// RegisterBroker, BrokerHeartbeat, ControlledShutdown, FenceBroker.
+	// RegisterBroker, BrokerHeartbeat, ControlledShutdown, FenceBroker,
+	// ReportOfflineReplica (with TopicID and Partition).
 	BrokerID      int32                  `json:"broker_id,omitempty"`
 	Epoch         int64                  `json:"epoch,omitempty"`
 	AppliedOffset uint64                 `json:"applied_offset,omitempty"`
@@ -76,6 +77,7 @@ type rpcRequest struct {
 	TopicID    metadata.TopicID  `json:"topic_id,omitzero"`
 	Configs    map[string]string `json:"configs,omitempty"`
 	StartIndex uint32            `json:"start_index,omitempty"`
+	Partition  int32             `json:"partition,omitempty"`
 }
 
 // Request kinds.
@@ -87,6 +89,7 @@ const (
 	rpcCreateTopic         = "create_topic"
 	rpcValidateCreateTopic = "validate_create_topic"
 	rpcDeleteTopic         = "delete_topic"
+	rpcReportOffline       = "report_offline_replica"
 	rpcStatus              = "status"
 )
 
@@ -109,6 +112,9 @@ func (r *rpcRequest) command() (controller.Command, error) {
 		return controller.ValidateCreateTopic(r.createTopicRequest()), nil
 	case rpcDeleteTopic:
 		return controller.DeleteTopic(r.Topic), nil
+	case rpcReportOffline:
+		return controller.ReportOfflineReplica(metadata.OfflineReplicaRequest{BrokerID: r.BrokerID, BrokerEpoch: r.Epoch,
+			TopicID: r.TopicID, Partition: r.Partition}), nil
 	}
 	return controller.Command{}, fmt.Errorf("server: unknown controller request %q", r.Kind)
 }

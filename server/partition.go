@@ -37,6 +37,11 @@ type partition struct {
 	fileHolds atomic.Int64
 	closing   bool // deleted: close and remove once idle
 	dir       string
+	// storageFailureNoticed: the log's storage failed and checkStorage has
+	// logged, counted and reported it (partition_offline.go).
+	storageFailureNoticed bool
+	// offlineReport: what the controller was told of it.
+	offlineReport offlineReport
 }
 
 // appendPart is one produce request's frames for one partition.
@@ -176,7 +181,9 @@ func (p *partition) closable() bool { return p.idle() && p.fileHolds.Load() == 0
 func (p *partition) close(remove bool) error {
 	p.failWaiters()
 	err := p.log.Close()
-	if errors.Is(err, segment.ErrClosed) {
+	if errors.Is(err, segment.ErrClosed) || p.storageFailureNoticed && errors.Is(err, ringlog.ErrFailed) {
+		// A storage failure was logged and reported when it was noticed;
+		// closing the failed log only closes its files.
 		err = nil
 	}
 	if remove {

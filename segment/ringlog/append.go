@@ -1,6 +1,7 @@
 package ringlog
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -125,7 +126,11 @@ func (l *Log) submitWrite(rec *record) error {
 	if err != nil {
 		return err
 	}
-	sqe.PrepWrite(l.activeFd, rec.frame[rec.written:], uint64(rec.plan.Pos+rec.written))
+	fd, b := l.activeFd, rec.frame[rec.written:]
+	if l.faults != nil {
+		fd, b = l.faults.write(fd, rec.plan.Pos+rec.written, b)
+	}
+	sqe.PrepWrite(fd, b, uint64(rec.plan.Pos+rec.written))
 	sqe.SetUserData(l.tag(kindWrite, uint32(rec.seq%appendsMax)))
 	l.stats.Writes++
 	return nil
@@ -194,7 +199,10 @@ func (l *Log) writeDone(index uint32, res int32) {
 	}
 	rec.state = stWritten
 	if err != nil {
-		l.failAt(rec.seq, fmt.Errorf("ringlog: write segment %d at %d: %w", rec.plan.Segment.Base(), rec.plan.Pos+rec.written, err))
+		// What reached the disk is unknown, and a write error may come
+		// back from the next fdatasync of any earlier write: nothing not
+		// yet acknowledged is, and nothing more is synced.
+		l.fatal(fmt.Errorf("ringlog: write segment %d at %d: %w", rec.plan.Segment.Base(), rec.plan.Pos+rec.written, err))
 		return
 	}
 	l.commitWritten()
@@ -240,7 +248,8 @@ func (l *Log) report(rec *record, err error) {
 // failAt makes the log unusable: the append at seq and every one after it
 // fail (each reported once the kernel is done with its bytes), and pending
 // flushes fail. Appends before seq still commit and are acknowledged as
-// their writes and syncs complete.
+// their writes and syncs complete (only for a core refusal, which is no
+// storage error; storage errors go through fatal).
 func (l *Log) failAt(seq uint64, err error) {
 	if l.err == nil {
 		l.err = err
@@ -263,10 +272,19 @@ func (l *Log) failAt(seq uint64, err error) {
 }
 
 // fatal fails every append not yet reported and stops all syncs: used when
-// what is durable is no longer known (a failed sync, a roll that failed
-// half way, a ring that takes no more SQEs).
+// what is durable is no longer known (a failed write or sync, a roll that
+// failed half way, a ring that takes no more SQEs). Syncs still in flight
+// complete but are not applied: nothing is acknowledged after the failure.
+// The synchronous log underneath goes offline too, so that no roll,
+// checkpoint, truncation or close moves its recovery point afterwards.
 func (l *Log) fatal(err error) {
 	l.syncFailed = true
+	if !errors.Is(err, segment.ErrStorageFailed) {
+		err = fmt.Errorf("%w: %w", segment.ErrStorageFailed, err)
+	}
+	if !l.closed {
+		l.sync.Fail(err)
+	}
 	l.failAt(l.head, err)
 }
 

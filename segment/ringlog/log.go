@@ -32,8 +32,12 @@ var (
 	// ErrTooManyInFlight: appendsMax appends (or flushWaitersMax flushes) are
 	// outstanding; reap completions and try again.
 	ErrTooManyInFlight = errors.New("ringlog: too many operations in flight")
-	// ErrFailed: a write or sync failed; the log takes no more appends until
-	// it is closed and opened again (recovery then finds what is on disk).
+	// ErrFailed: a write, sync or other storage operation failed; the log
+	// is offline (fail-stop) until it is closed and opened again (recovery
+	// then finds what is on disk). Errors wrapping it also wrap
+	// segment.ErrStorageFailed and the cause, except after the core
+	// refused to prepare an append (which breaks an invariant, and fails
+	// only that append and those after it).
 	ErrFailed = errors.New("ringlog: log failed; reopen it")
 	// ErrBusy: the operation needs every append and sync completed.
 	ErrBusy = errors.New("ringlog: operations in flight")
@@ -110,6 +114,10 @@ type Log struct {
 	hot   hotTable
 	spans []segment.Span
 	stats Stats
+
+	// faults, set only by tests, injects I/O failures into what the log
+	// submits to the ring (see faults.go); nil in production.
+	faults ioFaults
 }
 
 type recState uint8
@@ -149,14 +157,15 @@ type flushWaiter struct {
 // Open opens (creating if needed) the partition log in dir, recovering it
 // synchronously with segment.Open (it blocks: a shard opens its partitions
 // before serving them), and drives it through r from then on. r must have
-// been created on the calling thread. cfg.FS must be the OS filesystem: the
-// ring needs real descriptors.
+// been created on the calling thread. cfg.FS must be the OS filesystem, or
+// a DescriptorFS over it: the ring needs real descriptors.
 func Open(r *ring.Ring, dir string, cfg segment.Config, userDataPrefix uint32, sink Sink) (*Log, error) {
 	if r == nil || sink == nil {
 		return nil, fmt.Errorf("ringlog: open %s: a ring and a sink are required", dir)
 	}
 	if cfg.FS != nil {
-		if _, ok := cfg.FS.(segment.OSFS); !ok {
+		_, isOS := cfg.FS.(segment.OSFS)
+		if _, wraps := cfg.FS.(DescriptorFS); !isOS && !wraps {
 			return nil, fmt.Errorf("ringlog: open %s: filesystem %T has no descriptors for the ring", dir, cfg.FS)
 		}
 	}
@@ -244,10 +253,32 @@ func (l *Log) usable() error {
 
 func (l *Log) failedErr() error { return fmt.Errorf("%w: %w", ErrFailed, l.err) }
 
+// DescriptorFS is a filesystem wrapper over segment.OSFS whose files' Fd
+// are the real descriptors (a test's fault-injecting or crash-modelling
+// layer); the ring submits I/O against them.
+type DescriptorFS interface {
+	segment.FS
+	// RealDescriptors marks the wrapper; it does nothing.
+	RealDescriptors()
+}
+
+// storageFailed takes the log offline after a storage error of the
+// synchronous path (a truncation, deletion or retention pass whose I/O
+// failed), as fatal does for the ring's own I/O.
+func (l *Log) storageFailed(err error) error {
+	if errors.Is(err, segment.ErrStorageFailed) {
+		l.fatal(err)
+		return l.failedErr()
+	}
+	return err
+}
+
 // Close syncs everything, writes the checkpoint and closes the files, all
 // synchronously (segment.Log.Close). The shard completes every outstanding
 // operation first: Close refuses with ErrBusy while any is in flight, since
-// the kernel may still be using frame bytes and descriptors.
+// the kernel may still be using frame bytes and descriptors. A failed log
+// only closes its files (nothing is synced or checkpointed after a storage
+// error) and returns its failure.
 func (l *Log) Close() error {
 	if l.closed {
 		return segment.ErrClosed
@@ -257,7 +288,14 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.hot.clear()
-	return l.sync.Close()
+	err := l.sync.Close()
+	if l.err == nil {
+		err = l.storageFailed(err)
+	}
+	if l.err != nil {
+		return l.failedErr()
+	}
+	return err
 }
 
 // Truncate drops every frame holding an offset at or after offset (see
@@ -270,7 +308,7 @@ func (l *Log) Truncate(offset int64) error {
 		return ErrBusy
 	}
 	if err := l.sync.Truncate(offset); err != nil {
-		return err
+		return l.storageFailed(err)
 	}
 	l.hot.clear()
 	l.nextOffset = l.core.End()
@@ -280,23 +318,32 @@ func (l *Log) Truncate(offset int64) error {
 
 // DeleteRecordsBefore advances the log start to offset and deletes the
 // closed segments wholly below it (synchronously: unlinks and a checkpoint).
-// Spans from an earlier Read may lead to deleted segments afterwards.
+// Spans from an earlier Read may lead to deleted segments afterwards. It
+// refuses with ErrBusy while a sync is in flight: a rolled segment's syncs
+// name its descriptors, which deleting it would close under the kernel.
 func (l *Log) DeleteRecordsBefore(offset int64) error {
-	if l.closed {
-		return segment.ErrClosed
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if l.syncHead != l.syncTail {
+		return ErrBusy
 	}
 	err := l.sync.DeleteRecordsBefore(offset)
 	l.hot.trim(l.core.LogStart())
-	return err
+	return l.storageFailed(err)
 }
 
 // ApplyRetention deletes closed segments past the time and size bounds
-// (synchronously, like DeleteRecordsBefore).
+// (synchronously, and refused while a sync is in flight, like
+// DeleteRecordsBefore).
 func (l *Log) ApplyRetention(nowMs int64) error {
-	if l.closed {
-		return segment.ErrClosed
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if l.syncHead != l.syncTail {
+		return ErrBusy
 	}
 	err := l.sync.ApplyRetention(nowMs)
 	l.hot.trim(l.core.LogStart())
-	return err
+	return l.storageFailed(err)
 }

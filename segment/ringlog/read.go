@@ -99,8 +99,8 @@ func (t *hotTable) find(offset int64) int {
 // (see above), which blocks and allocates. Spans stay valid until the next
 // Truncate, DeleteRecordsBefore, ApplyRetention or Close.
 func (l *Log) Read(offset int64, maxBytes int, upperOffset int64) ([]segment.Span, error) {
-	if l.closed {
-		return nil, segment.ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	start, end := l.core.LogStart(), l.core.End()
 	if offset < start || offset > end {
@@ -144,8 +144,8 @@ func (l *Log) Read(offset int64, maxBytes int, upperOffset int64) ([]segment.Spa
 // blocks and allocates, and serves time lookups (ListOffsets), not the
 // fetch path.
 func (l *Log) ReadByTime(ts int64, maxBytes int, upperOffset int64) ([]segment.Span, error) {
-	if l.closed {
-		return nil, segment.ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	return l.sync.ReadByTime(ts, int64(maxBytes), upperOffset)
 }

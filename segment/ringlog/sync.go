@@ -49,7 +49,7 @@ func (l *Log) roll() error {
 			op.err = err
 			return err
 		}
-		sqe.PrepFsync(int(f.Fd()), ring.FsyncDatasync)
+		sqe.PrepFsync(l.syncFd(int(f.Fd())), ring.FsyncDatasync)
 		sqe.SetUserData(l.tag(kindSync, index))
 	}
 	return nil
@@ -99,7 +99,7 @@ func (l *Log) maybeSync() {
 	}
 	l.pushSync(nil, end, 1)
 	l.groupInFlight = true
-	sqe.PrepFsync(l.activeFd, ring.FsyncDatasync)
+	sqe.PrepFsync(l.syncFd(l.activeFd), ring.FsyncDatasync)
 	sqe.SetUserData(l.tag(kindSync, (l.syncTail-1)%syncOpsMax))
 	l.stats.GroupSyncs++
 }

@@ -52,6 +52,14 @@ func ControlledShutdown(id int32, epoch int64) Command {
 	}}
 }
 
+// ReportOfflineReplica moves a partition away from a broker whose replica
+// of it went offline (its storage failed).
+func ReportOfflineReplica(req metadata.OfflineReplicaRequest) Command {
+	return Command{"ReportOfflineReplica", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.ReportOfflineReplica(req)
+	}}
+}
+
 // CreateTopic creates a topic.
 func CreateTopic(req metadata.CreateTopicRequest) Command {
 	req.Configs = maps.Clone(req.Configs)

@@ -49,33 +49,43 @@ func (s *State) isLive(id int32) bool {
 //     which never picks id; with none eligible the partition is left with
 //     no leader.
 func (s *State) removeBrokerChanges(id int32) []Record {
-	live := func(x int32) bool { return x != id && s.isLive(x) }
 	var out []Record
 	for _, t := range s.sortedTopics() {
-		for i, p := range t.partitions {
-			inISR := slices.Contains(p.isr, id)
-			if !inISR && p.leader != id {
-				continue
+		for i := range t.partitions {
+			if rec, ok := s.removeReplicaChange(t, int32(i), id); ok {
+				out = append(out, rec)
 			}
-			isr := p.isr
-			if inISR && len(isr) > 1 {
-				isr = without(isr, id)
-			}
-			leader, leaderEpoch := p.leader, p.leaderEpoch
-			if p.leader == id {
-				leader, isr, _ = chooseLeader(p, isr, live, t.uncleanAllowed())
-				leaderEpoch++
-			}
-			if leader == p.leader && slices.Equal(isr, p.isr) {
-				continue
-			}
-			out = append(out, PartitionChangeRecord{
-				TopicID: t.id, Partition: int32(i), Leader: leader, ISR: slices.Clone(isr),
-				LeaderEpoch: leaderEpoch, PartitionEpoch: p.partitionEpoch + 1,
-			})
 		}
 	}
 	return out
+}
+
+// removeReplicaChange is the change that takes broker id out of service
+// for one partition of t, by the rules of removeBrokerChanges; ok is false
+// when there is nothing to change.
+func (s *State) removeReplicaChange(t *topic, index int32, id int32) (PartitionChangeRecord, bool) {
+	p := t.partitions[index]
+	inISR := slices.Contains(p.isr, id)
+	if !inISR && p.leader != id {
+		return PartitionChangeRecord{}, false
+	}
+	live := func(x int32) bool { return x != id && s.isLive(x) }
+	isr := p.isr
+	if inISR && len(isr) > 1 {
+		isr = without(isr, id)
+	}
+	leader, leaderEpoch := p.leader, p.leaderEpoch
+	if p.leader == id {
+		leader, isr, _ = chooseLeader(p, isr, live, t.uncleanAllowed())
+		leaderEpoch++
+	}
+	if leader == p.leader && slices.Equal(isr, p.isr) {
+		return PartitionChangeRecord{}, false
+	}
+	return PartitionChangeRecord{
+		TopicID: t.id, Partition: index, Leader: leader, ISR: slices.Clone(isr),
+		LeaderEpoch: leaderEpoch, PartitionEpoch: p.partitionEpoch + 1,
+	}, true
 }
 
 // leaderlessElections returns the elections that broker id's return makes

@@ -27,6 +27,7 @@ import (
 //	create-topic name=<t> [partitions=] [rf=] [start=0] [id=next]   (input: key=value configs)
 //	delete-topic name=<t>
 //	alter-partition topic=<t> partition=<p> broker=<n> isr=(...) [broker-epoch=] [leader-epoch=] [partition-epoch=]
+//	report-offline topic=<t> partition=<p> broker=<n> [broker-epoch=]
 //	elect-leader topic=<t> partition=<p>
 //	tick now=<ms>
 //	failover now=<ms>   (a new leader: restore the state from a snapshot, fresh sessions)
@@ -97,6 +98,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		recs, err = c.DeleteTopic(strArg(t, d, "name", ""))
 	case "alter-partition":
 		recs, err = h.alterPartition(t, d)
+	case "report-offline":
+		im := c.State().Image()
+		name := strArg(t, d, "topic", "")
+		ti, _ := im.TopicByName(name)
+		req := OfflineReplicaRequest{BrokerID: intArg(t, d, "broker", -1), TopicID: ti.ID, Partition: intArg(t, d, "partition", 0)}
+		req.BrokerEpoch = h.brokerEpoch(req.BrokerID)
+		d.MaybeScanArgs(t, "broker-epoch", &req.BrokerEpoch)
+		recs, err = c.ReportOfflineReplica(req)
 	case "elect-leader":
 		recs, err = c.ElectLeader(strArg(t, d, "topic", ""), intArg(t, d, "partition", 0))
 	case "tick":
