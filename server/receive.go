@@ -46,14 +46,29 @@ func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
 	} else if cqe.Res != -int32(unix.ENOBUFS) && cqe.Res != -int32(unix.ECANCELED) {
 		sh.closeConn(c)
 	}
-	switch {
-	case c.state == connClosing:
+	if c.state == connClosing {
 		sh.maybeFree(c)
-	case c.recvArmed:
+		return
+	}
+	sh.keepReceiving(c)
+}
+
+// keepReceiving starts what c receives next once its multishot receive has
+// ended: the rest of a large request straight into its buffer, nothing
+// while it waits for budget or is paused at its caps, else the multishot
+// receive again (it ended on ENOBUFS or by the kernel's choice).
+func (sh *Shard) keepReceiving(c *conn) {
+	if c.state != connOpen || c.recvArmed {
+		return
+	}
+	switch {
 	case c.direct != nil:
-		sh.recvDirect(c) // the multishot receive has ended: read the rest straight in
-	case !c.recvPaused:
-		sh.armRecv(c) // ended on ENOBUFS or by the kernel's choice: re-arm
+		if !c.directRecving {
+			sh.recvDirect(c)
+		}
+	case c.budgetWait, c.recvPaused:
+	default:
+		sh.armRecv(c)
 	}
 }
 
@@ -64,15 +79,98 @@ func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
 // already arrived in provided buffers is copied over.
 const directRecvMinBytes = 32 << 10
 
+// largeHead reports whether buf begins with the length prefix of a large
+// request (one received into a buffer of its own), and its size, length
+// prefix included. An oversized prefix is not a large request: it is
+// answered and dropped (see oversized).
+func largeHead(buf []byte) (size int, large bool) {
+	if len(buf) < lengthPrefixBytes {
+		return 0, false
+	}
+	n := binary.LittleEndian.Uint32(buf)
+	if n > requestBytesMax {
+		return 0, false
+	}
+	size = lengthPrefixBytes + int(n)
+	return size, size >= directRecvMinBytes
+}
+
+// startLarge begins the large request whose first bytes, fewer than its
+// size, are head: into a buffer of its own once the budget grants the
+// buffer's bytes, before it is allocated; else c waits for budget with head
+// kept in its partial buffer (inPartial: head already is that buffer).
+func (sh *Shard) startLarge(c *conn, head []byte, inPartial bool) {
+	size, _ := largeHead(head)
+	n := directBufBytes(size)
+	if sh.tryReserve(n, false) {
+		sh.startDirect(c, head, n)
+		if inPartial {
+			sh.dropPartial(c)
+		}
+		return
+	}
+	if !inPartial {
+		c.partial = appendPartial(c.partial[:0], head)
+	}
+	sh.waitForBudget(c)
+}
+
+// settleLarge runs once c's partial buffer has been parsed: a large request
+// now at its front, still incomplete, is started (or waits for budget); a
+// connection that waits for budget stops waiting if its request arrived
+// whole meanwhile (bytes that came while its receive was being cancelled).
+func (sh *Shard) settleLarge(c *conn) {
+	size, large := largeHead(c.partial)
+	incomplete := large && len(c.partial) < size
+	if c.budgetWait {
+		if !incomplete {
+			sh.stopWaiting(c)
+		}
+		return
+	}
+	if incomplete && c.state == connOpen && c.direct == nil && c.discard == 0 && !sh.draining && !c.closeAfter {
+		sh.startLarge(c, c.partial, true)
+	}
+}
+
 // startDirect switches c to receiving the request whose first bytes are
-// head (length prefix included) into a buffer of its own.
-func (sh *Shard) startDirect(c *conn, head []byte) {
-	size := lengthPrefixBytes + int(binary.LittleEndian.Uint32(head))
+// head (length prefix included, fewer than its size) into a buffer of its
+// own, whose reserved bytes the budget has granted.
+func (sh *Shard) startDirect(c *conn, head []byte, reserved int64) {
+	size, _ := largeHead(head)
 	c.directBuf = sh.takeDirect(size)
+	c.directBuf.reserved = reserved
 	c.direct = c.directBuf.buf[:size:size]
 	c.directHave = copy(c.direct, head)
 	sh.stats.DirectRecvs.Add(1)
 	sh.cancelRecv(c)
+}
+
+// dropPartial lets go of c's partial buffer once its bytes are elsewhere.
+func (sh *Shard) dropPartial(c *conn) {
+	switch {
+	case c.partialPool != nil:
+		sh.unrefDirect(c.partialPool)
+		c.partialPool, c.partial = nil, nil
+	case c.partialDetached:
+		c.partial = nil // a handler holds the array
+	default:
+		c.partial = c.partial[:0]
+	}
+	c.partialDetached = false
+}
+
+// pooledJoin copies a then b into a pooled buffer of their own (its first
+// len(a)+len(b) bytes), whose bytes are charged to the budget: they are in
+// hand already.
+func (sh *Shard) pooledJoin(a, b []byte) *pooledBuf {
+	n := len(a) + len(b)
+	bytes := directBufBytes(n)
+	pb := sh.takeDirect(n)
+	sh.chargeBudget(bytes)
+	pb.reserved = bytes
+	copy(pb.buf[copy(pb.buf, a):], b)
+	return pb
 }
 
 // cancelRecv asks the kernel to end c's multishot receive; its last CQE
@@ -103,19 +201,19 @@ func (sh *Shard) fillDirect(c *conn, data []byte) []byte {
 func (sh *Shard) recvDirect(c *conn) {
 	if c.directHave == len(c.direct) {
 		sh.finishDirect(c)
-		if c.state == connOpen && !c.recvArmed && c.direct == nil && !c.recvPaused {
-			sh.armRecv(c)
-		}
+		sh.keepReceiving(c)
 		return
 	}
 	sqe := sh.sqe()
 	sqe.PrepRecv(c.fd, c.direct[c.directHave:], unix.MSG_WAITALL)
 	sqe.SetUserData(tag(opRecvDirect, c.slot, c.gen))
+	c.directRecving = true
 	c.opsInFlight++
 }
 
 func (sh *Shard) onRecvDirect(c *conn, cqe ring.CQE) {
 	c.opsInFlight--
+	c.directRecving = false
 	if c.state != connOpen {
 		sh.maybeFree(c)
 		return
@@ -142,10 +240,13 @@ func (sh *Shard) finishDirect(c *conn) {
 		c.partialPool = pb
 	} else {
 		// Bytes that arrived after the request while the receive was
-		// being cancelled: the request goes first (a rare copy).
-		joined := make([]byte, 0, len(req)+len(c.partial))
-		c.partial = append(append(joined, req...), c.partial...)
+		// being cancelled: the request goes first (a rare copy), into a
+		// buffer that is charged to the budget like the one it leaves.
+		joined := sh.pooledJoin(req, c.partial)
+		n := len(req) + len(c.partial)
+		sh.dropPartial(c)
 		sh.unrefDirect(pb)
+		c.partial, c.partialPool = joined.buf[:n], joined
 	}
 	sh.parsePartial(c)
 }
@@ -154,18 +255,13 @@ func (sh *Shard) finishDirect(c *conn) {
 // Whole requests are handed to the handler in place; only an incomplete
 // tail is copied, into the connection's partial buffer.
 func (sh *Shard) onData(c *conn, data []byte, bid int32) {
-	if c.direct != nil {
-		if c.directHave < len(c.direct) {
-			data = sh.fillDirect(c, data)
-		}
-		if c.direct != nil && len(data) > 0 {
-			// After the direct request, before the receive ended.
-			c.partial = appendPartial(c.partial, data)
-			return
-		}
-		if len(data) == 0 {
-			return
-		}
+	// Bytes of large requests being received into their own buffers (a
+	// finished one may start the next from what followed it).
+	for c.direct != nil && len(data) > 0 {
+		data = sh.fillDirect(c, data)
+	}
+	if len(data) == 0 || c.state != connOpen {
+		return
 	}
 	if c.discard > 0 {
 		// The rest of an oversized request: dropped as it arrives.
@@ -181,15 +277,22 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
 			return
 		}
-		if c.partialPool != nil {
-			// Appending must not grow into a pooled buffer: move the
-			// waiting bytes out (rare: a large request waiting at the
-			// in-flight cap).
-			c.partial = appendPartial(nil, c.partial)
-			sh.unrefDirect(c.partialPool)
-			c.partialPool = nil
+		switch {
+		case c.partialPool != nil && len(c.partial)+len(data) >= directRecvMinBytes:
+			// Appending must not grow into a pooled buffer: the waiting
+			// bytes and these move to a new one, charged to the budget
+			// (rare: a large request waiting at the in-flight cap).
+			n := len(c.partial) + len(data)
+			pb := sh.pooledJoin(c.partial, data)
+			sh.dropPartial(c)
+			c.partial, c.partialPool = pb.buf[:n], pb
+		case c.partialPool != nil:
+			small := appendPartial(nil, c.partial)
+			sh.dropPartial(c)
+			c.partial = appendPartial(small, data)
+		default:
+			c.partial = appendPartial(c.partial, data)
 		}
-		c.partial = appendPartial(c.partial, data)
 		sh.parsePartial(c)
 		return
 	}
@@ -200,9 +303,8 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	if c.state != connOpen {
 		return
 	}
-	if len(rest) >= lengthPrefixBytes && c.state == connOpen && c.recvArmed && !c.recvCancelling &&
-		lengthPrefixBytes+int(binary.LittleEndian.Uint32(rest)) >= directRecvMinBytes {
-		sh.startDirect(c, rest)
+	if size, large := largeHead(rest); large && len(rest) < size && !sh.draining && !c.closeAfter {
+		sh.startLarge(c, rest, false)
 		return
 	}
 	if len(rest) > 0 {
@@ -212,25 +314,36 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 }
 
 // appendPartial appends data to a connection's partial buffer. When the
-// buffer must grow and its first request's length is known, it grows once
-// to hold that whole request (and at least doubles), instead of in many
-// small steps as the request trickles in.
+// buffer must grow and its first request is a small one of known length, it
+// grows once to hold that whole request (and at least doubles), instead of
+// in many small steps as the request trickles in. It never grows ahead of
+// the bytes for a large request: those are received into a buffer of their
+// own that the budget grants, and only a large request's first bytes (or a
+// whole one that arrived while a receive was ending) wait here.
 func appendPartial(partial, data []byte) []byte {
 	need := len(partial) + len(data)
 	if need > cap(partial) {
-		size := max(need, 2*cap(partial), recvBufferBytes)
-		if len(partial) >= lengthPrefixBytes {
-			size = max(size, lengthPrefixBytes+int(binary.LittleEndian.Uint32(partial)))
-		} else if len(partial) == 0 && len(data) >= lengthPrefixBytes {
-			size = max(size, lengthPrefixBytes+int(binary.LittleEndian.Uint32(data)))
+		size := max(need, 2*cap(partial), partialBytesMin)
+		head := partial
+		if len(head) < lengthPrefixBytes {
+			head = data
 		}
-		size = min(size, max(need, lengthPrefixBytes+requestBytesMax))
+		if len(partial) < lengthPrefixBytes && len(partial) > 0 {
+			head = nil // the length prefix straddles the two
+		}
+		if first, large := largeHead(head); first > 0 && !large {
+			size = max(size, first)
+		}
 		grown := make([]byte, len(partial), size)
 		copy(grown, partial)
 		partial = grown
 	}
 	return append(partial, data...)
 }
+
+// partialBytesMin is the least a connection's partial buffer grows to: an
+// incomplete request's first bytes waiting for budget hold little.
+const partialBytesMin = 4 << 10
 
 // oversized handles a length prefix above requestBytesMax at the start of
 // buf: the handler answers it (MESSAGE_TOO_LARGE) without the request being
@@ -288,6 +401,7 @@ func (sh *Shard) parsePartial(c *conn) {
 		c.partial = c.partial[:n]
 	}
 	sh.pauseIfFull(c)
+	sh.settleLarge(c)
 }
 
 // parse dispatches whole requests from buf while the connection is under
@@ -338,8 +452,6 @@ func (sh *Shard) resumeIfRoom(c *conn) {
 	}
 	if c.recvPaused && c.state == connOpen && len(c.partial) <= pendingBytesMax && c.inflight() < inflightPerConnMax {
 		c.recvPaused = false
-		if !c.recvArmed && c.direct == nil {
-			sh.armRecv(c)
-		}
+		sh.keepReceiving(c)
 	}
 }

@@ -58,9 +58,12 @@ type Shard struct {
 	done            chan struct{}
 	err             error
 
-	// Pooled buffers for large requests received into place.
-	directFree      map[int][]*pooledBuf
-	directFreeBytes int
+	// Pooled buffers for large requests received into place, and the
+	// budget their bytes are reserved from.
+	directFree         map[int][]*pooledBuf
+	directFreeBytes    int
+	directPoolCapBytes int
+	budget             requestBudget
 
 	// Pipes lent to connections while they splice file bytes.
 	freePipes   []*pipePair
@@ -93,6 +96,11 @@ type ShardStats struct {
 	SpliceChainsStopped atomic.Uint64
 	Completions         atomic.Uint64
 	Open                atomic.Int64
+	// The request budget: bytes reserved by large requests, connections
+	// waiting for it now, and waits begun.
+	RequestBudgetUsedBytes atomic.Int64
+	RequestBudgetWaiting   atomic.Int64
+	RequestBudgetWaits     atomic.Uint64
 }
 
 type shardConfig struct {
@@ -104,6 +112,8 @@ type shardConfig struct {
 	connIdleMax time.Duration
 	// drainWaitMax: see Config.DrainWaitMax.
 	drainWaitMax time.Duration
+	// requestBudgetBytes is this shard's share of Config.RequestBudgetBytes.
+	requestBudgetBytes int64
 }
 
 func newShard(cfg shardConfig) (*Shard, error) {
@@ -121,6 +131,10 @@ func newShard(cfg shardConfig) (*Shard, error) {
 	if idleMs <= 0 {
 		idleMs = connIdleMaxMsDefault
 	}
+	budgetBytes := cfg.requestBudgetBytes
+	if budgetBytes <= 0 {
+		budgetBytes = requestBudgetBytesDefault
+	}
 	drainMs := cfg.drainWaitMax.Milliseconds()
 	if drainMs <= 0 {
 		drainMs = drainWaitMaxMsDefault
@@ -131,6 +145,8 @@ func newShard(cfg shardConfig) (*Shard, error) {
 		now:      func() int64 { return time.Now().UnixMilli() },
 		listenFD: cfg.listenFD, eventFD: efd,
 		inbox: inbox, done: make(chan struct{}),
+		budget:             requestBudget{limitBytes: budgetBytes},
+		directPoolCapBytes: int(min(directPoolBytesMax, budgetBytes/directPoolBudgetShare)),
 	}, nil
 }
 
@@ -627,6 +643,7 @@ func (sh *Shard) maybeFree(c *conn) {
 		sh.log.Warn("close connection", "slot", c.slot, "err", err)
 	}
 	c.releaseHolds()
+	sh.stopWaiting(c)
 	if c.directBuf != nil {
 		sh.unrefDirect(c.directBuf)
 		c.direct, c.directBuf = nil, nil

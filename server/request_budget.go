@@ -1,0 +1,182 @@
+package server
+
+// The request budget bounds the memory a shard holds for large requests
+// (Kafka's queued.max.request.bytes). A request of at least
+// directRecvMinBytes is received into a buffer of its own; the bytes of
+// that buffer are reserved from the shard's budget when its length prefix
+// is seen, before the buffer is allocated, so a length prefix alone never
+// makes the shard allocate what the budget has not granted. A connection
+// whose next request cannot be granted waits: its receive is cancelled, the
+// few bytes it already delivered wait in its partial buffer, and the rest
+// stays in the kernel's socket buffer (TCP pushes back on the client). As
+// buffers are let go (the request answered, a produce's bytes written, the
+// connection closed) their bytes return to the budget and waiting
+// connections are granted in the order they began to wait.
+//
+// Requests smaller than directRecvMinBytes are parsed in place from the
+// provided buffers (fixed per shard) or from a connection's partial buffer,
+// which its in-flight and pending-bytes caps bound; they never wait for the
+// budget, so small requests keep flowing while large ones wait.
+
+const (
+	// requestBudgetBytesDefault is the memory for large requests shared
+	// by all of a server's shards (each gets an equal share). With the
+	// shards' fixed memory (provided buffers, pools) it fits a 2 GiB
+	// machine; see docs/architecture.md for the sum.
+	requestBudgetBytesDefault = 512 << 20
+	// requestBudgetBytesMin is the least budget a server accepts: below
+	// it, every large request would wait for its shard to hold nothing.
+	requestBudgetBytesMin = 1 << 20
+	// directPoolBudgetShare keeps the pool of free request buffers within
+	// a share of the budget (1/directPoolBudgetShare), so that memory kept
+	// for reuse stays proportional to the memory requests may hold.
+	directPoolBudgetShare = 4
+)
+
+// requestBudget is a shard's account of the bytes its large requests
+// hold. It is touched only by the shard's thread.
+type requestBudget struct {
+	limitBytes int64 // this shard's share
+	usedBytes  int64 // reserved by buffers not yet let go
+	// waiters are the connections waiting for budget, in the order they
+	// began to wait. An entry whose connection closed, or stopped waiting,
+	// is dropped when it reaches the front.
+	waiters []ConnRef
+	waiting int  // connections with budgetWait set
+	granted bool // a grant pass is queued for the end of the turn
+}
+
+// directBufBytes is the size of the buffer takeDirect returns for a request
+// of size bytes: what its reservation must cover.
+func directBufBytes(size int) int64 {
+	if class := directClass(size); class <= directPooledBytesMax {
+		return int64(class)
+	}
+	return int64(size)
+}
+
+// tryReserve grants n bytes when they fit in the budget, or when the shard
+// holds nothing else (so that a request larger than the whole budget is
+// served alone, as Kafka does). queued is set for the connection at the
+// head of the waiters; anyone else is refused while connections wait, so
+// that none is passed over for ever by smaller requests.
+func (sh *Shard) tryReserve(n int64, queued bool) bool {
+	b := &sh.budget
+	if !queued && sh.pruneWaiters() > 0 {
+		return false
+	}
+	if b.usedBytes+n > b.limitBytes && b.usedBytes > 0 {
+		return false
+	}
+	b.usedBytes += n
+	sh.stats.RequestBudgetUsedBytes.Store(b.usedBytes)
+	return true
+}
+
+// chargeBudget counts n bytes that are already in hand (bytes that arrived
+// while a receive was being cancelled, moved into a buffer of their own):
+// they are charged even past the limit, since refusing them would mean
+// dropping bytes the client sent.
+func (sh *Shard) chargeBudget(n int64) {
+	sh.budget.usedBytes += n
+	sh.stats.RequestBudgetUsedBytes.Store(sh.budget.usedBytes)
+}
+
+// releaseBudget returns the reservation of a buffer let go for good, and
+// queues a grant for the connections waiting.
+func (sh *Shard) releaseBudget(pb *pooledBuf) {
+	if pb.reserved == 0 {
+		return
+	}
+	b := &sh.budget
+	b.usedBytes -= pb.reserved
+	pb.reserved = 0
+	if b.usedBytes < 0 {
+		panic("server: invariant: request budget released more than reserved")
+	}
+	sh.stats.RequestBudgetUsedBytes.Store(b.usedBytes)
+	if b.waiting > 0 && !b.granted {
+		b.granted = true
+		sh.Defer((*Shard).grantWaiters)
+	}
+}
+
+// waitForBudget makes c wait for budget for the large request at the front
+// of its partial buffer: its receive is cancelled until the request is
+// granted.
+func (sh *Shard) waitForBudget(c *conn) {
+	c.budgetWait = true
+	sh.budget.waiting++
+	sh.budget.waiters = append(sh.budget.waiters, c.ref())
+	sh.stats.RequestBudgetWaits.Add(1)
+	sh.stats.RequestBudgetWaiting.Store(int64(sh.budget.waiting))
+	sh.cancelRecv(c)
+}
+
+// stopWaiting clears c's wait for budget (granted, closed, or the request
+// arrived whole meanwhile). Its entry in the waiters goes when it reaches
+// the front.
+func (sh *Shard) stopWaiting(c *conn) {
+	if !c.budgetWait {
+		return
+	}
+	c.budgetWait = false
+	sh.budget.waiting--
+	sh.stats.RequestBudgetWaiting.Store(int64(sh.budget.waiting))
+}
+
+// pruneWaiters drops the entries at the front of the waiters that no
+// longer wait, and returns how many entries are left.
+func (sh *Shard) pruneWaiters() int {
+	b := &sh.budget
+	k := 0
+	for k < len(b.waiters) {
+		if c := sh.connOf(b.waiters[k]); c != nil && c.budgetWait {
+			break
+		}
+		k++
+	}
+	if k > 0 {
+		n := copy(b.waiters, b.waiters[k:])
+		clear(b.waiters[n:])
+		b.waiters = b.waiters[:n]
+	}
+	return len(b.waiters)
+}
+
+// grantWaiters starts the large requests of waiting connections, in the
+// order they began to wait, while the budget grants them.
+func (sh *Shard) grantWaiters() {
+	sh.budget.granted = false
+	for !sh.draining && sh.pruneWaiters() > 0 {
+		c := sh.connOf(sh.budget.waiters[0])
+		size, large := largeHead(c.partial)
+		if !large || len(c.partial) >= size {
+			// settleLarge clears a wait whose request is in hand; a
+			// connection found here in that state is parsed, not granted.
+			sh.stopWaiting(c)
+			sh.parsePartial(c)
+			sh.keepReceiving(c)
+			continue
+		}
+		n := directBufBytes(size)
+		if !sh.tryReserve(n, true) {
+			return
+		}
+		sh.stopWaiting(c)
+		sh.startDirect(c, c.partial, n)
+		sh.dropPartial(c)
+		sh.keepReceiving(c)
+	}
+}
+
+// RequestBudgetBytes is the shard's share of the request budget.
+func (sh *Shard) RequestBudgetBytes() int64 { return sh.budget.limitBytes }
+
+// shardBudgetBytes divides a server's request budget among its shards.
+func shardBudgetBytes(totalBytes int64, shards int) int64 {
+	if totalBytes <= 0 {
+		totalBytes = requestBudgetBytesDefault
+	}
+	return totalBytes / int64(max(shards, 1))
+}

@@ -1,0 +1,173 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+)
+
+// budgetWait bounds every wait of the budget tests for a condition.
+const budgetWait = 20 * time.Second
+
+// waitUntil polls cond until it holds, failing the test after budgetWait.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(budgetWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling a condition, not waiting out a race
+	}
+}
+
+func startBudgetServer(t *testing.T, h Handler, budgetBytes int64, idle time.Duration) *Server {
+	t.Helper()
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: h, RequestBudgetBytes: budgetBytes,
+		ConnIdleMax: idle, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// TestRequestBudgetBoundsLargeRequests: connections that each announce a
+// large request and send only its first bytes get the budget's worth of
+// buffers between them and the rest wait; small requests on another
+// connection are answered meanwhile; once the bodies arrive every request
+// is answered byte for byte, and when the clients go the budget is whole
+// again.
+func TestRequestBudgetBoundsLargeRequests(t *testing.T) {
+	const (
+		budgetBytes = requestBudgetBytesMin
+		conns       = 10
+		size        = 300 << 10 // a 512 KiB buffer: two fit
+		headBytes   = 1 << 10
+	)
+	s := startBudgetServer(t, laterHandler{}, budgetBytes, 0)
+	st := s.Shards()[0].Stats()
+	var cs []net.Conn
+	var msgs [][]byte
+	for i := range conns {
+		c := dial(t, s)
+		m := frame(body(i, size))
+		if _, err := c.Write(m[:headBytes]); err != nil {
+			t.Fatal(err)
+		}
+		cs, msgs = append(cs, c), append(msgs, m)
+	}
+	granted := budgetBytes / directBufBytes(size+lengthPrefixBytes)
+	waitUntil(t, "the connections beyond the budget to wait", func() bool {
+		return st.RequestBudgetWaiting.Load() == conns-granted
+	})
+	if used := st.RequestBudgetUsedBytes.Load(); used > budgetBytes {
+		t.Fatalf("%d bytes reserved, above the budget of %d", used, budgetBytes)
+	}
+	small := dial(t, s)
+	for i := range 50 {
+		if _, err := small.Write(frame(body(i, 100+i))); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readFrame(small); err != nil || !bytes.Equal(got, body(i, 100+i)) {
+			t.Fatalf("small request %d while large ones wait: %v", i, err)
+		}
+	}
+	// The rest of every body, the waiting ones' first: they are granted
+	// as the first ones are answered.
+	for i := conns - 1; i >= 0; i-- {
+		go cs[i].Write(msgs[i][headBytes:])
+	}
+	for i, c := range cs {
+		got, err := readFrame(c)
+		if err != nil || !bytes.Equal(got, msgs[i][lengthPrefixBytes:]) {
+			t.Fatalf("large request %d: %v", i, err)
+		}
+	}
+	if w := st.RequestBudgetWaits.Load(); w < conns-uint64(granted) {
+		t.Fatalf("%d waits for budget, want at least %d", w, conns-granted)
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	waitUntil(t, "the budget to be whole again", func() bool {
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 1
+	})
+}
+
+// TestRequestBudgetServesALargerRequestAlone: a request larger than the
+// whole budget is served while the shard holds nothing else, and a request
+// that comes meanwhile waits until it is done.
+func TestRequestBudgetServesALargerRequestAlone(t *testing.T) {
+	const budgetBytes = requestBudgetBytesMin
+	s := startBudgetServer(t, echoHandler{}, budgetBytes, 0)
+	st := s.Shards()[0].Stats()
+	big, next := dial(t, s), dial(t, s)
+	bigMsg := frame(body(1, 3<<20))
+	nextMsg := frame(body(2, 100<<10))
+	if _, err := big.Write(bigMsg[:4<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the larger request to be granted", func() bool { return st.RequestBudgetUsedBytes.Load() > budgetBytes })
+	if _, err := next.Write(nextMsg[:4<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the next request to wait", func() bool { return st.RequestBudgetWaiting.Load() == 1 })
+	go next.Write(nextMsg[4<<10:])
+	go big.Write(bigMsg[4<<10:])
+	for _, x := range []struct {
+		c   net.Conn
+		msg []byte
+	}{{big, bigMsg}, {next, nextMsg}} {
+		got, err := readFrame(x.c)
+		if err != nil || !bytes.Equal(got, x.msg[lengthPrefixBytes:]) {
+			t.Fatalf("answer of %d bytes: %v", len(x.msg), err)
+		}
+	}
+	waitUntil(t, "the budget to be whole again", func() bool {
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0
+	})
+}
+
+// TestRequestBudgetWaiterClosedWhenIdle: a connection waiting for budget
+// is still closed by the idle limit, as is the one holding the budget with
+// its request unfinished, and what they held returns to the budget.
+func TestRequestBudgetWaiterClosedWhenIdle(t *testing.T) {
+	const budgetBytes = requestBudgetBytesMin
+	s := startBudgetServer(t, echoHandler{}, budgetBytes, 300*time.Millisecond)
+	st := s.Shards()[0].Stats()
+	holder, waiter := dial(t, s), dial(t, s)
+	if _, err := holder.Write(frame(body(1, 900<<10))[:1<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first request to be granted", func() bool { return st.RequestBudgetUsedBytes.Load() == budgetBytes })
+	if _, err := waiter.Write(frame(body(2, 200<<10))[:1<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the second request to wait", func() bool { return st.RequestBudgetWaiting.Load() == 1 })
+	for name, c := range map[string]net.Conn{"holder": holder, "waiter": waiter} {
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatalf("%s: read %d bytes, want the connection closed", name, n)
+		}
+	}
+	waitUntil(t, "the budget to be whole again", func() bool {
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 0
+	})
+}
+
+// TestRequestBudgetRefused: a budget too small to be meant is refused.
+func TestRequestBudgetRefused(t *testing.T) {
+	for _, b := range []int64{-1, requestBudgetBytesMin - 1} {
+		if s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: echoHandler{}, RequestBudgetBytes: b}); err == nil {
+			s.Stop()
+			t.Fatalf("request budget of %d bytes accepted", b)
+		}
+	}
+}
