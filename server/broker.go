@@ -51,6 +51,9 @@ type BrokerConfig struct {
 	// JoinTimeout bounds the wait at start for the controller to register
 	// and unfence this broker (DefaultJoinTimeout).
 	JoinTimeout time.Duration
+	// RequestBudgetBytes bounds the memory of large requests across all
+	// shards (see Config.RequestBudgetBytes; 0: RequestBudgetBytesDefault).
+	RequestBudgetBytes int64
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -125,7 +128,8 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	// Metrics exist before the shards run: they record from the first
 	// request on (the shards' counters are read at scrape time).
 	b.metrics = newBrokerMetrics(b)
-	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger})
+	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger,
+		RequestBudgetBytes: cfg.RequestBudgetBytes})
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,8 @@ type conn struct {
 	// the shard's request budget; receiving is stopped meanwhile. It is
 	// apart from recvPaused (the in-flight and pending-bytes caps): each
 	// is lifted by its own event.
-	budgetWait bool
+	budgetWait   bool
+	waitingBytes int64 // partial bytes counted as waiting for budget
 	// partialPool is set while partial lies in a pooled buffer (a direct
 	// request handed to the parser); the connection holds one reference.
 	partialPool     *pooledBuf
@@ -94,7 +95,7 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.discard = 0
 	c.recvCancelling = false
 	c.direct, c.directHave, c.directBuf, c.partialPool = nil, 0, nil, nil
-	c.directRecving, c.budgetWait = false, false
+	c.directRecving, c.budgetWait, c.waitingBytes = false, false, 0
 	c.partial = c.partial[:0]
 	c.partialDetached = false
 	c.nextSeq, c.sendSeq = 0, 0

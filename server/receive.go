@@ -109,8 +109,25 @@ func (sh *Shard) startLarge(c *conn, head []byte, inPartial bool) {
 		}
 		return
 	}
-	if !inPartial {
-		c.partial = appendPartial(c.partial[:0], head)
+	// c waits, its bytes in hand in a plain partial buffer counted
+	// against the shard's bound on waiting bytes.
+	base := c.partial[:0]
+	if inPartial && c.partialPool == nil {
+		base = c.partial
+		head = nil
+	} else if inPartial {
+		base = nil // out of the pooled buffer, which is let go
+	}
+	if !sh.waitRoom(c, base, len(head)) {
+		sh.closeConn(c)
+		return
+	}
+	if head != nil {
+		moved := appendPartial(base, head)
+		if inPartial {
+			sh.dropPartial(c)
+		}
+		c.partial = moved
 	}
 	sh.waitForBudget(c)
 }
@@ -272,6 +289,19 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 			return
 		}
 	}
+	if c.budgetWait {
+		// Bytes that came while the receive was being cancelled: they
+		// wait with the rest of the request, within the shard's bound on
+		// waiting bytes.
+		if !sh.waitRoom(c, c.partial, len(data)) {
+			sh.closeConn(c)
+			return
+		}
+		c.partial = appendPartial(c.partial, data)
+		sh.noteWaiting(c)
+		sh.parsePartial(c)
+		return
+	}
 	if len(c.partial) > 0 || c.inflight() >= inflightPerConnMax {
 		if len(c.partial)+len(data) > requestBytesMax+lengthPrefixBytes+pendingBytesMax {
 			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
@@ -313,32 +343,30 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	sh.pauseIfFull(c)
 }
 
-// appendPartial appends data to a connection's partial buffer. When the
-// buffer must grow and its first request is a small one of known length, it
-// grows once to hold that whole request (and at least doubles), instead of
-// in many small steps as the request trickles in. It never grows ahead of
-// the bytes for a large request: those are received into a buffer of their
-// own that the budget grants, and only a large request's first bytes (or a
-// whole one that arrived while a receive was ending) wait here.
+// appendPartial appends data to a connection's partial buffer, growing it
+// (at least doubling) with the bytes in hand, never ahead of them for a
+// length prefix: a length prefix alone makes the shard allocate nothing
+// the budget has not granted. Large requests are received into buffers of
+// their own; only their first bytes (or a whole one that arrived while a
+// receive was ending) wait here.
 func appendPartial(partial, data []byte) []byte {
 	need := len(partial) + len(data)
 	if need > cap(partial) {
-		size := max(need, 2*cap(partial), partialBytesMin)
-		head := partial
-		if len(head) < lengthPrefixBytes {
-			head = data
-		}
-		if len(partial) < lengthPrefixBytes && len(partial) > 0 {
-			head = nil // the length prefix straddles the two
-		}
-		if first, large := largeHead(head); first > 0 && !large {
-			size = max(size, first)
-		}
-		grown := make([]byte, len(partial), size)
+		grown := make([]byte, len(partial), max(need, 2*cap(partial), partialBytesMin))
 		copy(grown, partial)
 		partial = grown
 	}
 	return append(partial, data...)
+}
+
+// partialCapAfter is the capacity appendPartial leaves partial with once n
+// more bytes are appended.
+func partialCapAfter(partial []byte, n int) int {
+	need := len(partial) + n
+	if need <= cap(partial) {
+		return cap(partial)
+	}
+	return max(need, 2*cap(partial), partialBytesMin)
 }
 
 // partialBytesMin is the least a connection's partial buffer grows to: an

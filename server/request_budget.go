@@ -31,6 +31,15 @@ const (
 	// a share of the budget (1/directPoolBudgetShare), so that memory kept
 	// for reuse stays proportional to the memory requests may hold.
 	directPoolBudgetShare = 4
+	// budgetWaitingShare bounds the bytes that connections waiting for
+	// budget hold in hand (1/budgetWaitingShare of the budget, at least
+	// budgetWaitingBytesMin): what arrived before their receive was
+	// cancelled. A multishot receive takes what the socket holds, up to
+	// the socket's receive buffer, before the shard sees the length
+	// prefix; a waiting connection whose bytes would pass the bound is
+	// closed, since the shard can neither keep them nor give them back.
+	budgetWaitingShare    = 4
+	budgetWaitingBytesMin = 1 << 20
 )
 
 // requestBudget is a shard's account of the bytes its large requests
@@ -44,6 +53,16 @@ type requestBudget struct {
 	waiters []ConnRef
 	waiting int  // connections with budgetWait set
 	granted bool // a grant pass is queued for the end of the turn
+	// waitingBytes is what the waiting connections' partial buffers hold,
+	// bounded by waitingMaxBytes.
+	waitingBytes    int64
+	waitingMaxBytes int64
+}
+
+// newRequestBudget is a shard's budget of limitBytes.
+func newRequestBudget(limitBytes int64) requestBudget {
+	return requestBudget{limitBytes: limitBytes,
+		waitingMaxBytes: max(limitBytes/budgetWaitingShare, budgetWaitingBytesMin)}
 }
 
 // directBufBytes is the size of the buffer takeDirect returns for a request
@@ -106,6 +125,7 @@ func (sh *Shard) releaseBudget(pb *pooledBuf) {
 // granted.
 func (sh *Shard) waitForBudget(c *conn) {
 	c.budgetWait = true
+	sh.noteWaiting(c)
 	sh.budget.waiting++
 	sh.budget.waiters = append(sh.budget.waiters, c.ref())
 	sh.stats.RequestBudgetWaits.Add(1)
@@ -121,8 +141,34 @@ func (sh *Shard) stopWaiting(c *conn) {
 		return
 	}
 	c.budgetWait = false
+	sh.budget.waitingBytes -= c.waitingBytes
+	c.waitingBytes = 0
 	sh.budget.waiting--
 	sh.stats.RequestBudgetWaiting.Store(int64(sh.budget.waiting))
+	sh.stats.RequestBudgetWaitingBytes.Store(sh.budget.waitingBytes)
+}
+
+// waitRoom reports whether c may wait with n more bytes appended to base
+// (its partial buffer to be) within the shard's bound on waiting bytes;
+// when not, it counts the connection as closed for it.
+func (sh *Shard) waitRoom(c *conn, base []byte, n int) bool {
+	b := &sh.budget
+	after := b.waitingBytes - c.waitingBytes + int64(partialCapAfter(base, n))
+	if after <= b.waitingMaxBytes {
+		return true
+	}
+	sh.stats.RequestBudgetClosed.Add(1)
+	sh.log.Debug("connection closed: its bytes waiting for request budget pass the bound",
+		"slot", c.slot, "waiting_bytes", b.waitingBytes, "bound", b.waitingMaxBytes)
+	return false
+}
+
+// noteWaiting counts what c's partial buffer holds while it waits.
+func (sh *Shard) noteWaiting(c *conn) {
+	held := int64(cap(c.partial))
+	sh.budget.waitingBytes += held - c.waitingBytes
+	c.waitingBytes = held
+	sh.stats.RequestBudgetWaitingBytes.Store(sh.budget.waitingBytes)
 }
 
 // pruneWaiters drops the entries at the front of the waiters that no
@@ -169,6 +215,13 @@ func (sh *Shard) grantWaiters() {
 		sh.keepReceiving(c)
 	}
 }
+
+// RequestBudgetBytesDefault is the request budget of a server configured
+// with none; RequestBudgetBytesMin is the least one it accepts.
+const (
+	RequestBudgetBytesDefault = requestBudgetBytesDefault
+	RequestBudgetBytesMin     = requestBudgetBytesMin
+)
 
 // RequestBudgetBytes is the shard's share of the request budget.
 func (sh *Shard) RequestBudgetBytes() int64 { return sh.budget.limitBytes }

@@ -20,7 +20,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond) // polling a condition, not waiting out a race
+		time.Sleep(5 * time.Millisecond) // the poll interval of a condition, not a wait for a race
 	}
 }
 

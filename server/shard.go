@@ -101,6 +101,10 @@ type ShardStats struct {
 	RequestBudgetUsedBytes atomic.Int64
 	RequestBudgetWaiting   atomic.Int64
 	RequestBudgetWaits     atomic.Uint64
+	// Bytes the waiting connections hold in hand, and connections closed
+	// because theirs would pass the bound.
+	RequestBudgetWaitingBytes atomic.Int64
+	RequestBudgetClosed       atomic.Uint64
 }
 
 type shardConfig struct {
@@ -145,7 +149,7 @@ func newShard(cfg shardConfig) (*Shard, error) {
 		now:      func() int64 { return time.Now().UnixMilli() },
 		listenFD: cfg.listenFD, eventFD: efd,
 		inbox: inbox, done: make(chan struct{}),
-		budget:             requestBudget{limitBytes: budgetBytes},
+		budget:             newRequestBudget(budgetBytes),
 		directPoolCapBytes: int(min(directPoolBytesMax, budgetBytes/directPoolBudgetShare)),
 	}, nil
 }

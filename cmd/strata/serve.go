@@ -35,6 +35,9 @@ type serveConfig struct {
 	Rack              string        `toml:"rack"`
 	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
 	SessionTimeout    time.Duration `toml:"session_timeout"`
+	// RequestBudgetBytes bounds the memory of large requests across all
+	// shards (Kafka's queued.max.request.bytes).
+	RequestBudgetBytes int64 `toml:"request_budget_bytes"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -49,8 +52,9 @@ var defaultServeConfig = serveConfig{
 	Roles:    roleBroker + "," + roleController,
 	// The session defaults are the broker's own; naming them here shows
 	// them in --help.
-	HeartbeatInterval: server.DefaultHeartbeatInterval,
-	SessionTimeout:    server.DefaultSessionTimeout,
+	HeartbeatInterval:  server.DefaultHeartbeatInterval,
+	SessionTimeout:     server.DefaultSessionTimeout,
+	RequestBudgetBytes: server.RequestBudgetBytesDefault,
 }
 
 // The roles a node can take.
@@ -93,6 +97,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("rack", func() { fileCfg.Rack = cfg.Rack })
 				override("heartbeat-interval", func() { fileCfg.HeartbeatInterval = cfg.HeartbeatInterval })
 				override("session-timeout", func() { fileCfg.SessionTimeout = cfg.SessionTimeout })
+				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -100,7 +105,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "TOML file with any of: data_dir, listen, admin, cores, node_id, pin, log_level, "+
-		"controller_voters, roles, rack, heartbeat_interval, session_timeout")
+		"controller_voters, roles, rack, heartbeat_interval, session_timeout, request_budget_bytes")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for partition logs and metadata")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "client address HOST:PORT")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "metrics and pprof address HOST:PORT (empty: off)")
@@ -115,6 +120,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often the broker renews its controller session")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout,
 		"how long the controller waits for a broker's heartbeat before fencing it (the same on every voter)")
+	f.Int64Var(&cfg.RequestBudgetBytes, "request-budget-bytes", cfg.RequestBudgetBytes,
+		"memory for large requests being received or served, shared equally by the shards; beyond it, connections wait to send more")
 	return cmd
 }
 
@@ -141,12 +148,16 @@ func serve(cfg serveConfig) error {
 	case len(voters) > 0 && !slices.ContainsFunc(voters, func(v server.Voter) bool { return v.ID == cfg.NodeID }):
 		return usageError{fmt.Errorf("--node-id %d is not one of --controller-voters", cfg.NodeID)}
 	}
+	if cfg.RequestBudgetBytes < server.RequestBudgetBytesMin {
+		return usageError{fmt.Errorf("--request-budget-bytes %d: want at least %d", cfg.RequestBudgetBytes, server.RequestBudgetBytesMin)}
+	}
 	if !broker {
 		return serveController(cfg, voters, log)
 	}
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, Rack: cfg.Rack,
-		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout})
+		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
+		RequestBudgetBytes: cfg.RequestBudgetBytes})
 	if err != nil {
 		return err
 	}
