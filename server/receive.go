@@ -298,7 +298,17 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 			return
 		}
 		c.partial = appendPartial(c.partial, data)
-		sh.noteWaiting(c)
+		if size, _ := largeHead(c.partial); len(c.partial) >= size {
+			// The whole request is in hand: it is served from a buffer
+			// charged to the budget (past the limit, if need be), so what
+			// it holds until answered is counted like any large request.
+			n := len(c.partial)
+			pb := sh.pooledJoin(c.partial, nil)
+			c.partial, c.partialPool, c.partialDetached = pb.buf[:n], pb, false
+			sh.stopWaiting(c)
+		} else {
+			sh.noteWaiting(c)
+		}
 		sh.parsePartial(c)
 		return
 	}

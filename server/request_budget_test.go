@@ -171,3 +171,52 @@ func TestRequestBudgetRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestBudgetWaiterSentWhole: a request sent whole while the budget
+// is held waits or is served from the bytes in hand, and is answered
+// either way; the server stops with one request being received and one
+// waiting, and the budget is whole again after.
+func TestRequestBudgetWaiterSentWhole(t *testing.T) {
+	const budgetBytes = requestBudgetBytesMin
+	s := startBudgetServer(t, laterHandler{}, budgetBytes, 0)
+	st := s.Shards()[0].Stats()
+	holder, whole, left := dial(t, s), dial(t, s), dial(t, s)
+	holderMsg := frame(body(1, 900<<10))
+	if _, err := holder.Write(holderMsg[:1<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first request to be granted", func() bool { return st.RequestBudgetUsedBytes.Load() == budgetBytes })
+	wholeMsg := frame(body(2, 200<<10))
+	go whole.Write(wholeMsg)
+	// The one left waiting when the server stops.
+	if _, err := left.Write(frame(body(3, 100<<10))[:1<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the last request to wait", func() bool { return st.RequestBudgetWaiting.Load() >= 1 })
+	go holder.Write(holderMsg[1<<10:])
+	for _, x := range []struct {
+		c   net.Conn
+		msg []byte
+	}{{holder, holderMsg}, {whole, wholeMsg}} {
+		got, err := readFrame(x.c)
+		if err != nil || !bytes.Equal(got, x.msg[lengthPrefixBytes:]) {
+			t.Fatalf("answer of %d bytes: %v", len(x.msg), err)
+		}
+	}
+	holder.Close()
+	whole.Close()
+	waitUntil(t, "only the last request to hold budget", func() bool {
+		return st.RequestBudgetUsedBytes.Load() == directBufBytes(lengthPrefixBytes+100<<10) && st.RequestBudgetWaiting.Load() == 0
+	})
+	waiter := dial(t, s)
+	if _, err := waiter.Write(frame(body(4, 1000<<10))[:1<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a request to wait", func() bool { return st.RequestBudgetWaiting.Load() == 1 })
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if used, waiting := st.RequestBudgetUsedBytes.Load(), st.RequestBudgetWaiting.Load(); used != 0 || waiting != 0 {
+		t.Fatalf("after stop: %d bytes reserved, %d connections waiting", used, waiting)
+	}
+}
