@@ -137,8 +137,9 @@ func TestRequestBudgetServesALargerRequestAlone(t *testing.T) {
 }
 
 // TestRequestBudgetWaiterClosedWhenIdle: a connection waiting for budget
-// is still closed by the idle limit, as is the one holding the budget with
-// its request unfinished, and what they held returns to the budget.
+// is still closed by the idle limit, as is the one holding the budget that
+// trickles its request a byte at a time, and what they held returns to the
+// budget.
 func TestRequestBudgetWaiterClosedWhenIdle(t *testing.T) {
 	const budgetBytes = requestBudgetBytesMin
 	s := startBudgetServer(t, echoHandler{}, budgetBytes, 300*time.Millisecond)
@@ -152,6 +153,17 @@ func TestRequestBudgetWaiterClosedWhenIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the second request to wait", func() bool { return st.RequestBudgetWaiting.Load() == 1 })
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for range tick.C {
+			if _, err := holder.Write([]byte{1}); err != nil {
+				return // closed by the broker
+			}
+		}
+	}()
 	for name, c := range map[string]net.Conn{"holder": holder, "waiter": waiter} {
 		if n, err := c.Read(make([]byte, 1)); err == nil {
 			t.Fatalf("%s: read %d bytes, want the connection closed", name, n)
@@ -160,6 +172,7 @@ func TestRequestBudgetWaiterClosedWhenIdle(t *testing.T) {
 	waitUntil(t, "the budget to be whole again", func() bool {
 		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 0
 	})
+	<-trickled
 }
 
 // TestRequestBudgetRefused: a budget too small to be meant is refused.
