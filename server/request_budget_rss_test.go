@@ -58,10 +58,24 @@ const (
 func TestRequestBudgetBoundsBrokerMemory(t *testing.T) {
 	cmd, addr, admin := startServeProcess(t, "--request-budget-bytes", strconv.Itoa(rssBudgetBytes))
 	metric := func(name string) int64 { return scrapeMetric(t, admin, name) }
+	t.Cleanup(func() {
+		if t.Failed() {
+			logMetrics(t, admin)
+		}
+	})
 
 	stop := make(chan struct{})
+	var stopOnce sync.Once
 	var attackers sync.WaitGroup
 	conns := make([]net.Conn, 0, rssAttackConns)
+	endAttack := func() {
+		stopOnce.Do(func() { close(stop) })
+		for _, c := range conns {
+			c.Close()
+		}
+		attackers.Wait()
+	}
+	t.Cleanup(endAttack)
 	for i := range rssAttackConns {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -110,19 +124,6 @@ func TestRequestBudgetBoundsBrokerMemory(t *testing.T) {
 		t.Fatal("no attacker waits for budget")
 	}
 
-	t.Cleanup(func() {
-		if t.Failed() {
-			resp, err := http.Get("http://" + admin + "/metrics")
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				for _, l := range strings.Split(string(b), "\n") {
-					if strings.HasPrefix(l, "strata_") {
-						t.Log(l)
-					}
-				}
-			}
-		}
-	})
 	produceAndConsumeAll(t, addr)
 
 	peak := procStatusBytes(t, cmd.Process.Pid, "VmHWM")
@@ -131,11 +132,7 @@ func TestRequestBudgetBoundsBrokerMemory(t *testing.T) {
 		t.Fatalf("broker peak resident memory %d MiB, above the %d MiB budget plus %d MiB",
 			peak>>20, rssBudgetBytes>>20, rssOverheadBytes>>20)
 	}
-	close(stop)
-	for _, c := range conns {
-		c.Close()
-	}
-	attackers.Wait()
+	endAttack()
 	waitUntil(t, "the budget to be whole again", func() bool {
 		return metric("strata_request_budget_used_bytes") == 0 &&
 			metric("strata_request_budget_waiting_connections") == 0 && metric("strata_connections_open") == 0
@@ -298,6 +295,22 @@ func scrapeMetric(t *testing.T, admin, name string) int64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// logMetrics logs the broker's own metrics, for a failure report.
+func logMetrics(t *testing.T, admin string) {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Logf("metrics: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "strata_") && !strings.Contains(l, "_bucket") {
+			t.Log(l)
+		}
+	}
 }
 
 // procStatusBytes reads a "kB" field of /proc/PID/status.
