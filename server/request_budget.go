@@ -33,13 +33,13 @@ const (
 	directPoolBudgetShare = 4
 	// budgetWaitingShare bounds the bytes that connections waiting for
 	// budget hold in hand (1/budgetWaitingShare of the budget, at least
-	// budgetWaitingBytesMin): what arrived before their receive was
-	// cancelled. A multishot receive takes what the socket holds, up to
+	// budgetWaitingBytesMin, room for a few clients that pipeline large
+	// requests): what arrived before their receive was cancelled. A multishot receive takes what the socket holds, up to
 	// the socket's receive buffer, before the shard sees the length
 	// prefix; a waiting connection whose bytes would pass the bound is
 	// closed, since the shard can neither keep them nor give them back.
 	budgetWaitingShare    = 4
-	budgetWaitingBytesMin = 1 << 20
+	budgetWaitingBytesMin = 16 << 20
 )
 
 // requestBudget is a shard's account of the bytes its large requests

@@ -2,9 +2,12 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -231,5 +234,89 @@ func TestRequestBudgetWaiterSentWhole(t *testing.T) {
 	}
 	if used, waiting := st.RequestBudgetUsedBytes.Load(), st.RequestBudgetWaiting.Load(); used != 0 || waiting != 0 {
 		t.Fatalf("after stop: %d bytes reserved, %d connections waiting", used, waiting)
+	}
+}
+
+// TestRequestBudgetRandomTraffic: connections pipeline requests of random
+// sizes (small, large, and larger than the whole budget), written in
+// random pieces, through a budget that fits few of them at once; every
+// answer comes back once, in order, byte for byte, and the budget is whole
+// again once the clients go.
+func TestRequestBudgetRandomTraffic(t *testing.T) {
+	const (
+		conns       = 6
+		perConn     = 20
+		budgetBytes = requestBudgetBytesMin
+	)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	size := func() int {
+		switch r := rng.IntN(100); {
+		case r < 50:
+			return 1 + rng.IntN(directRecvMinBytes-lengthPrefixBytes-1)
+		case r < 88:
+			return directRecvMinBytes + rng.IntN(300<<10)
+		default:
+			return budgetBytes + rng.IntN(2*budgetBytes)
+		}
+	}
+	for _, h := range []Handler{laterHandler{}, echoHandler{}} {
+		s := startBudgetServer(t, h, budgetBytes, 0)
+		st := s.Shards()[0].Stats()
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*conns) // a writer and a reader each
+		for k := range conns {
+			var stream []byte
+			var bodies [][]byte
+			for i := range perConn {
+				b := body(k*perConn+i, size())
+				bodies = append(bodies, b)
+				stream = append(stream, frame(b)...)
+			}
+			var pieces []int
+			for left := len(stream); left > 0; {
+				n := min(left, 1+rng.IntN(256<<10))
+				pieces = append(pieces, n)
+				left -= n
+			}
+			c := dial(t, s)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for off, i := 0, 0; i < len(pieces); i++ {
+					if _, err := c.Write(stream[off : off+pieces[i]]); err != nil {
+						errs <- err
+						return
+					}
+					off += pieces[i]
+				}
+			}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i, want := range bodies {
+					got, err := readFrame(c)
+					if err != nil || !bytes.Equal(got, want) {
+						errs <- fmt.Errorf("connection %d answer %d (%d bytes): %v", k, i, len(want), err)
+						return
+					}
+				}
+				c.Close()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the budget to be whole again", func() bool {
+			return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 0
+		})
+		if n := st.RequestBudgetClosed.Load(); n != 0 {
+			t.Fatalf("%d connections closed for the bytes they sent while waiting", n)
+		}
+		t.Logf("%T: %d waits for budget, %d large requests received into their own buffers",
+			h, st.RequestBudgetWaits.Load(), st.DirectRecvs.Load())
 	}
 }
