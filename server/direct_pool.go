@@ -24,9 +24,11 @@ const (
 type pooledBuf struct {
 	buf  []byte // the whole buffer, len == cap == its size class
 	refs int32
-	// reserved is what the buffer holds of the shard's request budget,
-	// returned when the last reference goes.
-	reserved int64
+	// reserved is what the buffer holds of the shard's request budget, and
+	// waiting what it holds of the bytes waiting for budget (a request
+	// served from bytes in hand), both returned when the last reference
+	// goes.
+	reserved, waiting int64
 }
 
 // directClass is the size class for n bytes: the next power of two, at

@@ -135,12 +135,13 @@ func (sh *Shard) startLarge(c *conn, head []byte, inPartial bool) {
 // settleLarge runs once c's partial buffer has been parsed: a large request
 // now at its front, still incomplete, is started (or waits for budget); a
 // connection that waits for budget stops waiting if its request arrived
-// whole meanwhile (bytes that came while its receive was being cancelled).
+// whole meanwhile (bytes that came while its receive was being cancelled)
+// and the budget is within its limit (else grantWaiters resumes it).
 func (sh *Shard) settleLarge(c *conn) {
 	size, large := largeHead(c.partial)
 	incomplete := large && len(c.partial) < size
 	if c.budgetWait {
-		if !incomplete {
+		if !incomplete && sh.budget.withinLimit() {
 			sh.stopWaiting(c)
 		}
 		return
@@ -290,26 +291,7 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 		}
 	}
 	if c.budgetWait {
-		// Bytes that came while the receive was being cancelled: they
-		// wait with the rest of the request, within the shard's bound on
-		// waiting bytes.
-		if !sh.waitRoom(c, c.partial, len(data)) {
-			sh.closeConn(c)
-			return
-		}
-		c.partial = appendPartial(c.partial, data)
-		if size, _ := largeHead(c.partial); len(c.partial) >= size {
-			// The whole request is in hand: it is served from a buffer
-			// charged to the budget (past the limit, if need be), so what
-			// it holds until answered is counted like any large request.
-			n := len(c.partial)
-			pb := sh.pooledJoin(c.partial, nil)
-			c.partial, c.partialPool, c.partialDetached = pb.buf[:n], pb, false
-			sh.stopWaiting(c)
-		} else {
-			sh.noteWaiting(c)
-		}
-		sh.parsePartial(c)
+		sh.onWaitingData(c, data)
 		return
 	}
 	if len(c.partial) > 0 || c.inflight() >= inflightPerConnMax {

@@ -88,7 +88,7 @@ func (sh *Shard) tryReserve(n int64, queued bool) bool {
 		return false
 	}
 	b.usedBytes += n
-	sh.stats.RequestBudgetUsedBytes.Store(b.usedBytes)
+	sh.noteUsed()
 	return true
 }
 
@@ -98,25 +98,36 @@ func (sh *Shard) tryReserve(n int64, queued bool) bool {
 // dropping bytes the client sent.
 func (sh *Shard) chargeBudget(n int64) {
 	sh.budget.usedBytes += n
-	sh.stats.RequestBudgetUsedBytes.Store(sh.budget.usedBytes)
+	sh.noteUsed()
 }
 
 // releaseBudget returns the reservation of a buffer let go for good, and
 // queues a grant for the connections waiting.
 func (sh *Shard) releaseBudget(pb *pooledBuf) {
-	if pb.reserved == 0 {
+	if pb.reserved == 0 && pb.waiting == 0 {
 		return
 	}
 	b := &sh.budget
 	b.usedBytes -= pb.reserved
-	pb.reserved = 0
-	if b.usedBytes < 0 {
+	b.waitingBytes -= pb.waiting
+	pb.reserved, pb.waiting = 0, 0
+	if b.usedBytes < 0 || b.waitingBytes < 0 {
 		panic("server: invariant: request budget released more than reserved")
 	}
-	sh.stats.RequestBudgetUsedBytes.Store(b.usedBytes)
+	sh.stats.RequestBudgetWaitingBytes.Store(b.waitingBytes)
+	sh.noteUsed()
 	if b.waiting > 0 && !b.granted {
 		b.granted = true
 		sh.Defer((*Shard).grantWaiters)
+	}
+}
+
+// noteUsed publishes the bytes reserved, and the most they have been.
+func (sh *Shard) noteUsed() {
+	used := sh.budget.usedBytes
+	sh.stats.RequestBudgetUsedBytes.Store(used)
+	if used > sh.stats.RequestBudgetPeakBytes.Load() {
+		sh.stats.RequestBudgetPeakBytes.Store(used)
 	}
 }
 
@@ -141,11 +152,9 @@ func (sh *Shard) stopWaiting(c *conn) {
 		return
 	}
 	c.budgetWait = false
-	sh.budget.waitingBytes -= c.waitingBytes
-	c.waitingBytes = 0
+	sh.unnoteWaiting(c)
 	sh.budget.waiting--
 	sh.stats.RequestBudgetWaiting.Store(int64(sh.budget.waiting))
-	sh.stats.RequestBudgetWaitingBytes.Store(sh.budget.waitingBytes)
 }
 
 // waitRoom reports whether c may wait with n more bytes appended to base
@@ -169,6 +178,59 @@ func (sh *Shard) noteWaiting(c *conn) {
 	sh.budget.waitingBytes += held - c.waitingBytes
 	c.waitingBytes = held
 	sh.stats.RequestBudgetWaitingBytes.Store(sh.budget.waitingBytes)
+}
+
+// onWaitingData takes bytes that came for c while it waits for budget,
+// before its receive ended: they wait with the rest of its request, within
+// the shard's bound on waiting bytes. A request that is whole with them is
+// served from a buffer of its own that stays counted in the waiting bytes
+// until it is let go, and c keeps waiting, its receive stopped, until the
+// budget is back within its limit, so that a client cannot go on sending
+// past the budget this way.
+func (sh *Shard) onWaitingData(c *conn, data []byte) {
+	base := c.partial
+	if c.partialPool != nil {
+		base = nil // out of the pooled buffer, which is let go
+	}
+	if !sh.waitRoom(c, base, len(data)) {
+		sh.closeConn(c)
+		return
+	}
+	if c.partialPool != nil {
+		moved := appendPartial(appendPartial(nil, c.partial), data)
+		sh.dropPartial(c)
+		c.partial = moved
+	} else {
+		c.partial = appendPartial(c.partial, data)
+	}
+	if size, large := largeHead(c.partial); large && len(c.partial) >= size {
+		// Its bytes stay counted as waiting until the buffer is let go,
+		// so that what is served from bytes in hand is bounded with them.
+		n := len(c.partial)
+		pb := sh.takeDirect(n)
+		copy(pb.buf, c.partial)
+		pb.waiting = directBufBytes(n)
+		sh.budget.waitingBytes += pb.waiting
+		c.partial, c.partialPool, c.partialDetached = pb.buf[:n], pb, false
+		sh.unnoteWaiting(c)
+	} else {
+		sh.noteWaiting(c)
+	}
+	sh.parsePartial(c)
+}
+
+// unnoteWaiting stops counting c's partial buffer as waiting bytes: it
+// moved into a buffer charged to the budget.
+func (sh *Shard) unnoteWaiting(c *conn) {
+	sh.budget.waitingBytes -= c.waitingBytes
+	c.waitingBytes = 0
+	sh.stats.RequestBudgetWaitingBytes.Store(sh.budget.waitingBytes)
+}
+
+// withinLimit reports whether the budget may let a waiting connection
+// receive again without granting it anything.
+func (b *requestBudget) withinLimit() bool {
+	return b.usedBytes <= b.limitBytes || b.usedBytes == 0
 }
 
 // pruneWaiters drops the entries at the front of the waiters that no
@@ -198,8 +260,11 @@ func (sh *Shard) grantWaiters() {
 		c := sh.connOf(sh.budget.waiters[0])
 		size, large := largeHead(c.partial)
 		if !large || len(c.partial) >= size {
-			// settleLarge clears a wait whose request is in hand; a
-			// connection found here in that state is parsed, not granted.
+			// Its request was served from bytes in hand: it receives
+			// again once the budget is back within its limit.
+			if !sh.budget.withinLimit() {
+				return
+			}
 			sh.stopWaiting(c)
 			sh.parsePartial(c)
 			sh.keepReceiving(c)

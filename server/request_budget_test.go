@@ -101,7 +101,7 @@ func TestRequestBudgetBoundsLargeRequests(t *testing.T) {
 		c.Close()
 	}
 	waitUntil(t, "the budget to be whole again", func() bool {
-		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 1
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.RequestBudgetWaitingBytes.Load() == 0 && st.Open.Load() == 1
 	})
 }
 
@@ -135,7 +135,7 @@ func TestRequestBudgetServesALargerRequestAlone(t *testing.T) {
 		}
 	}
 	waitUntil(t, "the budget to be whole again", func() bool {
-		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.RequestBudgetWaitingBytes.Load() == 0
 	})
 }
 
@@ -173,7 +173,7 @@ func TestRequestBudgetWaiterClosedWhenIdle(t *testing.T) {
 		}
 	}
 	waitUntil(t, "the budget to be whole again", func() bool {
-		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 0
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.RequestBudgetWaitingBytes.Load() == 0 && st.Open.Load() == 0
 	})
 	<-trickled
 }
@@ -232,8 +232,9 @@ func TestRequestBudgetWaiterSentWhole(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if used, waiting := st.RequestBudgetUsedBytes.Load(), st.RequestBudgetWaiting.Load(); used != 0 || waiting != 0 {
-		t.Fatalf("after stop: %d bytes reserved, %d connections waiting", used, waiting)
+	if used, waiting, held := st.RequestBudgetUsedBytes.Load(), st.RequestBudgetWaiting.Load(),
+		st.RequestBudgetWaitingBytes.Load(); used != 0 || waiting != 0 || held != 0 {
+		t.Fatalf("after stop: %d bytes reserved, %d connections waiting holding %d bytes", used, waiting, held)
 	}
 }
 
@@ -311,8 +312,15 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitUntil(t, "the budget to be whole again", func() bool {
-			return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 0
+			return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.RequestBudgetWaitingBytes.Load() == 0 && st.Open.Load() == 0
 		})
+		// At most the budget, or one request larger than it alone: what
+		// is served from bytes in hand is counted with the waiting bytes.
+		peakMax := max(budgetBytes, directBufBytes(lengthPrefixBytes+3*budgetBytes))
+		if peak := st.RequestBudgetPeakBytes.Load(); peak > peakMax {
+			t.Fatalf("%d bytes reserved at the most, above %d", peak, peakMax)
+		}
+		t.Logf("%T: at most %d bytes reserved", h, st.RequestBudgetPeakBytes.Load())
 		if n := st.RequestBudgetClosed.Load(); n != 0 {
 			t.Fatalf("%d connections closed for the bytes they sent while waiting", n)
 		}

@@ -99,6 +99,7 @@ type ShardStats struct {
 	// The request budget: bytes reserved by large requests, connections
 	// waiting for it now, and waits begun.
 	RequestBudgetUsedBytes atomic.Int64
+	RequestBudgetPeakBytes atomic.Int64 // the most RequestBudgetUsedBytes has been
 	RequestBudgetWaiting   atomic.Int64
 	RequestBudgetWaits     atomic.Uint64
 	// Bytes the waiting connections hold in hand, and connections closed
