@@ -54,7 +54,8 @@ type conn struct {
 	// apart from recvPaused (the in-flight and pending-bytes caps): each
 	// is lifted by its own event.
 	budgetWait   bool
-	waitingBytes int64 // partial bytes counted as waiting for budget
+	waitingBytes int64  // partial bytes counted as waiting for budget
+	waitSeq      uint64 // which wait for budget this is (budgetWaiter.seq)
 	// partialPool is set while partial lies in a pooled buffer (a direct
 	// request handed to the parser); the connection holds one reference.
 	partialPool     *pooledBuf

@@ -34,25 +34,39 @@ const (
 	// budgetWaitingShare bounds the bytes that connections waiting for
 	// budget hold in hand (1/budgetWaitingShare of the budget, at least
 	// budgetWaitingBytesMin, room for a few clients that pipeline large
-	// requests): what arrived before their receive was cancelled. A multishot receive takes what the socket holds, up to
-	// the socket's receive buffer, before the shard sees the length
-	// prefix; a waiting connection whose bytes would pass the bound is
-	// closed, since the shard can neither keep them nor give them back.
+	// requests): what arrived before their receive was cancelled. A
+	// multishot receive takes what the socket holds, up to the socket's
+	// receive buffer, before the shard sees the length prefix; a waiting
+	// connection whose bytes would pass the bound is closed, since the
+	// shard can neither keep them nor give them back.
 	budgetWaitingShare    = 4
 	budgetWaitingBytesMin = 16 << 20
+	// budgetStaleWaitersMax is how many entries of connections that no
+	// longer wait the queue keeps beyond twice the waiting ones before it
+	// is compacted, so that it stays in proportion to the waiting.
+	budgetStaleWaitersMax = 64
 )
+
+// budgetWaiter is one wait of a connection for budget: seq tells it from
+// a later wait of the same connection.
+type budgetWaiter struct {
+	ref ConnRef
+	seq uint64
+}
 
 // requestBudget is a shard's account of the bytes its large requests
 // hold. It is touched only by the shard's thread.
 type requestBudget struct {
 	limitBytes int64 // this shard's share
 	usedBytes  int64 // reserved by buffers not yet let go
-	// waiters are the connections waiting for budget, in the order they
-	// began to wait. An entry whose connection closed, or stopped waiting,
-	// is dropped when it reaches the front.
-	waiters []ConnRef
-	waiting int  // connections with budgetWait set
-	granted bool // a grant pass is queued for the end of the turn
+	// waiters[head:] are the waits for budget, in the order they began.
+	// An entry whose connection closed or stopped waiting is dropped when
+	// it reaches the front, or when the queue is compacted.
+	waiters []budgetWaiter
+	head    int
+	waitSeq uint64 // the seq of the last wait begun
+	waiting int    // connections with budgetWait set
+	granted bool   // a grant pass is queued for the end of the turn
 	// waitingBytes is what the waiting connections' partial buffers hold,
 	// bounded by waitingMaxBytes.
 	waitingBytes    int64
@@ -135,10 +149,16 @@ func (sh *Shard) noteUsed() {
 // of its partial buffer: its receive is cancelled until the request is
 // granted.
 func (sh *Shard) waitForBudget(c *conn) {
+	b := &sh.budget
 	c.budgetWait = true
 	sh.noteWaiting(c)
-	sh.budget.waiting++
-	sh.budget.waiters = append(sh.budget.waiters, c.ref())
+	b.waiting++
+	b.waitSeq++
+	c.waitSeq = b.waitSeq
+	if len(b.waiters)-b.head > 2*b.waiting+budgetStaleWaitersMax {
+		sh.compactWaiters()
+	}
+	b.waiters = append(b.waiters, budgetWaiter{ref: c.ref(), seq: c.waitSeq})
 	sh.stats.RequestBudgetWaits.Add(1)
 	sh.stats.RequestBudgetWaiting.Store(int64(sh.budget.waiting))
 	sh.cancelRecv(c)
@@ -233,23 +253,43 @@ func (b *requestBudget) withinLimit() bool {
 	return b.usedBytes <= b.limitBytes || b.usedBytes == 0
 }
 
+// waiterConn is the connection of a wait still in progress, or nil.
+func (sh *Shard) waiterConn(w budgetWaiter) *conn {
+	if c := sh.connOf(w.ref); c != nil && c.budgetWait && c.waitSeq == w.seq {
+		return c
+	}
+	return nil
+}
+
 // pruneWaiters drops the entries at the front of the waiters that no
 // longer wait, and returns how many entries are left.
 func (sh *Shard) pruneWaiters() int {
 	b := &sh.budget
-	k := 0
-	for k < len(b.waiters) {
-		if c := sh.connOf(b.waiters[k]); c != nil && c.budgetWait {
-			break
+	for b.head < len(b.waiters) && sh.waiterConn(b.waiters[b.head]) == nil {
+		b.waiters[b.head] = budgetWaiter{}
+		b.head++
+	}
+	if b.head == len(b.waiters) {
+		b.waiters, b.head = b.waiters[:0], 0
+	} else if b.head > len(b.waiters)/2 {
+		n := copy(b.waiters, b.waiters[b.head:])
+		b.waiters, b.head = b.waiters[:n], 0
+	}
+	return len(b.waiters) - b.head
+}
+
+// compactWaiters drops every entry of a wait that ended, keeping the order
+// of the rest.
+func (sh *Shard) compactWaiters() {
+	b := &sh.budget
+	live := b.waiters[:0]
+	for _, w := range b.waiters[b.head:] {
+		if sh.waiterConn(w) != nil {
+			live = append(live, w)
 		}
-		k++
 	}
-	if k > 0 {
-		n := copy(b.waiters, b.waiters[k:])
-		clear(b.waiters[n:])
-		b.waiters = b.waiters[:n]
-	}
-	return len(b.waiters)
+	clear(b.waiters[len(live):])
+	b.waiters, b.head = live, 0
 }
 
 // grantWaiters starts the large requests of waiting connections, in the
@@ -257,7 +297,7 @@ func (sh *Shard) pruneWaiters() int {
 func (sh *Shard) grantWaiters() {
 	sh.budget.granted = false
 	for !sh.draining && sh.pruneWaiters() > 0 {
-		c := sh.connOf(sh.budget.waiters[0])
+		c := sh.waiterConn(sh.budget.waiters[sh.budget.head])
 		size, large := largeHead(c.partial)
 		if !large || len(c.partial) >= size {
 			// Its request was served from bytes in hand: it receives

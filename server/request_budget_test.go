@@ -328,3 +328,39 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 			h, st.RequestBudgetWaits.Load(), st.DirectRecvs.Load())
 	}
 }
+
+// TestRequestBudgetQueueStaysBounded: behind a connection that waits for
+// ever, many short waits of another come and go; the queue keeps in
+// proportion to the connections waiting, and a wait taken up again queues
+// behind those begun before it, not at the place of its earlier wait.
+func TestRequestBudgetQueueStaysBounded(t *testing.T) {
+	sh := &Shard{budget: newRequestBudget(requestBudgetBytesMin)}
+	for slot := range 3 {
+		sh.conns = append(sh.conns, &conn{slot: uint32(slot), gen: 1, state: connOpen})
+	}
+	stuck, brief, other := sh.conns[0], sh.conns[1], sh.conns[2]
+	sh.waitForBudget(stuck)
+	for range 10_000 {
+		sh.waitForBudget(brief)
+		sh.stopWaiting(brief)
+	}
+	if n := len(sh.budget.waiters) - sh.budget.head; n > 2*sh.budget.waiting+budgetStaleWaitersMax+1 {
+		t.Fatalf("%d entries queued for %d connections waiting", n, sh.budget.waiting)
+	}
+	sh.waitForBudget(other)
+	sh.waitForBudget(brief)
+	stuck.state = connClosing // it goes: the others are next, in the order they began
+	sh.stopWaiting(stuck)
+	for _, want := range []*conn{other, brief} {
+		if sh.pruneWaiters() == 0 {
+			t.Fatal("no connection waits")
+		}
+		if got := sh.waiterConn(sh.budget.waiters[sh.budget.head]); got != want {
+			t.Fatalf("%+v at the front, want slot %d", sh.budget.waiters[sh.budget.head], want.slot)
+		}
+		sh.stopWaiting(want)
+	}
+	if n := sh.pruneWaiters(); n != 0 || sh.budget.waiting != 0 || sh.budget.waitingBytes != 0 {
+		t.Fatalf("%d entries, %d waiting, %d bytes after every wait ended", n, sh.budget.waiting, sh.budget.waitingBytes)
+	}
+}
