@@ -361,10 +361,6 @@ func partialCapAfter(partial []byte, n int) int {
 	return max(need, 2*cap(partial), partialBytesMin)
 }
 
-// partialBytesMin is the least a connection's partial buffer grows to: an
-// incomplete request's first bytes waiting for budget hold little.
-const partialBytesMin = 4 << 10
-
 // oversized handles a length prefix above requestBytesMax at the start of
 // buf: the handler answers it (MESSAGE_TOO_LARGE) without the request being
 // read into memory, and its bytes are dropped as they arrive, up to
