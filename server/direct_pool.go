@@ -29,6 +29,7 @@ type pooledBuf struct {
 	// served from bytes in hand), both returned when the last reference
 	// goes.
 	reserved, waiting int64
+	passed            bool // reserved ahead of connections waiting (mayPass)
 }
 
 // directClass is the size class for n bytes: the next power of two, at

@@ -67,6 +67,8 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 	}))
 	shardCounter("strata_request_budget_closed_connections_total", "Connections closed because the bytes they had sent while waiting for request budget passed the bound.",
 		func(s *ShardStats) float64 { return float64(s.RequestBudgetClosed.Load()) })
+	shardCounter("strata_request_budget_passed_total", "Large requests granted budget ahead of connections waiting for it, from what the budget had left.",
+		func(s *ShardStats) float64 { return float64(s.RequestBudgetPassed.Load()) })
 	shardGauge := func(name, help string, read func(*ShardStats) int64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
 			var sum int64

@@ -102,8 +102,8 @@ func largeHead(buf []byte) (size int, large bool) {
 func (sh *Shard) startLarge(c *conn, head []byte, inPartial bool) {
 	size, _ := largeHead(head)
 	n := directBufBytes(size)
-	if sh.tryReserve(n, false) {
-		sh.startDirect(c, head, n)
+	if ok, passed := sh.tryReserve(n, false); ok {
+		sh.startDirect(c, head, n, passed)
 		if inPartial {
 			sh.dropPartial(c)
 		}
@@ -153,11 +153,12 @@ func (sh *Shard) settleLarge(c *conn) {
 
 // startDirect switches c to receiving the request whose first bytes are
 // head (length prefix included, fewer than its size) into a buffer of its
-// own, whose reserved bytes the budget has granted.
-func (sh *Shard) startDirect(c *conn, head []byte, reserved int64) {
+// own, whose reserved bytes the budget has granted (passed: ahead of
+// connections waiting).
+func (sh *Shard) startDirect(c *conn, head []byte, reserved int64, passed bool) {
 	size, _ := largeHead(head)
 	c.directBuf = sh.takeDirect(size)
-	c.directBuf.reserved = reserved
+	c.directBuf.reserved, c.directBuf.passed = reserved, passed
 	c.direct = c.directBuf.buf[:size:size]
 	c.directHave = copy(c.direct, head)
 	sh.stats.DirectRecvs.Add(1)

@@ -32,8 +32,9 @@ type budgetWaiter struct {
 // requestBudget is a shard's account of the bytes its large requests
 // hold. It is touched only by the shard's thread.
 type requestBudget struct {
-	limitBytes int64 // this shard's share
-	usedBytes  int64 // reserved by buffers not yet let go
+	limitBytes  int64 // this shard's share
+	usedBytes   int64 // reserved by buffers not yet let go
+	passedBytes int64 // of usedBytes, by requests that passed waiting ones
 	// waiters[head:] are the waits for budget, in the order they began.
 	// An entry whose connection closed or stopped waiting is dropped when
 	// it reaches the front, or when the queue is compacted.
@@ -63,22 +64,53 @@ func directBufBytes(size int) int64 {
 	return int64(size)
 }
 
-// tryReserve grants n bytes when they fit in the budget, or when the shard
-// holds nothing else (so that a request larger than the whole budget is
-// served alone, as Kafka does). queued is set for the connection at the
-// head of the waiters; anyone else is refused while connections wait, so
-// that none is passed over for ever by smaller requests.
-func (sh *Shard) tryReserve(n int64, queued bool) bool {
+// fits reports whether n more bytes may be granted with used reserved:
+// within the limit, or alone (so that a request larger than the whole
+// budget is served when the shard holds nothing else, as Kafka does).
+func (b *requestBudget) fits(used, n int64) bool {
+	return used+n <= b.limitBytes || used == 0
+}
+
+// tryReserve grants n bytes to a request when the budget allows: the
+// connection at the head of the waiters (queued) when they fit; a request
+// that would begin to wait only when no one waits, or when it passes them
+// (see mayPass). passed says it did, so its release is told apart.
+func (sh *Shard) tryReserve(n int64, queued bool) (granted, passed bool) {
 	b := &sh.budget
 	if !queued && sh.pruneWaiters() > 0 {
-		return false
-	}
-	if b.usedBytes+n > b.limitBytes && b.usedBytes > 0 {
-		return false
+		if !sh.mayPass(n) {
+			return false, false
+		}
+		b.passedBytes += n
+		passed = true
+		sh.stats.RequestBudgetPassed.Add(1)
+	} else if !b.fits(b.usedBytes, n) {
+		return false, false
 	}
 	b.usedBytes += n
 	sh.noteUsed()
-	return true
+	return true, passed
+}
+
+// mayPass reports whether a request of n bytes may be granted ahead of the
+// connections waiting: when it fits in what the budget has left, and the
+// connection at the head of the queue would not be granted even if every
+// request that passed it let go, so that passing never delays it. While
+// budget holders do not let go (requests that arrive slowly), requests
+// that arrive whole and are done quickly still go through in what is left;
+// once the head waits only for those that passed it, none passes it until
+// it is granted.
+func (sh *Shard) mayPass(n int64) bool {
+	b := &sh.budget
+	if b.usedBytes+n > b.limitBytes {
+		return false
+	}
+	head := sh.waiterConn(b.waiters[b.head])
+	var need int64
+	if size, large := largeHead(head.partial); large && len(head.partial) < size {
+		need = directBufBytes(size)
+	}
+	return !b.fits(b.usedBytes-b.passedBytes, need)
 }
 
 // chargeBudget counts n bytes that are already in hand (bytes that arrived
@@ -98,9 +130,12 @@ func (sh *Shard) releaseBudget(pb *pooledBuf) {
 	}
 	b := &sh.budget
 	b.usedBytes -= pb.reserved
+	if pb.passed {
+		b.passedBytes -= pb.reserved
+	}
 	b.waitingBytes -= pb.waiting
-	pb.reserved, pb.waiting = 0, 0
-	if b.usedBytes < 0 || b.waitingBytes < 0 {
+	pb.reserved, pb.waiting, pb.passed = 0, 0, false
+	if b.usedBytes < 0 || b.waitingBytes < 0 || b.passedBytes < 0 {
 		panic("server: invariant: request budget released more than reserved")
 	}
 	sh.stats.RequestBudgetWaitingBytes.Store(b.waitingBytes)
@@ -286,11 +321,11 @@ func (sh *Shard) grantWaiters() {
 			continue
 		}
 		n := directBufBytes(size)
-		if !sh.tryReserve(n, true) {
+		if ok, _ := sh.tryReserve(n, true); !ok {
 			return
 		}
 		sh.stopWaiting(c)
-		sh.startDirect(c, c.partial, n)
+		sh.startDirect(c, c.partial, n, false)
 		sh.dropPartial(c)
 		sh.keepReceiving(c)
 	}

@@ -33,12 +33,6 @@ const (
 	rssTrickleEvery     = 50 * time.Millisecond
 	rssRecords          = 5000
 	rssRecordValueBytes = 200
-	// The producer holds at most rssProducerBufferBytes of records, so
-	// each of its requests stays under directRecvMinBytes: a request
-	// that small never waits for budget (a larger one would wait behind
-	// the attackers, in the order they began to wait).
-	rssProducerBatchBytes  = 8 << 10
-	rssProducerBufferBytes = 24 << 10
 	// rssOverheadBytes is what the broker process may hold beyond the
 	// budget: the Go runtime and heap of an idle broker (about 20 MiB),
 	// the shard's provided receive buffers (32 MiB once all are used),
@@ -125,6 +119,11 @@ func TestRequestBudgetBoundsBrokerMemory(t *testing.T) {
 	}
 
 	produceAndConsumeAll(t, addr)
+	// The producer's requests of 32 KiB and more went ahead of the
+	// waiting attackers, in what the budget had left.
+	if passed := metric("strata_request_budget_passed_total"); passed == 0 {
+		t.Fatal("no request went ahead of the waiting attackers")
+	}
 
 	peak := procStatusBytes(t, cmd.Process.Pid, "VmHWM")
 	t.Logf("broker peak resident memory %d MiB under a %d MiB budget", peak>>20, rssBudgetBytes>>20)
@@ -153,8 +152,7 @@ func produceAndConsumeAll(t *testing.T, addr string) {
 	if err := client.NewAdmin(cl).CreateTopics(ctx, client.TopicSpec{Name: "under-attack", Partitions: 1}); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
-	p, err := client.NewProducer(cl, client.ProducerConfig{Acks: client.AcksAll, LingerMs: 1,
-		BatchBytes: rssProducerBatchBytes, BufferBytes: rssProducerBufferBytes})
+	p, err := client.NewProducer(cl, client.ProducerConfig{Acks: client.AcksAll})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -364,3 +364,65 @@ func TestRequestBudgetQueueStaysBounded(t *testing.T) {
 		t.Fatalf("%d entries, %d waiting, %d bytes after every wait ended", n, sh.budget.waiting, sh.budget.waitingBytes)
 	}
 }
+
+// TestRequestBudgetPassesOnlyWhereItDelaysNoOne: while the connection at
+// the head of the queue waits for a holder that is not done, a request
+// that fits in what is left goes ahead of it; once the head waits only for
+// a request that went ahead, nothing more goes ahead until it is granted.
+func TestRequestBudgetPassesOnlyWhereItDelaysNoOne(t *testing.T) {
+	const budgetBytes = requestBudgetBytesMin
+	s := startBudgetServer(t, echoHandler{}, budgetBytes, 0)
+	st := s.Shards()[0].Stats()
+	type req struct {
+		c   net.Conn
+		msg []byte
+	}
+	open := func(i, size int) req {
+		r := req{dial(t, s), frame(body(i, size))}
+		if _, err := r.c.Write(r.msg[:1<<10]); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	finish := func(r req) {
+		t.Helper()
+		if _, err := r.c.Write(r.msg[1<<10:]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readFrame(r.c)
+		if err != nil || !bytes.Equal(got, r.msg[lengthPrefixBytes:]) {
+			t.Fatalf("answer of %d bytes: %v", len(r.msg), err)
+		}
+	}
+	used := func(n int64) func() bool { return func() bool { return st.RequestBudgetUsedBytes.Load() == n } }
+	holder := open(1, 300<<10) // 512 KiB
+	waitUntil(t, "the holder to be granted", used(512<<10))
+	head := open(2, 700<<10) // 1 MiB: waits for the holder
+	waitUntil(t, "the head to wait", func() bool { return st.RequestBudgetWaiting.Load() == 1 })
+	passer := open(3, 100<<10) // 128 KiB: goes ahead, the head waits for the holder anyway
+	waitUntil(t, "a request to go ahead of the head", used(640<<10))
+	if st.RequestBudgetPassed.Load() != 1 || st.RequestBudgetWaiting.Load() != 1 {
+		t.Fatalf("%d passed, %d waiting; want 1 and 1", st.RequestBudgetPassed.Load(), st.RequestBudgetWaiting.Load())
+	}
+	finish(holder)
+	waitUntil(t, "the holder's bytes to return", used(128<<10))
+	// The head now waits only for the one that went ahead: the next waits.
+	late := open(4, 100<<10)
+	waitUntil(t, "the next request to wait behind the head", func() bool { return st.RequestBudgetWaiting.Load() == 2 })
+	finish(passer)
+	waitUntil(t, "the head to be granted", used(1<<20))
+	if st.RequestBudgetWaiting.Load() != 1 {
+		t.Fatalf("%d waiting with the head granted, want the late one", st.RequestBudgetWaiting.Load())
+	}
+	finish(head)
+	finish(late)
+	if n := st.RequestBudgetPassed.Load(); n != 1 {
+		t.Fatalf("%d requests went ahead, want 1", n)
+	}
+	for _, r := range []req{holder, head, passer, late} {
+		r.c.Close()
+	}
+	waitUntil(t, "the budget to be whole again", func() bool {
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 0
+	})
+}

@@ -102,6 +102,7 @@ type ShardStats struct {
 	RequestBudgetPeakBytes atomic.Int64 // the most RequestBudgetUsedBytes has been
 	RequestBudgetWaiting   atomic.Int64
 	RequestBudgetWaits     atomic.Uint64
+	RequestBudgetPassed    atomic.Uint64 // requests granted ahead of waiting ones
 	// Bytes the waiting connections hold in hand, and connections closed
 	// because theirs would pass the bound.
 	RequestBudgetWaitingBytes atomic.Int64
