@@ -426,3 +426,98 @@ func TestRequestBudgetPassesOnlyWhereItDelaysNoOne(t *testing.T) {
 		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.Open.Load() == 0
 	})
 }
+
+// gateHandler holds every answer until it is opened, then answers at once.
+type gateHandler struct {
+	open bool
+	held []heldAnswer
+}
+
+type heldAnswer struct {
+	ref ConnRef
+	seq uint64
+	msg []byte
+}
+
+func (h *gateHandler) Serve(sh *Shard, req *Request) {
+	if h.open {
+		sh.Respond(req.Conn, req.Seq, req.Message)
+		return
+	}
+	h.held = append(h.held, heldAnswer{req.Conn, req.Seq, append([]byte(nil), req.Message...)})
+}
+
+// openGate runs on the shard: it answers what was held and every request
+// after.
+func (h *gateHandler) openGate(sh *Shard) {
+	h.open = true
+	for _, a := range h.held {
+		sh.Respond(a.ref, a.seq, a.msg)
+	}
+	h.held = nil
+}
+
+// TestRequestBudgetWaitAfterInflightCap: a connection paused at its
+// in-flight cap, with a large request behind the small ones, resumes when
+// its answers go out and then waits for budget for the large one; each
+// pause is lifted by its own event, and nothing is lost or reordered.
+func TestRequestBudgetWaitAfterInflightCap(t *testing.T) {
+	const (
+		budgetBytes = requestBudgetBytesMin
+		// Past the cap, more than pendingBytesMax of small requests wait:
+		// receiving pauses there too.
+		small      = inflightPerConnMax + 300
+		smallBytes = 1 << 10
+	)
+	h := &gateHandler{}
+	s := startBudgetServer(t, h, budgetBytes, 0)
+	sh := s.Shards()[0]
+	st := sh.Stats()
+	holder := dial(t, s)
+	holderMsg := frame(body(0, 900<<10))
+	if _, err := holder.Write(holderMsg[:1<<10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the holder to be granted", func() bool { return st.RequestBudgetUsedBytes.Load() == budgetBytes })
+	c := dial(t, s)
+	var stream []byte
+	for i := range small {
+		stream = append(stream, frame(body(i+1, smallBytes+i%40))...)
+	}
+	// Only the large request's first bytes come now: a request whose
+	// bytes are all in hand at the cap is served from them.
+	large := frame(body(small+1, 200<<10))
+	stream = append(stream, large[:1<<10]...)
+	go c.Write(stream)
+	waitUntil(t, "the connection to reach its in-flight cap", func() bool { return st.Requests.Load() == inflightPerConnMax })
+	if st.RequestBudgetWaiting.Load() != 0 {
+		t.Fatal("a connection at its in-flight cap counted as waiting for budget")
+	}
+	if err := sh.Post(h.openGate); err != nil {
+		t.Fatal(err)
+	}
+	for i := range small {
+		got, err := readFrame(c)
+		if err != nil || !bytes.Equal(got, body(i+1, smallBytes+i%40)) {
+			t.Fatalf("small answer %d: %v", i, err)
+		}
+	}
+	waitUntil(t, "the large request to wait for budget", func() bool { return st.RequestBudgetWaiting.Load() == 1 })
+	go c.Write(large[1<<10:])
+	go holder.Write(holderMsg[1<<10:])
+	for _, x := range []struct {
+		c   net.Conn
+		msg []byte
+	}{{holder, holderMsg}, {c, large}} {
+		got, err := readFrame(x.c)
+		if err != nil || !bytes.Equal(got, x.msg[lengthPrefixBytes:]) {
+			t.Fatalf("answer of %d bytes: %v", len(x.msg), err)
+		}
+	}
+	holder.Close()
+	c.Close()
+	waitUntil(t, "the budget to be whole again", func() bool {
+		return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 &&
+			st.RequestBudgetWaitingBytes.Load() == 0 && st.Open.Load() == 0
+	})
+}
