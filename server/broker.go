@@ -54,6 +54,9 @@ type BrokerConfig struct {
 	// JoinTimeout bounds the wait at start for the controller to register
 	// and unfence this broker (DefaultJoinTimeout).
 	JoinTimeout time.Duration
+	// RequestBudgetBytes bounds the memory of large requests across all
+	// shards (see Config.RequestBudgetBytes; 0: RequestBudgetBytesDefault).
+	RequestBudgetBytes int64
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -131,7 +134,8 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	// request on (the shards' counters are read at scrape time).
 	b.metrics = newBrokerMetrics(b)
 	b.storageFailures = newStorageFailuresCounter(b.metrics.reg)
-	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger})
+	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger,
+		RequestBudgetBytes: cfg.RequestBudgetBytes})
 	if err != nil {
 		return nil, err
 	}

@@ -45,9 +45,17 @@ type conn struct {
 	recvCancelling bool // a cancel of the multishot receive is in flight
 	// direct is a large request being received into its own buffer;
 	// directHave bytes of it are in.
-	direct     []byte
-	directHave int
-	directBuf  *pooledBuf // the pooled buffer direct lies in
+	direct        []byte
+	directHave    int
+	directBuf     *pooledBuf // the pooled buffer direct lies in
+	directRecving bool       // a RECV into direct is in flight
+	// budgetWait: the large request at the front of partial waits for
+	// the shard's request budget; receiving is stopped meanwhile. It is
+	// apart from recvPaused (the in-flight and pending-bytes caps): each
+	// is lifted by its own event.
+	budgetWait   bool
+	waitingBytes int64  // partial bytes counted as waiting for budget
+	waitSeq      uint64 // which wait for budget this is (budgetWaiter.seq)
 	// partialPool is set while partial lies in a pooled buffer (a direct
 	// request handed to the parser); the connection holds one reference.
 	partialPool     *pooledBuf
@@ -88,6 +96,7 @@ func (c *conn) reset(fd int, nowMs int64) {
 	c.discard = 0
 	c.recvCancelling = false
 	c.direct, c.directHave, c.directBuf, c.partialPool = nil, 0, nil, nil
+	c.directRecving, c.budgetWait, c.waitingBytes = false, false, 0
 	c.partial = c.partial[:0]
 	c.partialDetached = false
 	c.nextSeq, c.sendSeq = 0, 0

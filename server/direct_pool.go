@@ -10,7 +10,8 @@ const (
 	// directPooledBytesMax is the largest buffer kept for reuse; larger
 	// requests get a buffer of their own that the GC reclaims.
 	directPooledBytesMax = 16 << 20
-	// directPoolBytesMax bounds the bytes a shard keeps in its pool.
+	// directPoolBytesMax bounds the bytes a shard keeps in its pool (and
+	// so does a share of its request budget: directPoolBudgetShare).
 	directPoolBytesMax = 64 << 20
 	// directClassMin is the smallest size class (directRecvMinBytes rounds
 	// up to it).
@@ -23,6 +24,12 @@ const (
 type pooledBuf struct {
 	buf  []byte // the whole buffer, len == cap == its size class
 	refs int32
+	// reserved is what the buffer holds of the shard's request budget, and
+	// waiting what it holds of the bytes waiting for budget (a request
+	// served from bytes in hand), both returned when the last reference
+	// goes.
+	reserved, waiting int64
+	passed            bool // reserved ahead of connections waiting (mayPass)
 }
 
 // directClass is the size class for n bytes: the next power of two, at
@@ -64,8 +71,9 @@ func (sh *Shard) unrefDirect(pb *pooledBuf) {
 	if pb.refs > 0 {
 		return
 	}
+	sh.releaseBudget(pb)
 	class := len(pb.buf)
-	if class > directPooledBytesMax || class != directClass(class) || sh.directFreeBytes+class > directPoolBytesMax {
+	if class > directPooledBytesMax || class != directClass(class) || sh.directFreeBytes+class > sh.directPoolCapBytes {
 		return
 	}
 	if sh.directFree == nil {

@@ -64,4 +64,36 @@ const (
 
 	// completionBatchMax is how many CQEs a shard handles per turn.
 	completionBatchMax = 256
+
+	// The request budget (request_budget.go). requestBudgetBytesDefault is the memory for large requests shared
+	// by all of a server's shards (each gets an equal share). With the
+	// shards' fixed memory (provided buffers, pools) it fits a 2 GiB
+	// machine; see docs/architecture.md for the sum.
+	requestBudgetBytesDefault = 512 << 20
+	// requestBudgetBytesMin is the least budget a server accepts: below
+	// it, every large request would wait for its shard to hold nothing.
+	requestBudgetBytesMin = 1 << 20
+	// directPoolBudgetShare keeps the pool of free request buffers within
+	// a share of the budget (1/directPoolBudgetShare), so that memory kept
+	// for reuse stays proportional to the memory requests may hold.
+	directPoolBudgetShare = 4
+	// budgetWaitingShare bounds the bytes that connections waiting for
+	// budget hold in hand (1/budgetWaitingShare of the budget, at least
+	// budgetWaitingBytesMin, room for a few clients that pipeline large
+	// requests): what arrived before their receive was cancelled. A
+	// multishot receive takes what the socket holds, up to the socket's
+	// receive buffer, before the shard sees the length prefix; a waiting
+	// connection whose bytes would pass the bound is closed, since the
+	// shard can neither keep them nor give them back.
+	budgetWaitingShare    = 4
+	budgetWaitingBytesMin = 16 << 20
+	// budgetStaleWaitersMax is how many entries of connections that no
+	// longer wait the queue keeps beyond twice the waiting ones before it
+	// is compacted, so that it stays in proportion to the waiting.
+	budgetStaleWaitersMax = 64
+
+	// partialBytesMin is the least a connection's partial buffer grows
+	// to: an incomplete request's first bytes waiting for budget hold
+	// little.
+	partialBytesMin = 4 << 10
 )

@@ -49,6 +49,23 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 		}
 		return float64(sum)
 	}))
+	shardCounter("strata_request_budget_closed_connections_total", "Connections closed because the bytes they had sent while waiting for request budget passed the bound.",
+		func(s *ShardStats) float64 { return float64(s.RequestBudgetClosed.Load()) })
+	shardCounter("strata_request_budget_passed_total", "Large requests granted budget ahead of connections waiting for it, from what the budget had left.",
+		func(s *ShardStats) float64 { return float64(s.RequestBudgetPassed.Load()) })
+	shardGauge := func(name, help string, read func(*ShardStats) int64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			var sum int64
+			for _, sh := range b.srv.Shards() {
+				sum += read(sh.Stats())
+			}
+			return float64(sum)
+		}))
+	}
+	shardGauge("strata_request_budget_used_bytes", "Bytes of the request budget reserved by large requests.",
+		func(s *ShardStats) int64 { return s.RequestBudgetUsedBytes.Load() })
+	shardGauge("strata_request_budget_waiting_connections", "Connections waiting for request budget, their receive stopped.",
+		func(s *ShardStats) int64 { return s.RequestBudgetWaiting.Load() })
 	return m
 }
 

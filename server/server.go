@@ -30,7 +30,12 @@ type Config struct {
 	// answered before it closes the ones left (0: drainWaitMaxMsDefault):
 	// a client that stops reading must not hold a broker up for ever.
 	DrainWaitMax time.Duration
-	Logger       *slog.Logger
+	// RequestBudgetBytes bounds the memory all shards together hold for
+	// large requests being received or served (Kafka's
+	// queued.max.request.bytes); each shard gets an equal share
+	// (0: requestBudgetBytesDefault).
+	RequestBudgetBytes int64
+	Logger             *slog.Logger
 }
 
 // maxShards bounds the shard count.
@@ -66,6 +71,10 @@ func Start(cfg Config) (*Server, error) {
 	if n > maxShards {
 		return nil, fmt.Errorf("server: %d cores above the limit of %d", n, maxShards)
 	}
+	if cfg.RequestBudgetBytes < 0 || (cfg.RequestBudgetBytes > 0 && cfg.RequestBudgetBytes < requestBudgetBytesMin) {
+		return nil, fmt.Errorf("server: request budget of %d bytes: want 0 (the default, %d) or at least %d",
+			cfg.RequestBudgetBytes, requestBudgetBytesDefault, requestBudgetBytesMin)
+	}
 	if addr.Port() != 0 {
 		if err := checkPortFree(addr); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
@@ -91,7 +100,8 @@ func Start(cfg Config) (*Server, error) {
 		if cfg.Pin {
 			cpu = cpus[i%len(cpus)]
 		}
-		sh, err := newShard(shardConfig{id: i, cpu: cpu, listenFD: fd, handler: cfg.Handler, log: cfg.Logger, connIdleMax: cfg.ConnIdleMax, drainWaitMax: cfg.DrainWaitMax})
+		sh, err := newShard(shardConfig{id: i, cpu: cpu, listenFD: fd, handler: cfg.Handler, log: cfg.Logger, connIdleMax: cfg.ConnIdleMax, drainWaitMax: cfg.DrainWaitMax,
+			requestBudgetBytes: shardBudgetBytes(cfg.RequestBudgetBytes, n)})
 		if err != nil {
 			unix.Close(fd)
 			s.closeUnstarted()

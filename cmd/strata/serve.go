@@ -41,6 +41,9 @@ type serveConfig struct {
 	// it knows; ClusterInsecure runs a quorum without one, by choice.
 	ClusterSecretFile string `toml:"cluster_secret_file"`
 	ClusterInsecure   bool   `toml:"cluster_insecure"`
+	// RequestBudgetBytes bounds the memory of large requests across all
+	// shards (Kafka's queued.max.request.bytes).
+	RequestBudgetBytes int64 `toml:"request_budget_bytes"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -55,8 +58,9 @@ var defaultServeConfig = serveConfig{
 	Roles:    roleBroker + "," + roleController,
 	// The session defaults are the broker's own; naming them here shows
 	// them in --help.
-	HeartbeatInterval: server.DefaultHeartbeatInterval,
-	SessionTimeout:    server.DefaultSessionTimeout,
+	HeartbeatInterval:  server.DefaultHeartbeatInterval,
+	SessionTimeout:     server.DefaultSessionTimeout,
+	RequestBudgetBytes: server.RequestBudgetBytesDefault,
 }
 
 // The roles a node can take.
@@ -101,6 +105,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("session-timeout", func() { fileCfg.SessionTimeout = cfg.SessionTimeout })
 				override("cluster-secret-file", func() { fileCfg.ClusterSecretFile = cfg.ClusterSecretFile })
 				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
+				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -108,7 +113,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "TOML file with any of: data_dir, listen, admin, cores, node_id, pin, log_level, "+
-		"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure")
+		"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, request_budget_bytes")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for partition logs and metadata")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "client address HOST:PORT")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "metrics and pprof address HOST:PORT (empty: off)")
@@ -127,6 +132,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"file holding the cluster secret (at least 16 bytes, the same on every voter); a quorum needs it or --cluster-insecure")
 	f.BoolVar(&cfg.ClusterInsecure, "cluster-insecure", cfg.ClusterInsecure,
 		"run the controller quorum with no secret: its peers are identified, not authenticated")
+	f.Int64Var(&cfg.RequestBudgetBytes, "request-budget-bytes", cfg.RequestBudgetBytes,
+		"memory for large requests being received or served, shared equally by the shards; beyond it, connections wait to send more")
 	return cmd
 }
 
@@ -157,12 +164,16 @@ func serve(cfg serveConfig) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if cfg.RequestBudgetBytes < server.RequestBudgetBytesMin {
+		return usageError{fmt.Errorf("--request-budget-bytes %d: want at least %d", cfg.RequestBudgetBytes, server.RequestBudgetBytesMin)}
+	}
 	if !broker {
 		return serveController(cfg, voters, auth, log)
 	}
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
-		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout})
+		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
+		RequestBudgetBytes: cfg.RequestBudgetBytes})
 	if err != nil {
 		return err
 	}
