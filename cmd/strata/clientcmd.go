@@ -162,7 +162,7 @@ func topicCreateCommand(f *clientFlags) *cobra.Command {
 			}
 			defer done()
 			if err := admin.CreateTopics(ctx, spec); err != nil {
-				return err
+				return failed(fmt.Sprintf("create topic %q", a[0]), a[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", a[0])
 			return nil
@@ -187,7 +187,7 @@ func topicListCommand(f *clientFlags) *cobra.Command {
 			defer done()
 			names, err := admin.ListTopics(ctx)
 			if err != nil {
-				return err
+				return failedOp("list topics", err)
 			}
 			for _, n := range names {
 				fmt.Fprintln(cmd.OutOrStdout(), n)
@@ -210,7 +210,7 @@ func topicDescribeCommand(f *clientFlags) *cobra.Command {
 			defer done()
 			topics, err := admin.DescribeTopics(ctx, a[0])
 			if err != nil {
-				return err
+				return failed(fmt.Sprintf("describe topic %q", a[0]), a[0], err)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR")
@@ -236,7 +236,7 @@ func topicDeleteCommand(f *clientFlags) *cobra.Command {
 			}
 			defer done()
 			if err := admin.DeleteTopics(ctx, a[0]); err != nil {
-				return err
+				return failed(fmt.Sprintf("delete topic %q", a[0]), a[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
 			return nil
@@ -260,11 +260,11 @@ func clusterCommand() *cobra.Command {
 			defer done()
 			info, err := admin.DescribeCluster(ctx)
 			if err != nil {
-				return err
+				return failedOp("describe cluster", err)
 			}
 			quorum, err := admin.DescribeQuorum(ctx)
 			if err != nil {
-				return fmt.Errorf("describe the controller quorum: %w", err)
+				return failedOp("describe the controller quorum", err)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "cluster id: %s\ncontroller: %d\n", info.ClusterID, info.ControllerID)

@@ -117,7 +117,7 @@ start. A topic deleted while it is read ends consume with an error.`,
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				return nil // interrupted: a normal way to stop
 			}
-			return err
+			return failed(fmt.Sprintf("consume %q", o.topic), o.topic, err)
 		},
 	}
 	addClientFlags(cmd, &f)

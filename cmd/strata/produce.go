@@ -145,7 +145,7 @@ func produce(cmd *cobra.Command, f *clientFlags, o *produceOptions, cfg client.P
 	defer cl.Close()
 	p, err := client.NewProducer(cl, cfg)
 	if err != nil {
-		return err
+		return failed(fmt.Sprintf("produce to %q", base.Topic), base.Topic, err)
 	}
 	var mu sync.Mutex
 	var firstErr error
@@ -199,7 +199,7 @@ read:
 	if _, stopped := err.(interrupted); err == nil || stopped || acked > 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "produced %s to %s\n", plural(acked, "record"), base.Topic)
 	}
-	return err
+	return failed(fmt.Sprintf("produce to %q", base.Topic), base.Topic, err)
 }
 
 // readLines reads r line by line (without the line end) onto the channel
