@@ -36,16 +36,23 @@ type clientFlags struct {
 	adminCtx context.Context
 }
 
-// addClientFlags gives cmd and its subcommands --brokers, and makes flag
-// errors usage errors (exit 2).
-func addClientFlags(cmd *cobra.Command, f *clientFlags) {
+// What --timeout bounds, as each kind of command's help says it.
+const (
+	timeoutAdminUse  = "give up when the brokers have not answered the whole command within this long"
+	timeoutStreamUse = "give up when no broker answers the connection within this long"
+)
+
+// addClientFlags gives cmd and its subcommands --brokers and --timeout
+// (timeoutUse says what it bounds), and makes flag errors usage errors
+// (exit 2).
+func addClientFlags(cmd *cobra.Command, f *clientFlags, timeoutUse string) {
 	def := os.Getenv(brokersEnv)
 	if def == "" {
 		def = client.DefaultBroker
 	}
-	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def, "broker addresses HOST:PORT[,HOST:PORT...] (env "+brokersEnv+")")
-	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", clientTimeoutDefault,
-		"give up when the brokers do not answer within this long (an admin command as a whole; connecting, for produce and consume)")
+	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def,
+		"broker `ADDRESSES` to reach the cluster through, HOST:PORT[,HOST:PORT...] (env "+brokersEnv+")")
+	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", clientTimeoutDefault, timeoutUse)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 }
 
@@ -130,7 +137,7 @@ func args(n int, what string) cobra.PositionalArgs {
 func clusterCommand() *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect the cluster"}
-	addClientFlags(cmd, &f)
+	addClientFlags(cmd, &f, timeoutAdminUse)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "describe",
 		Short: "Show the cluster id, the brokers (live or fenced) and the controller quorum (each voter's log end and lag)",

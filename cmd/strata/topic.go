@@ -27,7 +27,7 @@ func newTable(w io.Writer) *tabwriter.Writer {
 func topicCommand() *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
-	addClientFlags(cmd, &f)
+	addClientFlags(cmd, &f, timeoutAdminUse)
 	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
 	explainTimeouts(cmd, &f)
 	return cmd
@@ -72,9 +72,9 @@ unclean.leader.election.enable.`,
 			return nil
 		},
 	}
-	cmd.Flags().Int32Var(&partitions, "partitions", 0, "partition count (0: the broker's default)")
-	cmd.Flags().Int16Var(&replication, "replication-factor", 0, "replica count (0: the broker's default)")
-	cmd.Flags().StringArrayVar(&configs, "config", nil, "topic setting key=value (repeatable), e.g. retention.ms=86400000")
+	cmd.Flags().Int32Var(&partitions, "partitions", 0, "partition count `N`; 0 takes the controller's default, 1")
+	cmd.Flags().Int16Var(&replication, "replication-factor", 0, "replica count `N`; 0 takes the controller's default, 1")
+	cmd.Flags().StringArrayVar(&configs, "config", nil, "topic setting `KEY=VALUE` (repeatable), e.g. retention.ms=86400000")
 	return cmd
 }
 
