@@ -84,6 +84,9 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	if cause := errors.Unwrap(err); cause != nil {
 		err = cause
 	}
+	if parts, ok := joined(err); ok {
+		err = oneLine(parts) // each broker's failure, on the one line
+	}
 	return nil, fmt.Errorf("cannot reach %s: %w", strings.Join(addrs, ", "), err)
 }
 

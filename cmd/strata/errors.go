@@ -55,8 +55,8 @@ func (e *opError) Unwrap() error { return e.err }
 
 func (e *opError) Error() string {
 	parts := []error{e.err}
-	if j, ok := e.err.(interface{ Unwrap() []error }); ok {
-		parts = j.Unwrap() // several topics or partitions failed: one line still
+	if j, ok := joined(e.err); ok {
+		parts = j // several topics or partitions failed: one line still
 	}
 	told := make([]string, 0, len(parts))
 	for _, p := range parts {
@@ -68,6 +68,35 @@ func (e *opError) Error() string {
 	}
 	return line
 }
+
+// joined is the errors errors.Join put together in err, the failures of
+// several topics or partitions, each on its own line. An error that wraps
+// several in a sentence of its own (fmt.Errorf with two %w) is one.
+func joined(err error) ([]error, bool) {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return nil, false
+	}
+	parts := j.Unwrap()
+	texts := make([]string, len(parts))
+	for i, p := range parts {
+		texts[i] = p.Error()
+	}
+	return parts, err.Error() == strings.Join(texts, "\n")
+}
+
+// oneLine joins errors as errors.Join does, but on one line.
+type oneLine []error
+
+func (e oneLine) Error() string {
+	texts := make([]string, len(e))
+	for i, err := range e {
+		texts[i] = err.Error()
+	}
+	return strings.Join(texts, "; ")
+}
+
+func (e oneLine) Unwrap() []error { return e }
 
 // tell is one error of the operation, without the operation.
 func (e *opError) tell(err error) string {

@@ -50,7 +50,11 @@ func TestErrorLines(t *testing.T) {
 		{"x\n", []string{"produce", "present", "-p", "4"}, 1,
 			`strata: produce to "present": no such partition: topic present has no partition 4 (it has 1)`},
 		{"", []string{"topic", "create", "x", "--partitions", "-1"}, 2,
-			`strata: --partitions -1: must be positive`},
+			`strata: --partitions -1: want a count, or 0 for the default`},
+		{"", []string{"topic", "create", "x", "--replication-factor", "-2"}, 2,
+			`strata: --replication-factor -2: want a count, or 0 for the default`},
+		{"", []string{"topic", "create", "x", "--config", "retention.ms"}, 2,
+			`strata: --config "retention.ms": want key=value`},
 	} {
 		_, errOut, code := run(t, b.Addr, c.stdin, c.args...)
 		if code != c.code || errOut != c.want+"\n" {

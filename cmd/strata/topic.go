@@ -58,7 +58,10 @@ unclean.leader.election.enable.`,
 				spec.Configs[k] = v
 			}
 			if partitions < 0 {
-				return usageError{fmt.Errorf("--partitions %d: must be positive", partitions)}
+				return usageError{fmt.Errorf("--partitions %d: want a count, or 0 for the default", partitions)}
+			}
+			if replication < 0 {
+				return usageError{fmt.Errorf("--replication-factor %d: want a count, or 0 for the default", replication)}
 			}
 			ctx, cl, done, err := f.admin()
 			if err != nil {
