@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -162,7 +161,7 @@ func clusterCommand() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "cluster id: %s\ncontroller: %d\n", info.ClusterID, info.ControllerID)
-			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			w := newTable(out)
 			fmt.Fprintln(w, "NODE\tADDRESS\tRACK\tSTATUS")
 			sort.Slice(info.Brokers, func(i, j int) bool { return info.Brokers[i].NodeID < info.Brokers[j].NodeID })
 			for _, b := range info.Brokers {
@@ -177,7 +176,7 @@ func clusterCommand() *cobra.Command {
 			}
 			fmt.Fprintf(out, "\ncontroller quorum: leader %d, term %d, commit index %d, log end %d, metadata records %d\n",
 				quorum.LeaderID, quorum.Term, quorum.CommitIndex, quorum.LogEnd, quorum.MetadataOffset)
-			w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			w = newTable(out)
 			fmt.Fprintln(w, "VOTER\tLOG END\tLAG\tACTIVE")
 			for _, v := range quorum.Voters {
 				fmt.Fprintf(w, "%d\t%d\t%d\t%v\n", v.ID, v.LogEnd, v.Lag, v.Active)

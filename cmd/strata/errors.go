@@ -32,12 +32,14 @@ type opError struct {
 // operation that names no topic. Usage errors, signals and errors already
 // told pass through as they are; nil stays nil.
 func failed(op, topic string, err error) error {
-	return tell(&opError{op: op, named: true, topic: topic, err: err})
+	return asOpError(&opError{op: op, named: true, topic: topic, err: err})
 }
 
-func failedOp(op string, err error) error { return tell(&opError{op: op, err: err}) }
+func failedOp(op string, err error) error { return asOpError(&opError{op: op, err: err}) }
 
-func tell(e *opError) error {
+// asOpError is e, or e's error where that is not to be told as an
+// operation's failure.
+func asOpError(e *opError) error {
 	var told *opError
 	switch e.err.(type) {
 	case nil:
