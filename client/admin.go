@@ -66,9 +66,10 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
 		if err != nil {
 			return err
 		}
-		for _, t := range r.UnPack().Topics {
+		for i, t := range r.UnPack().Topics {
 			if t.ErrorCode != fb.ErrorCodeNone {
-				errs = append(errs, fmt.Errorf("create topic %q: %w", t.Name, &schema.CodeError{Code: t.ErrorCode, Message: t.ErrorMessage}))
+				name := answeredName(t.Name, i, len(req.Topics), func(i int) string { return req.Topics[i].Name })
+				errs = append(errs, fmt.Errorf("create topic %q: %w", name, adminErr(name, t.ErrorCode, t.ErrorMessage)))
 			}
 		}
 		return nil
@@ -77,6 +78,30 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
 		return err
 	}
 	return errors.Join(errs...)
+}
+
+// answeredName is the topic the i-th entry of a CreateTopics or
+// DeleteTopics answer is about. The broker does not echo a name too long
+// to be valid (it is not copied), but its answer keeps the request's
+// order, so the request's i-th name (of n, by requested) is that entry's.
+func answeredName(name string, i, n int, requested func(int) string) string {
+	if name == "" && i < n {
+		return requested(i)
+	}
+	return name
+}
+
+// adminErr is a topic's error in a CreateTopics or DeleteTopics answer.
+// The controller's word on whether the topic exists is final, so those
+// two codes say so in plain words; any other keeps the broker's message.
+func adminErr(name string, code fb.ErrorCode, msg string) error {
+	switch code {
+	case fb.ErrorCodeTopicAlreadyExists:
+		msg = fmt.Sprintf("topic %q already exists", name)
+	case fb.ErrorCodeUnknownTopicOrPartition:
+		msg = fmt.Sprintf("topic %q does not exist", name)
+	}
+	return &schema.CodeError{Code: code, Message: msg}
 }
 
 // DeleteTopics deletes the topics; the error joins each topic's failure.
@@ -91,9 +116,10 @@ func (a *Admin) DeleteTopics(ctx context.Context, names ...string) error {
 		if err != nil {
 			return err
 		}
-		for _, t := range r.UnPack().Topics {
+		for i, t := range r.UnPack().Topics {
 			if t.ErrorCode != fb.ErrorCodeNone {
-				errs = append(errs, fmt.Errorf("delete topic %q: %w", t.Name, &schema.CodeError{Code: t.ErrorCode, Message: t.ErrorMessage}))
+				name := answeredName(t.Name, i, len(names), func(i int) string { return names[i] })
+				errs = append(errs, fmt.Errorf("delete topic %q: %w", name, adminErr(name, t.ErrorCode, t.ErrorMessage)))
 			}
 		}
 		return nil
@@ -136,7 +162,7 @@ func (a *Admin) DescribeTopics(ctx context.Context, names ...string) ([]TopicInf
 	var errs []error
 	for _, t := range res.topics {
 		if t.Err != nil {
-			errs = append(errs, fmt.Errorf("topic %q: %w", t.Name, t.Err))
+			errs = append(errs, t.Err) // it names the topic
 		}
 	}
 	slices.SortFunc(res.topics, func(x, y TopicInfo) int {

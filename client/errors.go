@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"net"
 
 	"github.com/strata-db/strata/schema"
@@ -43,3 +44,19 @@ func needsMetadata(code schema.ErrorCode) bool {
 	}
 	return false
 }
+
+// BatchTooLargeError is a broker's MESSAGE_TOO_LARGE answer to a produce:
+// a batch of the partition was larger than the topic's max.message.bytes.
+// Bytes is the size of the largest batch (its whole frame) the request
+// carried for the partition, the one the limit refused.
+type BatchTooLargeError struct {
+	TopicPartition
+	Bytes int
+	Err   *schema.CodeError
+}
+
+func (e *BatchTooLargeError) Error() string {
+	return fmt.Sprintf("produce to %s/%d: record batch of %d bytes: %v", e.Topic, e.Partition, e.Bytes, e.Err)
+}
+
+func (e *BatchTooLargeError) Unwrap() error { return e.Err }

@@ -112,7 +112,7 @@ func (c *Client) fetchMetadata(ctx context.Context, topics []string) (*metadataR
 			res.cluster.Brokers = append(res.cluster.Brokers, BrokerInfo{NodeID: b.NodeId, Host: b.Host, Port: b.Port, Rack: b.Rack, Fenced: b.Fenced})
 		}
 		for _, tm := range t.Topics {
-			ti := TopicInfo{Name: tm.Name, Err: codeErr(tm.ErrorCode)}
+			ti := TopicInfo{Name: tm.Name, Err: topicErr(tm.Name, tm.ErrorCode)}
 			for _, p := range tm.Partitions {
 				ti.Partitions = append(ti.Partitions, PartitionInfo{Partition: p.Partition, Leader: p.LeaderId,
 					LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.Isr, Err: codeErr(p.ErrorCode)})
@@ -158,13 +158,10 @@ func (c *Client) topic(ctx context.Context, name string) (TopicInfo, error) {
 	}
 	for _, t := range res.topics {
 		if t.Name == name {
-			if t.Err != nil {
-				return t, fmt.Errorf("topic %q: %w", name, t.Err)
-			}
-			return t, nil
+			return t, t.Err
 		}
 	}
-	return TopicInfo{}, fmt.Errorf("topic %q: %w", name, &schema.CodeError{Code: fb.ErrorCodeUnknownTopicOrPartition})
+	return TopicInfo{}, topicErr(name, fb.ErrorCodeUnknownTopicOrPartition)
 }
 
 // invalidate marks a topic's metadata for refresh (after NOT_LEADER and
@@ -211,6 +208,21 @@ func (c *Client) leaderFor(ctx context.Context, topic string, partition int32) (
 		return addr, nil
 	}
 	return "", fmt.Errorf("topic %q partition %d: %w", topic, partition, &schema.CodeError{Code: fb.ErrorCodeLeaderNotAvailable})
+}
+
+// topicErr is a metadata answer's error code for a topic as an error that
+// names the topic, nil for NONE. The metadata is the controller's, so
+// UNKNOWN_TOPIC_OR_PARTITION there means the topic does not exist (a
+// partition-level answer of a produce or fetch may only mean this broker
+// does not host it).
+func topicErr(name string, c fb.ErrorCode) error {
+	switch c {
+	case fb.ErrorCodeNone:
+		return nil
+	case fb.ErrorCodeUnknownTopicOrPartition:
+		return &schema.CodeError{Code: c, Message: fmt.Sprintf("topic %q does not exist", name)}
+	}
+	return &schema.CodeError{Code: c, Message: fmt.Sprintf("topic %q: %s", name, schema.ErrorDescription(c))}
 }
 
 // codeErr is c as an error, nil for NONE.

@@ -330,7 +330,11 @@ func (p *Producer) handleProduce(req *produceReq, env *schema.Envelope, err erro
 			perr = fmt.Errorf("strata client: no answer for %s/%d", rp.ps.tp.Topic, rp.ps.tp.Partition)
 		}
 		if perr == nil && o.code != fb.ErrorCodeNone {
-			perr = &schema.CodeError{Code: o.code, Message: o.msg}
+			ce := &schema.CodeError{Code: o.code, Message: o.msg}
+			perr = ce
+			if o.code == fb.ErrorCodeMessageTooLarge {
+				perr = &BatchTooLargeError{TopicPartition: rp.ps.tp, Bytes: largestFrame(rp.batches), Err: ce}
+			}
 		}
 		if perr != nil {
 			if needsMetadata(ErrorCode(perr)) {
@@ -350,6 +354,15 @@ func (p *Producer) handleProduce(req *produceReq, env *schema.Envelope, err erro
 	p.mu.Unlock()
 	p.runCallbacks()
 	p.nudge()
+}
+
+// largestFrame is the size of the largest frame among batches.
+func largestFrame(batches []*batch) int {
+	n := 0
+	for _, b := range batches {
+		n = max(n, b.frame.Len())
+	}
+	return n
 }
 
 // frameRecordCount is how many offsets a batch's frame takes.

@@ -3,6 +3,7 @@ package schema
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/strata-db/strata/schema/fb"
 )
@@ -74,11 +75,22 @@ type CodeError struct {
 	Message string // optional detail from the response
 }
 
+// Error is "NAME: message", or "NAME: description" without a message. A
+// message that starts with the name itself (as the controller's rejections
+// do) is not given it twice. Whoever wraps the error says where it came
+// from, so it carries no prefix of its own.
 func (e *CodeError) Error() string {
-	if e.Message != "" {
-		return "strata: " + ErrorName(e.Code) + ": " + e.Message
+	return ErrorName(e.Code) + ": " + e.Reason()
+}
+
+// Reason is the message without a leading repeat of the code's name, or
+// the code's description when the message is empty.
+func (e *CodeError) Reason() string {
+	msg := strings.TrimPrefix(e.Message, ErrorName(e.Code)+": ")
+	if msg == "" {
+		return ErrorDescription(e.Code)
 	}
-	return "strata: " + ErrorName(e.Code) + ": " + ErrorDescription(e.Code)
+	return msg
 }
 
 // CodeOf is the wire error code a broker answers for err: the code of a

@@ -74,7 +74,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		return out
 	}
 	mustRun("", "topic", "create", "logs", "--partitions", "1", "--config", "retention.ms=3600000")
-	if out := mustRun("", "topic", "list"); strings.TrimSpace(out) != "logs" {
+	if out := mustRun("", "topic", "list"); out != "TOPIC  PARTITIONS  REPLICATION\nlogs   1           1\n" {
 		t.Fatalf("topic list: %q", out)
 	}
 	if out := mustRun("", "topic", "describe", "logs"); !strings.Contains(out, "logs") || !strings.Contains(out, "LEADER") {
@@ -130,6 +130,8 @@ func TestCLIEndToEnd(t *testing.T) {
 		{"bad flag", addr, []string{"topic", "create", "x", "--partitions", "many"}, 2, "invalid argument"},
 		{"missing name", addr, []string{"topic", "create"}, 2, "topic name"},
 		{"unreachable broker", "127.0.0.1:1", []string{"topic", "list"}, 1, "cannot reach 127.0.0.1:1: "},
+		{"unreachable brokers", "127.0.0.1:1,127.0.0.1:2", []string{"topic", "list"}, 1,
+			"strata: cannot reach 127.0.0.1:1, 127.0.0.1:2: dial tcp 127.0.0.1:1: connect: connection refused; dial tcp 127.0.0.1:2: connect: connection refused\n"},
 		{"existing topic", addr, []string{"topic", "create", "logs"}, 1, "TOPIC_ALREADY_EXISTS"},
 	} {
 		_, errOut, code := run(t, c.brokers, "x\n", c.args...)
@@ -138,7 +140,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		}
 	}
 	mustRun("", "topic", "delete", "logs")
-	if out := mustRun("", "topic", "list"); strings.TrimSpace(out) != "" {
+	if out := mustRun("", "topic", "list"); out != "TOPIC  PARTITIONS  REPLICATION\n" {
 		t.Fatalf("after delete: %q", out)
 	}
 }

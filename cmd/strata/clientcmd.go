@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,16 +35,23 @@ type clientFlags struct {
 	adminCtx context.Context
 }
 
-// addClientFlags gives cmd and its subcommands --brokers, and makes flag
-// errors usage errors (exit 2).
-func addClientFlags(cmd *cobra.Command, f *clientFlags) {
+// What --timeout bounds, as each kind of command's help says it.
+const (
+	timeoutAdminUse  = "give up when the brokers have not answered the whole command within this long"
+	timeoutStreamUse = "give up when no broker answers the connection within this long"
+)
+
+// addClientFlags gives cmd and its subcommands --brokers and --timeout
+// (timeoutUse says what it bounds), and makes flag errors usage errors
+// (exit 2).
+func addClientFlags(cmd *cobra.Command, f *clientFlags, timeoutUse string) {
 	def := os.Getenv(brokersEnv)
 	if def == "" {
 		def = client.DefaultBroker
 	}
-	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def, "broker addresses HOST:PORT[,HOST:PORT...] (env "+brokersEnv+")")
-	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", clientTimeoutDefault,
-		"give up when the brokers do not answer within this long (an admin command as a whole; connecting, for produce and consume)")
+	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", def,
+		"broker `ADDRESSES` to reach the cluster through, HOST:PORT[,HOST:PORT...] (env "+brokersEnv+")")
+	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", clientTimeoutDefault, timeoutUse)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 }
 
@@ -76,6 +82,9 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	}
 	if cause := errors.Unwrap(err); cause != nil {
 		err = cause
+	}
+	if parts, ok := joined(err); ok {
+		err = oneLine(parts) // each broker's failure, on the one line
 	}
 	return nil, fmt.Errorf("cannot reach %s: %w", strings.Join(addrs, ", "), err)
 }
@@ -127,148 +136,32 @@ func args(n int, what string) cobra.PositionalArgs {
 	}
 }
 
-func topicCommand() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
-	addClientFlags(cmd, &f)
-	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
-	explainTimeouts(cmd, &f)
-	return cmd
-}
-
-func topicCreateCommand(f *clientFlags) *cobra.Command {
-	var partitions int32
-	var replication int16
-	var configs []string
-	cmd := &cobra.Command{
-		Use:   "create NAME",
-		Short: "Create a topic",
-		Args:  args(1, "the topic name"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			spec := client.TopicSpec{Name: a[0], Partitions: partitions, ReplicationFactor: replication, Configs: map[string]string{}}
-			for _, kv := range configs {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return usageError{fmt.Errorf("--config %q: want key=value", kv)}
-				}
-				spec.Configs[k] = v
-			}
-			if partitions < 0 {
-				return usageError{fmt.Errorf("--partitions %d: must be positive", partitions)}
-			}
-			ctx, admin, done, err := f.admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := admin.CreateTopics(ctx, spec); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", a[0])
-			return nil
-		},
-	}
-	cmd.Flags().Int32Var(&partitions, "partitions", 0, "partition count (0: the broker's default)")
-	cmd.Flags().Int16Var(&replication, "replication-factor", 0, "replica count (0: the broker's default)")
-	cmd.Flags().StringArrayVar(&configs, "config", nil, "topic setting key=value (repeatable), e.g. retention.ms=86400000")
-	return cmd
-}
-
-func topicListCommand(f *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List topics",
-		Args:  args(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, admin, done, err := f.admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			names, err := admin.ListTopics(ctx)
-			if err != nil {
-				return err
-			}
-			for _, n := range names {
-				fmt.Fprintln(cmd.OutOrStdout(), n)
-			}
-			return nil
-		},
-	}
-}
-
-func topicDescribeCommand(f *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe NAME",
-		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync replicas",
-		Args:  args(1, "the topic name"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, admin, done, err := f.admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			topics, err := admin.DescribeTopics(ctx, a[0])
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR")
-			for _, t := range topics {
-				for _, p := range t.Partitions {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\n", t.Name, p.Partition, p.Leader, p.LeaderEpoch, ids(p.Replicas), ids(p.ISR))
-				}
-			}
-			return w.Flush()
-		},
-	}
-}
-
-func topicDeleteCommand(f *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a topic and its data",
-		Args:  args(1, "the topic name"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, admin, done, err := f.admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := admin.DeleteTopics(ctx, a[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
-			return nil
-		},
-	}
-}
-
 func clusterCommand() *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect the cluster"}
-	addClientFlags(cmd, &f)
+	addClientFlags(cmd, &f, timeoutAdminUse)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "describe",
 		Short: "Show the cluster id, the brokers (live or fenced) and the controller quorum (each voter's log end and lag)",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, admin, done, err := f.admin()
+			ctx, cl, done, err := f.admin()
 			if err != nil {
 				return err
 			}
 			defer done()
+			admin := client.NewAdmin(cl)
 			info, err := admin.DescribeCluster(ctx)
 			if err != nil {
-				return err
+				return failedOp("describe cluster", err)
 			}
 			quorum, err := admin.DescribeQuorum(ctx)
 			if err != nil {
-				return fmt.Errorf("describe the controller quorum: %w", err)
+				return failedOp("describe the controller quorum", err)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "cluster id: %s\ncontroller: %d\n", info.ClusterID, info.ControllerID)
-			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			w := newTable(out)
 			fmt.Fprintln(w, "NODE\tADDRESS\tRACK\tSTATUS")
 			sort.Slice(info.Brokers, func(i, j int) bool { return info.Brokers[i].NodeID < info.Brokers[j].NodeID })
 			for _, b := range info.Brokers {
@@ -283,7 +176,7 @@ func clusterCommand() *cobra.Command {
 			}
 			fmt.Fprintf(out, "\ncontroller quorum: leader %d, term %d, commit index %d, log end %d, metadata records %d\n",
 				quorum.LeaderID, quorum.Term, quorum.CommitIndex, quorum.LogEnd, quorum.MetadataOffset)
-			w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			w = newTable(out)
 			fmt.Fprintln(w, "VOTER\tLOG END\tLAG\tACTIVE")
 			for _, v := range quorum.Voters {
 				fmt.Fprintf(w, "%d\t%d\t%d\t%v\n", v.ID, v.LogEnd, v.Lag, v.Active)
@@ -295,18 +188,9 @@ func clusterCommand() *cobra.Command {
 	return cmd
 }
 
-// ids formats broker ids as 1,2,3.
-func ids(v []int32) string {
-	s := make([]string, len(v))
-	for i, id := range v {
-		s[i] = fmt.Sprint(id)
-	}
-	return strings.Join(s, ",")
-}
-
-// admin dials the brokers for one command: the context ends on Ctrl-C or
-// SIGTERM, and done closes the client.
-func (f *clientFlags) admin() (context.Context, *client.Admin, func(), error) {
+// admin dials the brokers for one admin command: the context ends on
+// Ctrl-C, SIGTERM or --timeout, and done closes the client.
+func (f *clientFlags) admin() (context.Context, *client.Client, func(), error) {
 	sctx, stop := signalContext()
 	ctx, cancel := context.WithTimeoutCause(sctx, f.timeout, errAdminTimeout{f.timeout})
 	cl, err := f.dial(ctx)
@@ -316,7 +200,7 @@ func (f *clientFlags) admin() (context.Context, *client.Admin, func(), error) {
 		return nil, nil, nil, err
 	}
 	f.adminCtx = ctx
-	return ctx, client.NewAdmin(cl), func() { cl.Close(); cancel(); stop() }, nil
+	return ctx, cl, func() { cl.Close(); cancel(); stop() }, nil
 }
 
 // explainTimeouts makes the admin subcommands of cmd end with the timeout,

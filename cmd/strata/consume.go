@@ -117,16 +117,16 @@ start. A topic deleted while it is read ends consume with an error.`,
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				return nil // interrupted: a normal way to stop
 			}
-			return err
+			return failed(fmt.Sprintf("consume %q", o.topic), o.topic, err)
 		},
 	}
-	addClientFlags(cmd, &f)
+	addClientFlags(cmd, &f, timeoutStreamUse)
 	fl := cmd.Flags()
-	fl.StringVar(&from, "from", "latest", "earliest, latest, OFFSET, -N (N before the end) or @TIME (RFC 3339 or unix ms)")
-	fl.Int64VarP(&o.count, "count", "c", 0, "exit after this many records (0: no limit)")
-	fl.Int32VarP(&o.partition, "partition", "p", client.AllPartitions, "read only this partition (-1: all)")
-	fl.StringVarP(&format, "format", "f", "text", "text, json, or a format string such as '%k=%v\\n'")
-	fl.StringVar(&encoding, "value-encoding", encodingAuto, "keys and values as auto, text, base64 or hex")
+	fl.StringVar(&from, "from", "latest", "start each partition at `POSITION`: earliest, latest, OFFSET, -N (N before the end) or @TIME (RFC 3339 or unix ms)")
+	fl.Int64VarP(&o.count, "count", "c", 0, "exit after `N` records (0: no limit)")
+	fl.Int32VarP(&o.partition, "partition", "p", client.AllPartitions, "read only partition `N` (-1: all)")
+	fl.StringVarP(&format, "format", "f", "text", "output `FORMAT`: text, json, or a format string such as '%k=%v\\n' (see above)")
+	fl.StringVar(&encoding, "value-encoding", encodingAuto, "write keys and values in `ENCODING`: auto, text, base64 or hex")
 	fl.BoolVarP(&o.exitAtEnd, "exit-at-end", "e", false, "exit once every partition reaches its log end as of the start")
 	return cmd
 }

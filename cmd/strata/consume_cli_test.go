@@ -156,7 +156,7 @@ func TestConsumeEndsOnDeletedTopicAndOnSignal(t *testing.T) {
 		t.Fatal(msg)
 	}
 	err := wait(watching, 20*time.Second)
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || errOut.String() != "strata: topic brief was deleted\n" {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || errOut.String() != "strata: consume \"brief\": topic brief was deleted\n" {
 		t.Fatalf("consume of a deleted topic: %v, stderr %q", err, errOut.String())
 	}
 }

@@ -11,6 +11,17 @@ import (
 )
 
 func main() {
+	root := rootCommand()
+	if err := root.Execute(); err != nil {
+		if _, ok := err.(interrupted); !ok {
+			fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// rootCommand is the strata command and every subcommand.
+func rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "strata",
 		Short:         "Strata: a distributed commit log",
@@ -19,14 +30,10 @@ func main() {
 		Version:       version(),
 	}
 	root.SetVersionTemplate("strata {{.Version}}\n")
+	root.Flags().BoolP("version", "v", false, "print the version of this binary")
 	root.AddCommand(serveCommand(), probeCommand(), versionCommand())
 	root.AddCommand(topicCommand(), clusterCommand(), produceCommand(), consumeCommand())
-	if err := root.Execute(); err != nil {
-		if _, ok := err.(interrupted); !ok {
-			fmt.Fprintf(os.Stderr, "strata: %v\n", err)
-		}
-		os.Exit(exitCode(err))
-	}
+	return root
 }
 
 // usageError marks a bad command line (exit 2), as opposed to a failure

@@ -120,13 +120,13 @@ delivered (for up to 10 s) and counted before produce exits with 130
 			return produce(cmd, &f, &o, cfg, base)
 		},
 	}
-	addClientFlags(cmd, &f)
+	addClientFlags(cmd, &f, timeoutStreamUse)
 	fl := cmd.Flags()
-	fl.StringVar(&o.keySep, "key-separator", "", "split each line into key and value at the first SEP")
-	fl.StringVarP(&o.key, "key", "k", "", "the key of every record")
-	fl.StringArrayVarP(&o.headers, "header", "H", nil, "a header key=value on every record (repeatable)")
-	fl.Int32VarP(&o.partition, "partition", "p", client.AllPartitions, "send every record to this partition (-1: by key)")
-	fl.StringVar(&o.acks, "acks", "all", "all (-1), 1 or 0")
+	fl.StringVar(&o.keySep, "key-separator", "", "split each line into key and value at the first `SEP`")
+	fl.StringVarP(&o.key, "key", "k", "", "the `KEY` of every record")
+	fl.StringArrayVarP(&o.headers, "header", "H", nil, "a header `KEY=VALUE` on every record (repeatable)")
+	fl.Int32VarP(&o.partition, "partition", "p", client.AllPartitions, "send every record to partition `N` (-1: by key, or a sticky partition for records without one)")
+	fl.StringVar(&o.acks, "acks", "all", "wait for the in-sync replicas (all, -1), the leader (1, leader) or nothing (0, none)")
 	fl.StringVar(&o.compression, "compression", "none", "batch compression: none or lz4")
 	fl.BoolVar(&o.lz4, "lz4", false, "same as --compression lz4")
 	_ = fl.MarkHidden("lz4")
@@ -145,7 +145,7 @@ func produce(cmd *cobra.Command, f *clientFlags, o *produceOptions, cfg client.P
 	defer cl.Close()
 	p, err := client.NewProducer(cl, cfg)
 	if err != nil {
-		return err
+		return failed(fmt.Sprintf("produce to %q", base.Topic), base.Topic, err)
 	}
 	var mu sync.Mutex
 	var firstErr error
@@ -199,7 +199,7 @@ read:
 	if _, stopped := err.(interrupted); err == nil || stopped || acked > 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "produced %s to %s\n", plural(acked, "record"), base.Topic)
 	}
-	return err
+	return failed(fmt.Sprintf("produce to %q", base.Topic), base.Topic, err)
 }
 
 // readLines reads r line by line (without the line end) onto the channel

@@ -63,6 +63,11 @@ var defaultServeConfig = serveConfig{
 	RequestBudgetBytes: server.RequestBudgetBytesDefault,
 }
 
+// serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
+const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
+	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
+	"request_budget_bytes"
+
 // The roles a node can take.
 const (
 	roleBroker     = "broker"
@@ -81,8 +86,15 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configFile != "" {
 				fileCfg := defaultServeConfig
-				if _, err := toml.DecodeFile(configFile, &fileCfg); err != nil {
+				md, err := toml.DecodeFile(configFile, &fileCfg)
+				if err != nil {
 					return usageError{fmt.Errorf("config %s: %w", configFile, err)}
+				}
+				// A setting the file names but serve does not know would be
+				// ignored: refuse it rather than run without it.
+				if unknown := md.Undecoded(); len(unknown) > 0 {
+					return usageError{fmt.Errorf("config %s: unknown setting %q; the settings are %s",
+						configFile, unknown[0].String(), serveConfigKeys)}
 				}
 				// Flags set on the command line override the file.
 				flags := cmd.Flags()
@@ -112,8 +124,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configFile, "config", "", "TOML file with any of: data_dir, listen, admin, cores, node_id, pin, log_level, "+
-		"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, request_budget_bytes")
+	f.StringVar(&configFile, "config", "", "TOML file with any of: "+serveConfigKeys+" (durations as \"2s\")")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for partition logs and metadata")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "client address HOST:PORT")
 	f.StringVar(&cfg.Admin, "admin", cfg.Admin, "metrics and pprof address HOST:PORT (empty: off)")

@@ -3,6 +3,7 @@ package metadata
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // validateListener checks one advertised listener.
@@ -64,9 +65,9 @@ func validateRack(rack string) error {
 
 // Faults of a topic name, in the order CheckTopicName looks for them.
 var (
-	ErrTopicNameLength   = fmt.Errorf("topic name must be 1 to %d bytes", maxTopicNameLen)
+	ErrTopicNameLength   = fmt.Errorf("topic name must be 1 to %d characters of [a-zA-Z0-9._-]", maxTopicNameLen)
 	ErrTopicNameReserved = errors.New(`topic name "." or ".." is reserved`)
-	ErrTopicNameByte     = errors.New("topic name holds a byte outside [a-zA-Z0-9._-]")
+	ErrTopicNameByte     = errors.New("topic name holds a character outside [a-zA-Z0-9._-]")
 )
 
 // CheckTopicName applies Kafka's rules: 1 to 249 bytes of [a-zA-Z0-9._-],
@@ -89,28 +90,64 @@ func topicNameFault[T ~string | ~[]byte](name T) (int, error) {
 	if len(name) <= 2 && name[0] == '.' && name[len(name)-1] == '.' {
 		return 0, ErrTopicNameReserved
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return i, ErrTopicNameByte
-		}
+	if i := firstOutsideTopicSet(name); i >= 0 {
+		return i, ErrTopicNameByte
 	}
 	return 0, nil
 }
 
-// validateTopicName is CheckTopicName with the name in the message, for
-// the controller's rejections and the metadata log's decoder.
+// firstOutsideTopicSet is the position of name's first byte outside
+// [a-zA-Z0-9._-], or -1.
+func firstOutsideTopicSet[T ~string | ~[]byte](name T) int {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return i
+		}
+	}
+	return -1
+}
+
+// TopicNameError is CheckTopicName with the name and the offending
+// character in the message, for people: the controller's rejections, the
+// metadata log's decoder, and the CLI's account of an INVALID_TOPIC.
+func TopicNameError(name string) error { return validateTopicName(name) }
+
+// validateTopicName is CheckTopicName with the name in the message.
 func validateTopicName(name string) error {
-	switch at, err := topicNameFault(name); err {
+	at, err := topicNameFault(name)
+	if err == ErrTopicNameLength && name != "" && utf8.RuneCountInString(name) <= maxTopicNameLen {
+		// Longer in bytes than in characters: a character outside the set
+		// (none is one byte) is the fault to name, not the length.
+		at, err = firstOutsideTopicSet(name), ErrTopicNameByte
+	}
+	switch err {
 	case nil:
 		return nil
 	case ErrTopicNameLength:
-		return err
+		if name == "" {
+			return fmt.Errorf("topic name is empty; it must be 1 to %d characters", maxTopicNameLen)
+		}
+		return fmt.Errorf("topic name is %d characters long; the most is %d", utf8.RuneCountInString(name), maxTopicNameLen)
 	case ErrTopicNameReserved:
 		return fmt.Errorf("topic name %q is reserved", name)
 	default:
-		return fmt.Errorf("topic name %q holds %q; only [a-zA-Z0-9._-] are allowed", name, name[at])
+		return fmt.Errorf("topic name %q holds %s; only [a-zA-Z0-9._-] are allowed", name, describeChar(name[at:]))
 	}
+}
+
+// describeChar names the character s starts with: 'x' for printable
+// ASCII, with its code point for any other ('é' (U+00E9)), and the byte
+// for one that does not start valid UTF-8.
+func describeChar(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	switch {
+	case r == utf8.RuneError && size <= 1:
+		return fmt.Sprintf("byte 0x%02X, which is not UTF-8", s[0])
+	case r >= ' ' && r < 0x7f:
+		return fmt.Sprintf("%q", r)
+	}
+	return fmt.Sprintf("%q (U+%04X)", r, r)
 }
 
 // validateReplicaSet checks a partition's replicas, ISR and leader against

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-db/strata/client"
+)
+
+// Table layout of the topic commands' output (text/tabwriter): columns
+// two spaces apart, at least four wide.
+const (
+	tableMinWidth = 4
+	tablePadding  = 2
+)
+
+// newTable writes aligned columns to w.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, tableMinWidth, tablePadding, ' ', 0)
+}
+
+func topicCommand() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
+	addClientFlags(cmd, &f, timeoutAdminUse)
+	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
+	explainTimeouts(cmd, &f)
+	return cmd
+}
+
+func topicCreateCommand(f *clientFlags) *cobra.Command {
+	var partitions int32
+	var replication int16
+	var configs []string
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a topic",
+		Long: `Create a topic: NAME is 1 to 249 characters of [a-zA-Z0-9._-], not "." or
+"..". Its settings (--config) are fixed when it is created; docs/operations.md
+lists them: retention.ms, retention.bytes, segment.bytes, segment.ms,
+max.message.bytes, flush.policy, min.insync.replicas and
+unclean.leader.election.enable.`,
+		Example: `  strata topic create events --partitions 3
+  strata topic create audit --config retention.ms=604800000 --config max.message.bytes=4194304`,
+		Args: args(1, "the topic name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			spec := client.TopicSpec{Name: a[0], Partitions: partitions, ReplicationFactor: replication, Configs: map[string]string{}}
+			for _, kv := range configs {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usageError{fmt.Errorf("--config %q: want key=value", kv)}
+				}
+				spec.Configs[k] = v
+			}
+			if partitions < 0 {
+				return usageError{fmt.Errorf("--partitions %d: want a count, or 0 for the default", partitions)}
+			}
+			if replication < 0 {
+				return usageError{fmt.Errorf("--replication-factor %d: want a count, or 0 for the default", replication)}
+			}
+			ctx, cl, done, err := f.admin()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := client.NewAdmin(cl).CreateTopics(ctx, spec); err != nil {
+				return failed(fmt.Sprintf("create topic %q", a[0]), a[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", a[0])
+			return nil
+		},
+	}
+	cmd.Flags().Int32Var(&partitions, "partitions", 0, "partition count `N`; 0 takes the controller's default, 1")
+	cmd.Flags().Int16Var(&replication, "replication-factor", 0, "replica count `N`; 0 takes the controller's default, 1")
+	cmd.Flags().StringArrayVar(&configs, "config", nil, "topic setting `KEY=VALUE` (repeatable), e.g. retention.ms=86400000")
+	return cmd
+}
+
+func topicListCommand(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List topics with their partition count and replication factor",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cl, done, err := f.admin()
+			if err != nil {
+				return err
+			}
+			defer done()
+			topics, err := client.NewAdmin(cl).DescribeTopics(ctx)
+			if err != nil {
+				return failedOp("list topics", err)
+			}
+			w := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(w, "TOPIC\tPARTITIONS\tREPLICATION")
+			for _, t := range topics {
+				fmt.Fprintf(w, "%s\t%d\t%d\n", t.Name, len(t.Partitions), replicationFactor(t))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+// replicationFactor is the most replicas any partition of t has: what the
+// topic was created with, also while a partition is being moved.
+func replicationFactor(t client.TopicInfo) int {
+	n := 0
+	for _, p := range t.Partitions {
+		n = max(n, len(p.Replicas))
+	}
+	return n
+}
+
+func topicDescribeCommand(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync replicas, log start and log end",
+		Long: `Show each partition of a topic: its leader and leader epoch, its replicas and
+in-sync replicas (broker ids), and its log start and log end offsets as the
+leader answers them (the log end is the offset the next record gets). A
+partition whose leader does not answer shows "-" for its offsets, and the
+command then exits 1 after the table. The protocol does not carry a
+partition's size on disk, so it is not shown.`,
+		Args: args(1, "the topic name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			op := fmt.Sprintf("describe topic %q", a[0])
+			ctx, cl, done, err := f.admin()
+			if err != nil {
+				return err
+			}
+			defer done()
+			topics, err := client.NewAdmin(cl).DescribeTopics(ctx, a[0])
+			if err != nil {
+				return failed(op, a[0], err)
+			}
+			var offsetsErr error
+			w := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tLOG START\tLOG END")
+			for _, t := range topics {
+				parts := make([]int32, len(t.Partitions))
+				for i, p := range t.Partitions {
+					parts[i] = p.Partition
+				}
+				starts, ends, err := logRanges(ctx, cl, t.Name, parts)
+				if offsetsErr == nil {
+					offsetsErr = err
+				}
+				for _, p := range t.Partitions {
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", t.Name, p.Partition, p.Leader, p.LeaderEpoch,
+						ids(p.Replicas), ids(p.ISR), offsetCell(starts, p.Partition), offsetCell(ends, p.Partition))
+				}
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return failed(op+": log offsets", a[0], offsetsErr)
+		},
+	}
+}
+
+// logRanges asks the partitions' leaders for their log start and log end
+// offsets. When a partition fails the asking of all at once, each is asked
+// on its own so that the others are still shown; err is the first failure.
+func logRanges(ctx context.Context, cl *client.Client, topic string, parts []int32) (starts, ends map[int32]int64, err error) {
+	starts, err = cl.ListOffsets(ctx, topic, parts, client.OffsetEarliest)
+	if err == nil {
+		if ends, err = cl.ListOffsets(ctx, topic, parts, client.OffsetLatest); err == nil {
+			return starts, ends, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, nil, err
+	}
+	starts, ends, err = map[int32]int64{}, map[int32]int64{}, nil
+	for _, p := range parts {
+		s, serr := cl.ListOffsets(ctx, topic, []int32{p}, client.OffsetEarliest)
+		e, eerr := cl.ListOffsets(ctx, topic, []int32{p}, client.OffsetLatest)
+		if serr == nil && eerr == nil {
+			starts[p], ends[p] = s[p], e[p]
+		} else if err == nil {
+			err = serr
+			if err == nil {
+				err = eerr
+			}
+		}
+	}
+	return starts, ends, err
+}
+
+// offsetCell is a partition's offset in a table, "-" when it is unknown.
+func offsetCell(offsets map[int32]int64, p int32) string {
+	if off, ok := offsets[p]; ok {
+		return fmt.Sprint(off)
+	}
+	return "-"
+}
+
+func topicDeleteCommand(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a topic and its data",
+		Args:  args(1, "the topic name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cl, done, err := f.admin()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := client.NewAdmin(cl).DeleteTopics(ctx, a[0]); err != nil {
+				return failed(fmt.Sprintf("delete topic %q", a[0]), a[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
+			return nil
+		},
+	}
+}
+
+// ids formats broker ids as 1,2,3.
+func ids(v []int32) string {
+	s := make([]string, len(v))
+	for i, id := range v {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
+}
