@@ -30,6 +30,7 @@ const (
 // produceOptions are the produce command's flags.
 type produceOptions struct {
 	keySep, key, acks, compression string
+	format                         string
 	headers                        []string
 	partition                      int32
 	lz4                            bool
@@ -67,6 +68,18 @@ func (o *produceOptions) producerConfig(topic string) (client.ProducerConfig, cl
 			return cfg, base, usageError{fmt.Errorf("--partition %d: want a partition number", o.partition)}
 		}
 		cfg.ManualPartitions = true
+	}
+	switch o.format {
+	case "text":
+	case "json":
+		if o.keySep != "" {
+			return cfg, base, usageError{errors.New("--key-separator and --format json: give one")}
+		}
+		// Each line may name its partition, so the command places every
+		// record itself.
+		cfg.ManualPartitions = true
+	default:
+		return cfg, base, usageError{fmt.Errorf("--format %q: want text or json", o.format)}
 	}
 	if o.key != "" && o.keySep != "" {
 		return cfg, base, usageError{errors.New("--key and --key-separator: give one")}
@@ -108,6 +121,14 @@ a line without the separator has no key. A record goes to the partition of
 its key (murmur2, as Kafka's producer), to a sticky partition without one,
 or to --partition.
 
+With --format json, each line is a JSON object as consume --format json
+prints it: key, value and header values as text, or base64 or hex with
+key_encoding, value_encoding or a header's value_encoding saying so; null
+for a null key or value; an optional partition (else --partition, else by
+key, else round robin) and timestamp (unix ms). Its topic and offset, if
+present, are not used. So consume's output can be produced again as it
+was.
+
 Ctrl-C or SIGTERM stops reading stdin; the records already read are still
 delivered (for up to 10 s) and counted before produce exits with 130
 (SIGINT) or 143 (SIGTERM).`,
@@ -128,6 +149,7 @@ delivered (for up to 10 s) and counted before produce exits with 130
 	fl.Int32VarP(&o.partition, "partition", "p", client.AllPartitions, "send every record to partition `N` (-1: by key, or a sticky partition for records without one)")
 	fl.StringVar(&o.acks, "acks", "all", "wait for the in-sync replicas (all, -1), the leader (1, leader) or nothing (0, none)")
 	fl.StringVar(&o.compression, "compression", "none", "batch compression: none or lz4")
+	fl.StringVarP(&o.format, "format", "f", "text", "stdin lines as text, or as json records (see above)")
 	fl.BoolVar(&o.lz4, "lz4", false, "same as --compression lz4")
 	_ = fl.MarkHidden("lz4")
 	return cmd
@@ -159,10 +181,18 @@ func produce(cmd *cobra.Command, f *clientFlags, o *produceOptions, cfg client.P
 			firstErr = err
 		}
 	}
+	var parts *jsonPartitioner
+	if o.format == "json" {
+		ids, err := cl.Partitions(ctx, base.Topic)
+		if err != nil {
+			return failed(fmt.Sprintf("produce to %q", base.Topic), base.Topic, err)
+		}
+		parts = &jsonPartitioner{fixed: o.partition, count: int32(len(ids))}
+	}
 	lines, readErr := readLines(ctx, cmd.InOrStdin())
 	var sendErr error
 read:
-	for {
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			break read
@@ -170,7 +200,16 @@ read:
 			if !ok {
 				break read
 			}
-			if sendErr = p.Send(ctx, o.record(base, line), cb); sendErr != nil {
+			r := o.record(base, line)
+			if parts != nil {
+				if len(bytes.TrimSpace(line)) == 0 {
+					continue // a blank line between JSON records
+				}
+				if r, sendErr = parseJSONRecord(base, line, n, parts); sendErr != nil {
+					break read
+				}
+			}
+			if sendErr = p.Send(ctx, r, cb); sendErr != nil {
 				break read
 			}
 		}
