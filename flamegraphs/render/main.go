@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/google/pprof/profile"
 )
@@ -127,7 +128,7 @@ func buildTree(p *profile.Profile, sampleIndex int) (*node, string, error) {
 			for j := len(loc.Line) - 1; j >= 0; j-- {
 				name := "?"
 				if fn := loc.Line[j].Function; fn != nil {
-					name = fn.Name
+					name = shortName(fn.Name)
 				}
 				n = n.child(name)
 				n.Value += v
@@ -140,6 +141,30 @@ func buildTree(p *profile.Profile, sampleIndex int) (*node, string, error) {
 	}
 	sortTree(root)
 	return root, st.Type + "/" + st.Unit, nil
+}
+
+// shortName drops a function's import path up to its package name
+// ("github.com/strata-db/strata/server.(*Shard).loop" reads
+// "server.(*Shard).loop"), so a narrow frame still shows what it is. A '/'
+// inside type parameters or a receiver is not part of the path.
+func shortName(name string) string {
+	end := len(name)
+	if i := strings.IndexAny(name, "[("); i >= 0 {
+		end = i
+	}
+	if i := strings.LastIndexByte(name[:end], '/'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// totalText is the header's total: seconds for a CPU profile in
+// nanoseconds, the sum in the profile's unit otherwise.
+func totalText(unit string, total int64) string {
+	if unit == "cpu/nanoseconds" {
+		return fmt.Sprintf("%.2f s of CPU", float64(total)/1e9)
+	}
+	return fmt.Sprintf("%d (%s)", total, unit)
 }
 
 // sortTree orders children by name so the same profile renders the same.
@@ -159,7 +184,7 @@ body { font-family: sans-serif; margin: 1em; } #chart { width: 100%; }</style>
 <script>{{.Tooltip}}</script>
 </head><body>
 <h2>{{.Title}}</h2>
-<p>Samples: {{.Unit}}; total {{.Total}}. Click a frame to zoom, click the root to reset.</p>
+<p>Total: {{.Total}}; frames are sized by {{.Unit}}. Click a frame to zoom, click the root to reset.</p>
 <div id="chart"></div>
 <script>
 const data = {{.Data}};
@@ -176,7 +201,7 @@ func writeHTML(w io.Writer, title, unit string, root *node, assets map[string]st
 		return err
 	}
 	return page.Execute(w, map[string]any{
-		"Title": title, "Unit": unit, "Total": root.Value,
+		"Title": title, "Unit": unit, "Total": totalText(unit, root.Value),
 		"CSS":        template.CSS(assets["css"]),
 		"D3":         template.JS(assets["d3"]),
 		"Flamegraph": template.JS(assets["flamegraph"]),

@@ -81,3 +81,23 @@ func TestWriteHTMLIsSelfContained(t *testing.T) {
 		t.Fatalf("embedded data: %v %+v", err, back)
 	}
 }
+
+func TestShortNamesAndSeconds(t *testing.T) {
+	for in, want := range map[string]string{
+		"github.com/strata-db/strata/server.(*Shard).loop":            "server.(*Shard).loop",
+		"golang.org/x/sys/unix.Syscall6":                              "unix.Syscall6",
+		"runtime.mallocgc":                                            "runtime.mallocgc",
+		"example.com/m/p.F[go.shape.*example.com/m/q.T]":              "p.F[go.shape.*example.com/m/q.T]",
+		"github.com/strata-db/strata/server.(*fetchJob).answer.func1": "server.(*fetchJob).answer.func1",
+	} {
+		if got := shortName(in); got != want {
+			t.Errorf("shortName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := totalText("cpu/nanoseconds", 12_345_000_000); got != "12.35 s of CPU" {
+		t.Errorf("cpu total %q", got)
+	}
+	if got := totalText("samples/count", 7); got != "7 (samples/count)" {
+		t.Errorf("count total %q", got)
+	}
+}
