@@ -24,22 +24,24 @@ var messageInfo = [...]struct {
 	key      fb.ApiKey
 	response bool
 }{
-	fb.MessageApiVersionsRequest:     {fb.ApiKeyApiVersions, false},
-	fb.MessageApiVersionsResponse:    {fb.ApiKeyApiVersions, true},
-	fb.MessageMetadataRequest:        {fb.ApiKeyMetadata, false},
-	fb.MessageMetadataResponse:       {fb.ApiKeyMetadata, true},
-	fb.MessageCreateTopicsRequest:    {fb.ApiKeyCreateTopics, false},
-	fb.MessageCreateTopicsResponse:   {fb.ApiKeyCreateTopics, true},
-	fb.MessageDeleteTopicsRequest:    {fb.ApiKeyDeleteTopics, false},
-	fb.MessageDeleteTopicsResponse:   {fb.ApiKeyDeleteTopics, true},
-	fb.MessageProduceRequest:         {fb.ApiKeyProduce, false},
-	fb.MessageProduceResponse:        {fb.ApiKeyProduce, true},
-	fb.MessageFetchRequest:           {fb.ApiKeyFetch, false},
-	fb.MessageFetchResponse:          {fb.ApiKeyFetch, true},
-	fb.MessageListOffsetsRequest:     {fb.ApiKeyListOffsets, false},
-	fb.MessageListOffsetsResponse:    {fb.ApiKeyListOffsets, true},
-	fb.MessageDescribeQuorumRequest:  {fb.ApiKeyDescribeQuorum, false},
-	fb.MessageDescribeQuorumResponse: {fb.ApiKeyDescribeQuorum, true},
+	fb.MessageApiVersionsRequest:      {fb.ApiKeyApiVersions, false},
+	fb.MessageApiVersionsResponse:     {fb.ApiKeyApiVersions, true},
+	fb.MessageMetadataRequest:         {fb.ApiKeyMetadata, false},
+	fb.MessageMetadataResponse:        {fb.ApiKeyMetadata, true},
+	fb.MessageCreateTopicsRequest:     {fb.ApiKeyCreateTopics, false},
+	fb.MessageCreateTopicsResponse:    {fb.ApiKeyCreateTopics, true},
+	fb.MessageDeleteTopicsRequest:     {fb.ApiKeyDeleteTopics, false},
+	fb.MessageDeleteTopicsResponse:    {fb.ApiKeyDeleteTopics, true},
+	fb.MessageProduceRequest:          {fb.ApiKeyProduce, false},
+	fb.MessageProduceResponse:         {fb.ApiKeyProduce, true},
+	fb.MessageFetchRequest:            {fb.ApiKeyFetch, false},
+	fb.MessageFetchResponse:           {fb.ApiKeyFetch, true},
+	fb.MessageListOffsetsRequest:      {fb.ApiKeyListOffsets, false},
+	fb.MessageListOffsetsResponse:     {fb.ApiKeyListOffsets, true},
+	fb.MessageDescribeQuorumRequest:   {fb.ApiKeyDescribeQuorum, false},
+	fb.MessageDescribeQuorumResponse:  {fb.ApiKeyDescribeQuorum, true},
+	fb.MessageDescribeLogDirsRequest:  {fb.ApiKeyDescribeLogDirs, false},
+	fb.MessageDescribeLogDirsResponse: {fb.ApiKeyDescribeLogDirs, true},
 }
 
 // MessageApiKey is the API a union member belongs to; ok is false for NONE
@@ -325,6 +327,20 @@ func (e *Envelope) DescribeQuorumRequest() (m fb.DescribeQuorumRequest, err erro
 // DescribeQuorumResponse returns the message as a DescribeQuorumResponse.
 func (e *Envelope) DescribeQuorumResponse() (m fb.DescribeQuorumResponse, err error) {
 	t, err := e.table(fb.MessageDescribeQuorumResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DescribeLogDirsRequest returns the message as a DescribeLogDirsRequest.
+func (e *Envelope) DescribeLogDirsRequest() (m fb.DescribeLogDirsRequest, err error) {
+	t, err := e.table(fb.MessageDescribeLogDirsRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DescribeLogDirsResponse returns the message as a DescribeLogDirsResponse.
+func (e *Envelope) DescribeLogDirsResponse() (m fb.DescribeLogDirsResponse, err error) {
+	t, err := e.table(fb.MessageDescribeLogDirsResponse)
 	m.Init(t.Bytes, t.Pos)
 	return m, err
 }

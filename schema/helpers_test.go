@@ -127,6 +127,11 @@ func sampleMessages() []*fb.MessageT {
 		{Type: fb.MessageDescribeQuorumResponse, Value: &fb.DescribeQuorumResponseT{LeaderId: 2, Term: 7, CommitIndex: 120,
 			LogEnd: 121, MetadataOffset: 300, Voters: []*fb.QuorumVoterT{
 				{VoterId: 1, LogEnd: 118, Lag: 3, Active: true}, {VoterId: 2, LogEnd: 121, Active: true}, {VoterId: 3}}}},
+		{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{Topics: []string{"a", "b"}}},
+		{Type: fb.MessageDescribeLogDirsResponse, Value: &fb.DescribeLogDirsResponseT{LogDir: "/var/lib/strata", TotalBytes: 1 << 40,
+			UsableBytes: 1 << 39, Topics: []*fb.LogDirTopicT{
+				{Name: "a", Partitions: []*fb.LogDirPartitionT{{Partition: 0, SizeBytes: 4096}, {Partition: 1, ErrorCode: fb.ErrorCodeStorageError, SizeBytes: -1}}},
+				{Name: "b", ErrorCode: fb.ErrorCodeUnknownTopicOrPartition, Partitions: []*fb.LogDirPartitionT{}}}}},
 	}
 }
 

@@ -210,6 +210,27 @@ var (
 		fTableVector("voters", descQuorumVoter),
 	}}
 
+	descDescribeLogDirsRequest = &tableDesc{name: "DescribeLogDirsRequest", fields: []field{
+		fStringVector("topics"),
+	}}
+	descLogDirPartition = &tableDesc{name: "LogDirPartition", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("error_code", sizeErrorCode),
+		fScalar("size_bytes", sizeLong),
+	}}
+	descLogDirTopic = &tableDesc{name: "LogDirTopic", fields: []field{
+		fString("name").req(),
+		fScalar("error_code", sizeErrorCode),
+		fTableVector("partitions", descLogDirPartition),
+	}}
+	descDescribeLogDirsResponse = &tableDesc{name: "DescribeLogDirsResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fString("log_dir"),
+		fScalar("total_bytes", sizeLong),
+		fScalar("usable_bytes", sizeLong),
+		fTableVector("topics", descLogDirTopic),
+	}}
+
 	// descMessage lists the union members in tag order (tag 1 first).
 	descMessage = &unionDesc{name: "Message", members: []*tableDesc{
 		descApiVersionsRequest,
@@ -228,6 +249,8 @@ var (
 		descListOffsetsResponse,
 		descDescribeQuorumRequest,
 		descDescribeQuorumResponse,
+		descDescribeLogDirsRequest,
+		descDescribeLogDirsResponse,
 	}}
 
 	descEnvelope = &tableDesc{name: "Envelope", fields: envelopeFields()}

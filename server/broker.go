@@ -235,6 +235,8 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.listOffsets(req)
 	case fb.ApiKeyDescribeQuorum:
 		bs.describeQuorum(req)
+	case fb.ApiKeyDescribeLogDirs:
+		bs.describeLogDirs(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}

@@ -122,6 +122,12 @@ func handleForAllocs(msg []byte, im *metadata.Image) walkOutcome {
 		if results, out.accepted = planDeleteTopics(&m, msg); out.accepted {
 			answer = &fb.MessageT{Type: fb.MessageDeleteTopicsResponse, Value: &fb.DeleteTopicsResponseT{Topics: results}}
 		}
+	case fb.ApiKeyDescribeLogDirs:
+		m, _ := env.DescribeLogDirsRequest()
+		var resp *fb.DescribeLogDirsResponseT
+		if resp, _, out.accepted = planDescribeLogDirs(&m, msg, im, 1, 2); out.accepted {
+			answer = &fb.MessageT{Type: fb.MessageDescribeLogDirsResponse, Value: resp}
+		}
 	default:
 		// ApiVersions and DescribeQuorum read nothing of the request
 		// but its header.
@@ -167,6 +173,8 @@ func walkSeeds(t testing.TB) [][]byte {
 	seeds := [][]byte{
 		encode(&fb.MessageT{Type: fb.MessageApiVersionsRequest, Value: &fb.ApiVersionsRequestT{ClientSoftwareName: "x"}}),
 		encode(&fb.MessageT{Type: fb.MessageDescribeQuorumRequest, Value: &fb.DescribeQuorumRequestT{}}),
+		encode(&fb.MessageT{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{}}),
+		encode(&fb.MessageT{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{Topics: []string{walkTestTopic, "gone", walkTestTopic, "a b"}}}),
 		encode(produceMsg(fb.AcksAll, walkTestTopic, 1, frame)),
 		encode(&fb.MessageT{Type: fb.MessageProduceRequest, Value: &fb.ProduceRequestT{Acks: fb.AcksLeader, Topics: []*fb.ProduceTopicT{
 			{Name: walkTestTopic, Partitions: []*fb.ProducePartitionT{{Partition: 0, Frames: frame}, {Partition: 1, Frames: frame}, {Partition: 9, Frames: frame}}},
@@ -292,6 +300,7 @@ func TestRequestWalkRules(t *testing.T) {
 			{Name: walkTestTopic, Partitions: []*fb.ProducePartitionT{{Partition: 2, Frames: frame}}}}}}),
 		"fetch: 1000 topics on one name":      sharedNameFetch(1, 1000, []byte("abcdefgh")),
 		"metadata: 1000 names on one string":  sharedNameMetadata(1, 1000, []byte("abcdefgh")),
+		"log dirs: 1000 names on one string":  sharedNameLogDirs(1, 1000, []byte("abcdefgh")),
 		"fetch: one partition past the bound": minimalPartitionsFetch(1, partitionsPerRequestMax+1),
 		"metadata: one topic past the bound":  encode(&fb.MessageT{Type: fb.MessageMetadataRequest, Value: &fb.MetadataRequestT{Topics: distinctNames(topicsPerRequestMax + 1)}}),
 		"create: one topic twice":             encode(&fb.MessageT{Type: fb.MessageCreateTopicsRequest, Value: &fb.CreateTopicsRequestT{Topics: []*fb.CreatableTopicT{{Name: "a"}, {Name: "a"}}}}),

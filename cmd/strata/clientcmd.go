@@ -181,7 +181,10 @@ func clusterCommand() *cobra.Command {
 			for _, v := range quorum.Voters {
 				fmt.Fprintf(w, "%d\t%d\t%d\t%v\n", v.ID, v.LogEnd, v.Lag, v.Active)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return logDirsTable(ctx, admin, out, info.Brokers)
 		},
 	})
 	explainTimeouts(cmd, &f)

@@ -124,8 +124,8 @@ func topicDescribeCommand(f *clientFlags) *cobra.Command {
 in-sync replicas (broker ids), and its log start and log end offsets as the
 leader answers them (the log end is the offset the next record gets). A
 partition whose leader does not answer shows "-" for its offsets, and the
-command then exits 1 after the table. The protocol does not carry a
-partition's size on disk, so it is not shown.`,
+command then exits 1 after the table. SIZE is the bytes of the partition's
+segment data on its leader ("-" where the leader cannot say).`,
 		Args: args(1, "the topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			op := fmt.Sprintf("describe topic %q", a[0])
@@ -134,13 +134,15 @@ partition's size on disk, so it is not shown.`,
 				return err
 			}
 			defer done()
-			topics, err := client.NewAdmin(cl).DescribeTopics(ctx, a[0])
+			admin := client.NewAdmin(cl)
+			topics, err := admin.DescribeTopics(ctx, a[0])
 			if err != nil {
 				return failed(op, a[0], err)
 			}
+			sizes := partitionSizes(ctx, admin, topics)
 			var offsetsErr error
 			w := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tLOG START\tLOG END")
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tLOG START\tLOG END\tSIZE")
 			for _, t := range topics {
 				parts := make([]int32, len(t.Partitions))
 				for i, p := range t.Partitions {
@@ -151,8 +153,9 @@ partition's size on disk, so it is not shown.`,
 					offsetsErr = err
 				}
 				for _, p := range t.Partitions {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", t.Name, p.Partition, p.Leader, p.LeaderEpoch,
-						ids(p.Replicas), ids(p.ISR), offsetCell(starts, p.Partition), offsetCell(ends, p.Partition))
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", t.Name, p.Partition, p.Leader, p.LeaderEpoch,
+						ids(p.Replicas), ids(p.ISR), offsetCell(starts, p.Partition), offsetCell(ends, p.Partition),
+						offsetCell(sizes[t.Name], p.Partition))
 				}
 			}
 			if err := w.Flush(); err != nil {

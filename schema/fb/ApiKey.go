@@ -7,36 +7,39 @@ import "strconv"
 type ApiKey uint16
 
 const (
-	ApiKeyApiVersions    ApiKey = 0
-	ApiKeyMetadata       ApiKey = 1
-	ApiKeyCreateTopics   ApiKey = 2
-	ApiKeyDeleteTopics   ApiKey = 3
-	ApiKeyProduce        ApiKey = 4
-	ApiKeyFetch          ApiKey = 5
-	ApiKeyListOffsets    ApiKey = 6
-	ApiKeyDescribeQuorum ApiKey = 32
+	ApiKeyApiVersions     ApiKey = 0
+	ApiKeyMetadata        ApiKey = 1
+	ApiKeyCreateTopics    ApiKey = 2
+	ApiKeyDeleteTopics    ApiKey = 3
+	ApiKeyProduce         ApiKey = 4
+	ApiKeyFetch           ApiKey = 5
+	ApiKeyListOffsets     ApiKey = 6
+	ApiKeyDescribeQuorum  ApiKey = 32
+	ApiKeyDescribeLogDirs ApiKey = 35
 )
 
 var EnumNamesApiKey = map[ApiKey]string{
-	ApiKeyApiVersions:    "ApiVersions",
-	ApiKeyMetadata:       "Metadata",
-	ApiKeyCreateTopics:   "CreateTopics",
-	ApiKeyDeleteTopics:   "DeleteTopics",
-	ApiKeyProduce:        "Produce",
-	ApiKeyFetch:          "Fetch",
-	ApiKeyListOffsets:    "ListOffsets",
-	ApiKeyDescribeQuorum: "DescribeQuorum",
+	ApiKeyApiVersions:     "ApiVersions",
+	ApiKeyMetadata:        "Metadata",
+	ApiKeyCreateTopics:    "CreateTopics",
+	ApiKeyDeleteTopics:    "DeleteTopics",
+	ApiKeyProduce:         "Produce",
+	ApiKeyFetch:           "Fetch",
+	ApiKeyListOffsets:     "ListOffsets",
+	ApiKeyDescribeQuorum:  "DescribeQuorum",
+	ApiKeyDescribeLogDirs: "DescribeLogDirs",
 }
 
 var EnumValuesApiKey = map[string]ApiKey{
-	"ApiVersions":    ApiKeyApiVersions,
-	"Metadata":       ApiKeyMetadata,
-	"CreateTopics":   ApiKeyCreateTopics,
-	"DeleteTopics":   ApiKeyDeleteTopics,
-	"Produce":        ApiKeyProduce,
-	"Fetch":          ApiKeyFetch,
-	"ListOffsets":    ApiKeyListOffsets,
-	"DescribeQuorum": ApiKeyDescribeQuorum,
+	"ApiVersions":     ApiKeyApiVersions,
+	"Metadata":        ApiKeyMetadata,
+	"CreateTopics":    ApiKeyCreateTopics,
+	"DeleteTopics":    ApiKeyDeleteTopics,
+	"Produce":         ApiKeyProduce,
+	"Fetch":           ApiKeyFetch,
+	"ListOffsets":     ApiKeyListOffsets,
+	"DescribeQuorum":  ApiKeyDescribeQuorum,
+	"DescribeLogDirs": ApiKeyDescribeLogDirs,
 }
 
 func (v ApiKey) String() string {

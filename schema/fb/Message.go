@@ -11,63 +11,69 @@ import (
 type Message byte
 
 const (
-	MessageNONE                   Message = 0
-	MessageApiVersionsRequest     Message = 1
-	MessageApiVersionsResponse    Message = 2
-	MessageMetadataRequest        Message = 3
-	MessageMetadataResponse       Message = 4
-	MessageCreateTopicsRequest    Message = 5
-	MessageCreateTopicsResponse   Message = 6
-	MessageDeleteTopicsRequest    Message = 7
-	MessageDeleteTopicsResponse   Message = 8
-	MessageProduceRequest         Message = 9
-	MessageProduceResponse        Message = 10
-	MessageFetchRequest           Message = 11
-	MessageFetchResponse          Message = 12
-	MessageListOffsetsRequest     Message = 13
-	MessageListOffsetsResponse    Message = 14
-	MessageDescribeQuorumRequest  Message = 15
-	MessageDescribeQuorumResponse Message = 16
+	MessageNONE                    Message = 0
+	MessageApiVersionsRequest      Message = 1
+	MessageApiVersionsResponse     Message = 2
+	MessageMetadataRequest         Message = 3
+	MessageMetadataResponse        Message = 4
+	MessageCreateTopicsRequest     Message = 5
+	MessageCreateTopicsResponse    Message = 6
+	MessageDeleteTopicsRequest     Message = 7
+	MessageDeleteTopicsResponse    Message = 8
+	MessageProduceRequest          Message = 9
+	MessageProduceResponse         Message = 10
+	MessageFetchRequest            Message = 11
+	MessageFetchResponse           Message = 12
+	MessageListOffsetsRequest      Message = 13
+	MessageListOffsetsResponse     Message = 14
+	MessageDescribeQuorumRequest   Message = 15
+	MessageDescribeQuorumResponse  Message = 16
+	MessageDescribeLogDirsRequest  Message = 17
+	MessageDescribeLogDirsResponse Message = 18
 )
 
 var EnumNamesMessage = map[Message]string{
-	MessageNONE:                   "NONE",
-	MessageApiVersionsRequest:     "ApiVersionsRequest",
-	MessageApiVersionsResponse:    "ApiVersionsResponse",
-	MessageMetadataRequest:        "MetadataRequest",
-	MessageMetadataResponse:       "MetadataResponse",
-	MessageCreateTopicsRequest:    "CreateTopicsRequest",
-	MessageCreateTopicsResponse:   "CreateTopicsResponse",
-	MessageDeleteTopicsRequest:    "DeleteTopicsRequest",
-	MessageDeleteTopicsResponse:   "DeleteTopicsResponse",
-	MessageProduceRequest:         "ProduceRequest",
-	MessageProduceResponse:        "ProduceResponse",
-	MessageFetchRequest:           "FetchRequest",
-	MessageFetchResponse:          "FetchResponse",
-	MessageListOffsetsRequest:     "ListOffsetsRequest",
-	MessageListOffsetsResponse:    "ListOffsetsResponse",
-	MessageDescribeQuorumRequest:  "DescribeQuorumRequest",
-	MessageDescribeQuorumResponse: "DescribeQuorumResponse",
+	MessageNONE:                    "NONE",
+	MessageApiVersionsRequest:      "ApiVersionsRequest",
+	MessageApiVersionsResponse:     "ApiVersionsResponse",
+	MessageMetadataRequest:         "MetadataRequest",
+	MessageMetadataResponse:        "MetadataResponse",
+	MessageCreateTopicsRequest:     "CreateTopicsRequest",
+	MessageCreateTopicsResponse:    "CreateTopicsResponse",
+	MessageDeleteTopicsRequest:     "DeleteTopicsRequest",
+	MessageDeleteTopicsResponse:    "DeleteTopicsResponse",
+	MessageProduceRequest:          "ProduceRequest",
+	MessageProduceResponse:         "ProduceResponse",
+	MessageFetchRequest:            "FetchRequest",
+	MessageFetchResponse:           "FetchResponse",
+	MessageListOffsetsRequest:      "ListOffsetsRequest",
+	MessageListOffsetsResponse:     "ListOffsetsResponse",
+	MessageDescribeQuorumRequest:   "DescribeQuorumRequest",
+	MessageDescribeQuorumResponse:  "DescribeQuorumResponse",
+	MessageDescribeLogDirsRequest:  "DescribeLogDirsRequest",
+	MessageDescribeLogDirsResponse: "DescribeLogDirsResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
-	"NONE":                   MessageNONE,
-	"ApiVersionsRequest":     MessageApiVersionsRequest,
-	"ApiVersionsResponse":    MessageApiVersionsResponse,
-	"MetadataRequest":        MessageMetadataRequest,
-	"MetadataResponse":       MessageMetadataResponse,
-	"CreateTopicsRequest":    MessageCreateTopicsRequest,
-	"CreateTopicsResponse":   MessageCreateTopicsResponse,
-	"DeleteTopicsRequest":    MessageDeleteTopicsRequest,
-	"DeleteTopicsResponse":   MessageDeleteTopicsResponse,
-	"ProduceRequest":         MessageProduceRequest,
-	"ProduceResponse":        MessageProduceResponse,
-	"FetchRequest":           MessageFetchRequest,
-	"FetchResponse":          MessageFetchResponse,
-	"ListOffsetsRequest":     MessageListOffsetsRequest,
-	"ListOffsetsResponse":    MessageListOffsetsResponse,
-	"DescribeQuorumRequest":  MessageDescribeQuorumRequest,
-	"DescribeQuorumResponse": MessageDescribeQuorumResponse,
+	"NONE":                    MessageNONE,
+	"ApiVersionsRequest":      MessageApiVersionsRequest,
+	"ApiVersionsResponse":     MessageApiVersionsResponse,
+	"MetadataRequest":         MessageMetadataRequest,
+	"MetadataResponse":        MessageMetadataResponse,
+	"CreateTopicsRequest":     MessageCreateTopicsRequest,
+	"CreateTopicsResponse":    MessageCreateTopicsResponse,
+	"DeleteTopicsRequest":     MessageDeleteTopicsRequest,
+	"DeleteTopicsResponse":    MessageDeleteTopicsResponse,
+	"ProduceRequest":          MessageProduceRequest,
+	"ProduceResponse":         MessageProduceResponse,
+	"FetchRequest":            MessageFetchRequest,
+	"FetchResponse":           MessageFetchResponse,
+	"ListOffsetsRequest":      MessageListOffsetsRequest,
+	"ListOffsetsResponse":     MessageListOffsetsResponse,
+	"DescribeQuorumRequest":   MessageDescribeQuorumRequest,
+	"DescribeQuorumResponse":  MessageDescribeQuorumResponse,
+	"DescribeLogDirsRequest":  MessageDescribeLogDirsRequest,
+	"DescribeLogDirsResponse": MessageDescribeLogDirsResponse,
 }
 
 func (v Message) String() string {
@@ -119,6 +125,10 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*DescribeQuorumRequestT).Pack(builder)
 	case MessageDescribeQuorumResponse:
 		return t.Value.(*DescribeQuorumResponseT).Pack(builder)
+	case MessageDescribeLogDirsRequest:
+		return t.Value.(*DescribeLogDirsRequestT).Pack(builder)
+	case MessageDescribeLogDirsResponse:
+		return t.Value.(*DescribeLogDirsResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -173,6 +183,12 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageDescribeQuorumResponse:
 		x := DescribeQuorumResponse{_tab: table}
 		return &MessageT{Type: MessageDescribeQuorumResponse, Value: x.UnPack()}
+	case MessageDescribeLogDirsRequest:
+		x := DescribeLogDirsRequest{_tab: table}
+		return &MessageT{Type: MessageDescribeLogDirsRequest, Value: x.UnPack()}
+	case MessageDescribeLogDirsResponse:
+		x := DescribeLogDirsResponse{_tab: table}
+		return &MessageT{Type: MessageDescribeLogDirsResponse, Value: x.UnPack()}
 	}
 	return nil
 }

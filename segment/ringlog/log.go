@@ -212,6 +212,9 @@ func (l *Log) LogStart() int64 { return l.core.LogStart() }
 // Accepted appends still in flight are not below it yet.
 func (l *Log) End() int64 { return l.core.End() }
 
+// Size is the bytes of segment data the log holds.
+func (l *Log) Size() int64 { return l.core.Size() }
+
 // RecoveryPoint is the offset below which everything is durable.
 func (l *Log) RecoveryPoint() int64 { return l.core.RecoveryPoint() }
 
