@@ -48,6 +48,9 @@ func (c *Core) PrepareAppend(h *schema.FrameHeader, nowMs int64) (AppendPlan, er
 		return AppendPlan{}, ErrNeedRoll
 	}
 	a := c.Active()
+	if a.size+a.reserved+n > a.allocated {
+		return AppendPlan{}, ErrNeedGrowth
+	}
 	if a.size+a.reserved == 0 {
 		a.firstMs = nowMs
 	}

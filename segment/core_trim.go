@@ -56,6 +56,8 @@ func (c *Core) TruncateAt(s *Segment, pos, frameBase int64) (removed []*Segment,
 	// retention keep the segment a little longer; an underestimate would
 	// hide frames.
 	s.size, s.next, s.closed, s.reserved = pos, frameBase, false, 0
+	// The driver cuts the data file to pos and grows it again.
+	s.allocated = 0
 	c.end, c.reservedNext = frameBase, frameBase
 	c.logStart = min(c.logStart, frameBase)
 	c.recoveryPoint = min(c.recoveryPoint, frameBase)
