@@ -151,8 +151,8 @@ func (c *Core) linkNext(base int64) error {
 	return nil
 }
 
-// AddActiveSegment adds a new, empty segment at base with its preallocated,
-// zeroed, mapped index files.
+// AddActiveSegment adds a new, empty segment at base with its full-size,
+// zeroed, mapped index files. Nothing of it is allocated yet (see Growth).
 func (c *Core) AddActiveSegment(base int64, off, tim []byte, handle any) (*Segment, error) {
 	if err := c.checkIndexSizes(off, tim); err != nil {
 		return nil, err

@@ -11,8 +11,9 @@ import "fmt"
 // offset frameBase) and everything after it, so that the log ends at
 // frameBase. The driver finds (s, pos, frameBase) with a one-byte read plan
 // at the truncation offset. It returns the segments to delete; s itself, now
-// the active segment, must have its data file cut to pos and preallocated
-// again, so no stale frame can reappear after a crash.
+// the active segment, must have its data file cut to pos and grown again
+// (GrowthTo: its allocated end is reset), so no stale frame can reappear
+// after a crash.
 func (c *Core) TruncateAt(s *Segment, pos, frameBase int64) (removed []*Segment, err error) {
 	if c.pending > 0 {
 		return nil, ErrAppendsPending

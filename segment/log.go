@@ -414,7 +414,7 @@ func (l *Log) dataFile(s *Segment) (File, error) {
 // recorded recovery point stays at or below the old segment's base: an
 // earlier group sync may have made all its frames durable, but not its trim
 // to size, and a checkpoint past it would have recovery trust the segment
-// with its preallocated length, zeros and all.
+// with its allocated length, zeros and all.
 func (l *Log) writeCheckpoint() error {
 	ck := checkpoint{logStart: l.core.LogStart(), recoveryPoint: l.core.RecoveryPoint()}
 	if len(l.rolling) > 0 {

@@ -238,7 +238,7 @@ func (l *Log) recoverSegment(base, fileSize, rp int64) (*Segment, error) {
 }
 
 // peekNonZero reports whether the bytes at pos start with anything but
-// zeros (a torn or corrupt tail rather than preallocated space).
+// zeros (a torn or corrupt tail rather than the rest of an allocated step).
 func (l *Log) peekNonZero(f File, pos, fileSize int64) (bool, bool) {
 	n := min(int64(len(l.hdr)), fileSize-pos)
 	if n <= 0 {
