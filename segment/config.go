@@ -20,6 +20,21 @@ const (
 	indexEntriesMin           = 2
 	retentionMsDefault        = 7 * 24 * 3600 * 1000
 	relOffsetMax              = math.MaxUint32
+	// allocateStepBytesDefault is how far a segment's files grow at a time
+	// (Redpanda's segment_fallocation_step): large enough that fallocate is
+	// rare (once per 32 MiB of appends), small enough that an empty or
+	// barely used partition does not hold a segment's worth of disk.
+	allocateStepBytesDefault = 32 << 20
+	// allocateStepBytesMin only has to be positive; a step below a
+	// filesystem block still allocates whole blocks, and only costs more
+	// fallocate calls. It is the smallest segment, so every segment size
+	// can be grown in more than one step.
+	allocateStepBytesMin = segmentBytesMin
+	// indexAllocateAlignBytes rounds the allocated prefix of an index file
+	// up to the largest page size Linux uses (64 KiB on arm64 and ppc64),
+	// so that a store through the mapping never faults on a page whose
+	// blocks are only partly allocated.
+	indexAllocateAlignBytes = 64 << 10
 )
 
 // Unlimited switches off a retention bound or the age roll.
@@ -65,16 +80,25 @@ func (p FlushPolicy) String() string {
 // Config configures one partition's log. Zero fields take their defaults;
 // Unlimited (-1) switches off SegmentMs, RetentionMs and RetentionBytes.
 type Config struct {
-	// SegmentBytes is the size each data file is preallocated to, and the
-	// size at which the log rolls to a new segment.
+	// SegmentBytes is the most data a segment holds: the log rolls to a
+	// new segment before a frame would pass it.
 	SegmentBytes int64
+	// AllocateStepBytes is how far a segment's data file grows at a time:
+	// before a write would pass the allocated end, the driver fallocates
+	// the next steps (never past SegmentBytes), and the index files'
+	// prefixes that entries for that much data can fill. Disk use follows
+	// the data: an empty segment holds no blocks. Zero means 32 MiB, or
+	// SegmentBytes if that is smaller; a value above SegmentBytes is
+	// refused.
+	AllocateStepBytes int64
 	// SegmentMs rolls a non-empty segment whose first append is this old.
 	SegmentMs int64
 	// IndexIntervalBytes is how many data bytes lie between offset index
 	// entries.
 	IndexIntervalBytes int64
-	// IndexBytes is the preallocated size of the offset index file; the
-	// time index has as many entries. A full index rolls the segment.
+	// IndexBytes is the size of the offset index file (sparse: its blocks
+	// are allocated with the data's steps); the time index has as many
+	// entries. A full index rolls the segment.
 	IndexBytes int64
 	// RetentionMs deletes closed segments whose newest timestamp is older.
 	RetentionMs int64
@@ -95,6 +119,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SegmentMs == 0 {
 		c.SegmentMs = segmentMsDefault
+	}
+	if c.AllocateStepBytes == 0 {
+		c.AllocateStepBytes = min(allocateStepBytesDefault, c.SegmentBytes)
 	}
 	if c.IndexIntervalBytes == 0 {
 		c.IndexIntervalBytes = indexIntervalBytesDefault
@@ -117,6 +144,8 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.SegmentBytes < segmentBytesMin || c.SegmentBytes > segmentBytesMax:
 		return c, fmt.Errorf("segment: SegmentBytes %d not in [%d, %d]", c.SegmentBytes, segmentBytesMin, segmentBytesMax)
+	case c.AllocateStepBytes < min(allocateStepBytesMin, c.SegmentBytes) || c.AllocateStepBytes > c.SegmentBytes:
+		return c, fmt.Errorf("segment: AllocateStepBytes %d not in [%d, SegmentBytes %d]", c.AllocateStepBytes, min(allocateStepBytesMin, c.SegmentBytes), c.SegmentBytes)
 	case c.SegmentMs < Unlimited:
 		return c, fmt.Errorf("segment: SegmentMs %d is negative", c.SegmentMs)
 	case c.IndexIntervalBytes < 1:
@@ -133,6 +162,35 @@ func (c Config) withDefaults() (Config, error) {
 
 // indexEntries is how many entries each index file of a segment holds.
 func (c *Config) indexEntries() int { return int(c.IndexBytes / offsetEntrySize) }
+
+// allocateEnd is the data end a segment's files are allocated to so that
+// its data can reach end: whole steps, never past SegmentBytes. No data
+// needs no blocks.
+func (c *Config) allocateEnd(end int64) int64 {
+	if end <= 0 {
+		return 0
+	}
+	step := c.AllocateStepBytes
+	return min((end+step-1)/step*step, c.SegmentBytes)
+}
+
+// indexAllocateBytes is the prefix of an index file with entries of
+// entrySize bytes that the entries for dataEnd bytes of data can fill. An
+// offset entry is made for a frame that starts at least
+// IndexIntervalBytes past the last indexed one, and never for the frame at
+// position 0; frames are at least a header long; so dataEnd bytes hold
+// fewer than dataEnd/max(IndexIntervalBytes, FrameHeaderSize) offset
+// entries. The time index has at most one entry per offset entry and the
+// closing one. The prefix is aligned up to indexAllocateAlignBytes and
+// never past the file.
+func (c *Config) indexAllocateBytes(dataEnd int64, entrySize int) int64 {
+	if dataEnd <= 0 {
+		return 0
+	}
+	entries := dataEnd/max(c.IndexIntervalBytes, schema.FrameHeaderSize) + 2
+	n := (entries*int64(entrySize) + indexAllocateAlignBytes - 1) / indexAllocateAlignBytes * indexAllocateAlignBytes
+	return min(n, int64(c.indexEntries()*entrySize))
+}
 
 // maxFrameBytes is the largest frame this log accepts: it must fit a segment.
 func (c *Config) maxFrameBytes() int {

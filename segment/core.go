@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 
@@ -16,11 +17,14 @@ type Segment struct {
 	next     int64 // offset after the last committed frame
 	size     int64 // committed bytes
 	reserved int64 // bytes prepared but not yet committed
-	maxTsMs  int64 // newest timestamp seen; meaningful once size > 0 and indexed
-	firstMs  int64 // driver time of the first append, for the age roll
-	closed   bool
-	idx      *segIndex
-	Handle   any
+	// allocated is the data end the driver has allocated the segment's
+	// files for (see Growth); appends stay below it.
+	allocated int64
+	maxTsMs   int64 // newest timestamp seen; meaningful once size > 0 and indexed
+	firstMs   int64 // driver time of the first append, for the age roll
+	closed    bool
+	idx       *segIndex
+	Handle    any
 }
 
 type segIndex struct {
@@ -147,8 +151,8 @@ func (c *Core) linkNext(base int64) error {
 	return nil
 }
 
-// AddActiveSegment adds a new, empty segment at base with its preallocated,
-// zeroed, mapped index files.
+// AddActiveSegment adds a new, empty segment at base with its full-size,
+// zeroed, mapped index files. Nothing of it is allocated yet (see Growth).
 func (c *Core) AddActiveSegment(base int64, off, tim []byte, handle any) (*Segment, error) {
 	if err := c.checkIndexSizes(off, tim); err != nil {
 		return nil, err
@@ -251,10 +255,31 @@ func (c *Core) AttachIndex(s *Segment, off, tim []byte) error {
 // ResetIndex zeroes a segment's index mappings and attaches them empty, to be
 // rebuilt by IndexFrame calls over every frame and FinishIndex.
 func (c *Core) ResetIndex(s *Segment, off, tim []byte) {
-	clear(off)
-	clear(tim)
+	clearNonZero(off)
+	clearNonZero(tim)
 	s.idx = &segIndex{off: off, tim: tim}
 	s.maxTsMs = 0
+}
+
+// clearPageBytes is the unit clearNonZero checks and clears: the smallest
+// page size, so that a chunk never straddles a hole and an allocated page.
+const clearPageBytes = 4096
+
+var zeroPage [clearPageBytes]byte
+
+// clearNonZero zeroes b, writing only the pages that are not zero already.
+// An index file is sparse past what its data needed: reading a hole maps
+// the shared zero page, but writing it would allocate its blocks (all of
+// a 10 MiB index for an empty segment) and, on a full disk, raise SIGBUS
+// through the mapping. Pages holding entries are allocated already.
+func clearNonZero(b []byte) {
+	for len(b) > 0 {
+		n := min(len(b), clearPageBytes)
+		if !bytes.Equal(b[:n], zeroPage[:n]) {
+			clear(b[:n])
+		}
+		b = b[n:]
+	}
 }
 
 // IndexFrame records a frame at pos in a segment's indexes during a rebuild;

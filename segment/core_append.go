@@ -48,6 +48,9 @@ func (c *Core) PrepareAppend(h *schema.FrameHeader, nowMs int64) (AppendPlan, er
 		return AppendPlan{}, ErrNeedRoll
 	}
 	a := c.Active()
+	if a.size+a.reserved+n > a.allocated {
+		return AppendPlan{}, ErrNeedGrowth
+	}
 	if a.size+a.reserved == 0 {
 		a.firstMs = nowMs
 	}
@@ -96,7 +99,7 @@ func (c *Core) AbortAppends() {
 }
 
 // Roll closes the active segment and makes a new one at End, with its
-// preallocated, zeroed index mappings. The driver creates the files (named
+// full-size, zeroed index mappings (nothing allocated yet: see Growth). The driver creates the files (named
 // by End) before the call, and afterwards trims the old segment's data file
 // to its Size and syncs it.
 func (c *Core) Roll(off, tim []byte, handle any) (old, active *Segment, err error) {

@@ -10,7 +10,7 @@ import (
 // coreOnly drives the core with no driver at all: frames live in a byte
 // slice standing in for the data file.
 func TestCoreSansIO(t *testing.T) {
-	c, err := NewCore(Config{SegmentBytes: 1024, IndexIntervalBytes: 128, IndexBytes: 64}, nil)
+	c, err := NewCore(Config{SegmentBytes: 1024, AllocateStepBytes: 256, IndexIntervalBytes: 128, IndexBytes: 64}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,9 +23,26 @@ func TestCoreSansIO(t *testing.T) {
 	}
 	file := make([]byte, 1024)
 	var plans []AppendPlan
+	grows := 0
 	for i := 0; i < 3; i++ {
 		fr := testFrame(2, 100, int64(10*i), uint64(i))
 		h, _ := schema.CheckFrame(fr)
+		// A frame past the allocated end needs the segment to grow by
+		// whole 256-byte steps first; the core refuses it until then.
+		if g, ok := c.NeedGrowth(int64(h.Length)); ok {
+			if _, err := c.PrepareAppend(&h, 0); !errors.Is(err, ErrNeedGrowth) {
+				t.Fatalf("prepare past the allocated end: %v", err)
+			}
+			end := int64(len(plans)+1) * int64(h.Length) // nothing committed yet
+			if g.Data.From != c.Active().Allocated() || g.Target != g.Data.To || g.Target%256 != 0 || g.Target < end {
+				t.Fatalf("growth %+v for a frame ending at %d", g, end)
+			}
+			if g.OffsetIndex.To != 64 || g.TimeIndex.To != 96 {
+				t.Fatalf("index growth %+v %+v, want the whole 64 and 96-byte files", g.OffsetIndex, g.TimeIndex)
+			}
+			c.Grown(&g)
+			grows++
+		}
 		p, err := c.PrepareAppend(&h, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -36,6 +53,10 @@ func TestCoreSansIO(t *testing.T) {
 	}
 	if plans[2].BaseOffset != 4 || plans[2].Pos != 2*164 || plans[0].Segment.Handle != "seg0" {
 		t.Fatalf("plans %+v", plans)
+	}
+	// 492 bytes: the first frame takes one step, the third a second one.
+	if grows != 2 || c.Active().Allocated() != 512 {
+		t.Fatalf("%d growths, allocated %d, want 2 and 512", grows, c.Active().Allocated())
 	}
 	if err := c.CommitAppend(&plans[1]); !errors.Is(err, ErrOutOfOrder) {
 		t.Fatalf("out-of-order commit: %v", err)

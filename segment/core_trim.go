@@ -11,8 +11,9 @@ import "fmt"
 // offset frameBase) and everything after it, so that the log ends at
 // frameBase. The driver finds (s, pos, frameBase) with a one-byte read plan
 // at the truncation offset. It returns the segments to delete; s itself, now
-// the active segment, must have its data file cut to pos and preallocated
-// again, so no stale frame can reappear after a crash.
+// the active segment, must have its data file cut to pos and grown again
+// (GrowthTo: its allocated end is reset), so no stale frame can reappear
+// after a crash.
 func (c *Core) TruncateAt(s *Segment, pos, frameBase int64) (removed []*Segment, err error) {
 	if c.pending > 0 {
 		return nil, ErrAppendsPending
@@ -56,6 +57,8 @@ func (c *Core) TruncateAt(s *Segment, pos, frameBase int64) (removed []*Segment,
 	// retention keep the segment a little longer; an underestimate would
 	// hide frames.
 	s.size, s.next, s.closed, s.reserved = pos, frameBase, false, 0
+	// The driver cuts the data file to pos and grows it again.
+	s.allocated = 0
 	c.end, c.reservedNext = frameBase, frameBase
 	c.logStart = min(c.logStart, frameBase)
 	c.recoveryPoint = min(c.recoveryPoint, frameBase)

@@ -19,7 +19,8 @@ import (
 const crashChildEnv = "STRATA_SEGMENT_CRASH_CHILD_DIR"
 
 func crashConfig() Config {
-	return Config{SegmentBytes: 256 << 10, IndexIntervalBytes: 4096, IndexBytes: 4096, Flush: FlushEveryAck}
+	// Segments grow in 16 KiB steps, so the kill lands between steps too.
+	return Config{SegmentBytes: 256 << 10, AllocateStepBytes: 16 << 10, IndexIntervalBytes: 4096, IndexBytes: 4096, Flush: FlushEveryAck}
 }
 
 // TestMain lets the test binary double as the crash test's writer process.

@@ -6,16 +6,16 @@
 //
 //	partition/
 //	  00000000000000000000.log        frames, back to back, trimmed when closed
-//	  00000000000000000000.index      offset index  (mapped, preallocated)
-//	  00000000000000000000.timeindex  time index    (mapped, preallocated)
-//	  00000000000000052311.log        the active segment, preallocated to
-//	  00000000000000052311.index        SegmentBytes with fallocate
+//	  00000000000000000000.index      offset index  (mapped, sparse)
+//	  00000000000000000000.timeindex  time index    (mapped, sparse)
+//	  00000000000000052311.log        the active segment, grown with
+//	  00000000000000052311.index        fallocate in AllocateStepBytes steps
 //	  00000000000000052311.timeindex
 //	  recovery-point                  log start + recovery point, CRC32C
 //
 //	.log:   +---------+---------+---------+-- ... --+---------+000000000000
-//	        | frame   | frame   | frame   |         | frame   | zeros (pre-
-//	        | base=b  | b+n0    | b+n0+n1 |         |         | allocated)
+//	        | frame   | frame   | frame   |         | frame   | zeros (rest
+//	        | base=b  | b+n0    | b+n0+n1 |         |         | of the step)
 //	        +---------+---------+---------+-- ... --+---------+000000000000
 //	        ^0        ^p1                 ^p2
 //	.index: (rel(b+n0), p1) (rel(..), p2) ...  one entry per IndexIntervalBytes
@@ -40,8 +40,10 @@
 // indexes mapped on first use); every other segment is walked frame by frame
 // from its last index entry at or before the recovery point, checking length
 // bounds, header, CRC and offset contiguity, and the log ends at the first
-// frame that fails. The tail past it is cut and preallocated again, so it
-// reads as zeros and can never be mistaken for data.
+// frame that fails. The tail past it is cut and allocated again to the step
+// that holds the data, so it reads as zeros and can never be mistaken for
+// data. Segments grow in steps as data arrives (core_grow.go), so an empty
+// partition holds almost no blocks.
 //
 // See docs/storage.md for the full description.
 package segment

@@ -8,6 +8,9 @@ var (
 	ErrOffsetOutOfRange = errors.New("segment: offset out of range")
 	// ErrNeedRoll: the active segment cannot take the frame; roll first.
 	ErrNeedRoll = errors.New("segment: active segment must be rolled first")
+	// ErrNeedGrowth: the frame would pass the active segment's allocated
+	// end; allocate the core's Growth first.
+	ErrNeedGrowth = errors.New("segment: active segment must grow first")
 	// ErrAppendsPending: the operation needs every prepared append committed.
 	ErrAppendsPending = errors.New("segment: appends still in flight")
 	// ErrFrameTooLarge: the frame is larger than a segment.

@@ -125,6 +125,7 @@ func runFailStopSequence(seed uint64) (sq failStopRun) {
 	cfg.NowMs = func() int64 { return now }
 	cfg.SegmentBytes = []int64{1024, 2048}[r.IntN(2)]
 	cfg.IndexBytes = []int64{16, 64}[r.IntN(2)]
+	cfg.AllocateStepBytes = []int64{0, 128, 300}[r.IntN(3)]
 	cfg.Flush = []FlushPolicy{FlushEveryAck, FlushNever, FlushIntervalMs(50)}[r.IntN(3)]
 	m := &failStopModel{possible: make(map[int64][][]byte)}
 	failed := false

@@ -35,8 +35,9 @@ type File interface {
 	// Datasync makes the file's data and size durable (fdatasync), including
 	// pages written through a mapping from Map.
 	Datasync() error
-	// Allocate reserves space so that the file is at least size bytes long;
-	// new bytes read as zeros.
+	// Allocate reserves blocks for the first size bytes (fallocate), also
+	// where the file is already that long but sparse, extending it if it
+	// is shorter; new bytes read as zeros, existing bytes are kept.
 	Allocate(size int64) error
 	Truncate(size int64) error
 	Size() (int64, error)

@@ -99,18 +99,21 @@ func (o *osFile) Datasync() error {
 	}
 }
 
+// Allocate allocates blocks for [0, size) even where the file is already
+// that long but sparse (an index file), extending it if it is shorter.
+// fallocate skips blocks already allocated, and keeps the data in them.
 func (o *osFile) Allocate(size int64) error {
-	cur, err := o.Size()
-	if err != nil {
-		return err
-	}
-	if cur >= size {
+	if size <= 0 {
 		return nil
 	}
-	err = unix.Fallocate(int(o.f.Fd()), 0, 0, size)
+	err := unix.Fallocate(int(o.f.Fd()), 0, 0, size)
 	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
 		// Filesystems without fallocate still get a file of the right size;
 		// only the up-front block reservation is lost.
+		cur, serr := o.Size()
+		if serr != nil || cur >= size {
+			return serr
+		}
 		return o.f.Truncate(size)
 	}
 	return err

@@ -19,7 +19,9 @@ import (
 // entry says every frame with offsets below base+relOffset has a max
 // timestamp of at most timestampMs.
 //
-// Both files are preallocated with zeros and written through a mapping. No
+// Both files are full-size, sparse (their blocks allocated with the data's
+// steps, see core_grow.go), zeros where unused, and written through a
+// mapping. No
 // valid entry is all zero (an offset entry is never written for the frame at
 // position 0, and a time entry's relOffset is at least one frame past the
 // base), so the entries in use are the leading non-zero ones and no separate

@@ -134,6 +134,11 @@ func (l *Log) Append(frame []byte) (int64, error) {
 			return 0, err
 		}
 	}
+	if g, ok := l.core.NeedGrowth(int64(h.Length)); ok {
+		if err := l.grow(&g); err != nil {
+			return 0, l.fail(err)
+		}
+	}
 	plan, err := l.core.PrepareAppend(&h, now)
 	if err != nil {
 		return 0, err
@@ -278,8 +283,9 @@ func (l *Log) finishRoll(old *Segment) error {
 // syncFiles are the files a roll syncs: data, offset index, time index.
 func (files *segFiles) syncFiles() []File { return []File{files.data, files.off, files.tim} }
 
-// createSegment creates and preallocates a segment's three files and maps
-// its indexes.
+// createSegment creates a segment's three files and maps its indexes. No
+// blocks are allocated: the data file is empty and the index files are
+// sparse until the first append grows the segment (see core_grow.go).
 func (l *Log) createSegment(base int64) (*segFiles, []byte, []byte, error) {
 	files := &segFiles{}
 	fail := func(err error) (*segFiles, []byte, []byte, error) {
@@ -289,9 +295,6 @@ func (l *Log) createSegment(base int64) (*segFiles, []byte, []byte, error) {
 	}
 	var err error
 	if files.data, err = l.fs.Create(logPath(l.dir, base)); err != nil {
-		return fail(err)
-	}
-	if err = files.data.Allocate(l.cfg.SegmentBytes); err != nil {
 		return fail(err)
 	}
 	var off, tim []byte
@@ -305,14 +308,15 @@ func (l *Log) createSegment(base int64) (*segFiles, []byte, []byte, error) {
 }
 
 // createIndex creates (or recreates, zeroed) an index file at its configured
-// size and maps it.
+// size, sparse (ftruncate: no blocks until they are allocated by a growth or
+// allocateIndexes), and maps it.
 func (l *Log) createIndex(name string, entrySize int) (File, []byte, error) {
 	f, err := l.fs.Create(name)
 	if err != nil {
 		return nil, nil, err
 	}
 	size := l.cfg.indexEntries() * entrySize
-	if err := f.Allocate(int64(size)); err != nil {
+	if err := f.Truncate(int64(size)); err != nil {
 		f.Close()
 		return nil, nil, err
 	}
@@ -322,6 +326,42 @@ func (l *Log) createIndex(name string, entrySize int) (File, []byte, error) {
 		return nil, nil, err
 	}
 	return f, m, nil
+}
+
+// grow allocates a growth of a segment's files synchronously, each range
+// from the start of its file (fallocate skips blocks already allocated), and
+// records it in the core. Its error is a storage failure for the caller to
+// take the log offline with.
+func (l *Log) grow(g *Growth) error {
+	s := g.Segment
+	files := s.Handle.(*segFiles)
+	data, err := l.dataFile(s)
+	if err != nil {
+		return fmt.Errorf("segment: allocate segment %d: %w", s.base, err)
+	}
+	for _, a := range [...]struct {
+		f File
+		r ByteRange
+	}{{data, g.Data}, {files.off, g.OffsetIndex}, {files.tim, g.TimeIndex}} {
+		if a.r.Empty() {
+			continue
+		}
+		if err := a.f.Allocate(a.r.To); err != nil {
+			return fmt.Errorf("segment: allocate segment %d for %d bytes of data: %w", s.base, g.Target, err)
+		}
+	}
+	l.core.Grown(g)
+	return nil
+}
+
+// allocateIndexes allocates the prefixes of a segment's index files that
+// the entries for dataEnd bytes of data can fill, before a recovery walk or
+// an index rebuild writes entries into their mappings.
+func (l *Log) allocateIndexes(files *segFiles, dataEnd int64) error {
+	if err := files.off.Allocate(l.cfg.indexAllocateBytes(dataEnd, offsetEntrySize)); err != nil {
+		return err
+	}
+	return files.tim.Allocate(l.cfg.indexAllocateBytes(dataEnd, timeEntrySize))
 }
 
 func (files *segFiles) close() error {
@@ -374,7 +414,7 @@ func (l *Log) dataFile(s *Segment) (File, error) {
 // recorded recovery point stays at or below the old segment's base: an
 // earlier group sync may have made all its frames durable, but not its trim
 // to size, and a checkpoint past it would have recovery trust the segment
-// with its preallocated length, zeros and all.
+// with its allocated length, zeros and all.
 func (l *Log) writeCheckpoint() error {
 	ck := checkpoint{logStart: l.core.LogStart(), recoveryPoint: l.core.RecoveryPoint()}
 	if len(l.rolling) > 0 {

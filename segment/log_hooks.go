@@ -24,6 +24,22 @@ func (l *Log) DataFile(s *Segment) (File, error) {
 	return l.dataFile(s)
 }
 
+// IndexFiles returns a segment's open index files (offset, time), so that a
+// driver can grow them with its own fallocates (see Growth). The active
+// segment's are always open.
+func (l *Log) IndexFiles(s *Segment) (off, tim File, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return nil, nil, err
+	}
+	files := s.Handle.(*segFiles)
+	if files.off == nil || files.tim == nil {
+		return nil, nil, fmt.Errorf("segment: index files of segment %d are not open", s.base)
+	}
+	return files.off, files.tim, nil
+}
+
 // BeginRoll closes the active segment and starts a new one at the log end,
 // like a roll inside Append, but leaves the old segment's files unsynced:
 // it returns them (data, offset index, time index) for the driver to sync

@@ -146,7 +146,8 @@ func (l *Log) Truncate(offset int64) error {
 		err = f.Truncate(s.size)
 	}
 	if err == nil {
-		err = f.Allocate(l.cfg.SegmentBytes)
+		g := l.core.GrowthTo(s, s.size)
+		err = l.grow(&g)
 	}
 	for _, x := range []File{f, files.off, files.tim} {
 		if err == nil {

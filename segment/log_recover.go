@@ -163,8 +163,9 @@ func (l *Log) readCheckpoint(size int64) (checkpoint, bool) {
 }
 
 // preallocateActive cuts whatever follows the valid data of the last segment
-// (a torn tail, garbage) and preallocates it again, so that the bytes past
-// the end are zeros and no stale frame can ever be found there.
+// (a torn tail, garbage, or the zeros of an allocation step) and allocates
+// it again to the step that holds its data, so that the bytes past the end
+// are zeros and no stale frame can ever be found there.
 func (l *Log) preallocateActive(s *Segment, fileSize int64) error {
 	f := s.Handle.(*segFiles).data
 	if fileSize > s.size {
@@ -172,7 +173,8 @@ func (l *Log) preallocateActive(s *Segment, fileSize int64) error {
 			return err
 		}
 	}
-	return f.Allocate(l.cfg.SegmentBytes)
+	g := l.core.GrowthTo(s, s.size)
+	return l.grow(&g)
 }
 
 // recoverSegment opens a segment whose end is unknown and walks it.
@@ -187,6 +189,13 @@ func (l *Log) recoverSegment(base, fileSize, rp int64) (*Segment, error) {
 		files.tim, tim, err = l.openIndex(timeIndexPath(l.dir, base), timeEntrySize)
 	}
 	if err != nil {
+		files.close()
+		return nil, err
+	}
+	// The walk writes index entries for what it finds, up to the file's
+	// end: their pages get blocks first (nothing new for an index that
+	// was allocated with its data).
+	if err := l.allocateIndexes(files, min(fileSize, l.cfg.SegmentBytes)); err != nil {
 		files.close()
 		return nil, err
 	}
@@ -229,7 +238,7 @@ func (l *Log) recoverSegment(base, fileSize, rp int64) (*Segment, error) {
 }
 
 // peekNonZero reports whether the bytes at pos start with anything but
-// zeros (a torn or corrupt tail rather than preallocated space).
+// zeros (a torn or corrupt tail rather than the rest of an allocated step).
 func (l *Log) peekNonZero(f File, pos, fileSize int64) (bool, bool) {
 	n := min(int64(len(l.hdr)), fileSize-pos)
 	if n <= 0 {
@@ -330,6 +339,9 @@ func (l *Log) LoadIndex(s *Segment) error {
 		return l.fail(fmt.Errorf("segment: rebuild index of segment %d: %w", s.base, err))
 	}
 	if files.tim, tim, err = l.createIndex(timeIndexPath(l.dir, s.base), timeEntrySize); err != nil {
+		return l.fail(fmt.Errorf("segment: rebuild index of segment %d: %w", s.base, err))
+	}
+	if err = l.allocateIndexes(files, s.size); err != nil {
 		return l.fail(fmt.Errorf("segment: rebuild index of segment %d: %w", s.base, err))
 	}
 	data, err := l.dataFile(s)

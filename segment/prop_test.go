@@ -86,6 +86,9 @@ func TestLogMatchesModel(t *testing.T) {
 		cfg.NowMs = func() int64 { return now }
 		cfg.SegmentBytes = rapid.SampledFrom([]int64{1024, 4096}).Draw(t, "segBytes")
 		cfg.IndexBytes = rapid.SampledFrom([]int64{16, 64, 4096}).Draw(t, "indexBytes")
+		// 0: one step is the whole segment; the others grow a segment in
+		// several steps, some smaller than a frame.
+		cfg.AllocateStepBytes = rapid.SampledFrom([]int64{0, 128, 300, 1000}).Draw(t, "stepBytes")
 		cfg.SegmentMs = rapid.SampledFrom([]int64{Unlimited, 300}).Draw(t, "segMs")
 		cfg.RetentionMs = rapid.SampledFrom([]int64{Unlimited, 400}).Draw(t, "retMs")
 		cfg.RetentionBytes = rapid.SampledFrom([]int64{Unlimited, 5000}).Draw(t, "retBytes")

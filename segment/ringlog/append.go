@@ -85,10 +85,11 @@ func (l *Log) pump() {
 }
 
 // startQueued prepares and submits waiting appends in order. It stops at an
-// append that needs a roll while earlier writes are still in flight: the
-// old segment is closed only after all its writes completed.
+// append that needs a roll while earlier writes are still in flight (the
+// old segment is closed only after all its writes completed), and while a
+// growth of the active segment is in flight (grow.go).
 func (l *Log) startQueued() {
-	for l.start < l.tail && l.err == nil {
+	for l.start < l.tail && l.err == nil && l.growing == 0 {
 		rec := &l.recs[l.start%appendsMax]
 		now := l.cfg.NowMs()
 		if l.core.ShouldRoll(int64(rec.hdr.Length), rec.hdr.RecordCount, now) {
@@ -100,6 +101,15 @@ func (l *Log) startQueued() {
 				l.fatal(err)
 				return
 			}
+		}
+		if g, ok := l.core.NeedGrowth(int64(rec.hdr.Length)); ok {
+			// This append and every one after it wait for the
+			// allocation (the loop stops while it is in flight).
+			if err := l.grow(&g); err != nil {
+				l.fatal(err)
+				return
+			}
+			continue
 		}
 		plan, err := l.core.PrepareAppend(&rec.hdr, now)
 		if err != nil {
@@ -162,6 +172,8 @@ func (l *Log) Complete(cqe ring.CQE) {
 		l.writeDone(index, cqe.Res)
 	case kindSync:
 		l.syncDone(index, cqe.Res)
+	case kindGrow:
+		l.growDone(index, cqe.Res)
 	default:
 		panic(fmt.Sprintf("ringlog: invariant: completion %#x of unknown kind %d", cqe.UserData, kind))
 	}

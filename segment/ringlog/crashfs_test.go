@@ -256,6 +256,17 @@ func (c *crashFS) sync(fd int) int {
 	return fd
 }
 
+// allocate implements ioFaults for the ring's fallocates: a failure counts
+// as an allocate fault, like one of the synchronous path.
+func (c *crashFS) allocate(fd int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hit(faultAllocate) {
+		return -1
+	}
+	return fd
+}
+
 // crash rewrites dir to its durable state: files without a durable entry
 // go, the others get their durable contents. The log's descriptors must be
 // closed.

@@ -29,6 +29,12 @@ func TestWriteErrorFailsAppends(t *testing.T) {
 	}
 	s := newShard(t, r, l)
 	const frameBytes, good, total = 4096, 10, 16
+	// The first append grows the segment by its one step (the whole 1 MiB)
+	// before the limit is lowered, so that the limit hits a write.
+	if _, err := l.Append(makeFrame(1, frameBytes-64, 1, 0), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.until(func() bool { return snk.nAppends == 1 })
 	var old unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
 		t.Fatal(err)
@@ -47,7 +53,7 @@ func TestWriteErrorFailsAppends(t *testing.T) {
 		}
 	}
 	defer restore()
-	for i := 0; i < total; i++ {
+	for i := 1; i < total; i++ {
 		if _, err := l.Append(makeFrame(1, frameBytes-64, 1, uint64(i)), uint64(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -165,6 +171,7 @@ func TestInvariantPanics(t *testing.T) {
 	defer l.Close()
 	mustPanic(t, "invariant: write completion for slot 5", func() { l.Complete(ring.CQE{UserData: l.tag(kindWrite, 5)}) })
 	mustPanic(t, "invariant: sync completion for slot 0", func() { l.Complete(ring.CQE{UserData: l.tag(kindSync, 0)}) })
+	mustPanic(t, "invariant: fallocate completion for slot 1", func() { l.Complete(ring.CQE{UserData: l.tag(kindGrow, 1)}) })
 	mustPanic(t, "invariant: completion 0x1", func() { l.Complete(ring.CQE{UserData: 1}) })
 	mustPanic(t, "unknown kind", func() { l.Complete(ring.CQE{UserData: l.tag(7, 0)}) })
 	snk.check = func(uint64, int64, error) { l.Flush(1) }

@@ -201,6 +201,9 @@ func (q *ringFailStop) run() {
 	cfg.SegmentBytes = []int64{2048, 4096}[rng.IntN(2)]
 	cfg.IndexIntervalBytes = 256
 	cfg.IndexBytes = 64
+	// 0: one step is the whole segment; the others grow each segment
+	// through several FALLOCATE steps, some smaller than a frame.
+	cfg.AllocateStepBytes = []int64{0, 512, 1000}[rng.IntN(3)]
 	open := func() {
 		q.l = nil
 		l, err := Open(q.r, q.dir, cfg, testPrefix, q)

@@ -11,6 +11,16 @@ type ioFaults interface {
 	write(fd int, pos int64, b []byte) (int, []byte)
 	// sync returns the descriptor to submit an fdatasync of fd against.
 	sync(fd int) int
+	// allocate returns the descriptor to submit a fallocate of fd against.
+	allocate(fd int) int
+}
+
+// allocateFd is the descriptor a FALLOCATE SQE of fd is submitted against.
+func (l *Log) allocateFd(fd int) int {
+	if l.faults != nil {
+		return l.faults.allocate(fd)
+	}
+	return fd
 }
 
 // syncFd is the descriptor a sync SQE of fd is submitted against.

@@ -10,12 +10,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A real full disk: a tmpfs mounted just big enough for two segments.
+// A real full disk: a tmpfs mounted just big enough for two segments and a
+// step of a third.
 const (
 	fullDiskSegmentBytes = 64 << 10
-	// fullDiskBytes holds two preallocated segments, their indexes and the
-	// checkpoint, but not a third segment.
-	fullDiskBytes = 2*fullDiskSegmentBytes + 32<<10
+	// fullDiskStepBytes is the allocation step: four per segment.
+	fullDiskStepBytes = 16 << 10
+	// fullDiskBytes holds two segments, their indexes and the checkpoint,
+	// and about one step of a third segment with its index pages.
+	fullDiskBytes = 2*fullDiskSegmentBytes + 48<<10
 	// fullDiskFrameBytes is each frame's size; 16 fill a segment.
 	fullDiskFrameBytes = 4 << 10
 	// fullDiskFramesMax is more frames than the disk can take.
@@ -25,8 +28,8 @@ const (
 	fullDiskRemountBytes = 1 << 20
 )
 
-// TestFullDiskFailsStop runs the log on a real filesystem that fills up:
-// the roll into the third segment cannot preallocate it (fallocate fails
+// TestFullDiskFailsStop runs the log on a real filesystem that fills up: a
+// step of the third segment cannot be allocated (its FALLOCATE completes
 // with ENOSPC from the kernel). The log goes offline at once: that append
 // and every later one fail, nothing is acknowledged after the failure, the
 // log refuses more and closes without a checkpoint; after space is added,
@@ -45,6 +48,7 @@ func TestFullDiskFailsStop(t *testing.T) {
 	r := shardRing(t)
 	cfg := testConfig(segment.FlushEveryAck)
 	cfg.SegmentBytes = fullDiskSegmentBytes
+	cfg.AllocateStepBytes = fullDiskStepBytes
 	snk := newSink()
 	l, err := Open(r, dir, cfg, testPrefix, snk)
 	if err != nil {

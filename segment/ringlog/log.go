@@ -63,6 +63,7 @@ type Stats struct {
 	Rolls       int64 // segments rolled (each synced with three fdatasyncs)
 	HotReads    int64 // reads served from the frame table
 	ColdReads   int64 // reads served by the synchronous path (pread)
+	Grows       int64 // allocation steps of a segment's files (FALLOCATE SQEs)
 }
 
 // Log is one partition's log driven through a shard's ring. It is not safe
@@ -78,6 +79,9 @@ type Log struct {
 	everyAck   bool
 	intervalMs int64 // > 0 with FlushIntervalMs
 	activeFd   int
+	// activeIdxFds are the active segment's offset and time index files,
+	// which a growth allocates along with its data file.
+	activeIdxFds [2]int
 
 	// Append records by sequence number: [head, commit) written and
 	// committed, waiting to be reported; [commit, start) prepared and
@@ -102,6 +106,12 @@ type Log struct {
 	tickDue        bool
 	tickMs         int64
 	lastSyncMs     int64
+
+	// growing has a bit per file (growData, ...) whose FALLOCATE of the
+	// growth is in flight; no write is submitted while it is non-zero.
+	growing uint8
+	growth  segment.Growth
+	growErr error
 
 	flushes    [flushWaitersMax]flushWaiter
 	flushHead  uint32
@@ -194,14 +204,19 @@ func Open(r *ring.Ring, dir string, cfg segment.Config, userDataPrefix uint32, s
 	return l, nil
 }
 
-// refreshActive caches the active segment's descriptor, which every write
-// and group sync uses.
+// refreshActive caches the active segment's descriptors: every write and
+// group sync uses its data file's, a growth all three.
 func (l *Log) refreshActive() error {
 	f, err := l.sync.DataFile(l.core.Active())
 	if err != nil {
 		return err
 	}
+	off, tim, err := l.sync.IndexFiles(l.core.Active())
+	if err != nil {
+		return err
+	}
 	l.activeFd = int(f.Fd())
+	l.activeIdxFds = [2]int{int(off.Fd()), int(tim.Fd())}
 	return nil
 }
 
@@ -230,7 +245,7 @@ func (l *Log) Err() error { return l.err }
 // Idle reports whether no append, sync or flush is outstanding: nothing of
 // the log's is in the kernel and nothing waits to be reported.
 func (l *Log) Idle() bool {
-	return l.head == l.tail && l.syncHead == l.syncTail && l.flushHead == l.flushTail
+	return l.head == l.tail && l.syncHead == l.syncTail && l.flushHead == l.flushTail && l.growing == 0
 }
 
 // Fd is the descriptor of a span's segment, for splicing it to a socket.

@@ -26,9 +26,9 @@ import (
 // one or two fdatasyncs, not one each.
 
 // roll closes the active segment (every write to it has completed) and
-// starts the next: the new files are created, preallocated and mapped
-// synchronously by segment.Log.BeginRoll, the old segment's syncs go to the
-// ring.
+// starts the next: the new files are created and mapped synchronously by
+// segment.Log.BeginRoll (no blocks: the first append grows the segment, see
+// grow.go), the old segment's syncs go to the ring.
 func (l *Log) roll() error {
 	old, files, err := l.sync.BeginRoll()
 	if err != nil {

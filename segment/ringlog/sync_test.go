@@ -34,6 +34,12 @@ func TestGroupCommitCountsSyncs(t *testing.T) {
 	if snk.nAppends != 0 || l.Stats().GroupSyncs != 0 {
 		t.Fatalf("reported %d appends, issued %d syncs before any write completed", snk.nAppends, l.Stats().GroupSyncs)
 	}
+	// The first append needed the new segment's first allocation step: the
+	// writes go out once its fallocates completed.
+	if l.Stats().Grows != 1 || l.Stats().Writes != 0 {
+		t.Fatalf("%d growths, %d writes before the first step was allocated", l.Stats().Grows, l.Stats().Writes)
+	}
+	s.until(func() bool { return l.growing == 0 })
 	// Let every write complete before the log sees any completion, so the
 	// count below does not depend on how the kernel spreads them over time:
 	// the appends are committed together and need one sync, or two when

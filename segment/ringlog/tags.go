@@ -10,6 +10,7 @@ const (
 
 	kindWrite uint32 = 1 // slot: an append record
 	kindSync  uint32 = 2 // slot: a sync operation
+	kindGrow  uint32 = 3 // slot: which file of the growth (growData, ...)
 )
 
 func (l *Log) tag(kind, index uint32) uint64 {
