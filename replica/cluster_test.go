@@ -318,22 +318,27 @@ func (c *cluster) drain(r *simReplica) {
 		}
 	}
 	for _, f := range rd.Fetches {
-		c.net = append(c.net, envelope{from: r.id, to: f.To, msg: f})
+		c.send(envelope{from: r.id, to: f.To, msg: f})
 	}
 	for _, resp := range rd.Responses {
 		if resp.Err == ErrNone && resp.Diverging == nil {
 			resp.Batches, resp.Limit = c.read(r, resp.WindowStart, resp.Limit)
 		}
-		c.net = append(c.net, envelope{from: r.id, to: resp.To, msg: resp})
+		c.send(envelope{from: r.id, to: resp.To, msg: resp})
 	}
 	if rd.AlterPartition != nil {
-		c.net = append(c.net, envelope{from: r.id, to: controllerID, msg: *rd.AlterPartition})
+		c.send(envelope{from: r.id, to: controllerID, msg: *rd.AlterPartition})
 	}
 	for _, a := range rd.Answers {
 		c.answers = append(c.answers, fmt.Sprintf("replica %d answers produce %d: %s base=%d", r.id, a.ID, a.Err, a.Base))
 	}
 	r.p.Advance()
 	c.recordAcks(rd.Answers)
+}
+
+func (c *cluster) send(e envelope) {
+	c.trace("  send %s", e)
+	c.net = append(c.net, e)
 }
 
 // read is the leader's driver filling a fetch answer: the batches whose
@@ -392,7 +397,7 @@ func (c *cluster) deliver(i int, keep bool) {
 	c.trace("deliver %s", e)
 	if e.to == controllerID {
 		res := c.ctrl.alter(e.from, e.msg.(AlterPartition))
-		c.net = append(c.net, envelope{from: controllerID, to: e.from, msg: res})
+		c.send(envelope{from: controllerID, to: e.from, msg: res})
 		c.publish()
 		return
 	}
@@ -465,9 +470,11 @@ func (c *cluster) restart(r *simReplica) {
 	c.publish()
 	c.start(r)
 	c.ctrl.unfence(r.id)
-	r.images = nil
-	c.lastCtrl = ""
 	c.publish()
+	if len(r.images) == 0 {
+		// A new incarnation reads the metadata from the latest image.
+		r.images = []Image{c.ctrl.image()}
+	}
 }
 
 func formatLog(log []simRec) string {

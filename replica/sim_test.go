@@ -76,13 +76,39 @@ func sum(xs []int) int {
 // simFailure carries a failed check out of the run.
 type simFailure struct{ err error }
 
-func runSeed(seed uint64, verbose bool) (stats simStats, err error) {
+// TestSimulationReplaysExactly runs a few seeds twice and checks that
+// every event of the two runs is the same: what a failing seed prints is
+// what its replay does.
+func TestSimulationReplaysExactly(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		var a, b []string
+		if _, err := runSeedRecorded(seed, false, &a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runSeedRecorded(seed, false, &b); err != nil {
+			t.Fatal(err)
+		}
+		if len(a) < 10 {
+			t.Fatalf("seed %d: only %d events recorded", seed, len(a))
+		}
+		if !slices.Equal(a, b) {
+			t.Fatalf("seed %d: two runs differ (%d and %d events)", seed, len(a), len(b))
+		}
+	}
+}
+
+func runSeed(seed uint64, verbose bool) (simStats, error) { return runSeedRecorded(seed, verbose, nil) }
+
+func runSeedRecorded(seed uint64, verbose bool, record *[]string) (stats simStats, err error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	var trace []string
 	logf := func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
 		if verbose {
 			fmt.Println(line)
+		}
+		if record != nil {
+			*record = append(*record, line)
 		}
 		trace = append(trace, line)
 		if len(trace) > 4*simTraceLines {
