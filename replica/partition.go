@@ -191,6 +191,12 @@ func (p *Partition) stepImage(im Image) {
 	p.leaveRole()
 	p.leaderEpoch, p.leader = im.LeaderEpoch, im.Leader
 	switch {
+	case im.Leader == p.cfg.ID && im.LeaderEpoch <= p.epochs.Latest():
+		// The log already holds this epoch or a later one, so this is an
+		// image from before this replica's last restart (replayed from the
+		// local metadata log): leading again in an epoch it may have led
+		// would let two different records share an epoch and an offset.
+		p.role = RoleNone
 	case im.Leader == p.cfg.ID:
 		p.becomeLeader()
 	case im.Leader != NoLeader && slices.Contains(im.Replicas, p.cfg.ID):
