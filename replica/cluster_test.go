@@ -98,8 +98,14 @@ type simController struct {
 }
 
 func (c *simController) image() Image {
+	var fenced []int32
+	for _, id := range c.replicas {
+		if c.fenced[id] {
+			fenced = append(fenced, id)
+		}
+	}
 	return Image{Leader: c.leader, LeaderEpoch: c.leaderEpoch, PartitionEpoch: c.partitionEpoch,
-		Replicas: slices.Clone(c.replicas), ISR: slices.Clone(c.isr), MinInsync: c.minInsync}
+		Replicas: slices.Clone(c.replicas), ISR: slices.Clone(c.isr), MinInsync: c.minInsync, Ineligible: fenced}
 }
 
 // setISR moves the ISR to isr with KIP-966's rule for the ELR: members
@@ -147,10 +153,11 @@ func (c *simController) alter(from int32, req AlterPartition) AlterPartitionResu
 	if res.Err != ErrNone {
 		return res
 	}
-	if !slices.Equal(inReplicaOrder(c.replicas, req.ISR), c.isr) {
-		c.setISR(req.ISR)
-		c.partitionEpoch++
-	}
+	// Accepted, the partition epoch moves even when the ISR does not:
+	// that is what settles every other copy of a request sent on the
+	// old epoch.
+	c.setISR(req.ISR)
+	c.partitionEpoch++
 	return AlterPartitionResult{LeaderEpoch: c.leaderEpoch, PartitionEpoch: c.partitionEpoch, ISR: slices.Clone(c.isr)}
 }
 
@@ -220,7 +227,7 @@ type cluster struct {
 	nowMs     int64
 	batches   int64 // the last batch id handed out
 	answers   []string
-	acked     []ProduceAnswer // acknowledged acks=all produces, with their batch id in ID
+	acked     []ackedBatch    // acknowledged acks=all produces
 	sizes     map[int64]int64 // batch id -> count, for the acked check
 	lastCtrl  string          // the last image published, printed, with the ELR
 	lastImage Image
@@ -288,13 +295,13 @@ func (c *cluster) publish() {
 			if im.Leader != c.lastImage.Leader && slices.Contains(c.lastELR, im.Leader) {
 				c.stats.elrElections++
 			}
-		default:
+		case !slices.Equal(im.ISR, c.lastImage.ISR):
 			c.stats.isrChanges++
 		}
 	}
 	c.lastImage, c.lastELR = im, slices.Clone(c.ctrl.elr)
 	c.lastCtrl = s
-	c.trace("controller: leader=%d epoch=%d pe=%d isr=%v elr=%v", im.Leader, im.LeaderEpoch, im.PartitionEpoch, im.ISR, c.ctrl.elr)
+	c.trace("controller: leader=%d epoch=%d pe=%d isr=%v elr=%v fenced=%v", im.Leader, im.LeaderEpoch, im.PartitionEpoch, im.ISR, c.ctrl.elr, im.Ineligible)
 	for _, r := range c.replicas {
 		if r.up {
 			r.images = append(r.images, im)
@@ -333,7 +340,7 @@ func (c *cluster) drain(r *simReplica) {
 		c.answers = append(c.answers, fmt.Sprintf("replica %d answers produce %d: %s base=%d", r.id, a.ID, a.Err, a.Base))
 	}
 	r.p.Advance()
-	c.recordAcks(rd.Answers)
+	c.recordAcks(rd.Answers, r.p.Status().LeaderEpoch)
 }
 
 func (c *cluster) send(e envelope) {
@@ -360,11 +367,18 @@ func (c *cluster) read(r *simReplica, from, limit int64) ([]Batch, int64) {
 	return out, limit
 }
 
-func (c *cluster) recordAcks(answers []ProduceAnswer) {
+// ackedBatch is an acknowledged acks=all produce: its answer (the batch
+// id in ID) and the leader epoch of the replica that answered.
+type ackedBatch struct {
+	ProduceAnswer
+	epoch int32
+}
+
+func (c *cluster) recordAcks(answers []ProduceAnswer, epoch int32) {
 	for _, a := range answers {
 		if a.Err == ErrNone && c.sizes[int64(a.ID)] < 0 {
 			// acks=all batches are stored with a negated size.
-			c.acked = append(c.acked, a)
+			c.acked = append(c.acked, ackedBatch{a, epoch})
 		}
 		c.stats.answers[a.Err]++
 	}
@@ -372,6 +386,10 @@ func (c *cluster) recordAcks(answers []ProduceAnswer) {
 
 // produce sends a batch of count offsets to replica to.
 func (c *cluster) produce(to int32, acks int8, count int64) int64 {
+	return c.produceWithTimeout(to, acks, count, 0)
+}
+
+func (c *cluster) produceWithTimeout(to int32, acks int8, count, timeoutMs int64) int64 {
 	c.batches++
 	id := c.batches
 	c.sizes[id] = count
@@ -383,7 +401,7 @@ func (c *cluster) produce(to int32, acks int8, count int64) int64 {
 		return id
 	}
 	c.trace("produce #%d acks=%d count=%d to %d", id, acks, count, to)
-	r.p.Step(Produce{ID: uint64(id), Acks: acks, Count: count, Payload: id})
+	r.p.Step(Produce{ID: uint64(id), Acks: acks, Count: count, Payload: id, TimeoutMs: timeoutMs})
 	c.drain(r)
 	return id
 }
@@ -455,7 +473,19 @@ func (c *cluster) crash(r *simReplica) {
 }
 
 func (c *cluster) fence(id int32) {
+	c.trace("fence %d", id)
 	c.ctrl.fence(id)
+	c.publish()
+}
+
+// unfence returns a running replica to service (its session was renewed
+// after a lapse: a network partition from the controller healed).
+func (c *cluster) unfence(id int32) {
+	if !c.replica(id).up || !c.ctrl.fenced[id] {
+		return
+	}
+	c.trace("unfence %d", id)
+	c.ctrl.unfence(id)
 	c.publish()
 }
 

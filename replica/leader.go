@@ -21,6 +21,13 @@ type leaderState struct {
 	produces   []pendingProduce // by base offset
 	alter      *pendingAlter
 	alterRetry int64 // no new proposal before this time
+	// uncertain holds every replica that a request sent on partition
+	// epoch uncertainEpoch would add. A copy of such a request may still
+	// reach the controller (a retry, a slow network) and apply while the
+	// partition is at that epoch, so until the epoch moves on the high
+	// watermark waits for them as for members.
+	uncertain      []int32
+	uncertainEpoch int32
 }
 
 // follower is the leader's view of one other replica, learned from its
@@ -136,13 +143,14 @@ func (p *Partition) followerStable(f *follower) int64 {
 	return f.durable
 }
 
-// maximalISR is the committed ISR together with the members of the change
-// in flight: the high watermark waits for a member being added at once,
-// and for a member being removed until the controller has removed it.
+// maximalISR is the committed ISR together with every member that a
+// change sent on the current partition epoch would add: the high
+// watermark waits for a member being added at once, and for a member
+// being removed until the controller has removed it.
 func (p *Partition) maximalISR() []int32 {
 	isr := slices.Clone(p.isr)
-	if p.lead.alter != nil {
-		for _, id := range p.lead.alter.req.ISR {
+	if p.lead.uncertainEpoch == p.partitionEpoch {
+		for _, id := range p.lead.uncertain {
 			if !slices.Contains(isr, id) {
 				isr = append(isr, id)
 			}
@@ -315,7 +323,8 @@ func (p *Partition) wakeParked(hwMoved bool) {
 // maybeExpandISR proposes adding a follower that holds, stably, both the
 // high watermark and everything up to the start of this term.
 func (p *Partition) maybeExpandISR(id int32, f *follower) {
-	if slices.Contains(p.maximalISR(), id) || p.followerStable(f) < max(p.hw, p.lead.epochStart) {
+	if slices.Contains(p.maximalISR(), id) || slices.Contains(p.ineligible, id) ||
+		p.followerStable(f) < max(p.hw, p.lead.epochStart) {
 		return
 	}
 	isr := append(slices.Clone(p.isr), id)
@@ -328,16 +337,25 @@ func (p *Partition) proposeISR(isr []int32) {
 	}
 	req := AlterPartition{LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch, ISR: isr}
 	p.lead.alter = &pendingAlter{req: req, sentMs: p.nowMs}
+	if p.lead.uncertainEpoch != p.partitionEpoch {
+		p.lead.uncertain, p.lead.uncertainEpoch = nil, p.partitionEpoch
+	}
+	for _, id := range isr {
+		if !slices.Contains(p.isr, id) && !slices.Contains(p.lead.uncertain, id) {
+			p.lead.uncertain = append(p.lead.uncertain, id)
+		}
+	}
 	p.rd.AlterPartition = &AlterPartition{LeaderEpoch: req.LeaderEpoch, PartitionEpoch: req.PartitionEpoch, ISR: slices.Clone(isr)}
 }
 
 // stepAlterResult takes the controller's answer. Whatever the answer, a
 // newer partition state it carries is the controller's and is taken (it
 // may be the effect of an earlier copy of our request). A refusal that
-// finds the controller still at our request's partition epoch proves
-// nothing of ours applied, and ends the change; any other refusal leaves
-// it in flight, so that the high watermark keeps waiting for a member
-// that may have been added, until an image settles it.
+// finds the controller still at our request's partition epoch ends the
+// change, but another copy of it may still apply, so its members stay
+// uncertain (maximalISR) until the partition epoch moves; tickLeader
+// moves it, if nothing else does, by proposing the committed ISR again,
+// which the controller accepts with a new partition epoch.
 func (p *Partition) stepAlterResult(r AlterPartitionResult) {
 	if p.role != RoleLeader {
 		return
@@ -381,9 +399,11 @@ func (p *Partition) tickLeader() {
 			out = append(out, id)
 		}
 	}
-	if len(out) > 0 {
-		isr := slices.DeleteFunc(slices.Clone(p.isr), func(id int32) bool { return slices.Contains(out, id) })
-		p.proposeISR(isr)
+	switch {
+	case len(out) > 0:
+		p.proposeISR(slices.DeleteFunc(slices.Clone(p.isr), func(id int32) bool { return slices.Contains(out, id) }))
+	case p.lead.uncertainEpoch == p.partitionEpoch && len(p.lead.uncertain) > 0:
+		p.proposeISR(slices.Clone(p.isr))
 	}
 }
 

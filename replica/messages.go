@@ -84,6 +84,10 @@ type Image struct {
 	ISR            []int32
 	// MinInsync is the topic's min.insync.replicas.
 	MinInsync int
+	// Ineligible lists the replicas the controller would refuse to add to
+	// the ISR (fenced, in controlled shutdown), so that the leader does
+	// not propose them (KIP-841).
+	Ineligible []int32
 }
 
 // Produce asks the leader to append one batch of Count offsets.

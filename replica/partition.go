@@ -57,6 +57,7 @@ type Partition struct {
 	partitionEpoch int32
 	replicas       []int32
 	isr            []int32
+	ineligible     []int32
 	minInsync      int
 
 	hw      int64
@@ -171,10 +172,16 @@ func (p *Partition) EpochCache() []EpochStart { return p.epochs.Entries() }
 
 // stepImage applies a metadata image. An image older than what the machine
 // has seen (a lower leader epoch, or the same leader epoch and a partition
-// epoch no newer) changes nothing. A new leader epoch moves the machine to
+// epoch no newer) changes nothing but the ineligible replicas. A new leader epoch moves the machine to
 // its role afresh; the same leader epoch brings a new ISR.
 func (p *Partition) stepImage(im Image) {
-	if im.LeaderEpoch < p.leaderEpoch || (im.LeaderEpoch == p.leaderEpoch && im.PartitionEpoch <= p.partitionEpoch) {
+	if im.LeaderEpoch < p.leaderEpoch {
+		return
+	}
+	// Who is eligible is broker state, not partition state: it changes
+	// without a new partition epoch, and images arrive in order.
+	p.ineligible = slices.Clone(im.Ineligible)
+	if im.LeaderEpoch == p.leaderEpoch && im.PartitionEpoch <= p.partitionEpoch {
 		return
 	}
 	newEpoch := im.LeaderEpoch != p.leaderEpoch

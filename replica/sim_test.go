@@ -183,19 +183,29 @@ func (c *cluster) randomStep(rng *rand.Rand, lossPct, dupPct int) {
 		if rng.IntN(3) == 0 {
 			acks = AcksOne
 		}
-		c.produce(to, acks, 1+rng.Int64N(3))
+		var timeoutMs int64
+		if rng.IntN(4) == 0 {
+			timeoutMs = simTickMs * (1 + rng.Int64N(20))
+		}
+		c.produceWithTimeout(to, acks, 1+rng.Int64N(3), timeoutMs)
 	case k < 80:
 		c.sync(r)
 	case k < 92:
 		c.tick(simTickMs)
-	case k < 94:
+	case k < 93:
 		c.crash(r)
-	case k < 97:
+	case k < 95:
 		for _, x := range c.replicas {
 			if !x.up {
 				c.fence(x.id)
 			}
 		}
+	case k < 96:
+		// A running replica's session lapses: if it led, it goes on as a
+		// zombie leader until its image arrives.
+		c.fence(r.id)
+	case k < 98:
+		c.unfence(r.id)
 	default:
 		c.restart(r)
 	}
@@ -211,7 +221,8 @@ func (c *cluster) randomStep(rng *rand.Rand, lossPct, dupPct int) {
 //     durably: the high watermark never passed an ISR member's durable
 //     end, and a leader elected from either has every committed record;
 //   - every acknowledged acks=all batch is in the committed log, and in
-//     the log of every replica when it becomes leader.
+//     the log of every replica when it becomes leader of a later epoch
+//     than the one it was acknowledged in.
 func (c *cluster) checkInvariants(where string) {
 	for _, r := range c.replicas {
 		if !r.up {
@@ -247,9 +258,16 @@ func (c *cluster) checkInvariants(where string) {
 		if !r.up {
 			continue
 		}
-		role := r.p.Status().Role
+		st := r.p.Status()
+		role := st.Role
 		if role == RoleLeader && r.role != RoleLeader {
 			for _, a := range c.acked {
+				if a.epoch >= st.LeaderEpoch {
+					// Acknowledged by a leader of this epoch or a later
+					// one: a replica that learns late that it led an
+					// earlier epoch (a zombie) cannot have it.
+					continue
+				}
 				if a.Base >= int64(len(r.log)) || r.log[a.Base].Batch != int64(a.ID) {
 					c.fail("%s: new leader %d lacks acknowledged batch #%d at %d: %s", where, r.id, a.ID, a.Base, formatLog(r.log))
 				}
@@ -275,7 +293,7 @@ func (c *cluster) commit(where string, r *simReplica, hw int64) {
 
 func (c *cluster) committed() []simRec { return c.committedLog }
 
-// heal restarts every replica, stops losing messages and runs until the
+// heal restarts every replica and returns every one to service, stops losing messages and runs until the
 // replicas converge: one leader, every log equal to the leader's, every
 // high watermark at the log end and every replica in the ISR. A run that
 // does not converge is a liveness bug.
@@ -283,6 +301,7 @@ func (c *cluster) heal(rng *rand.Rand) {
 	c.trace("heal")
 	for _, r := range c.replicas {
 		c.restart(r)
+		c.unfence(r.id)
 	}
 	c.produce(max(c.ctrl.leader, 1), AcksAll, 1)
 	for round := range simHealRounds {
