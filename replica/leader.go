@@ -33,9 +33,12 @@ type leaderState struct {
 // follower is the leader's view of one other replica, learned from its
 // fetches in this term only.
 type follower struct {
-	durable int64 // the largest durable end it reported; -1 until a fetch
-	logEnd  int64 // the log end of its latest fetch; -1 until a fetch
-	maxEnd  int64 // the largest log end it reported
+	// durable is the largest durable end it reported (-1 until a fetch):
+	// durability survives a crash, so an old report stays true. logEnd is
+	// the log end of its latest fetch; an old one may overstate it (a
+	// crash loses the unsynced suffix).
+	durable int64
+	logEnd  int64
 	// lastCaughtUpMs is the last time it was known to hold the leader's
 	// whole log; lastFetchMs and lastFetchLeaderEnd implement Kafka's
 	// rule that a fetch reaching the leader's end at the previous fetch
@@ -70,7 +73,7 @@ func (p *Partition) becomeLeader() {
 		if id != p.cfg.ID {
 			// Every ISR member counts as caught up when the term starts,
 			// as in Kafka, so none is dropped before it could fetch.
-			p.lead.followers[id] = &follower{durable: -1, logEnd: -1, maxEnd: -1,
+			p.lead.followers[id] = &follower{durable: -1, logEnd: -1,
 				lastCaughtUpMs: p.nowMs, lastFetchMs: p.nowMs, lastFetchLeaderEnd: p.logEnd}
 		}
 	}
@@ -138,7 +141,7 @@ func (p *Partition) stableEnd() int64 {
 
 func (p *Partition) followerStable(f *follower) int64 {
 	if p.cfg.AckUnsynced {
-		return f.maxEnd
+		return f.logEnd
 	}
 	return f.durable
 }
@@ -264,7 +267,6 @@ func (p *Partition) stepFetch(m FetchRequest) {
 		panic(fmt.Sprintf("replica: invariant: follower %d matches up to %d past our end %d", m.ReplicaID, m.LogEnd, p.logEnd))
 	}
 	f.durable = max(f.durable, m.DurableEnd)
-	f.maxEnd = max(f.maxEnd, m.LogEnd)
 	f.logEnd = m.LogEnd
 	if m.LogEnd >= p.logEnd {
 		f.lastCaughtUpMs = max(f.lastCaughtUpMs, p.nowMs)
