@@ -23,10 +23,11 @@ const scriptSettleRoundsMax = 200
 //	init replicas=<n> min-insync=<m> [window=<offsets>] [inflight=<n>] [lag=<ms>] [cut=<batches>]
 //	images [id=<n>]                     deliver the images published so far
 //	produce [to=<leader>] [acks=all|1|0] [count=1]
-//	deliver [from=<n>] [to=<n>] [kind=fetch|response|alter|result] [seq=<n>] [count=<n>]
+//	deliver [from=<n>] [to=<n>] [kind=fetch|response|alter|result] [seq=<n>] [count=<n>] [keep]
+//	                                    (keep: a copy stays in flight, a duplicate)
 //	drop [from=<n>] [to=<n>] [kind=...] lose messages in flight
 //	sync [id=<n>]  |  tick ms=<ms>
-//	crash id=<n>  |  fence id=<n>  |  restart id=<n>
+//	crash id=<n>  |  fence id=<n>  |  unfence id=<n>  |  restart id=<n>
 //	settle                              images, messages and syncs until quiet
 //	net  |  state
 func TestScripts(t *testing.T) {
@@ -110,6 +111,8 @@ func (h *scriptHarness) run(t *testing.T, d *datadriven.TestData) (out string) {
 		h.c.crash(h.c.replica(h.intArg(t, d, "id", 0)))
 	case "fence":
 		h.c.fence(h.intArg(t, d, "id", 0))
+	case "unfence":
+		h.c.unfence(h.intArg(t, d, "id", 0))
 	case "restart":
 		h.c.restart(h.c.replica(h.intArg(t, d, "id", 0)))
 	case "settle":
@@ -140,7 +143,7 @@ func (h *scriptHarness) tracef(format string, args ...any) {
 
 // deliver hands over (or loses) the messages in flight that match the
 // filters, oldest first, at most count of them; messages they cause are
-// left in flight.
+// left in flight. With keep, each delivered message also stays in flight.
 func (h *scriptHarness) deliver(t *testing.T, d *datadriven.TestData, drop bool) {
 	from, to := h.intArg(t, d, "from", -100), h.intArg(t, d, "to", -100)
 	kind := h.strArg(t, d, "kind", "")
@@ -166,7 +169,7 @@ func (h *scriptHarness) deliver(t *testing.T, d *datadriven.TestData, drop bool)
 			h.tracef("lose %s", h.c.net[i])
 			h.c.net = slices.Delete(h.c.net, i, i+1)
 		} else {
-			h.c.deliver(i, false)
+			h.c.deliver(i, d.HasArg("keep"))
 		}
 	}
 }
