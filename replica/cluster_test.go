@@ -235,6 +235,7 @@ type cluster struct {
 	// maxBatches, when positive, makes a leader's driver stop a fetch
 	// answer after that many batches (a byte limit).
 	maxBatches   int
+	rareWeights  [5]int   // see randomStep in sim_test.go
 	committedLog []simRec // see commit in sim_test.go
 	stats        simStats
 	trace        func(format string, args ...any)

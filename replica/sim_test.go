@@ -152,6 +152,8 @@ func runSeedRecorded(seed uint64, verbose bool, record *[]string) (stats simStat
 	}
 	logf("seed %d: %d replicas, min.insync=%d, %+v, answer cut at %d batches", seed, n, minInsync, cfg, c.maxBatches)
 	lossPct, dupPct := rng.IntN(20), rng.IntN(10)
+	// crash, fence the crashed, fence a running one, unfence, restart
+	c.rareWeights = [5]int{1 + rng.IntN(30), 1 + rng.IntN(30), rng.IntN(30), 1 + rng.IntN(30), 1 + rng.IntN(30)}
 	for step := range simSteps {
 		c.randomStep(rng, lossPct, dupPct)
 		c.checkInvariants(fmt.Sprintf("step %d", step))
@@ -167,21 +169,28 @@ func (c *cluster) fail(format string, args ...any) {
 
 func (c *cluster) randomStep(rng *rand.Rand, lossPct, dupPct int) {
 	r := c.replicas[rng.IntN(len(c.replicas))]
-	switch k := rng.IntN(100); {
-	case k < 45 && len(c.net) > 0:
+	// k picks the step, in thousandths.
+	switch k := rng.IntN(1000); {
+	case k < 450 && len(c.net) > 0:
 		i := rng.IntN(len(c.net))
+		dup := dupPct
+		if c.net[i].to == controllerID {
+			// Retries and held-back copies of an ISR change are where
+			// the compare-and-set earns its keep: duplicate them more.
+			dup = 10 + 3*dupPct
+		}
 		switch roll := rng.IntN(100); {
 		case roll < lossPct:
 			c.trace("lose %s", c.net[i])
 			c.net = slices.Delete(c.net, i, i+1)
-		case roll < lossPct+dupPct:
+		case roll < lossPct+dup:
 			c.deliver(i, true)
 		default:
 			c.deliver(i, false)
 		}
-	case k < 55:
+	case k < 550:
 		c.deliverImage(r)
-	case k < 67:
+	case k < 670:
 		to := c.ctrl.leader
 		if to == NoLeader || rng.IntN(5) == 0 {
 			to = r.id
@@ -195,28 +204,34 @@ func (c *cluster) randomStep(rng *rand.Rand, lossPct, dupPct int) {
 			timeoutMs = simTickMs * (1 + rng.Int64N(20))
 		}
 		c.produceWithTimeout(to, acks, 1+rng.Int64N(3), timeoutMs)
-	case k < 80:
+	case k < 800:
 		c.sync(r)
-	case k < 92:
+	case k < 910:
 		c.tick(simTickMs)
-	case k < 93:
-		if !c.cfg.AckUnsynced {
-			c.crash(r)
-		}
-	case k < 95:
-		for _, x := range c.replicas {
-			if !x.up {
-				c.fence(x.id)
-			}
-		}
-	case k < 96:
-		// A running replica's session lapses: if it led, it goes on as a
-		// zombie leader until its image arrives.
-		c.fence(r.id)
-	case k < 98:
-		c.unfence(r.id)
 	default:
-		c.restart(r)
+		// The rare steps, with weights drawn per seed: some seeds crash a
+		// lot, others fence and return running replicas a lot.
+		w := rng.IntN(sum(c.rareWeights[:]))
+		switch {
+		case w < c.rareWeights[0]:
+			if !c.cfg.AckUnsynced {
+				c.crash(r)
+			}
+		case w < sum(c.rareWeights[:2]):
+			for _, x := range c.replicas {
+				if !x.up {
+					c.fence(x.id)
+				}
+			}
+		case w < sum(c.rareWeights[:3]):
+			// A running replica's session lapses: if it led, it goes on
+			// as a zombie leader until its image arrives.
+			c.fence(r.id)
+		case w < sum(c.rareWeights[:4]):
+			c.unfence(r.id)
+		default:
+			c.restart(r)
+		}
 	}
 }
 
