@@ -170,18 +170,25 @@ func (p *Partition) Status() Status {
 // EpochCache returns a copy of the replica's epoch cache.
 func (p *Partition) EpochCache() []EpochStart { return p.epochs.Entries() }
 
-// stepImage applies a metadata image. An image older than what the machine
-// has seen (a lower leader epoch, or the same leader epoch and a partition
-// epoch no newer) changes nothing but the ineligible replicas. A new leader epoch moves the machine to
-// its role afresh; the same leader epoch brings a new ISR.
+// stepImage applies a metadata image. An image of an older leader epoch
+// changes nothing. Of the current leader epoch, an image with no newer
+// partition epoch changes only what is not partition state: the
+// ineligible replicas (broker state) and min.insync.replicas (a topic
+// config), both of which change without a new partition epoch; images
+// arrive in order, so the latest says. A new leader epoch moves the
+// machine to its role afresh; the same leader epoch brings a new ISR.
 func (p *Partition) stepImage(im Image) {
 	if im.LeaderEpoch < p.leaderEpoch {
 		return
 	}
-	// Who is eligible is broker state, not partition state: it changes
-	// without a new partition epoch, and images arrive in order.
 	p.ineligible = slices.Clone(im.Ineligible)
 	if im.LeaderEpoch == p.leaderEpoch && im.PartitionEpoch <= p.partitionEpoch {
+		if minInsync := max(im.MinInsync, 1); minInsync != p.minInsync {
+			p.minInsync = minInsync
+			if p.role == RoleLeader {
+				p.isrChanged()
+			}
+		}
 		return
 	}
 	newEpoch := im.LeaderEpoch != p.leaderEpoch

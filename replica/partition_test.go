@@ -101,3 +101,23 @@ func TestStepBetweenReadyAndAdvancePanics(t *testing.T) {
 	}()
 	p.Step(LogDurable{End: 0})
 }
+
+// min.insync.replicas is a topic config: a change reaches the machine in
+// an image with no new partition epoch, and is honoured at once.
+func TestMinInsyncChangesWithoutAPartitionEpoch(t *testing.T) {
+	cfg := Config{ID: 1}
+	p, err := NewPartition(cfg, LogState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := Image{Leader: 1, LeaderEpoch: 0, Replicas: []int32{1, 2}, ISR: []int32{1}, MinInsync: 1}
+	step(p, im)
+	step(p, Produce{ID: 1, Acks: AcksAll, Count: 1})
+	im.MinInsync = 2
+	if rd := step(p, im); !slices.Equal(rd.Answers, []ProduceAnswer{{ID: 1, Err: ErrNotEnoughReplicasAfterAppend, Base: -1}}) {
+		t.Fatalf("raising min.insync above the ISR: %+v", rd.Answers)
+	}
+	if rd := step(p, Produce{ID: 2, Acks: AcksAll, Count: 1}); !slices.Equal(rd.Answers, []ProduceAnswer{{ID: 2, Err: ErrNotEnoughReplicas, Base: -1}}) {
+		t.Fatalf("acks=all under the new min.insync: %+v", rd.Answers)
+	}
+}
