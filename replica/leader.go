@@ -80,6 +80,23 @@ func (p *Partition) becomeLeader() {
 	p.maybeAdvanceHW()
 }
 
+// replicasChanged follows a reassignment within the term: a new replica
+// gets a follower state (unknown until it fetches), a removed one loses
+// its own.
+func (p *Partition) replicasChanged() {
+	for _, id := range p.replicas {
+		if id != p.cfg.ID && p.lead.followers[id] == nil {
+			p.lead.followers[id] = &follower{durable: -1, logEnd: -1,
+				lastCaughtUpMs: p.nowMs, lastFetchMs: p.nowMs, lastFetchLeaderEnd: p.logEnd}
+		}
+	}
+	for id := range p.lead.followers {
+		if !slices.Contains(p.replicas, id) {
+			delete(p.lead.followers, id)
+		}
+	}
+}
+
 // leaveRole ends the current term: produce requests still waiting are
 // answered NOT_LEADER_OR_FOLLOWER (their records may yet be truncated),
 // parked fetches are answered the same, and a follower's pipeline stops.

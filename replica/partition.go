@@ -197,8 +197,12 @@ func (p *Partition) stepImage(im Image) {
 	p.isr = slices.Clone(im.ISR)
 	p.minInsync = max(im.MinInsync, 1)
 	if !newEpoch {
-		if p.role == RoleLeader {
+		switch {
+		case p.role == RoleLeader:
+			p.replicasChanged()
 			p.isrChanged()
+		case p.role == RoleFollower && !slices.Contains(p.replicas, p.cfg.ID):
+			p.leaveRole() // reassigned away
 		}
 		return
 	}

@@ -121,3 +121,29 @@ func TestMinInsyncChangesWithoutAPartitionEpoch(t *testing.T) {
 		t.Fatalf("acks=all under the new min.insync: %+v", rd.Answers)
 	}
 }
+
+// A replica added within a leader epoch is served once the image says
+// so; one reassigned away stops following.
+func TestReassignmentWithinALeaderEpoch(t *testing.T) {
+	lead, _ := NewPartition(Config{ID: 1}, LogState{})
+	fol, _ := NewPartition(Config{ID: 3}, LogState{})
+	im := Image{Leader: 1, LeaderEpoch: 0, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, MinInsync: 1}
+	step(lead, im)
+	fetch := FetchRequest{ReplicaID: 3, CurrentLeaderEpoch: 0, LastFetchedEpoch: NoEpoch, WindowStart: 0, WindowEnd: 16, MaxWaitMs: 500}
+	if rd := step(lead, fetch); len(rd.Responses) != 1 || rd.Responses[0].Err != ErrNotLeaderOrFollower {
+		t.Fatalf("a fetch from a non-replica: %+v", rd.Responses)
+	}
+	im.Replicas, im.PartitionEpoch = []int32{1, 2, 3}, 1
+	step(lead, im)
+	if rd := step(lead, fetch); len(rd.Responses) != 0 {
+		t.Fatalf("the new replica's fetch should park, got %+v", rd.Responses)
+	}
+	if rd := step(fol, im); len(rd.Fetches) != 1 || fol.Status().Role != RoleFollower {
+		t.Fatalf("new replica: %+v %+v", rd.Fetches, fol.Status())
+	}
+	im.Replicas, im.PartitionEpoch = []int32{1, 2}, 2
+	step(fol, im)
+	if st := fol.Status(); st.Role != RoleNone {
+		t.Fatalf("reassigned away, still %s", st.Role)
+	}
+}
