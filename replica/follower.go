@@ -162,15 +162,18 @@ func (p *Partition) truncateToDivergence(d DivergingEpoch) {
 		return
 	}
 	fe, fo := p.epochs.EndOffsetFor(d.Epoch, p.logEnd)
-	switch {
-	case fe == NoEpoch:
+	to := min(fo, p.logEnd)
+	if fe == d.Epoch {
+		to = min(to, d.EndOffset)
+	}
+	if fe == NoEpoch || to < p.hw {
+		// A leader never places a divergence below what it committed;
+		// an answer that does is refused (another broker's bug must not
+		// take committed records, nor this process, down with it).
 		p.fol.retryAtMs = p.nowMs + p.cfg.FetchBackoffMs
 		return
-	case fe == d.Epoch:
-		p.truncate(min(d.EndOffset, fo, p.logEnd))
-	default:
-		p.truncate(min(fo, p.logEnd))
 	}
+	p.truncate(to)
 }
 
 func (p *Partition) tickFollower() {
