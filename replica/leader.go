@@ -163,20 +163,20 @@ func (p *Partition) followerStable(f *follower) int64 {
 	return f.durable
 }
 
-// maximalISR is the committed ISR together with every member that a
-// change sent on the current partition epoch would add: the high
-// watermark waits for a member being added at once, and for a member
-// being removed until the controller has removed it.
-func (p *Partition) maximalISR() []int32 {
-	isr := slices.Clone(p.isr)
+// The maximal ISR is the committed ISR together with every replica that
+// a change sent on the current partition epoch would add (uncertainNow):
+// the high watermark waits for a member being added at once, and for a
+// member being removed until the controller has removed it. It is
+// walked in place: maybeAdvanceHW runs on every fetch.
+func (p *Partition) uncertainNow() []int32 {
 	if p.lead.uncertainEpoch == p.partitionEpoch {
-		for _, id := range p.lead.uncertain {
-			if !slices.Contains(isr, id) {
-				isr = append(isr, id)
-			}
-		}
+		return p.lead.uncertain
 	}
-	return isr
+	return nil
+}
+
+func (p *Partition) inMaximalISR(id int32) bool {
+	return slices.Contains(p.isr, id) || slices.Contains(p.uncertainNow(), id)
 }
 
 // maybeAdvanceHW moves the high watermark to the smallest stable end of
@@ -188,15 +188,17 @@ func (p *Partition) maybeAdvanceHW() {
 		return
 	}
 	hw := p.stableEnd()
-	for _, id := range p.maximalISR() {
-		if id == p.cfg.ID {
-			continue
+	for _, ids := range [2][]int32{p.isr, p.uncertainNow()} {
+		for _, id := range ids {
+			if id == p.cfg.ID {
+				continue
+			}
+			f := p.lead.followers[id]
+			if f == nil {
+				return // an ISR member that is not a replica: wait for a sane image
+			}
+			hw = min(hw, p.followerStable(f))
 		}
-		f := p.lead.followers[id]
-		if f == nil {
-			return // an ISR member that is not a replica: wait for a sane image
-		}
-		hw = min(hw, p.followerStable(f))
 	}
 	if p.setHW(hw) {
 		p.completeProduces()
@@ -342,7 +344,7 @@ func (p *Partition) wakeParked(hwMoved bool) {
 // maybeExpandISR proposes adding a follower that holds, stably, both the
 // high watermark and everything up to the start of this term.
 func (p *Partition) maybeExpandISR(id int32, f *follower) {
-	if slices.Contains(p.maximalISR(), id) || slices.Contains(p.ineligible, id) ||
+	if p.inMaximalISR(id) || slices.Contains(p.ineligible, id) ||
 		p.followerStable(f) < max(p.hw, p.lead.epochStart) {
 		return
 	}
@@ -372,7 +374,7 @@ func (p *Partition) proposeISR(isr []int32) {
 // may be the effect of an earlier copy of our request). A refusal that
 // finds the controller still at our request's partition epoch ends the
 // change, but another copy of it may still apply, so its members stay
-// uncertain (maximalISR) until the partition epoch moves; tickLeader
+// uncertain (uncertainNow) until the partition epoch moves; tickLeader
 // moves it, if nothing else does, by proposing the committed ISR again,
 // which the controller accepts with a new partition epoch.
 func (p *Partition) stepAlterResult(r AlterPartitionResult) {
