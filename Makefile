@@ -8,7 +8,7 @@ GO ?= go
 FUZZTIME ?= 3s
 BIN := bin
 
-.PHONY: all build run test test-unit test-invariants test-failstop fuzz-smoke bench flamegraph generate lint tools clean
+.PHONY: all build run test test-unit test-invariants test-failstop test-replica-long fuzz-smoke bench flamegraph generate lint tools clean
 
 all: build
 
@@ -30,6 +30,12 @@ test-unit:
 # the race detector, which makes ringlog's about five times slower.
 test-failstop:
 	$(GO) test -count=1 -run 'FailStopNoAckedAppendLost' ./segment/ ./segment/ringlog/
+
+# The replication simulation's long mode (docs/replication.md): 10,000
+# seeds, where `make test` runs a few hundred. A failing seed prints the
+# command that replays it.
+test-replica-long:
+	STRATA_REPLICA_SEEDS=10000 $(GO) test -count=1 -run 'TestSimulation$$' ./replica/
 
 # The packages whose tests reach code with expensive checks under the
 # `invariants` build tag (scripts/invariant-packages.sh), run once more with
