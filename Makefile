@@ -19,7 +19,7 @@ build:
 run: build
 	$(BIN)/strata serve
 
-test: test-unit test-invariants test-failstop fuzz-smoke
+test: test-unit test-invariants test-failstop test-replica-long fuzz-smoke
 
 test-unit:
 	$(GO) vet ./...
