@@ -469,6 +469,9 @@ func (sh *Shard) resumeIfRoom(c *conn) {
 	}
 	if c.recvPaused && c.state == connOpen && len(c.partial) <= pendingBytesMax && c.inflight() < inflightPerConnMax {
 		c.recvPaused = false
-		sh.keepReceiving(c)
 	}
+	// Parsing may also have ended a wait for budget (settleLarge), with
+	// the receive already over: whatever lifted the last stop, receiving
+	// starts again here (keepReceiving does nothing while one holds).
+	sh.keepReceiving(c)
 }

@@ -185,6 +185,13 @@ func (sh *Shard) stopWaiting(c *conn) {
 	sh.unnoteWaiting(c)
 	sh.budget.waiting--
 	sh.stats.RequestBudgetWaiting.Store(int64(sh.budget.waiting))
+	// The head of the queue leaving (closed, or its request whole) may
+	// let the next be granted, or let requests pass again: a grant pass
+	// runs for them, as when a buffer is let go.
+	if b := &sh.budget; b.waiting > 0 && !b.granted {
+		b.granted = true
+		sh.Defer((*Shard).grantWaiters)
+	}
 }
 
 // waitRoom reports whether c may wait with n more bytes appended to base

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Regression tests of the request budget's receive path, driven by hand on
+// a shard with a ring of its own (white-box), and on a running server.
+
+// newBudgetShard is a shard with a ring and a request budget of budget
+// bytes, driven by the test's own thread.
+func newBudgetShard(t *testing.T, budget int64) *Shard {
+	t.Helper()
+	runtime.LockOSThread() // the ring is the thread's (as a shard's is)
+	t.Cleanup(runtime.UnlockOSThread)
+	sh, err := newShard(shardConfig{id: 0, cpu: -1, listenFD: -1, handler: echoHandler{},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), requestBudgetBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.setup(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sh.teardown)
+	return sh
+}
+
+// budgetConn opens a connection on sh over one end of a socket pair.
+func budgetConn(t *testing.T, sh *Shard) *conn {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[1]) })
+	c := &conn{slot: uint32(len(sh.conns))}
+	sh.conns = append(sh.conns, c)
+	c.reset(fds[0], sh.now())
+	sh.open++
+	return c
+}
+
+// A waiting connection whose request was served from bytes in hand while
+// the budget was over its limit, with a few bytes of its next request
+// left, and whose multishot receive has already ended. The over-limit
+// holder is let go, and in the same turn (before the deferred grant pass)
+// the connection's cancel CQE arrives: opDone -> resumeIfRoom ->
+// parsePartial -> settleLarge -> stopWaiting. Its receive must be armed
+// again, or the connection is stuck for good.
+func TestRequestBudgetWaitEndedByCancelRearmsReceive(t *testing.T) {
+	sh := newBudgetShard(t, 1<<20)
+	c := budgetConn(t, sh)
+	alone := sh.takeDirect(4 << 20)
+	alone.reserved = 4 << 20
+	sh.chargeBudget(4 << 20) // a request larger than the share, granted alone
+	c.partial = appendPartial(c.partial[:0], []byte{1, 2})
+	sh.waitForBudget(c)   // recvArmed is false: the multishot's last CQE was handled
+	c.opsInFlight++       // the cancel SQE waitForBudget would have sent
+	sh.unrefDirect(alone) // the alone request is let go: a grant pass is deferred
+	sh.opDone(c)          // c's cancel CQE, later in the same batch
+	sh.runDeferred()      // end of turn: the grant pass
+	if c.state == connOpen && !c.recvArmed && !c.budgetWait && !c.recvPaused && c.direct == nil {
+		t.Fatalf("connection stuck: not waiting, not paused, no receive armed (queue %d live)", sh.pruneWaiters())
+	}
+}
+
+// The head of the queue stops waiting (closed by the idle limit) while the
+// connection behind it would now fit: a grant pass must run for it, not
+// wait until some buffer is let go.
+func TestRequestBudgetHeadWaiterLeavingGrantsNext(t *testing.T) {
+	sh := newBudgetShard(t, 1<<20)
+	holder, head, passer, late := budgetConn(t, sh), budgetConn(t, sh), budgetConn(t, sh), budgetConn(t, sh)
+	sh.startLarge(holder, frame(body(1, 300<<10))[:1<<10], false) // 512 KiB granted
+	sh.startLarge(head, frame(body(2, 700<<10))[:1<<10], false)   // 1 MiB: waits
+	sh.startLarge(passer, frame(body(3, 100<<10))[:1<<10], false) // 128 KiB: passes
+	if holder.direct == nil || !head.budgetWait || passer.direct == nil {
+		t.Fatal("setup")
+	}
+	sh.unrefDirect(holder.directBuf) // the holder's request is done and let go
+	holder.direct, holder.directBuf = nil, nil
+	sh.runDeferred()
+	sh.startLarge(late, frame(body(4, 100<<10))[:1<<10], false) // waits behind the head
+	if !late.budgetWait {
+		t.Fatal("setup: late did not wait")
+	}
+	sh.closeConn(head) // the idle limit
+	head.opsInFlight = 0
+	sh.maybeFree(head)
+	sh.runDeferred()
+	if late.budgetWait || late.direct == nil {
+		t.Fatalf("late still waits alone in the queue with %d of %d bytes used and needs %d",
+			sh.budget.usedBytes, sh.budget.limitBytes, directBufBytes(lengthPrefixBytes+100<<10))
+	}
+}
+
+// unansweredHoldHandler echoes every request except one whose body is "HOLD", which
+// it never answers (it keeps its connection from the idle limit).
+type unansweredHoldHandler struct{}
+
+func (unansweredHoldHandler) Serve(sh *Shard, req *Request) {
+	if string(req.Message[lengthPrefixBytes:]) == "HOLD" {
+		return
+	}
+	sh.Respond(req.Conn, req.Seq, req.Message)
+}
+
+// The same on a running server: once the head of the queue is closed by
+// the idle limit, the connection behind it is granted with nothing else
+// let go (the passer's buffer is held until after).
+func TestRequestBudgetHeadWaiterLeavingGrantsNextServer(t *testing.T) {
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: unansweredHoldHandler{}, RequestBudgetBytes: 1 << 20,
+		ConnIdleMax: time.Second, DrainWaitMax: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	st := s.Shards()[0].Stats()
+	used := func(n int64) func() bool { return func() bool { return st.RequestBudgetUsedBytes.Load() == n } }
+	hold := frame([]byte("HOLD"))
+	holder, holderMsg := dial(t, s), frame(body(1, 300<<10))
+	holder.Write(holderMsg[:1<<10])
+	waitUntil(t, "holder granted", used(512<<10))
+	head := dial(t, s)
+	head.Write(frame(body(2, 700<<10))[:1<<10])
+	waitUntil(t, "head waits", func() bool { return st.RequestBudgetWaiting.Load() == 1 })
+	passer, passerMsg := dial(t, s), frame(body(3, 100<<10))
+	passer.Write(append(append([]byte(nil), hold...), passerMsg[:1<<10]...))
+	waitUntil(t, "passer granted", used(640<<10))
+	holder.Write(holderMsg[1<<10:])
+	if _, err := readFrame(holder); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "holder let go", used(128<<10))
+	late := dial(t, s)
+	late.Write(append(append([]byte(nil), hold...), frame(body(4, 100<<10))[:1<<10]...))
+	waitUntil(t, "late waits", func() bool { return st.RequestBudgetWaiting.Load() == 2 })
+	// The head is closed by the idle limit; late is then granted with the
+	// passer's 128 KiB still held.
+	waitUntil(t, "late granted once the head left", func() bool {
+		return st.RequestBudgetWaiting.Load() == 0 && st.RequestBudgetUsedBytes.Load() == 256<<10
+	})
+	passer.Write(passerMsg[1<<10:])
+	waitUntil(t, "the passer's buffer let go", used(128<<10))
+}
