@@ -37,7 +37,12 @@ func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
 		// still being parsed.
 		sh.bufRefs[bid]++
 		if c.state == connOpen {
-			c.lastActiveMs = sh.now()
+			if !sh.readsStopped(c) {
+				// Bytes dropped unread are no progress: a client that
+				// keeps sending to a connection being closed does not keep
+				// it from the idle limit.
+				c.lastActiveMs = sh.now()
+			}
 			sh.onData(c, sh.bufs.Bytes(bid, int(cqe.Res)), int32(bid))
 		}
 		sh.bufRelease(bid)
@@ -146,7 +151,7 @@ func (sh *Shard) settleLarge(c *conn) {
 		}
 		return
 	}
-	if incomplete && c.state == connOpen && c.direct == nil && c.discard == 0 && !sh.draining && !c.closeAfter {
+	if incomplete && c.state == connOpen && c.direct == nil && c.discard == 0 && !sh.readsStopped(c) {
 		sh.startLarge(c, c.partial, true)
 	}
 }
@@ -279,7 +284,11 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	for c.direct != nil && len(data) > 0 {
 		data = sh.fillDirect(c, data)
 	}
-	if len(data) == 0 || c.state != connOpen {
+	if len(data) == 0 || c.state != connOpen || sh.readsStopped(c) {
+		// What a connection that reads no more requests sends is dropped
+		// as it arrives: kept, it would pile up outside the budget, never
+		// parsed. The receive stays armed so that the socket does not
+		// fill (a client blocked writing may never read its answers).
 		return
 	}
 	if c.discard > 0 {
@@ -326,7 +335,7 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	if c.state != connOpen {
 		return
 	}
-	if size, large := largeHead(rest); large && len(rest) < size && !sh.draining && !c.closeAfter {
+	if size, large := largeHead(rest); large && len(rest) < size && !sh.readsStopped(c) {
 		sh.startLarge(c, rest, false)
 		return
 	}
@@ -335,6 +344,10 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	}
 	sh.pauseIfFull(c)
 }
+
+// readsStopped reports whether c reads no more requests: it is to close
+// once answered (closeAfter), or the shard is draining.
+func (sh *Shard) readsStopped(c *conn) bool { return c.closeAfter || sh.draining }
 
 // appendPartial appends data to a connection's partial buffer, growing it
 // (at least doubling) with the bytes in hand, never ahead of them for a
@@ -424,7 +437,7 @@ func (sh *Shard) parsePartial(c *conn) {
 // parse dispatches whole requests from buf while the connection is under
 // its in-flight cap, and returns what is left.
 func (sh *Shard) parse(c *conn, buf []byte, bid int32) ([]byte, frameResult) {
-	for c.state == connOpen && !sh.draining && !c.closeAfter {
+	for c.state == connOpen && !sh.readsStopped(c) {
 		if c.inflight() >= inflightPerConnMax {
 			return buf, frameAtCap
 		}

@@ -34,16 +34,24 @@ func newBudgetShard(t *testing.T, budget int64) *Shard {
 // budgetConn opens a connection on sh over one end of a socket pair.
 func budgetConn(t *testing.T, sh *Shard) *conn {
 	t.Helper()
+	c, peer := budgetConnPeer(t, sh)
+	t.Cleanup(func() { unix.Close(peer) })
+	return c
+}
+
+// budgetConnPeer is budgetConn, returning the other end (the client's),
+// which the caller closes.
+func budgetConnPeer(t *testing.T, sh *Shard) (*conn, int) {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(fds[1]) })
 	c := &conn{slot: uint32(len(sh.conns))}
 	sh.conns = append(sh.conns, c)
 	c.reset(fds[0], sh.now())
 	sh.open++
-	return c
+	return c, fds[1]
 }
 
 // A waiting connection whose request was served from bytes in hand while
@@ -148,4 +156,84 @@ func TestRequestBudgetHeadWaiterLeavingGrantsNextServer(t *testing.T) {
 	})
 	passer.Write(passerMsg[1<<10:])
 	waitUntil(t, "the passer's buffer let go", used(128<<10))
+}
+
+// turn runs one turn of sh's loop by hand: it submits what is queued,
+// waits for a completion, and handles every one that is ready.
+func turn(t *testing.T, sh *Shard) {
+	t.Helper()
+	if _, err := sh.r.SubmitAndWait(1); err != nil && err != unix.EBUSY && err != unix.EAGAIN && err != unix.ETIME && err != unix.EINTR {
+		t.Fatal(err)
+	}
+	n := sh.r.PeekBatchCQE(sh.batch[:])
+	for _, c := range sh.batch[:n] {
+		sh.complete(*c)
+	}
+	sh.r.CQAdvance(uint32(n))
+	sh.runDeferred()
+	sh.bufs.Publish()
+}
+
+// closingStreamBytes is what a client sends to a connection that reads no
+// more requests in the tests below: many times what a connection may
+// buffer, so that keeping it would show.
+const closingStreamBytes = 8 << 20
+
+// A connection that reads no more requests (told to close once answered,
+// with one request still unanswered; or on a draining shard) drops what
+// its client goes on sending: nothing piles up in its partial buffer, the
+// socket does not fill (the client's writes complete), and the dropped
+// bytes do not count as activity against the idle limit.
+func TestRequestBudgetClosingConnectionDropsWhatArrives(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(sh *Shard, c *conn)
+	}{
+		{"close after answers", func(sh *Shard, c *conn) { c.closeAfter = true }},
+		{"draining", func(sh *Shard, c *conn) { sh.draining = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh := newBudgetShard(t, 1<<20)
+			c, peer := budgetConnPeer(t, sh)
+			c.nextSeq = 1 // one request still unanswered (a produce waiting for acks)
+			tc.stop(sh, c)
+			const longAgoMs = 1
+			c.lastActiveMs = longAgoMs
+			sh.armRecv(c)
+			wrote := make(chan error, 1)
+			go func() {
+				defer unix.Close(peer)
+				chunk := frame(body(1, 64<<10))
+				var err error
+				for sent := 0; sent < closingStreamBytes && err == nil; sent += len(chunk) {
+					_, err = unix.Write(peer, chunk)
+				}
+				wrote <- err
+			}()
+			deadline := time.Now().Add(clusterWait)
+			for done := false; !done; {
+				select {
+				case err := <-wrote:
+					if err != nil {
+						t.Fatal(err)
+					}
+					done = true
+				default:
+					if time.Now().After(deadline) {
+						t.Fatalf("the client's writes did not complete: partial %d KiB, receive armed %v", len(c.partial)>>10, c.recvArmed)
+					}
+					turn(t, sh)
+				}
+				if cap(c.partial) > pendingBytesMax {
+					t.Fatalf("a connection that reads no more requests buffered %d KiB", cap(c.partial)>>10)
+				}
+			}
+			if c.lastActiveMs != longAgoMs {
+				t.Errorf("dropped bytes counted as activity: last active %d ms", c.lastActiveMs)
+			}
+			if sh.budget.usedBytes != 0 {
+				t.Errorf("the budget holds %d bytes", sh.budget.usedBytes)
+			}
+		})
+	}
 }
