@@ -199,7 +199,13 @@ func (sh *Shard) stopWaiting(c *conn) {
 // when not, it counts the connection as closed for it.
 func (sh *Shard) waitRoom(c *conn, base []byte, n int) bool {
 	b := &sh.budget
-	after := b.waitingBytes - c.waitingBytes + int64(partialCapAfter(base, n))
+	return sh.waitFits(c, b.waitingBytes-c.waitingBytes+int64(partialCapAfter(base, n)))
+}
+
+// waitFits reports whether the waiting bytes may become after, within
+// their bound; when not, it counts c as closed for it.
+func (sh *Shard) waitFits(c *conn, after int64) bool {
+	b := &sh.budget
 	if after <= b.waitingMaxBytes {
 		return true
 	}
@@ -225,28 +231,35 @@ func (sh *Shard) noteWaiting(c *conn) {
 // budget is back within its limit, so that a client cannot go on sending
 // past the budget this way.
 func (sh *Shard) onWaitingData(c *conn, data []byte) {
-	base := c.partial
 	if c.partialPool != nil {
-		base = nil // out of the pooled buffer, which is let go
+		// A request served from bytes in hand waits whole at the front of
+		// its buffer (the in-flight cap): these go behind it, counted
+		// with it.
+		if !sh.appendPooled(c, data) {
+			sh.closeConn(c)
+			return
+		}
+		sh.parsePartial(c)
+		return
 	}
-	if !sh.waitRoom(c, base, len(data)) {
+	if !sh.waitRoom(c, c.partial, len(data)) {
 		sh.closeConn(c)
 		return
 	}
-	if c.partialPool != nil {
-		moved := appendPartial(appendPartial(nil, c.partial), data)
-		sh.dropPartial(c)
-		c.partial = moved
-	} else {
-		c.partial = appendPartial(c.partial, data)
-	}
-	if size, large := largeHead(c.partial); large && len(c.partial) >= size {
+	c.partial = appendPartial(c.partial, data)
+	if wholeLarge(c.partial) {
 		// Its bytes stay counted as waiting until the buffer is let go,
-		// so that what is served from bytes in hand is bounded with them.
+		// so that what is served from bytes in hand is bounded with them;
+		// the plain partial buffer they leave is no longer counted.
 		n := len(c.partial)
+		bytes := directBufBytes(n)
+		if !sh.waitFits(c, sh.budget.waitingBytes-c.waitingBytes+bytes) {
+			sh.closeConn(c)
+			return
+		}
 		pb := sh.takeDirect(n)
 		copy(pb.buf, c.partial)
-		pb.waiting = directBufBytes(n)
+		pb.waiting = bytes
 		sh.budget.waitingBytes += pb.waiting
 		c.partial, c.partialPool, c.partialDetached = pb.buf[:n], pb, false
 		sh.unnoteWaiting(c)

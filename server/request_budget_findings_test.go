@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"runtime"
@@ -235,5 +236,130 @@ func TestRequestBudgetClosingConnectionDropsWhatArrives(t *testing.T) {
 				t.Errorf("the budget holds %d bytes", sh.budget.usedBytes)
 			}
 		})
+	}
+}
+
+// At the in-flight cap a large request received into its own buffer waits
+// there whole, and the multishot receive delivers what was posted before
+// its cancel landed: those bytes go behind the request in the same buffer
+// (its spare capacity, else one twice the size), so they are copied a
+// bounded number of times, the budget holds only the buffer in use, and
+// every request is served in order once answers go out.
+func TestRequestBudgetAtCapAppendsBehindWholeRequest(t *testing.T) {
+	sh := newBudgetShard(t, 64<<20)
+	c := budgetConn(t, sh)
+	c.nextSeq = inflightPerConnMax // at the cap: nothing is dispatched
+	req := frame(body(1, 20<<20))
+	const head = 64 << 10
+	sh.onData(c, req[:head], -1) // its length prefix: received into a buffer of its own
+	if c.direct == nil {
+		t.Fatal("setup: the large request is not received into its own buffer")
+	}
+	sh.onData(c, req[head:], -1)
+	if c.partialPool == nil || len(c.partial) != len(req) {
+		t.Fatalf("setup: the whole request does not wait in its buffer (%d bytes in partial)", len(c.partial))
+	}
+	// Each CQE is four small requests.
+	const cqes, perCQE = 64, 4
+	var chunks [][]byte
+	want := append([]byte(nil), req...)
+	for i := range cqes {
+		var chunk []byte
+		for j := range perCQE {
+			chunk = append(chunk, frame(body(2+i*perCQE+j, 16<<10-lengthPrefixBytes))...)
+		}
+		chunks = append(chunks, chunk)
+		want = append(want, chunk...)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, chunk := range chunks {
+		sh.onData(c, chunk, -1)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if alloc > 4*uint64(len(c.partial)) {
+		t.Errorf("allocated %d MiB for %d MiB in hand", alloc>>20, len(c.partial)>>20)
+	}
+	if !bytes.Equal(c.partial, want) {
+		t.Fatal("the bytes behind the waiting request are not what arrived")
+	}
+	if c.partialPool == nil || sh.budget.usedBytes != c.partialPool.reserved {
+		t.Errorf("the budget holds %d bytes for one buffer of %d", sh.budget.usedBytes, c.partialPool.reserved)
+	}
+	served := sh.stats.Requests.Load()
+	c.sendSeq = c.nextSeq // the answers went out
+	sh.resumeIfRoom(c)
+	if got := sh.stats.Requests.Load() - served; got != 1+cqes*perCQE {
+		t.Errorf("%d requests served, want %d", got, 1+cqes*perCQE)
+	}
+	if sh.budget.usedBytes != 0 || c.partialPool != nil {
+		t.Errorf("the budget still holds %d bytes once every request was served", sh.budget.usedBytes)
+	}
+}
+
+// retainHandler keeps every request (a produce whose write is in flight)
+// and does not answer it; the test releases the holds at the end.
+type retainHandler struct{ holds *[]Hold }
+
+func (h retainHandler) Serve(sh *Shard, req *Request) {
+	*h.holds = append(*h.holds, req.Retain())
+}
+
+// A request served from bytes in hand while its connection waits leaves
+// the first bytes of the next request behind it in its pooled buffer.
+// Those move to a plain partial buffer: the small requests that follow are
+// parsed as any connection's and charge the budget nothing.
+func TestRequestBudgetLeftoverAfterServedFromHandChargesNothing(t *testing.T) {
+	var holds []Hold
+	defer func() {
+		for _, h := range holds {
+			h.Release()
+		}
+	}()
+	sh := newBudgetShard(t, 1<<20)
+	sh.handler = retainHandler{&holds}
+	c := budgetConn(t, sh)
+	alone := sh.takeDirect(4 << 20)
+	alone.reserved = 4 << 20
+	sh.chargeBudget(4 << 20) // a request larger than the share, granted alone
+	const smallBytes = 20000 // small requests: under directRecvMinBytes
+	var stream []byte
+	for i := 1; len(stream) < 8<<20; i++ {
+		stream = append(stream, frame(body(i, smallBytes))...)
+	}
+	large := frame(body(0, 40000))
+	sh.onData(c, large[:1<<10], -1) // its length prefix: waits for budget
+	if !c.budgetWait {
+		t.Fatal("setup: the large request does not wait")
+	}
+	// The rest of it arrives before the receive ends, with the first 10
+	// bytes of the next request: it is served from bytes in hand.
+	sh.onData(c, append(append([]byte(nil), large[1<<10:]...), stream[:10]...), -1)
+	if len(holds) != 1 || !c.budgetWait || len(c.partial) != 10 {
+		t.Fatalf("setup: %d served, waiting %v, %d bytes left", len(holds), c.budgetWait, len(c.partial))
+	}
+	if c.partialPool != nil {
+		t.Error("the leftover bytes stay in the pooled buffer")
+	}
+	sh.unrefDirect(alone) // the budget is back within its limit: c receives again
+	sh.runDeferred()
+	if c.budgetWait {
+		t.Fatal("still waiting once the budget is within its limit")
+	}
+	const cqeBytes = 64 << 10
+	off := 10
+	for ; off+cqeBytes <= len(stream); off += cqeBytes {
+		sh.onData(c, stream[off:off+cqeBytes], -1)
+		if c.state != connOpen {
+			t.Fatal("closed")
+		}
+		if c.partialPool != nil || sh.budget.usedBytes > sh.budget.limitBytes {
+			t.Fatalf("at %d KiB of small requests: pooled partial %v, budget holds %d KiB of %d KiB",
+				off>>10, c.partialPool != nil, sh.budget.usedBytes>>10, sh.budget.limitBytes>>10)
+		}
+	}
+	if want := 1 + off/len(frame(body(0, smallBytes))); len(holds) != want {
+		t.Errorf("%d requests served, want %d", len(holds), want)
 	}
 }
