@@ -363,3 +363,44 @@ func TestRequestBudgetLeftoverAfterServedFromHandChargesNothing(t *testing.T) {
 		t.Errorf("%d requests served, want %d", len(holds), want)
 	}
 }
+
+// A request that arrives whole while its connection waits is served from
+// a buffer of its own counted with the waiting bytes: a connection whose
+// buffer would take them past their bound is closed, as one whose partial
+// buffer would.
+func TestRequestBudgetServedFromHandKeepsWaitingBound(t *testing.T) {
+	var holds []Hold
+	defer func() {
+		for _, h := range holds {
+			h.Release()
+		}
+	}()
+	sh := newBudgetShard(t, 1<<20)
+	sh.handler = retainHandler{&holds} // a request served stays in hand
+	alone := sh.takeDirect(4 << 20)
+	alone.reserved = 4 << 20
+	sh.chargeBudget(4 << 20) // a request larger than the share, granted alone
+	defer sh.unrefDirect(alone)
+	b := &sh.budget
+	// a waits with 6 MiB of a 30 MiB request in hand.
+	a, aMsg := budgetConn(t, sh), frame(body(1, 30<<20))
+	sh.onData(a, aMsg[:1<<10], -1)
+	sh.onData(a, aMsg[1<<10:6<<20], -1)
+	// b's 9 MiB request arrives whole while it waits: its bytes fit in the
+	// bound as they arrive, its 16 MiB buffer would not.
+	c, cMsg := budgetConn(t, sh), frame(body(2, 9<<20))
+	sh.onData(c, cMsg[:1<<10], -1)
+	if !a.budgetWait || !c.budgetWait || b.waitingBytes > b.waitingMaxBytes {
+		t.Fatalf("setup: waiting %v %v with %d MiB of %d MiB in hand", a.budgetWait, c.budgetWait, b.waitingBytes>>20, b.waitingMaxBytes>>20)
+	}
+	sh.onData(c, cMsg[1<<10:], -1)
+	if b.waitingBytes > b.waitingMaxBytes {
+		t.Errorf("%d MiB waiting in hand, past the bound of %d MiB", b.waitingBytes>>20, b.waitingMaxBytes>>20)
+	}
+	if c.state == connOpen || sh.stats.RequestBudgetClosed.Load() != 1 {
+		t.Errorf("the connection past the bound is not closed for it (closed for the bound: %d)", sh.stats.RequestBudgetClosed.Load())
+	}
+	if a.state != connOpen || !a.budgetWait {
+		t.Error("the connection within the bound does not wait on")
+	}
+}
