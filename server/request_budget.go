@@ -1,5 +1,7 @@
 package server
 
+import "fmt"
+
 // The request budget bounds the memory a shard holds for large requests
 // (Kafka's queued.max.request.bytes). A request of at least
 // directRecvMinBytes is received into a buffer of its own; the bytes of
@@ -357,6 +359,35 @@ const (
 	RequestBudgetBytesDefault = requestBudgetBytesDefault
 	RequestBudgetBytesMin     = requestBudgetBytesMin
 )
+
+// CheckRequestBudget reports whether a server of cores shards (0: one for
+// each CPU it may run on, as Start counts them) accepts a request budget of
+// totalBytes (0: the default), so that a command can refuse a setting
+// before it starts anything.
+func CheckRequestBudget(totalBytes int64, cores int) error {
+	if cores <= 0 {
+		cpus, err := allowedCPUs()
+		if err != nil {
+			return fmt.Errorf("cpu affinity: %w", err)
+		}
+		cores = len(cpus)
+	}
+	return checkRequestBudget(totalBytes, cores)
+}
+
+// checkRequestBudget refuses a budget below the least a server accepts, or
+// one that leaves each of its shards less than the least share.
+func checkRequestBudget(totalBytes int64, shards int) error {
+	if totalBytes < 0 || (totalBytes > 0 && totalBytes < requestBudgetBytesMin) {
+		return fmt.Errorf("request budget of %d bytes: want 0 (the default, %d) or at least %d",
+			totalBytes, requestBudgetBytesDefault, requestBudgetBytesMin)
+	}
+	if share := shardBudgetBytes(totalBytes, shards); share < requestBudgetShareBytesMin {
+		return fmt.Errorf("request budget of %d bytes over %d shards is %d bytes a shard: want at least %d a shard (%d in all)",
+			totalBytes, shards, share, requestBudgetShareBytesMin, requestBudgetShareBytesMin*int64(max(shards, 1)))
+	}
+	return nil
+}
 
 // RequestBudgetBytes is the shard's share of the request budget.
 func (sh *Shard) RequestBudgetBytes() int64 { return sh.budget.limitBytes }

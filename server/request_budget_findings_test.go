@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -402,5 +403,36 @@ func TestRequestBudgetServedFromHandKeepsWaitingBound(t *testing.T) {
 	}
 	if a.state != connOpen || !a.budgetWait {
 		t.Error("the connection within the bound does not wait on")
+	}
+}
+
+// A total budget is divided among the shards: one that leaves a shard
+// less than the least share is refused, from Start and from
+// CheckRequestBudget alike, and the least total for the shard count is
+// accepted with that share on each.
+func TestRequestBudgetRefusesAShareBelowTheLeast(t *testing.T) {
+	const shards = 4
+	total := int64(shards*requestBudgetShareBytesMin - 1)
+	if err := CheckRequestBudget(total, shards); err == nil || !strings.Contains(err.Error(), "a shard") {
+		t.Errorf("CheckRequestBudget(%d, %d) = %v, want a refusal naming the share", total, shards, err)
+	}
+	if s, err := Start(Config{Listen: "127.0.0.1:0", Cores: shards, Handler: echoHandler{}, RequestBudgetBytes: total}); err == nil {
+		s.Stop()
+		t.Fatalf("a budget of %d bytes over %d shards accepted", total, shards)
+	}
+	total++
+	if err := CheckRequestBudget(total, shards); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: shards, Handler: echoHandler{}, RequestBudgetBytes: total,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	for _, sh := range s.Shards() {
+		if got := sh.RequestBudgetBytes(); got != requestBudgetShareBytesMin {
+			t.Errorf("shard %d has a share of %d bytes, want %d", sh.ID(), got, requestBudgetShareBytesMin)
+		}
 	}
 }
