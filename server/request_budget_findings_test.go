@@ -436,3 +436,29 @@ func TestRequestBudgetRefusesAShareBelowTheLeast(t *testing.T) {
 		}
 	}
 }
+
+// A request that passed the waiting connections and then waits whole at
+// the in-flight cap keeps counting as passed when the bytes behind it move
+// it to a larger buffer, so that the head of the queue still sees it as a
+// request that passed it (mayPass).
+func TestRequestBudgetGrownBufferStaysPassed(t *testing.T) {
+	sh := newBudgetShard(t, 1<<20)
+	holder, head, passer := budgetConn(t, sh), budgetConn(t, sh), budgetConn(t, sh)
+	sh.startLarge(holder, frame(body(1, 300<<10))[:1<<10], false) // 512 KiB granted
+	sh.startLarge(head, frame(body(2, 700<<10))[:1<<10], false)   // 1 MiB: waits
+	passer.nextSeq = inflightPerConnMax                           // at the cap: nothing is dispatched
+	msg := frame(body(3, 100<<10))
+	sh.onData(passer, msg[:1<<10], -1) // 128 KiB: passes the head
+	if !head.budgetWait || passer.direct == nil || !passer.directBuf.passed {
+		t.Fatal("setup: the passer did not pass the waiting head")
+	}
+	sh.onData(passer, msg[1<<10:], -1) // whole: it waits at the cap
+	sh.onData(passer, make([]byte, 200<<10), -1)
+	pb := passer.partialPool
+	if pb == nil || len(pb.buf) <= 128<<10 {
+		t.Fatal("setup: the bytes behind the request did not move it to a larger buffer")
+	}
+	if !pb.passed || sh.budget.passedBytes != pb.reserved {
+		t.Errorf("the larger buffer passed %v; %d bytes counted as passed, want %d", pb.passed, sh.budget.passedBytes, pb.reserved)
+	}
+}
