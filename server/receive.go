@@ -194,13 +194,15 @@ func (sh *Shard) dropPartial(c *conn) {
 // they lie in, whose front is a whole large request that waits (at the
 // in-flight cap; see parsePartial). The bytes go into the buffer's spare
 // capacity, which lies beyond every request a handler may hold; when that
-// is full, everything moves to a buffer of at least twice the size, so
-// what arrives is copied a bounded number of times. The new buffer is
-// accounted as the one it leaves: charged to the budget (even past its
-// limit: the bytes are in hand) and passed when that one had passed the
-// waiting connections, or counted with the waiting bytes when the request
-// was served from bytes in hand while c waits. It reports false when the
-// waiting bytes would pass their bound (the caller closes c).
+// is full, everything moves to a buffer of twice the size (at most
+// pooledGrowMaxBytes more), so what arrives is copied a bounded number of
+// times: the pause at the caps stops the receive soon after. The new
+// buffer is accounted as the one it leaves: charged to the budget (even
+// past its limit: the bytes are in hand) and passed when that one had
+// passed the waiting connections, or counted with the waiting bytes when
+// the request was served from bytes in hand while c waits. It reports
+// false when the waiting bytes would pass their bound (the caller closes
+// c).
 func (sh *Shard) appendPooled(c *conn, data []byte) bool {
 	need := len(c.partial) + len(data)
 	if need <= cap(c.partial) {
@@ -208,7 +210,7 @@ func (sh *Shard) appendPooled(c *conn, data []byte) bool {
 		return true
 	}
 	old, b := c.partialPool, &sh.budget
-	n := max(need, 2*len(old.buf))
+	n := max(need, len(old.buf)+min(len(old.buf), pooledGrowMaxBytes))
 	bytes := directBufBytes(n)
 	if old.waiting > 0 {
 		after := b.waitingBytes + bytes

@@ -288,6 +288,9 @@ func TestRequestBudgetAtCapAppendsBehindWholeRequest(t *testing.T) {
 	if c.partialPool == nil || sh.budget.usedBytes != c.partialPool.reserved {
 		t.Errorf("the budget holds %d bytes for one buffer of %d", sh.budget.usedBytes, c.partialPool.reserved)
 	}
+	if grown := len(c.partialPool.buf) - len(req); grown > pooledGrowMaxBytes {
+		t.Errorf("the buffer grew %d MiB past the request for %d MiB behind it", grown>>20, (len(want)-len(req))>>20)
+	}
 	served := sh.stats.Requests.Load()
 	c.sendSeq = c.nextSeq // the answers went out
 	sh.resumeIfRoom(c)
