@@ -16,6 +16,12 @@ const (
 	// directClassMin is the smallest size class (directRecvMinBytes rounds
 	// up to it).
 	directClassMin = directRecvMinBytes
+	// pooledGrowMaxBytes bounds how much larger a buffer grows at once for
+	// bytes that arrive behind a whole request waiting in it at the
+	// in-flight cap (appendPooled): doubling would make a 128 MiB request
+	// hold 256 MiB for the few MiB that can arrive before its receive
+	// stops.
+	pooledGrowMaxBytes = directPooledBytesMax
 )
 
 // pooledBuf is a pooled buffer shared by the connection that received into

@@ -73,6 +73,12 @@ const (
 	// requestBudgetBytesMin is the least budget a server accepts: below
 	// it, every large request would wait for its shard to hold nothing.
 	requestBudgetBytesMin = 1 << 20
+	// requestBudgetShareBytesMin is the least share of the budget each
+	// shard may get: the total is divided among the shards, so a total
+	// that passes requestBudgetBytesMin can still leave every shard too
+	// little (1 MiB over 16 shards is 64 KiB each, two of the smallest
+	// large requests), and the server refuses it.
+	requestBudgetShareBytesMin = 1 << 20
 	// directPoolBudgetShare keeps the pool of free request buffers within
 	// a share of the budget (1/directPoolBudgetShare), so that memory kept
 	// for reuse stays proportional to the memory requests may hold.

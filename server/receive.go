@@ -37,7 +37,12 @@ func (sh *Shard) onRecv(c *conn, cqe ring.CQE) {
 		// still being parsed.
 		sh.bufRefs[bid]++
 		if c.state == connOpen {
-			c.lastActiveMs = sh.now()
+			if !sh.readsStopped(c) {
+				// Bytes dropped unread are no progress: a client that
+				// keeps sending to a connection being closed does not keep
+				// it from the idle limit.
+				c.lastActiveMs = sh.now()
+			}
 			sh.onData(c, sh.bufs.Bytes(bid, int(cqe.Res)), int32(bid))
 		}
 		sh.bufRelease(bid)
@@ -95,6 +100,12 @@ func largeHead(buf []byte) (size int, large bool) {
 	return size, size >= directRecvMinBytes
 }
 
+// wholeLarge reports whether buf begins with a whole large request.
+func wholeLarge(buf []byte) bool {
+	size, large := largeHead(buf)
+	return large && len(buf) >= size
+}
+
 // startLarge begins the large request whose first bytes, fewer than its
 // size, are head: into a buffer of its own once the budget grants the
 // buffer's bytes, before it is allocated; else c waits for budget with head
@@ -146,7 +157,7 @@ func (sh *Shard) settleLarge(c *conn) {
 		}
 		return
 	}
-	if incomplete && c.state == connOpen && c.direct == nil && c.discard == 0 && !sh.draining && !c.closeAfter {
+	if incomplete && c.state == connOpen && c.direct == nil && c.discard == 0 && !sh.readsStopped(c) {
 		sh.startLarge(c, c.partial, true)
 	}
 }
@@ -179,17 +190,53 @@ func (sh *Shard) dropPartial(c *conn) {
 	c.partialDetached = false
 }
 
-// pooledJoin copies a then b into a pooled buffer of their own (its first
-// len(a)+len(b) bytes), whose bytes are charged to the budget: they are in
-// hand already.
-func (sh *Shard) pooledJoin(a, b []byte) *pooledBuf {
-	n := len(a) + len(b)
+// appendPooled appends data behind c's partial bytes in the pooled buffer
+// they lie in, whose front is a whole large request that waits (at the
+// in-flight cap; see parsePartial). The bytes go into the buffer's spare
+// capacity, which lies beyond every request a handler may hold; when that
+// is full, everything moves to a buffer of twice the size (at most
+// pooledGrowMaxBytes more), so what arrives is copied a bounded number of
+// times: the pause at the caps stops the receive soon after. The new
+// buffer is accounted as the one it leaves: charged to the budget (even
+// past its limit: the bytes are in hand) and passed when that one had
+// passed the waiting connections, or counted with the waiting bytes when
+// the request was served from bytes in hand while c waits. It reports
+// false when the waiting bytes would pass their bound (the caller closes
+// c).
+func (sh *Shard) appendPooled(c *conn, data []byte) bool {
+	need := len(c.partial) + len(data)
+	if need <= cap(c.partial) {
+		c.partial = append(c.partial, data...)
+		return true
+	}
+	old, b := c.partialPool, &sh.budget
+	n := max(need, len(old.buf)+min(len(old.buf), pooledGrowMaxBytes))
 	bytes := directBufBytes(n)
+	if old.waiting > 0 {
+		after := b.waitingBytes + bytes
+		if old.refs == 1 {
+			after -= old.waiting // let go below: no hold on it
+		}
+		if !sh.waitFits(c, after) {
+			return false
+		}
+	}
 	pb := sh.takeDirect(n)
-	sh.chargeBudget(bytes)
-	pb.reserved = bytes
-	copy(pb.buf[copy(pb.buf, a):], b)
-	return pb
+	if old.waiting > 0 {
+		pb.waiting = bytes
+		b.waitingBytes += bytes
+		sh.stats.RequestBudgetWaitingBytes.Store(b.waitingBytes)
+	} else {
+		pb.reserved, pb.passed = bytes, old.passed
+		if pb.passed {
+			b.passedBytes += bytes
+		}
+		sh.chargeBudget(bytes)
+	}
+	copy(pb.buf[copy(pb.buf, c.partial):], data)
+	sh.dropPartial(c)
+	c.partial, c.partialPool = pb.buf[:need], pb
+	return true
 }
 
 // cancelRecv asks the kernel to end c's multishot receive; its last CQE
@@ -252,20 +299,18 @@ func (sh *Shard) onRecvDirect(c *conn, cqe ring.CQE) {
 // from its own buffer when the connection has room, else kept as the
 // connection's partial bytes until it does.
 func (sh *Shard) finishDirect(c *conn) {
-	req, pb := c.direct, c.directBuf
+	n, pb := len(c.direct), c.directBuf
 	c.direct, c.directHave, c.directBuf = nil, 0, nil
-	if len(c.partial) == 0 {
-		c.partial = req
-		c.partialPool = pb
-	} else {
-		// Bytes that arrived after the request while the receive was
-		// being cancelled: the request goes first (a rare copy), into a
-		// buffer that is charged to the budget like the one it leaves.
-		joined := sh.pooledJoin(req, c.partial)
-		n := len(req) + len(c.partial)
-		sh.dropPartial(c)
-		sh.unrefDirect(pb)
-		c.partial, c.partialPool = joined.buf[:n], joined
+	// Bytes that arrived after the request while the receive was being
+	// cancelled go behind it, in its buffer's spare capacity when they fit
+	// (appendPooled).
+	tail, tailPool := c.partial, c.partialPool
+	c.partial, c.partialPool, c.partialDetached = pb.buf[:n], pb, false
+	if len(tail) > 0 {
+		sh.appendPooled(c, tail) // a direct buffer is charged, not waiting: it cannot fail
+	}
+	if tailPool != nil {
+		sh.unrefDirect(tailPool)
 	}
 	sh.parsePartial(c)
 }
@@ -279,7 +324,11 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	for c.direct != nil && len(data) > 0 {
 		data = sh.fillDirect(c, data)
 	}
-	if len(data) == 0 || c.state != connOpen {
+	if len(data) == 0 || c.state != connOpen || sh.readsStopped(c) {
+		// What a connection that reads no more requests sends is dropped
+		// as it arrives: kept, it would pile up outside the budget, never
+		// parsed. The receive stays armed so that the socket does not
+		// fill (a client blocked writing may never read its answers).
 		return
 	}
 	if c.discard > 0 {
@@ -300,20 +349,15 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
 			return
 		}
-		switch {
-		case c.partialPool != nil && len(c.partial)+len(data) >= directRecvMinBytes:
-			// Appending must not grow into a pooled buffer: the waiting
-			// bytes and these move to a new one, charged to the budget
-			// (rare: a large request waiting at the in-flight cap).
-			n := len(c.partial) + len(data)
-			pb := sh.pooledJoin(c.partial, data)
-			sh.dropPartial(c)
-			c.partial, c.partialPool = pb.buf[:n], pb
-		case c.partialPool != nil:
-			small := appendPartial(nil, c.partial)
-			sh.dropPartial(c)
-			c.partial = appendPartial(small, data)
-		default:
+		if c.partialPool != nil {
+			// A whole large request waits at the front of its own buffer
+			// (the in-flight cap): these bytes go behind it, until the
+			// pause at the caps stops them.
+			if !sh.appendPooled(c, data) {
+				sh.closeConn(c) // served from bytes in hand, past their bound
+				return
+			}
+		} else {
 			c.partial = appendPartial(c.partial, data)
 		}
 		sh.parsePartial(c)
@@ -326,7 +370,7 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	if c.state != connOpen {
 		return
 	}
-	if size, large := largeHead(rest); large && len(rest) < size && !sh.draining && !c.closeAfter {
+	if size, large := largeHead(rest); large && len(rest) < size && !sh.readsStopped(c) {
 		sh.startLarge(c, rest, false)
 		return
 	}
@@ -335,6 +379,10 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 	}
 	sh.pauseIfFull(c)
 }
+
+// readsStopped reports whether c reads no more requests: it is to close
+// once answered (closeAfter), or the shard is draining.
+func (sh *Shard) readsStopped(c *conn) bool { return c.closeAfter || sh.draining }
 
 // appendPartial appends data to a connection's partial buffer, growing it
 // (at least doubling) with the bytes in hand, never ahead of them for a
@@ -400,20 +448,30 @@ func (sh *Shard) parsePartial(c *conn) {
 			return
 		}
 	}
-	if c.partialPool != nil && len(rest) == 0 {
+	switch {
+	case c.partialPool != nil && len(rest) == 0:
 		// The pooled buffer held just its request: the connection lets go
 		// of it (a hold on the request keeps it until released).
-		sh.unrefDirect(c.partialPool)
-		c.partialPool = nil
-		c.partial = nil
-		c.partialDetached = false
-	} else if c.partialDetached {
+		sh.dropPartial(c)
+	case c.partialPool != nil && !wholeLarge(rest):
+		// Only a whole large request waiting at its front keeps the pooled
+		// buffer. Anything else left in it (the first bytes of the next
+		// request, small ones waiting at the cap) moves to a plain partial
+		// buffer like any connection's, so that what arrives later is
+		// never copied into buffers charged to the budget past its limit.
+		moved := appendPartial(nil, rest)
+		sh.dropPartial(c)
+		c.partial = moved
+		if c.budgetWait {
+			sh.noteWaiting(c)
+		}
+	case c.partialDetached:
 		// A handler holds a request that lies before rest in the same
 		// array: rest stays where it is and later bytes append after it,
 		// so nothing is copied and the held bytes are never touched.
 		c.partial = rest
 		c.partialDetached = false
-	} else {
+	case len(rest) < len(c.partial):
 		n := copy(c.partial, rest)
 		c.partial = c.partial[:n]
 	}
@@ -424,7 +482,7 @@ func (sh *Shard) parsePartial(c *conn) {
 // parse dispatches whole requests from buf while the connection is under
 // its in-flight cap, and returns what is left.
 func (sh *Shard) parse(c *conn, buf []byte, bid int32) ([]byte, frameResult) {
-	for c.state == connOpen && !sh.draining && !c.closeAfter {
+	for c.state == connOpen && !sh.readsStopped(c) {
 		if c.inflight() >= inflightPerConnMax {
 			return buf, frameAtCap
 		}
@@ -469,6 +527,9 @@ func (sh *Shard) resumeIfRoom(c *conn) {
 	}
 	if c.recvPaused && c.state == connOpen && len(c.partial) <= pendingBytesMax && c.inflight() < inflightPerConnMax {
 		c.recvPaused = false
-		sh.keepReceiving(c)
 	}
+	// Parsing may also have ended a wait for budget (settleLarge), with
+	// the receive already over: whatever lifted the last stop, receiving
+	// starts again here (keepReceiving does nothing while one holds).
+	sh.keepReceiving(c)
 }

@@ -1,5 +1,7 @@
 package server
 
+import "fmt"
+
 // The request budget bounds the memory a shard holds for large requests
 // (Kafka's queued.max.request.bytes). A request of at least
 // directRecvMinBytes is received into a buffer of its own; the bytes of
@@ -185,6 +187,13 @@ func (sh *Shard) stopWaiting(c *conn) {
 	sh.unnoteWaiting(c)
 	sh.budget.waiting--
 	sh.stats.RequestBudgetWaiting.Store(int64(sh.budget.waiting))
+	// The head of the queue leaving (closed, or its request whole) may
+	// let the next be granted, or let requests pass again: a grant pass
+	// runs for them, as when a buffer is let go.
+	if b := &sh.budget; b.waiting > 0 && !b.granted {
+		b.granted = true
+		sh.Defer((*Shard).grantWaiters)
+	}
 }
 
 // waitRoom reports whether c may wait with n more bytes appended to base
@@ -192,7 +201,13 @@ func (sh *Shard) stopWaiting(c *conn) {
 // when not, it counts the connection as closed for it.
 func (sh *Shard) waitRoom(c *conn, base []byte, n int) bool {
 	b := &sh.budget
-	after := b.waitingBytes - c.waitingBytes + int64(partialCapAfter(base, n))
+	return sh.waitFits(c, b.waitingBytes-c.waitingBytes+int64(partialCapAfter(base, n)))
+}
+
+// waitFits reports whether the waiting bytes may become after, within
+// their bound; when not, it counts c as closed for it.
+func (sh *Shard) waitFits(c *conn, after int64) bool {
+	b := &sh.budget
 	if after <= b.waitingMaxBytes {
 		return true
 	}
@@ -218,28 +233,35 @@ func (sh *Shard) noteWaiting(c *conn) {
 // budget is back within its limit, so that a client cannot go on sending
 // past the budget this way.
 func (sh *Shard) onWaitingData(c *conn, data []byte) {
-	base := c.partial
 	if c.partialPool != nil {
-		base = nil // out of the pooled buffer, which is let go
+		// A request served from bytes in hand waits whole at the front of
+		// its buffer (the in-flight cap): these go behind it, counted
+		// with it.
+		if !sh.appendPooled(c, data) {
+			sh.closeConn(c)
+			return
+		}
+		sh.parsePartial(c)
+		return
 	}
-	if !sh.waitRoom(c, base, len(data)) {
+	if !sh.waitRoom(c, c.partial, len(data)) {
 		sh.closeConn(c)
 		return
 	}
-	if c.partialPool != nil {
-		moved := appendPartial(appendPartial(nil, c.partial), data)
-		sh.dropPartial(c)
-		c.partial = moved
-	} else {
-		c.partial = appendPartial(c.partial, data)
-	}
-	if size, large := largeHead(c.partial); large && len(c.partial) >= size {
+	c.partial = appendPartial(c.partial, data)
+	if wholeLarge(c.partial) {
 		// Its bytes stay counted as waiting until the buffer is let go,
-		// so that what is served from bytes in hand is bounded with them.
+		// so that what is served from bytes in hand is bounded with them;
+		// the plain partial buffer they leave is no longer counted.
 		n := len(c.partial)
+		bytes := directBufBytes(n)
+		if !sh.waitFits(c, sh.budget.waitingBytes-c.waitingBytes+bytes) {
+			sh.closeConn(c)
+			return
+		}
 		pb := sh.takeDirect(n)
 		copy(pb.buf, c.partial)
-		pb.waiting = directBufBytes(n)
+		pb.waiting = bytes
 		sh.budget.waitingBytes += pb.waiting
 		c.partial, c.partialPool, c.partialDetached = pb.buf[:n], pb, false
 		sh.unnoteWaiting(c)
@@ -337,6 +359,35 @@ const (
 	RequestBudgetBytesDefault = requestBudgetBytesDefault
 	RequestBudgetBytesMin     = requestBudgetBytesMin
 )
+
+// CheckRequestBudget reports whether a server of cores shards (0: one for
+// each CPU it may run on, as Start counts them) accepts a request budget of
+// totalBytes (0: the default), so that a command can refuse a setting
+// before it starts anything.
+func CheckRequestBudget(totalBytes int64, cores int) error {
+	if cores <= 0 {
+		cpus, err := allowedCPUs()
+		if err != nil {
+			return fmt.Errorf("cpu affinity: %w", err)
+		}
+		cores = len(cpus)
+	}
+	return checkRequestBudget(totalBytes, cores)
+}
+
+// checkRequestBudget refuses a budget below the least a server accepts, or
+// one that leaves each of its shards less than the least share.
+func checkRequestBudget(totalBytes int64, shards int) error {
+	if totalBytes < 0 || (totalBytes > 0 && totalBytes < requestBudgetBytesMin) {
+		return fmt.Errorf("request budget of %d bytes: want 0 (the default, %d) or at least %d",
+			totalBytes, requestBudgetBytesDefault, requestBudgetBytesMin)
+	}
+	if share := shardBudgetBytes(totalBytes, shards); share < requestBudgetShareBytesMin {
+		return fmt.Errorf("request budget of %d bytes over %d shards is %d bytes a shard: want at least %d a shard (%d in all)",
+			totalBytes, shards, share, requestBudgetShareBytesMin, requestBudgetShareBytesMin*int64(max(shards, 1)))
+	}
+	return nil
+}
 
 // RequestBudgetBytes is the shard's share of the request budget.
 func (sh *Shard) RequestBudgetBytes() int64 { return sh.budget.limitBytes }

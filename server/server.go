@@ -32,8 +32,8 @@ type Config struct {
 	DrainWaitMax time.Duration
 	// RequestBudgetBytes bounds the memory all shards together hold for
 	// large requests being received or served (Kafka's
-	// queued.max.request.bytes); each shard gets an equal share
-	// (0: requestBudgetBytesDefault).
+	// queued.max.request.bytes); each shard gets an equal share, at least
+	// requestBudgetShareBytesMin (0: requestBudgetBytesDefault).
 	RequestBudgetBytes int64
 	Logger             *slog.Logger
 }
@@ -71,9 +71,8 @@ func Start(cfg Config) (*Server, error) {
 	if n > maxShards {
 		return nil, fmt.Errorf("server: %d cores above the limit of %d", n, maxShards)
 	}
-	if cfg.RequestBudgetBytes < 0 || (cfg.RequestBudgetBytes > 0 && cfg.RequestBudgetBytes < requestBudgetBytesMin) {
-		return nil, fmt.Errorf("server: request budget of %d bytes: want 0 (the default, %d) or at least %d",
-			cfg.RequestBudgetBytes, requestBudgetBytesDefault, requestBudgetBytesMin)
+	if err := checkRequestBudget(cfg.RequestBudgetBytes, n); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	if addr.Port() != 0 {
 		if err := checkPortFree(addr); err != nil {

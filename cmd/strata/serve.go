@@ -181,6 +181,9 @@ func serve(cfg serveConfig) error {
 	if !broker {
 		return serveController(cfg, voters, auth, log)
 	}
+	if err := server.CheckRequestBudget(cfg.RequestBudgetBytes, cfg.Cores); err != nil {
+		return usageError{fmt.Errorf("--request-budget-bytes %d with --cores %d: %w", cfg.RequestBudgetBytes, cfg.Cores, err)}
+	}
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,

@@ -26,3 +26,16 @@ func TestServeRefusesASmallRequestBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesABudgetTooSmallForItsShards: a total above the least
+// the broker accepts that leaves each shard less than the least share
+// (2 MiB over 4 shards) is refused with a usage error naming the share.
+func TestServeRefusesABudgetTooSmallForItsShards(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--admin", "",
+		"--cores", "4", "--pin=false", "--request-budget-bytes", "2097152"}
+	_, errOut, code := run(t, "", "", args...)
+	if code != 2 || !strings.Contains(errOut, "--request-budget-bytes 2097152") || !strings.Contains(errOut, "a shard") {
+		t.Fatalf("strata %v: exit %d, %q; want a usage error naming the share", args, code, errOut)
+	}
+}
