@@ -262,6 +262,16 @@ func TestRetentionBytesOnBroker(t *testing.T) {
 		if size < retentionLimitBytes-retentionSegmentBytes {
 			t.Fatalf("%d bytes of segments left (%d files), want at least %d", size, len(logs), retentionLimitBytes-retentionSegmentBytes)
 		}
+		// segment.bytes is honoured: 4 MiB is held in several segments,
+		// none past 1 MiB (ReadDir lists them oldest first).
+		if len(logs) < retentionLimitBytes/retentionSegmentBytes {
+			t.Fatalf("segments %v: want at least %d of at most %d bytes", logs, retentionLimitBytes/retentionSegmentBytes, retentionSegmentBytes)
+		}
+		for _, name := range logs {
+			if info, err := os.Stat(filepath.Join(partitionDir(dir, "sized", 0), name)); err != nil || info.Size() > retentionSegmentBytes {
+				t.Fatalf("segment %s: %v, larger than segment.bytes %d", name, err, retentionSegmentBytes)
+			}
+		}
 		if n := topicAllocatedBytes(t, dir, "sized", 1); n > allocatedMax {
 			t.Fatalf("%d bytes allocated on disk, want at most %d", n, allocatedMax)
 		}
