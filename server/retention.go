@@ -42,16 +42,19 @@ func retentionInterval(d time.Duration) (time.Duration, error) {
 // retentionCheckDue marks every open partition due for a retention check
 // once the interval has passed since the shard's last check.
 func (bs *brokerShard) retentionCheckDue(now int64) {
-	if bs.nextRetentionMs == 0 {
+	interval := bs.b.cfg.LogRetentionCheckInterval.Milliseconds()
+	if bs.nextRetentionMs == 0 || bs.nextRetentionMs-now > interval {
 		// The first check comes one interval after the shard starts, as
 		// Kafka's does: opening the partitions is work enough at start.
-		bs.nextRetentionMs = now + bs.b.cfg.LogRetentionCheckInterval.Milliseconds()
+		// A wall clock stepped back starts the wait again rather than
+		// putting the next check off by the step.
+		bs.nextRetentionMs = now + interval
 		return
 	}
 	if now < bs.nextRetentionMs {
 		return
 	}
-	bs.nextRetentionMs = now + bs.b.cfg.LogRetentionCheckInterval.Milliseconds()
+	bs.nextRetentionMs = now + interval
 	for _, p := range bs.slots {
 		if p != nil && !p.closing {
 			p.retentionDue = true
