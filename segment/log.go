@@ -38,6 +38,9 @@ type Log struct {
 	// once set the log is offline (see log_fail.go).
 	failed error
 	stats  Stats
+	// keepDeleted, when set (KeepDeletedDataFiles), takes the open data
+	// files of deleted segments instead of their being closed.
+	keepDeleted func(s *Segment, data File)
 }
 
 // Stats counts the work a Log did, for tests and tools.
@@ -462,7 +465,18 @@ func (l *Log) writeCheckpoint() error {
 func (l *Log) deleteSegments(removed []*Segment) error {
 	var err error
 	for _, s := range removed {
-		s.Handle.(*segFiles).close()
+		files := s.Handle.(*segFiles)
+		if l.keepDeleted != nil && files.data != nil {
+			// The driver closes the data file once no reader names its
+			// descriptor; the indexes go now (nothing outside the log
+			// uses them).
+			data := files.data
+			files.data = nil
+			files.close()
+			l.keepDeleted(s, data)
+		} else {
+			files.close()
+		}
 		if rerr := l.removeSegmentFiles(s.base); err == nil {
 			err = rerr
 		}

@@ -78,6 +78,20 @@ func (l *Log) FinishRoll(old *Segment) error {
 	return l.finishRoll(old)
 }
 
+// KeepDeletedDataFiles hands the driver, instead of closing it, the open
+// data file of every segment that a deletion, retention pass or truncation
+// removes, once the segment is out of the core and its files are unlinked
+// (a trusted segment never read has no open data file and hands nothing).
+// A driver whose reads name the file by descriptor in I/O that is still
+// queued (a splice to a socket) closes it when that I/O is done; closing it
+// at once would let the number be reused by another file under the
+// kernel. fn runs with the log's lock held and must not call into the Log.
+func (l *Log) KeepDeletedDataFiles(fn func(s *Segment, data File)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keepDeleted = fn
+}
+
 // IntervalMs is the interval of a FlushIntervalMs policy; ok is false for
 // the other policies (compare those with FlushEveryAck and FlushNever).
 func (p FlushPolicy) IntervalMs() (ms int64, ok bool) {

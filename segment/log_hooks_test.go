@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"os"
 	"testing"
 )
 
@@ -81,6 +82,61 @@ func TestFlushPolicyIntervalMs(t *testing.T) {
 	for _, p := range []FlushPolicy{FlushEveryAck, FlushNever} {
 		if _, ok := p.IntervalMs(); ok {
 			t.Fatalf("%v reports an interval", p)
+		}
+	}
+}
+
+// TestKeepDeletedDataFiles deletes segments by retention on real files
+// with KeepDeletedDataFiles set: the log hands over the data files of the
+// deleted segments instead of closing them, their files are gone from the folder at once, and the handed file still reads the
+// deleted segment's bytes until the driver closes it.
+func TestKeepDeletedDataFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := memConfig(OSFS{})
+	cfg.RetentionBytes = 4096
+	l, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type kept struct {
+		base int64
+		data File
+	}
+	var handed []kept
+	l.KeepDeletedDataFiles(func(s *Segment, data File) { handed = append(handed, kept{s.Base(), data}) })
+	var first []byte
+	for i := 0; i < 12; i++ {
+		f := testFrame(2, 1500, int64(i), uint64(i))
+		if _, err := l.Append(f); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = f
+		}
+	}
+	bases := l.SegmentBases()
+	if len(bases) < 4 {
+		t.Fatalf("segments %v: want several to delete", bases)
+	}
+	if err := l.ApplyRetention(0); err != nil {
+		t.Fatal(err)
+	}
+	if len(handed) == 0 || handed[0].base != bases[0] {
+		t.Fatalf("handed %v of deleted segments, first base %d", handed, bases[0])
+	}
+	for _, k := range handed {
+		if _, err := os.Stat(logPath(dir, k.base)); !os.IsNotExist(err) {
+			t.Fatalf("segment %d's data file is still in the folder: %v", k.base, err)
+		}
+	}
+	got := make([]byte, len(first))
+	if _, err := handed[0].data.ReadAt(got, 0); err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("the handed file of the deleted segment reads %v, same bytes %v", err, bytes.Equal(got, first))
+	}
+	for _, k := range handed {
+		if err := k.data.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

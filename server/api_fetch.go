@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/segment"
 	"github.com/strata-db/strata/server/metadata"
 )
 
@@ -61,22 +62,20 @@ type fetchPart struct {
 	bytes    int64
 	next     int64 // offset after the last frame of files
 	metrics  *partitionMetrics
-	// held is the partition whose segment files the spans lie in while
-	// the fetch holds them open (see partition.fileHolds).
-	held *partition
+	// holds are the segments whose data files the spans lie in, held open
+	// while the fetch may splice from them (segment_holds.go).
+	holds []*segmentHold
 }
 
 // release lets the partition close the files of the part's spans. It
-// may run on any shard: the count is atomic, and the owner looks at it
-// when it closes the partition.
+// may run on any shard: the counts are atomic, and the owner looks at
+// them when it closes a deleted segment's file or the partition.
 func (fp *fetchPart) release() {
-	if fp.held == nil {
-		return
+	for _, h := range fp.holds {
+		h.release()
 	}
-	if fp.held.fileHolds.Add(-1) < 0 {
-		panic("server: invariant: a partition's files released more often than held")
-	}
-	fp.held = nil
+	clear(fp.holds)
+	fp.holds = fp.holds[:0]
 }
 
 // fetchWait is a fetch parked on a partition until an append wakes it.
@@ -249,20 +248,30 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 		r.ErrorCode = fb.ErrorCodeStorageError
 		return
 	}
+	var last *segment.Segment
 	for _, s := range spans {
 		fd, err := p.log.Fd(s.Segment)
 		if err != nil {
 			r.ErrorCode = fb.ErrorCodeStorageError
 			fp.files, fp.bytes = fp.files[:0], 0
+			clear(fp.holds)
+			fp.holds = fp.holds[:0]
 			return
 		}
 		fp.files = append(fp.files, FileSpan{FD: fd, Pos: s.Pos, Len: s.Len})
 		fp.bytes += s.Len
 		fp.next = s.NextOffset
+		// Spans run in log order, so one segment's spans are adjacent.
+		if s.Segment != last {
+			fp.holds = append(fp.holds, p.holdOf(s.Segment))
+			last = s.Segment
+		}
 	}
-	if len(fp.files) > 0 {
-		p.fileHolds.Add(1)
-		fp.held = p
+	// Held only once every descriptor is known: a part that failed holds
+	// nothing. Retention runs on this thread, so none of these segments
+	// can be deleted between the read and the hold.
+	for _, h := range fp.holds {
+		h.take()
 	}
 }
 
@@ -398,7 +407,7 @@ func (job *fetchJob) answer() {
 		if total > 0 && total+fp.bytes > job.maxBytes {
 			continue
 		}
-		if fp.held == nil {
+		if len(fp.holds) == 0 {
 			panic("server: invariant: a fetch answers with spans of files it does not hold")
 		}
 		fp.result.FramesBytes = uint32(fp.bytes)

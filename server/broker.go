@@ -57,6 +57,11 @@ type BrokerConfig struct {
 	// RequestBudgetBytes bounds the memory of large requests across all
 	// shards (see Config.RequestBudgetBytes; 0: RequestBudgetBytesDefault).
 	RequestBudgetBytes int64
+	// LogRetentionCheckInterval is how often each shard applies the
+	// retention of the partitions it owns (Kafka's
+	// log.retention.check.interval.ms; 0: LogRetentionCheckIntervalDefault,
+	// at least LogRetentionCheckIntervalMin).
+	LogRetentionCheckInterval time.Duration
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -102,6 +107,11 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
 	}
+	interval, err := retentionInterval(cfg.LogRetentionCheckInterval)
+	if err != nil {
+		return nil, err
+	}
+	cfg.LogRetentionCheckInterval = interval
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}

@@ -43,6 +43,9 @@ type brokerShard struct {
 	failedOpens map[failedOpenKey]*failedOpen
 	// reqStart is when the request being served arrived.
 	reqStart time.Time
+	// nextRetentionMs is when the next retention check is due (wall
+	// clock ms; 0 before the first tick), retention.go.
+	nextRetentionMs int64
 }
 
 type topicPartitions struct {
@@ -185,6 +188,7 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 	}
 	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, dir: dir,
 		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
+		holds:   map[*segment.Segment]*segmentHold{},
 		metrics: bs.b.metrics.partitions.forPartition(t.Name, index)}
 	p.log, err = ringlog.Open(bs.sh.Ring(), dir, cfg, diskPrefix(slot), p)
 	if err != nil {
@@ -192,6 +196,7 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 		bs.freeSlots = append(bs.freeSlots, slot)
 		return nil, err
 	}
+	p.log.KeepDeletedDataFiles(p.segmentDeleted)
 	bs.slots[slot] = p
 	p.metrics.logEnd.Store(p.log.End())
 	return p, nil
@@ -258,16 +263,21 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 	}
 }
 
-// tickPartitions runs the logs' timers (interval flushes) and closes the
-// closing partitions that went idle without a completion of their own to
-// notice it: the last fetch holding their files let go on another shard.
+// tickPartitions runs the logs' timers (interval flushes), the retention
+// check when it is due, closes the data files of deleted segments that no
+// answer holds any more, and closes the closing partitions that went idle
+// without a completion of their own to notice it: the last fetch holding
+// their files let go on another shard.
 func (bs *brokerShard) tickPartitions(now int64) {
+	bs.retentionCheckDue(now)
 	for _, p := range bs.slots {
 		switch {
 		case p == nil:
 		case !p.closing:
 			p.log.Tick(now)
 			bs.checkStorage(p)
+			bs.applyRetention(p)
+			bs.closeDeletedFiles(p)
 		case p.closable():
 			bs.finishClose(p)
 		}

@@ -245,7 +245,7 @@ func (h *holdsRun) settled() []string {
 				if p == nil {
 					continue
 				}
-				if n := p.fileHolds.Load(); n != 0 {
+				if n := p.fileHolds(); n != 0 {
 					r.problems = append(r.problems, fmt.Sprintf("shard %d: %s-%d: %d fetch answers hold its files (closing %v)", i, p.topic, p.index, n, p.closing))
 				}
 				if p.closing {

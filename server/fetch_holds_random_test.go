@@ -367,7 +367,7 @@ func (h *holdsRun) heldClosing() int {
 		if err := sh.Post(func(*Shard) {
 			k := 0
 			for _, p := range bs.slots {
-				if p != nil && p.closing && p.fileHolds.Load() > 0 {
+				if p != nil && p.closing && p.fileHolds() > 0 {
 					k++
 				}
 			}

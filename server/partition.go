@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"os"
-	"sync/atomic"
 
 	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
@@ -32,11 +31,16 @@ type partition struct {
 	nextToken uint64
 
 	waiters []*fetchWait // long-polling fetches waiting for data
-	// fileHolds counts fetch answers, on any shard, that may still splice
-	// from the log's segment files: the files stay open until it is 0.
-	fileHolds atomic.Int64
-	closing   bool // deleted: close and remove once idle
-	dir       string
+	// holds counts, per segment, the fetch answers (on any shard) that may
+	// still splice from its data file (segment_holds.go); deleted are the
+	// data files of segments retention removed, open until their holds
+	// reach 0.
+	holds   map[*segment.Segment]*segmentHold
+	deleted []deletedFile
+	// retentionDue: a retention check is owed (retention.go).
+	retentionDue bool
+	closing      bool // deleted: close and remove once idle
+	dir          string
 	// storageFailureNoticed: the log's storage failed and checkStorage has
 	// logged, counted and reported it (partition_offline.go).
 	storageFailureNoticed bool
@@ -174,13 +178,16 @@ func (p *partition) idle() bool {
 // only: the logs close after every ring is gone, when no SQE is left to
 // name a descriptor, and a hold whose release message was lost must not
 // keep a stop waiting.)
-func (p *partition) closable() bool { return p.idle() && p.fileHolds.Load() == 0 }
+func (p *partition) closable() bool { return p.idle() && p.fileHolds() == 0 }
 
 // close closes the log (it must be idle) and, for a deleted topic, removes
 // its folder.
 func (p *partition) close(remove bool) error {
 	p.failWaiters()
 	err := p.log.Close()
+	// A stop closes the deleted segments' files held or not: every ring
+	// is gone by then, so no SQE names them.
+	p.closeDeleted(true)
 	if errors.Is(err, segment.ErrClosed) || p.storageFailureNoticed && errors.Is(err, ringlog.ErrFailed) {
 		// A storage failure was logged and reported when it was noticed;
 		// closing the failed log only closes its files.

@@ -44,6 +44,9 @@ type serveConfig struct {
 	// RequestBudgetBytes bounds the memory of large requests across all
 	// shards (Kafka's queued.max.request.bytes).
 	RequestBudgetBytes int64 `toml:"request_budget_bytes"`
+	// LogRetentionCheckInterval is how often each shard applies topic
+	// retention (Kafka's log.retention.check.interval.ms).
+	LogRetentionCheckInterval time.Duration `toml:"log_retention_check_interval"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -58,15 +61,16 @@ var defaultServeConfig = serveConfig{
 	Roles:    roleBroker + "," + roleController,
 	// The session defaults are the broker's own; naming them here shows
 	// them in --help.
-	HeartbeatInterval:  server.DefaultHeartbeatInterval,
-	SessionTimeout:     server.DefaultSessionTimeout,
-	RequestBudgetBytes: server.RequestBudgetBytesDefault,
+	HeartbeatInterval:         server.DefaultHeartbeatInterval,
+	SessionTimeout:            server.DefaultSessionTimeout,
+	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
+	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes"
+	"request_budget_bytes, log_retention_check_interval"
 
 // The roles a node can take.
 const (
@@ -118,6 +122,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("cluster-secret-file", func() { fileCfg.ClusterSecretFile = cfg.ClusterSecretFile })
 				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
+				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -145,6 +150,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"run the controller quorum with no secret: its peers are identified, not authenticated")
 	f.Int64Var(&cfg.RequestBudgetBytes, "request-budget-bytes", cfg.RequestBudgetBytes,
 		"memory for large requests being received or served, shared equally by the shards; beyond it, connections wait to send more")
+	f.DurationVar(&cfg.LogRetentionCheckInterval, "log-retention-check-interval", cfg.LogRetentionCheckInterval,
+		"how often each shard deletes the segments past their topic's retention.ms and retention.bytes (at least 100ms)")
 	return cmd
 }
 
@@ -178,6 +185,10 @@ func serve(cfg serveConfig) error {
 	if cfg.RequestBudgetBytes < server.RequestBudgetBytesMin {
 		return usageError{fmt.Errorf("--request-budget-bytes %d: want at least %d", cfg.RequestBudgetBytes, server.RequestBudgetBytesMin)}
 	}
+	if cfg.LogRetentionCheckInterval < server.LogRetentionCheckIntervalMin {
+		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
+			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
+	}
 	if !broker {
 		return serveController(cfg, voters, auth, log)
 	}
@@ -187,7 +198,7 @@ func serve(cfg serveConfig) error {
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
-		RequestBudgetBytes: cfg.RequestBudgetBytes})
+		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval})
 	if err != nil {
 		return err
 	}

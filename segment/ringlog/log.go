@@ -336,14 +336,18 @@ func (l *Log) Truncate(offset int64) error {
 
 // DeleteRecordsBefore advances the log start to offset and deletes the
 // closed segments wholly below it (synchronously: unlinks and a checkpoint).
-// Spans from an earlier Read may lead to deleted segments afterwards. It
-// refuses with ErrBusy while a sync is in flight: a rolled segment's syncs
-// name its descriptors, which deleting it would close under the kernel.
+// Spans from an earlier Read may lead to deleted segments afterwards (see
+// KeepDeletedDataFiles). It refuses with ErrBusy while a roll's syncs are in
+// flight: they name the rolled segment's descriptors, which deleting it
+// would close under the kernel. A group sync names only the active
+// segment's data file, which is never deleted, so it does not stop a
+// deletion: under steady appends one is nearly always in flight, and
+// retention refused for it would never run.
 func (l *Log) DeleteRecordsBefore(offset int64) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	if l.syncHead != l.syncTail {
+	if l.rollSyncInFlight() {
 		return ErrBusy
 	}
 	err := l.sync.DeleteRecordsBefore(offset)
@@ -352,16 +356,36 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 }
 
 // ApplyRetention deletes closed segments past the time and size bounds
-// (synchronously, and refused while a sync is in flight, like
+// (synchronously, and refused while a roll's syncs are in flight, like
 // DeleteRecordsBefore).
 func (l *Log) ApplyRetention(nowMs int64) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	if l.syncHead != l.syncTail {
+	if l.rollSyncInFlight() {
 		return ErrBusy
 	}
 	err := l.sync.ApplyRetention(nowMs)
 	l.hot.trim(l.core.LogStart())
 	return l.storageFailed(err)
+}
+
+// rollSyncInFlight reports whether a roll's fdatasyncs, which name the
+// rolled segment's three descriptors, are in the FIFO.
+func (l *Log) rollSyncInFlight() bool {
+	for i := l.syncHead; i != l.syncTail; i++ {
+		if l.syncs[i%syncOpsMax].roll != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// KeepDeletedDataFiles hands fn the open data file of each segment that a
+// deletion, retention pass or truncation removes, instead of closing it
+// (segment.Log.KeepDeletedDataFiles): spans of it may still be queued for
+// a socket, naming its descriptor. fn runs on the shard's thread inside
+// the call that deleted the segment and must not call into the Log.
+func (l *Log) KeepDeletedDataFiles(fn func(s *segment.Segment, data segment.File)) {
+	l.sync.KeepDeletedDataFiles(fn)
 }
