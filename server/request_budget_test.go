@@ -2,12 +2,16 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -238,7 +242,14 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 		budgetBytes = requestBudgetBytesMin
 	)
 	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
+	if v := os.Getenv("STRATA_BUDGET_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("STRATA_BUDGET_SEED=%q", v)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (STRATA_BUDGET_SEED=%d reruns it)", seed, seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	size := func() int {
 		switch r := rng.IntN(100); {
@@ -255,6 +266,14 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 		st := s.Shards()[0].Stats()
 		var wg sync.WaitGroup
 		errs := make(chan error, 2*conns) // a writer and a reader each
+		// A waiting connection whose bytes in hand would pass the shard's
+		// bound is closed (docs/architecture.md, "The request budget");
+		// on a loaded machine the kernel may hand over that much before
+		// the receive is cancelled. Such a connection must end at a whole
+		// answer, and only as often as the shard counts the closes.
+		var closedMu sync.Mutex
+		closed := map[int]bool{}
+		writeErrs := map[int]error{}
 		for k := range conns {
 			var stream []byte
 			var bodies [][]byte
@@ -275,7 +294,9 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 				defer wg.Done()
 				for off, i := 0, 0; i < len(pieces); i++ {
 					if _, err := c.Write(stream[off : off+pieces[i]]); err != nil {
-						errs <- err
+						closedMu.Lock()
+						writeErrs[k] = err
+						closedMu.Unlock()
 						return
 					}
 					off += pieces[i]
@@ -286,6 +307,12 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 				defer wg.Done()
 				for i, want := range bodies {
 					got, err := readFrame(c)
+					if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+						closedMu.Lock()
+						closed[k] = true
+						closedMu.Unlock()
+						return
+					}
 					if err != nil || !bytes.Equal(got, want) {
 						errs <- fmt.Errorf("connection %d answer %d (%d bytes): %v", k, i, len(want), err)
 						return
@@ -299,6 +326,11 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
+		for k, err := range writeErrs {
+			if !closed[k] {
+				t.Fatalf("connection %d: write failed (%v) on a connection the shard did not close", k, err)
+			}
+		}
 		waitUntil(t, "the budget to be whole again", func() bool {
 			return st.RequestBudgetUsedBytes.Load() == 0 && st.RequestBudgetWaiting.Load() == 0 && st.RequestBudgetWaitingBytes.Load() == 0 && st.Open.Load() == 0
 		})
@@ -309,8 +341,9 @@ func TestRequestBudgetRandomTraffic(t *testing.T) {
 			t.Fatalf("%d bytes reserved at the most, above %d", peak, peakMax)
 		}
 		t.Logf("%T: at most %d bytes reserved", h, st.RequestBudgetPeakBytes.Load())
-		if n := st.RequestBudgetClosed.Load(); n != 0 {
-			t.Fatalf("%d connections closed for the bytes they sent while waiting", n)
+		if n := st.RequestBudgetClosed.Load(); n != uint64(len(closed)) || len(closed) == conns {
+			t.Fatalf("%d connections ended early, %d closed for the bytes they sent while waiting (bound %d bytes); want the same, and not all",
+				len(closed), n, sh0WaitingMax(s))
 		}
 		t.Logf("%T: %d waits for budget, %d large requests received into their own buffers",
 			h, st.RequestBudgetWaits.Load(), st.DirectRecvs.Load())
@@ -509,3 +542,7 @@ func TestRequestBudgetWaitAfterInflightCap(t *testing.T) {
 			st.RequestBudgetWaitingBytes.Load() == 0 && st.Open.Load() == 0
 	})
 }
+
+// sh0WaitingMax is the first shard's bound on bytes in hand of waiting
+// connections.
+func sh0WaitingMax(s *Server) int64 { return s.Shards()[0].budget.waitingMaxBytes }
