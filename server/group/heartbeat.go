@@ -86,6 +86,9 @@ func (c *Coordinator) heartbeat(req HeartbeatRequest, nowMs int64) HeartbeatResp
 	m.lastHeartbeatMs = nowMs
 	c.updateTarget(g)
 	c.reconcile(g, m, setOf(req.Owned), nowMs)
+	if m.epoch <= 0 {
+		panic("group: invariant: member " + m.id + " answered with epoch " + strconv.Itoa(int(m.epoch)) + "\n" + c.Describe())
+	}
 	return HeartbeatResponse{MemberID: m.id, MemberEpoch: m.epoch, Assignment: m.assigned.sorted()}
 }
 
@@ -227,6 +230,7 @@ func (c *Coordinator) replaceStatic(g *group, old *member, req HeartbeatRequest,
 		id = c.newMemberID(g, nowMs)
 	}
 	assigned, target, hadTarget := old.assigned, g.target[old.id], g.target[old.id] != nil
+	leftAt := old.prevEpoch
 	oldSub := Subscription{Topics: old.topics, Regex: old.regex}
 	c.emit(Record{Type: RecordCurrent, Tombstone: true, Group: g.id, MemberID: old.id})
 	if hadTarget {
@@ -242,7 +246,9 @@ func (c *Coordinator) replaceStatic(g *group, old *member, req HeartbeatRequest,
 	if hadTarget {
 		c.emit(Record{Type: RecordTarget, Group: g.id, MemberID: id, Partitions: target.sorted()})
 	}
-	c.writeCurrent(g, m, 0, 0, assigned, partSet{})
+	// The new incarnation goes on from the epoch its instance left at, so
+	// if it must revoke something first it does so at a real epoch.
+	c.writeCurrent(g, m, leftAt, leftAt, assigned, partSet{})
 	if !sameSubscription(oldSub, *req.Subscription) || assignor != old.assignor {
 		c.bumpEpoch(g)
 	}
@@ -300,14 +306,26 @@ func (c *Coordinator) updateSubscription(g *group, m *member, req HeartbeatReque
 // asked to give anything up.
 func (c *Coordinator) reconcile(g *group, m *member, owned partSet, nowMs int64) {
 	epoch, prev, assigned, pending := m.epoch, m.prevEpoch, m.assigned, m.pending
+	target := g.target[m.id]
 	changed := false
 	if len(pending) > 0 {
+		// A revocation the target no longer wants is called off: nobody
+		// else can have been given a partition pending revocation, so the
+		// member simply keeps it (or gets it back if it already let go).
+		if back := pending.and(target); len(back) > 0 {
+			assigned, pending = union(assigned, back), pending.minus(back)
+			changed = true
+		}
 		if len(owned.and(pending)) > 0 {
+			if changed {
+				c.writeCurrent(g, m, epoch, prev, assigned, pending)
+			}
 			return
 		}
-		pending, changed = partSet{}, true
+		if len(pending) > 0 {
+			pending, changed = partSet{}, true
+		}
 	}
-	target := g.target[m.id]
 	if epoch != g.assignmentEpoch {
 		if revoke := assigned.minus(target); len(revoke) > 0 {
 			c.writeCurrent(g, m, epoch, prev, assigned.and(target), revoke)

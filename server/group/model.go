@@ -67,6 +67,17 @@ func (s partSet) and(o partSet) partSet {
 	return out
 }
 
+func union(a, b partSet) partSet {
+	out := make(partSet, len(a)+len(b))
+	for tp := range a {
+		out[tp] = struct{}{}
+	}
+	for tp := range b {
+		out[tp] = struct{}{}
+	}
+	return out
+}
+
 func (s partSet) equal(o partSet) bool {
 	if len(s) != len(o) {
 		return false
