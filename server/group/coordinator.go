@@ -126,7 +126,7 @@ func (c *Coordinator) bumpEpoch(g *group) {
 	if len(g.members) == 0 {
 		empty = g.emptySinceMs
 	}
-	c.emit(Record{Type: RecordGroup, Group: g.id, Epoch: g.epoch + 1, MetadataHash: c.metadataHash(g), EmptySinceMs: empty})
+	c.emit(Record{Type: RecordGroup, Group: g.id, Epoch: g.epoch + 1, MetadataHash: c.metadataHash(g), EmptySinceMs: empty, MemberSeq: g.memberSeq})
 }
 
 // removeMember takes a member out of the group and frees its partitions.
@@ -140,7 +140,7 @@ func (c *Coordinator) removeMember(g *group, m *member, nowMs int64) {
 	}
 	c.emit(Record{Type: RecordMember, Tombstone: true, Group: g.id, MemberID: m.id})
 	if len(g.members) == 0 {
-		c.emit(Record{Type: RecordGroup, Group: g.id, Epoch: g.epoch + 1, MetadataHash: c.metadataHash(g), EmptySinceMs: nowMs})
+		c.emit(Record{Type: RecordGroup, Group: g.id, Epoch: g.epoch + 1, MetadataHash: c.metadataHash(g), EmptySinceMs: nowMs, MemberSeq: g.memberSeq})
 		return
 	}
 	c.bumpEpoch(g)

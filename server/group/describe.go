@@ -17,6 +17,9 @@ func (c *Coordinator) Describe() string {
 		if g.emptySinceMs >= 0 {
 			empty = fmt.Sprintf(" empty-since=%d", g.emptySinceMs)
 		}
+		if g.memberSeq > 0 {
+			empty += fmt.Sprintf(" member-seq=%d", g.memberSeq)
+		}
 		fmt.Fprintf(&b, "group %s epoch=%d assignment-epoch=%d%s\n", g.id, g.epoch, g.assignmentEpoch, empty)
 		for _, mid := range g.sortedMemberIDs() {
 			m := g.members[mid]

@@ -200,7 +200,7 @@ func (c *Coordinator) join(g *group, req HeartbeatRequest, nowMs int64) (*group,
 	}
 	id := req.MemberID
 	if id == "" {
-		id = c.newMemberID(g, nowMs)
+		id = c.newMemberID(req.GroupID, nowMs)
 	}
 	c.emit(memberRecord(req.GroupID, id, req.InstanceID, *req.Subscription, req.ServerAssignor))
 	g = c.groups[req.GroupID]
@@ -210,15 +210,17 @@ func (c *Coordinator) join(g *group, req HeartbeatRequest, nowMs int64) (*group,
 	return g, m, ErrNone
 }
 
-// newMemberID makes an id unique in the group: the epoch the join will
-// start is new to the group, and the time tells it apart from a group of
-// the same name deleted and made again.
-func (c *Coordinator) newMemberID(g *group, nowMs int64) string {
-	next := int32(1)
-	if g != nil {
-		next = g.epoch + 1
+// newMemberID makes up an id for a member that brought none: a sequence
+// number the group's log keeps (so no two members of the group's life get
+// the same one, across failovers) and the time (so a group of the same
+// name deleted and made again does not reuse its predecessor's ids).
+func (c *Coordinator) newMemberID(groupID string, nowMs int64) string {
+	r := Record{Type: RecordGroup, Group: groupID, EmptySinceMs: -1, MemberSeq: 1}
+	if g := c.groups[groupID]; g != nil {
+		r.Epoch, r.MetadataHash, r.EmptySinceMs, r.MemberSeq = g.epoch, g.metadataHash, g.emptySinceMs, g.memberSeq+1
 	}
-	return "m" + strconv.Itoa(int(next)) + "-" + strconv.FormatInt(nowMs, 10)
+	c.emit(r)
+	return "m" + strconv.FormatUint(r.MemberSeq, 10) + "-" + strconv.FormatInt(nowMs, 10)
 }
 
 // replaceStatic gives a static member's assignment and target to the new
@@ -227,7 +229,7 @@ func (c *Coordinator) newMemberID(g *group, nowMs int64) string {
 func (c *Coordinator) replaceStatic(g *group, old *member, req HeartbeatRequest, nowMs int64) *member {
 	id := req.MemberID
 	if id == "" {
-		id = c.newMemberID(g, nowMs)
+		id = c.newMemberID(req.GroupID, nowMs)
 	}
 	assigned, target, hadTarget := old.assigned, g.target[old.id], g.target[old.id] != nil
 	leftAt := old.prevEpoch

@@ -113,6 +113,8 @@ type group struct {
 	// emptySinceMs is when the last member left, or -1 while it has
 	// members (durable); empty groups' offsets expire from it.
 	emptySinceMs int64
+	// memberSeq counts the member ids made up for the group (durable).
+	memberSeq uint64
 	// assignmentEpoch is the group epoch the target assignment was
 	// computed for (durable).
 	assignmentEpoch int32

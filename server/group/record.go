@@ -55,6 +55,9 @@ type Record struct {
 	Epoch        int32
 	MetadataHash uint64
 	EmptySinceMs int64
+	// MemberSeq counts the member ids the coordinator has made up for the
+	// group, so each is new.
+	MemberSeq uint64
 
 	// RecordMember, RecordTarget, RecordCurrent.
 	MemberID   string
@@ -93,6 +96,9 @@ func (r Record) String() string {
 	switch r.Type {
 	case RecordGroup:
 		fmt.Fprintf(&b, " epoch=%d empty-since=%d", r.Epoch, r.EmptySinceMs)
+		if r.MemberSeq > 0 {
+			fmt.Fprintf(&b, " member-seq=%d", r.MemberSeq)
+		}
 	case RecordMember:
 		fmt.Fprintf(&b, " member=%s", r.MemberID)
 		if r.InstanceID != "" {
@@ -165,7 +171,10 @@ func (c *Coordinator) apply(r Record) error {
 		if r.Epoch < g.epoch {
 			return fmt.Errorf("group %q epoch goes back from %d to %d", r.Group, g.epoch, r.Epoch)
 		}
-		g.epoch, g.metadataHash, g.emptySinceMs = r.Epoch, r.MetadataHash, r.EmptySinceMs
+		if r.MemberSeq < g.memberSeq {
+			return fmt.Errorf("group %q member sequence goes back from %d to %d", r.Group, g.memberSeq, r.MemberSeq)
+		}
+		g.epoch, g.metadataHash, g.emptySinceMs, g.memberSeq = r.Epoch, r.MetadataHash, r.EmptySinceMs, r.MemberSeq
 	case RecordMember:
 		m := g.members[r.MemberID]
 		if r.Tombstone {
