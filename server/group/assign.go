@@ -64,14 +64,19 @@ func assignUniform(in assignInput) map[string]partSet {
 	out := map[string]partSet{}
 	subs := map[string]map[string]bool{}
 	owner := map[TopicPartition]string{}
+	kept := map[string][]TopicPartition{}
 	for _, m := range in.members {
 		out[m.id] = partSet{}
 		subs[m.id] = map[string]bool{}
 		for _, t := range m.topics {
 			subs[m.id][t] = true
 		}
-		for _, tp := range keepable(in, m, func(t string) bool { return subs[m.id][t] }) {
-			if _, taken := owner[tp]; !taken {
+		kept[m.id] = keepable(in, m, func(t string) bool { return subs[m.id][t] })
+	}
+	quota := homogeneousQuotas(in, kept)
+	for _, m := range in.members {
+		for _, tp := range kept[m.id] {
+			if _, taken := owner[tp]; !taken && (quota == nil || len(out[m.id]) < quota[m.id]) {
 				owner[tp] = m.id
 				out[m.id][tp] = struct{}{}
 			}
@@ -106,6 +111,38 @@ func assignUniform(in assignInput) map[string]partSet {
 	for moveOne(in, out, subs) {
 	}
 	return out
+}
+
+// homogeneousQuotas is, when every member subscribes to the same topics,
+// how many partitions each may keep: p/n, and p/n+1 for p mod n of them,
+// those that held the most first. Capping what members keep makes the
+// greedy fill exactly balanced, so a group scaling out from one member to
+// many does not pay one move per partition. It is nil for different
+// subscriptions, where the move loop balances.
+func homogeneousQuotas(in assignInput, kept map[string][]TopicPartition) map[string]int {
+	if len(in.members) == 0 {
+		return nil
+	}
+	for _, m := range in.members[1:] {
+		if !slices.Equal(m.topics, in.members[0].topics) {
+			return nil
+		}
+	}
+	total := 0
+	for _, t := range in.members[0].topics {
+		total += int(in.topics[t])
+	}
+	n := len(in.members)
+	order := slices.Clone(in.members)
+	slices.SortStableFunc(order, func(a, b assignMember) int { return len(kept[b.id]) - len(kept[a.id]) })
+	quota := map[string]int{}
+	for i, m := range order {
+		quota[m.id] = total / n
+		if i < total%n {
+			quota[m.id]++
+		}
+	}
+	return quota
 }
 
 // moveOne moves one partition from the most loaded member that can give

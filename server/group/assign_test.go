@@ -147,3 +147,24 @@ func TestRangeCoPartitionedAndSticky(t *testing.T) {
 		}
 	}
 }
+
+// TestUniformScaleOut: one member held everything and three join; the
+// first keeps its share of what it held and the rest is spread evenly.
+func TestUniformScaleOut(t *testing.T) {
+	in := assignInput{members: members("a"), topics: map[string]int32{"t": 200, "u": 101}}
+	first := assignUniform(in)
+	in.members, in.prev = members("a", "b", "c", "d"), first
+	second := assignUniform(in)
+	checkComplete(t, in, second)
+	for id, s := range second {
+		if len(s) < 75 || len(s) > 76 {
+			t.Fatalf("%s holds %d of 301 among 4", id, len(s))
+		}
+	}
+	if !second["a"].subsetOf(first["a"]) || len(second["a"]) != 76 {
+		t.Fatalf("a kept %d of its own, want 76 (it held the most, so it gets the extra one)", len(second["a"].and(first["a"])))
+	}
+	if got := moved(first, second); got != 301-76 {
+		t.Fatalf("scaling out moved %d partitions, want %d", got, 301-76)
+	}
+}

@@ -176,11 +176,13 @@ func (c *Coordinator) leave(g *group, req HeartbeatRequest, nowMs int64) Heartbe
 // static member's new incarnation taking over its instance's assignment.
 func (c *Coordinator) join(g *group, req HeartbeatRequest, nowMs int64) (*group, *member, ErrorCode) {
 	if g != nil && req.InstanceID != "" {
-		if old := g.memberByInstance(req.InstanceID); old != nil && old.id != req.MemberID {
+		// The instance's new incarnation may come back under the member id it
+		// left with or under a new one; either way it takes over.
+		if old := g.memberByInstance(req.InstanceID); old != nil && (old.id != req.MemberID || old.epoch == EpochStaticLeave) {
 			if old.epoch != EpochStaticLeave {
 				return nil, nil, ErrUnreleasedInstanceID
 			}
-			if req.MemberID != "" && g.members[req.MemberID] != nil {
+			if req.MemberID != "" && req.MemberID != old.id && g.members[req.MemberID] != nil {
 				return nil, nil, ErrInvalidRequest
 			}
 			return g, c.replaceStatic(g, old, req, nowMs), ErrNone
