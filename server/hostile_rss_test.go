@@ -34,12 +34,20 @@ const (
 	rssPollInterval = 10 * time.Millisecond
 )
 
-// startBrokerProcess runs `strata serve` on a folder of its own and returns
-// it with its client address.
+// startBrokerProcess runs `strata serve` with one shard on a folder of its
+// own and returns it with its client address.
 func startBrokerProcess(t *testing.T) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(strataBin, "serve", "--data-dir", filepath.Join(t.TempDir(), "data"), "--listen", "127.0.0.1:0",
-		"--admin", "", "--cores", "1", "--pin=false")
+	return startBrokerProcessIn(t, filepath.Join(t.TempDir(), "data"), 1)
+}
+
+// startBrokerProcessIn runs `strata serve` on dir with the given shards
+// and returns it, once ready, with its client address; the test's end
+// kills it.
+func startBrokerProcessIn(t *testing.T, dir string, cores int) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(strataBin, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0",
+		"--admin", "", "--cores", strconv.Itoa(cores), "--pin=false")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

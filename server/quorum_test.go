@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-db/strata/client/brokertest"
 	"github.com/strata-db/strata/schema/fb"
 	"github.com/strata-db/strata/server/controller/transport"
 )
@@ -45,32 +44,7 @@ func TestSingleNodeCrashRestart(t *testing.T) {
 		t.Skip("starts a broker process")
 	}
 	dir := filepath.Join(t.TempDir(), "data")
-	run := func() (*exec.Cmd, string) {
-		cmd := exec.Command(strataBin, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--admin", "",
-			"--cores", "2", "--pin=false")
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		s := bufio.NewScanner(stderr)
-		var out bytes.Buffer
-		for s.Scan() {
-			out.WriteString(s.Text() + "\n")
-			if addr, ok := brokertest.ReadyAddr(s.Text()); ok {
-				go func() { // keep the pipe drained
-					for s.Scan() {
-					}
-				}()
-				return cmd, addr
-			}
-		}
-		t.Fatalf("strata serve exited before it was ready:\n%s", out.String())
-		return nil, ""
-	}
+	run := func() (*exec.Cmd, string) { return startBrokerProcessIn(t, dir, 2) }
 	cmd, addr := run()
 	c := newTestClient(t, addr)
 	if code := c.createTopic("crash", 3); code != fb.ErrorCodeNone {

@@ -190,6 +190,13 @@ func serve(cfg serveConfig) error {
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
 	}
 	if !broker {
+		// A controller-only node serves no clients and keeps no partition
+		// logs: settings of the broker's would be accepted and ignored.
+		if cfg.RequestBudgetBytes != defaultServeConfig.RequestBudgetBytes ||
+			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval {
+			return usageError{errors.New("--request-budget-bytes and --log-retention-check-interval are broker settings; " +
+				"--roles controller serves no clients and keeps no partition logs")}
+		}
 		return serveController(cfg, voters, auth, log)
 	}
 	if err := server.CheckRequestBudget(cfg.RequestBudgetBytes, cfg.Cores); err != nil {

@@ -27,3 +27,18 @@ func TestServeRefusesAShortRetentionCheckInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestServeControllerRefusesBrokerSettings: a controller-only node serves
+// no clients and keeps no partition logs, so the broker's request budget
+// and retention interval are refused there rather than ignored.
+func TestServeControllerRefusesBrokerSettings(t *testing.T) {
+	dir := t.TempDir()
+	for _, flag := range [][]string{{"--request-budget-bytes", "67108864"}, {"--log-retention-check-interval", "1m"}} {
+		args := append([]string{"serve", "--data-dir", dir, "--roles", "controller", "--node-id", "1",
+			"--controller-voters", "1@127.0.0.1:1", "--cluster-insecure"}, flag...)
+		_, errOut, code := run(t, "", "", args...)
+		if code != 2 || !strings.Contains(errOut, "are broker settings; --roles controller serves no clients") {
+			t.Fatalf("strata %v: exit %d, %q; want a usage error", args, code, errOut)
+		}
+	}
+}
