@@ -231,6 +231,39 @@ var (
 		fTableVector("topics", descLogDirTopic),
 	}}
 
+	descReplicaFetchRequest = &tableDesc{name: "ReplicaFetchRequest", fields: []field{
+		fScalar("replica_id", sizeInt),
+		fString("topic").req(),
+		fScalarVector("topic_id", sizeByte),
+		fScalar("partition", sizeInt),
+		fScalar("current_leader_epoch", sizeInt),
+		fScalar("gen", sizeLong),
+		fScalar("seq", sizeLong),
+		fScalar("log_end", sizeLong),
+		fScalar("last_fetched_epoch", sizeInt),
+		fScalar("durable_end", sizeLong),
+		fScalar("window_start", sizeLong),
+		fScalar("window_end", sizeLong),
+		fScalar("max_wait_ms", sizeInt),
+		fScalar("max_bytes", sizeInt),
+	}}
+	descReplicaFetchResponse = &tableDesc{name: "ReplicaFetchResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fScalar("leader_epoch", sizeInt),
+		fScalar("gen", sizeLong),
+		fScalar("seq", sizeLong),
+		fScalar("has_diverging", sizeBool),
+		fScalar("diverging_epoch", sizeInt),
+		fScalar("diverging_end_offset", sizeLong),
+		fScalar("high_watermark", sizeLong),
+		fScalar("log_start_offset", sizeLong),
+		fScalar("log_end", sizeLong),
+		fScalar("window_start", sizeLong),
+		fScalar("window_end", sizeLong),
+		fScalar("limit", sizeLong),
+		fScalar("frames_bytes", sizeInt),
+	}}
+
 	// descMessage lists the union members in tag order (tag 1 first).
 	descMessage = &unionDesc{name: "Message", members: []*tableDesc{
 		descApiVersionsRequest,
@@ -251,6 +284,8 @@ var (
 		descDescribeQuorumResponse,
 		descDescribeLogDirsRequest,
 		descDescribeLogDirsResponse,
+		descReplicaFetchRequest,
+		descReplicaFetchResponse,
 	}}
 
 	descEnvelope = &tableDesc{name: "Envelope", fields: envelopeFields()}

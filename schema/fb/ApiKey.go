@@ -15,6 +15,7 @@ const (
 	ApiKeyFetch           ApiKey = 5
 	ApiKeyListOffsets     ApiKey = 6
 	ApiKeyDescribeQuorum  ApiKey = 32
+	ApiKeyReplicaFetch    ApiKey = 33
 	ApiKeyDescribeLogDirs ApiKey = 35
 )
 
@@ -27,6 +28,7 @@ var EnumNamesApiKey = map[ApiKey]string{
 	ApiKeyFetch:           "Fetch",
 	ApiKeyListOffsets:     "ListOffsets",
 	ApiKeyDescribeQuorum:  "DescribeQuorum",
+	ApiKeyReplicaFetch:    "ReplicaFetch",
 	ApiKeyDescribeLogDirs: "DescribeLogDirs",
 }
 
@@ -39,6 +41,7 @@ var EnumValuesApiKey = map[string]ApiKey{
 	"Fetch":           ApiKeyFetch,
 	"ListOffsets":     ApiKeyListOffsets,
 	"DescribeQuorum":  ApiKeyDescribeQuorum,
+	"ReplicaFetch":    ApiKeyReplicaFetch,
 	"DescribeLogDirs": ApiKeyDescribeLogDirs,
 }
 

@@ -30,6 +30,8 @@ const (
 	MessageDescribeQuorumResponse  Message = 16
 	MessageDescribeLogDirsRequest  Message = 17
 	MessageDescribeLogDirsResponse Message = 18
+	MessageReplicaFetchRequest     Message = 19
+	MessageReplicaFetchResponse    Message = 20
 )
 
 var EnumNamesMessage = map[Message]string{
@@ -52,6 +54,8 @@ var EnumNamesMessage = map[Message]string{
 	MessageDescribeQuorumResponse:  "DescribeQuorumResponse",
 	MessageDescribeLogDirsRequest:  "DescribeLogDirsRequest",
 	MessageDescribeLogDirsResponse: "DescribeLogDirsResponse",
+	MessageReplicaFetchRequest:     "ReplicaFetchRequest",
+	MessageReplicaFetchResponse:    "ReplicaFetchResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
@@ -74,6 +78,8 @@ var EnumValuesMessage = map[string]Message{
 	"DescribeQuorumResponse":  MessageDescribeQuorumResponse,
 	"DescribeLogDirsRequest":  MessageDescribeLogDirsRequest,
 	"DescribeLogDirsResponse": MessageDescribeLogDirsResponse,
+	"ReplicaFetchRequest":     MessageReplicaFetchRequest,
+	"ReplicaFetchResponse":    MessageReplicaFetchResponse,
 }
 
 func (v Message) String() string {
@@ -129,6 +135,10 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*DescribeLogDirsRequestT).Pack(builder)
 	case MessageDescribeLogDirsResponse:
 		return t.Value.(*DescribeLogDirsResponseT).Pack(builder)
+	case MessageReplicaFetchRequest:
+		return t.Value.(*ReplicaFetchRequestT).Pack(builder)
+	case MessageReplicaFetchResponse:
+		return t.Value.(*ReplicaFetchResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -189,6 +199,12 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageDescribeLogDirsResponse:
 		x := DescribeLogDirsResponse{_tab: table}
 		return &MessageT{Type: MessageDescribeLogDirsResponse, Value: x.UnPack()}
+	case MessageReplicaFetchRequest:
+		x := ReplicaFetchRequest{_tab: table}
+		return &MessageT{Type: MessageReplicaFetchRequest, Value: x.UnPack()}
+	case MessageReplicaFetchResponse:
+		x := ReplicaFetchResponse{_tab: table}
+		return &MessageT{Type: MessageReplicaFetchResponse, Value: x.UnPack()}
 	}
 	return nil
 }
