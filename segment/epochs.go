@@ -212,7 +212,9 @@ func (l *Log) assignEpoch(epoch int32, start int64) error {
 	if n := len(l.epochs); n > 0 && start <= l.epochs[n-1].StartOffset {
 		return fmt.Errorf("segment: invariant: epoch %d at %d, latest %d began at %d", epoch, start, latest, l.epochs[n-1].StartOffset)
 	}
-	next := append(l.epochs[:len(l.epochs):len(l.epochs)], EpochEntry{Epoch: epoch, StartOffset: start})
+	// An epoch beginning at the log start (after a truncation below it)
+	// leaves the entry before it wholly below.
+	next := trimBelow(append(l.epochs[:len(l.epochs):len(l.epochs)], EpochEntry{Epoch: epoch, StartOffset: start}), l.core.LogStart())
 	if err := l.writeEpochFile(next); err != nil {
 		return err
 	}
@@ -349,8 +351,8 @@ func (l *Log) readEpochFile() ([]EpochEntry, error) {
 }
 
 // rebuildEpochs is the slow path: it reads the 64-byte header of every
-// frame of every segment, oldest first, and notes where each epoch
-// begins. The work is bounded by the log's frames: one pread of a header
+// frame of every segment that holds offsets at or after the log start,
+// oldest first, and notes where each epoch begins. The work is bounded by the log's frames: one pread of a header
 // per frame, at most Size()/FrameHeaderSize of them, no frame body read and
 // no CRC computed (recovery has already checked what it walked, and
 // trusted segments were synced). It runs only on Open when the file is
@@ -358,20 +360,22 @@ func (l *Log) readEpochFile() ([]EpochEntry, error) {
 // ErrCorrupt.
 func (l *Log) rebuildEpochs() ([]EpochEntry, error) {
 	var entries []EpochEntry
+	from := l.core.LogStart()
 	for _, s := range l.core.segs {
-		if s.size == 0 {
+		if s.size == 0 || s.next <= from {
 			continue
 		}
 		var err error
-		if entries, err = l.rebuildSegmentEpochs(s, entries); err != nil {
+		if entries, err = l.rebuildSegmentEpochs(s, from, entries); err != nil {
 			return nil, err
 		}
 	}
 	return entries, checkEpochOrder(entries)
 }
 
-// rebuildSegmentEpochs adds the epochs that begin in s to entries.
-func (l *Log) rebuildSegmentEpochs(s *Segment, entries []EpochEntry) ([]EpochEntry, error) {
+// rebuildSegmentEpochs adds the epochs of the frames of s that hold
+// offsets at or after from (the log start) to entries.
+func (l *Log) rebuildSegmentEpochs(s *Segment, from int64, entries []EpochEntry) ([]EpochEntry, error) {
 	f := s.Handle.(*segFiles).data
 	if f == nil {
 		// A trusted segment opened on first use: opened here only for
@@ -394,6 +398,8 @@ func (l *Log) rebuildSegmentEpochs(s *Segment, entries []EpochEntry) ([]EpochEnt
 		}
 		n := len(entries)
 		switch {
+		case h.NextOffset() <= from:
+			// Below the log start: no reader sees it, no entry needs it.
 		case h.LeaderEpoch < 0 || (n > 0 && h.LeaderEpoch < entries[n-1].Epoch):
 			return nil, fmt.Errorf("%w: epoch rebuild: frame at %d has epoch %d after %v", ErrCorrupt, h.BaseOffset, h.LeaderEpoch, entries[max(n-1, 0):])
 		case n == 0 || h.LeaderEpoch > entries[n-1].Epoch:
@@ -424,7 +430,7 @@ func (l *Log) CheckEpochs() error {
 		return err
 	}
 	start, end := l.core.LogStart(), l.core.End()
-	want, got := trimBelow(want, start), l.epochs
+	got := l.epochs
 	if err := checkEpochOrder(got); err != nil {
 		return err
 	}
