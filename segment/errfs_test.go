@@ -20,6 +20,8 @@ type errFS struct {
 	kind  faultKind
 	left  int // operations of kind still to pass before the one that fails
 	fired bool
+	// firedOn is the file (or folder) the fault hit.
+	firedOn string
 	// beforeSync, when set, runs at the start of every Datasync, outside
 	// the MemFS lock (a test holds a sync there while waiters queue up).
 	beforeSync func()
@@ -69,6 +71,25 @@ func (e *errFS) hit(k faultKind) bool {
 	return true
 }
 
+// hitOn is hit for an operation on the file or folder name, which it
+// records when the fault fires.
+func (e *errFS) hitOn(k faultKind, name string) bool {
+	if !e.hit(k) {
+		return false
+	}
+	e.mu.Lock()
+	e.firedOn = name
+	e.mu.Unlock()
+	return true
+}
+
+// firedOnFile is the name firedOn recorded.
+func (e *errFS) firedOnFile() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.firedOn
+}
+
 // arm makes the nth operation of kind from now on fail.
 func (e *errFS) arm(kind faultKind, nth int) {
 	e.mu.Lock()
@@ -91,7 +112,7 @@ func (e *errFS) hasFired() bool {
 }
 
 func (e *errFS) Create(name string) (File, error) {
-	if e.hit(faultCreate) {
+	if e.hitOn(faultCreate, name) {
 		return nil, &fsError{"create", name, errInjected}
 	}
 	f, err := e.mem.Create(name)
@@ -112,7 +133,7 @@ func (e *errFS) Open(name string) (File, error) {
 func (e *errFS) Remove(name string) error { return e.mem.Remove(name) }
 
 func (e *errFS) Rename(oldName, newName string) error {
-	if e.hit(faultRename) {
+	if e.hitOn(faultRename, oldName) {
 		return &fsError{"rename", oldName, errInjected}
 	}
 	return e.mem.Rename(oldName, newName)
@@ -122,7 +143,7 @@ func (e *errFS) ReadDir(dir string) ([]DirEntry, error) { return e.mem.ReadDir(d
 func (e *errFS) MkdirAll(dir string) error              { return e.mem.MkdirAll(dir) }
 
 func (e *errFS) SyncDir(dir string) error {
-	if e.hit(faultDirSync) {
+	if e.hitOn(faultDirSync, dir) {
 		return &fsError{"syncdir", dir, errInjected}
 	}
 	return e.mem.SyncDir(dir)
@@ -143,10 +164,10 @@ type errFile struct {
 }
 
 func (f *errFile) WriteAt(b []byte, off int64) (int, error) {
-	if f.fs.hit(faultWrite) {
+	if f.fs.hitOn(faultWrite, f.name) {
 		return 0, &fsError{"write", f.name, errInjected}
 	}
-	if len(b) > 1 && f.fs.hit(faultShortWrite) {
+	if len(b) > 1 && f.fs.hitOn(faultShortWrite, f.name) {
 		// Part of the buffer reaches the file, then the disk is full.
 		n, err := f.File.WriteAt(b[:len(b)/2], off)
 		if err == nil {
@@ -161,7 +182,7 @@ func (f *errFile) Datasync() error {
 	if f.fs.beforeSync != nil {
 		f.fs.beforeSync()
 	}
-	if f.fs.hit(faultSync) {
+	if f.fs.hitOn(faultSync, f.name) {
 		f.fs.mem.LoseUnsynced(f.File)
 		return &fsError{"fdatasync", f.name, errInjected}
 	}
@@ -169,14 +190,14 @@ func (f *errFile) Datasync() error {
 }
 
 func (f *errFile) Allocate(size int64) error {
-	if f.fs.hit(faultAllocate) {
+	if f.fs.hitOn(faultAllocate, f.name) {
 		return &fsError{"fallocate", f.name, syscall.ENOSPC}
 	}
 	return f.File.Allocate(size)
 }
 
 func (f *errFile) Truncate(size int64) error {
-	if f.fs.hit(faultTruncate) {
+	if f.fs.hitOn(faultTruncate, f.name) {
 		return &fsError{"ftruncate", f.name, errInjected}
 	}
 	return f.File.Truncate(size)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,15 +15,18 @@ import (
 	"github.com/strata-db/strata/schema"
 )
 
-// Fail-stop property test: random short sequences of appends, flushes,
-// rolls, truncations, deletions and clean reopens run over an errFS that
+// Fail-stop property test: random short sequences of appends (leader and
+// replicated), leader epoch changes, flushes, rolls, truncations, deletions
+// and clean reopens run over an errFS that
 // fails one operation of a random kind at a random point; the MemFS under it
 // then crashes (dropping, or tearing, everything unsynced) and the log is
 // opened again without faults. Every append that was acknowledged durable
 // (under FlushEveryAck, or by a Flush that returned nil) must be there byte
 // for byte at its offset; every frame there must be one that was appended at
-// that offset; after the failure nothing is acknowledged and every
-// operation returns ErrStorageFailed.
+// that offset; the epoch list must name exactly the epochs of the frames
+// there (checkEpochModel); after the failure nothing is acknowledged and
+// every operation returns ErrStorageFailed. Faults also hit the writes of
+// the epoch file, which take the log offline like any other.
 const (
 	// failStopSequencesDefault is the number of sequences a plain `go test`
 	// runs: the issue's bar of 10,000, which takes a few seconds.
@@ -64,7 +68,7 @@ func TestFailStopNoAckedAppendLost(t *testing.T) {
 		}
 		first, n = v, 1
 	}
-	fired := 0
+	fired, onEpochFile := 0, 0
 	kinds := make([]int, faultKinds)
 	for i := 0; i < n; i++ {
 		seed := first + uint64(i)
@@ -76,8 +80,14 @@ func TestFailStopNoAckedAppendLost(t *testing.T) {
 			fired++
 			kinds[sq.kind]++
 		}
+		if sq.onEpochFile {
+			onEpochFile++
+		}
 	}
-	t.Logf("%d sequences, %d with an injected failure; by kind %v", n, fired, kinds[1:])
+	t.Logf("%d sequences, %d with an injected failure (%d in the epoch file); by kind %v", n, fired, onEpochFile, kinds[1:])
+	if onEpochFile == 0 && n >= 1000 {
+		t.Fatal("no fault hit the epoch file")
+	}
 	if float64(fired) < failStopFiredFractionMin*float64(n) {
 		t.Fatalf("only %d of %d sequences had their fault injected", fired, n)
 	}
@@ -89,9 +99,10 @@ func TestFailStopNoAckedAppendLost(t *testing.T) {
 }
 
 type failStopRun struct {
-	kind  faultKind
-	nth   int
-	fired bool
+	kind        faultKind
+	nth         int
+	fired       bool
+	onEpochFile bool // the fault hit the epoch file (or its temp file)
 	ops   []string
 	err   error
 }
@@ -169,12 +180,49 @@ func runFailStopSequence(seed uint64) (sq failStopRun) {
 		}
 		var op string
 		switch x := r.IntN(100); {
-		case x < 55:
+		case x < 52:
 			recs := uint32(1 + r.IntN(4))
 			f := testFrame(recs, 1+r.IntN(300), int64(r.IntN(1000)), r.Uint64())
 			now += int64(r.IntN(40))
 			op = "append"
-			base, err := l.Append(f)
+			var base int64
+			if x < 45 {
+				stale := l.LeaderEpoch() < l.LatestEpoch()
+				base, err = l.Append(f)
+				if stale && !failed {
+					// Replicated frames of a newer epoch came after
+					// the leader's epoch was set.
+					op = "append-stale"
+					if !errors.Is(err, ErrEpochRegress) || l.End() != m.end() {
+						sq.err = fmt.Errorf("append under epoch %d after epoch %d: %v, end %d", l.LeaderEpoch(), l.LatestEpoch(), err, l.End())
+						return
+					}
+					break
+				}
+			} else {
+				// A follower's append: the leader's offsets and an epoch
+				// at or above the latest, or (1 in 5) a frame that does
+				// not fit, which must change nothing.
+				op = "replicate"
+				at, epoch := l.End(), max(l.LatestEpoch(), 0)+int32(r.IntN(3))
+				misfit := r.IntN(5) == 0
+				if misfit && l.LatestEpoch() > 0 && r.IntN(2) == 0 {
+					epoch = l.LatestEpoch() - 1
+				} else if misfit {
+					at += int64(1 + r.IntN(3))
+				}
+				schema.PatchBaseOffset(f, at)
+				schema.PatchLeaderEpoch(f, epoch)
+				base, err = l.AppendReplicated(f)
+				if misfit && !failed {
+					op = "replicate-misfit"
+					if !errors.Is(err, ErrOffsetMismatch) && !errors.Is(err, ErrEpochRegress) || l.End() != m.end() {
+						sq.err = fmt.Errorf("misfit replicated frame at %d epoch %d: %v, end %d", at, epoch, err, l.End())
+						return
+					}
+					break
+				}
+			}
 			bad, rerr := refused(op, err)
 			if rerr != nil {
 				sq.err = rerr
@@ -199,7 +247,24 @@ func runFailStopSequence(seed uint64) (sq failStopRun) {
 			if cfg.Flush == FlushEveryAck {
 				m.acked = m.end()
 			}
-		case x < 70:
+		case x < 57:
+			// A leader change: usually a newer epoch, sometimes an older
+			// one, which must be refused without harm.
+			epoch := max(l.LeaderEpoch(), l.LatestEpoch()) + int32(r.IntN(3)) - 1
+			op = "epoch=" + strconv.Itoa(int(epoch))
+			err := l.SetLeaderEpoch(epoch)
+			if !failed && epoch < max(l.LeaderEpoch(), l.LatestEpoch(), 0) {
+				if !errors.Is(err, ErrEpochRegress) {
+					sq.err = fmt.Errorf("lower leader epoch %d: %v", epoch, err)
+					return
+				}
+				break
+			}
+			if _, rerr := refused(op, err); rerr != nil {
+				sq.err = rerr
+				return
+			}
+		case x < 69:
 			op = "flush"
 			bad, rerr := refused(op, l.Flush())
 			if rerr != nil {
@@ -209,13 +274,13 @@ func runFailStopSequence(seed uint64) (sq failStopRun) {
 			if !bad {
 				m.acked = m.end()
 			}
-		case x < 80:
+		case x < 78:
 			op = "roll"
 			if _, rerr := refused(op, l.Roll()); rerr != nil {
 				sq.err = rerr
 				return
 			}
-		case x < 88:
+		case x < 87:
 			off := m.logStart + r.Int64N(m.end()-m.logStart+1)
 			op = "truncate@" + strconv.FormatInt(off, 10)
 			bad, rerr := refused(op, l.Truncate(off))
@@ -235,7 +300,7 @@ func runFailStopSequence(seed uint64) (sq failStopRun) {
 				m.frames = m.frames[:k]
 				m.logStart = min(m.logStart, cut)
 			}
-		case x < 94:
+		case x < 93:
 			off := m.logStart + r.Int64N(m.end()-m.logStart+1)
 			op = "delete@" + strconv.FormatInt(off, 10)
 			m.requestedStart = max(m.requestedStart, off)
@@ -259,6 +324,7 @@ func runFailStopSequence(seed uint64) (sq failStopRun) {
 				break
 			}
 			m.acked = m.end()
+			epochs := l.Epochs()
 			l, err = Open("/p", cfg)
 			if _, rerr := refused("open", err); rerr != nil {
 				sq.err = rerr
@@ -268,10 +334,15 @@ func runFailStopSequence(seed uint64) (sq failStopRun) {
 				sq.err = fmt.Errorf("clean reopen gave [%d, %d), want [%d, %d)", l.LogStart(), l.End(), m.logStart, m.end())
 				return
 			}
+			if l != nil && !slices.Equal(l.Epochs(), epochs) {
+				sq.err = fmt.Errorf("clean reopen gave epochs %v, had %v", l.Epochs(), epochs)
+				return
+			}
 		}
 		sq.ops = append(sq.ops, op)
 	}
 	sq.fired = efs.hasFired()
+	sq.onEpochFile = sq.fired && strings.Contains(efs.firedOnFile(), epochFileName)
 	if sq.fired && !failed {
 		sq.err = fmt.Errorf("the injected %v failure was never reported", sq.kind)
 		return
@@ -326,11 +397,13 @@ func checkAfterCrash(cfg Config, m *failStopModel) (err error) {
 		return err
 	}
 	present := make(map[int64][]byte)
+	var headers []schema.FrameHeader
 	for len(got) > 0 {
 		h, herr := schema.CheckFrame(got)
 		if herr != nil {
 			return fmt.Errorf("frame after the crash: %w", herr)
 		}
+		headers = append(headers, h)
 		f := got[:h.Length]
 		got = got[h.Length:]
 		ok := false
@@ -349,6 +422,52 @@ func checkAfterCrash(cfg Config, m *failStopModel) (err error) {
 		if !bytes.Equal(present[f.base], f.b) {
 			return fmt.Errorf("acknowledged frame [%d, %d) lost (log [%d, %d))", f.base, f.next, l.LogStart(), l.End())
 		}
+	}
+	if err := checkEpochModel(l.Epochs(), headers, l.End()); err != nil {
+		return fmt.Errorf("after the crash: %w", err)
+	}
+	return l.CheckEpochs()
+}
+
+// checkEpochModel checks an epoch list against the frames read from the
+// log start to the end: each frame's epoch is the one the list gives its
+// base offset; each change of epoch along the frames has its entry at
+// exactly that frame; no entry lies below the first frame but the one
+// covering it, and none at or past the end.
+func checkEpochModel(entries []EpochEntry, frames []schema.FrameHeader, end int64) error {
+	epochOf := func(offset int64) int32 {
+		for i := len(entries) - 1; i >= 0; i-- {
+			if entries[i].StartOffset <= offset {
+				return entries[i].Epoch
+			}
+		}
+		return NoEpoch
+	}
+	for i, e := range entries {
+		if e.StartOffset >= end || (i > 0 && (e.Epoch <= entries[i-1].Epoch || e.StartOffset <= entries[i-1].StartOffset)) {
+			return fmt.Errorf("epochs %v of a log ending at %d", entries, end)
+		}
+	}
+	changes := 0
+	for i, h := range frames {
+		if got := epochOf(h.BaseOffset); got != h.LeaderEpoch {
+			return fmt.Errorf("frame at %d has epoch %d, the list %v says %d", h.BaseOffset, h.LeaderEpoch, entries, got)
+		}
+		if i > 0 && h.LeaderEpoch != frames[i-1].LeaderEpoch {
+			changes++
+			if !slices.Contains(entries, EpochEntry{h.LeaderEpoch, h.BaseOffset}) {
+				return fmt.Errorf("epoch %d begins at %d, the list %v says otherwise", h.LeaderEpoch, h.BaseOffset, entries)
+			}
+		}
+	}
+	above := 0
+	for _, e := range entries {
+		if len(frames) > 0 && e.StartOffset > frames[0].BaseOffset {
+			above++
+		}
+	}
+	if len(frames) > 0 && above != changes || len(frames) == 0 && len(entries) > 1 {
+		return fmt.Errorf("epochs %v for %d changes of epoch among %d frames", entries, changes, len(frames))
 	}
 	return nil
 }

@@ -41,6 +41,11 @@ type Log struct {
 	// keepDeleted, when set (KeepDeletedDataFiles), takes the open data
 	// files of deleted segments instead of their being closed.
 	keepDeleted func(s *Segment, data File)
+	// epochs is the leader-epoch list (epochs.go), as in its file;
+	// leaderEpoch is what Append stamps.
+	epochs      []EpochEntry
+	leaderEpoch int32
+	epochBuf    []byte
 }
 
 // Stats counts the work a Log did, for tests and tools.
@@ -72,6 +77,10 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	if err := l.recover(); err != nil {
+		l.closeFiles()
+		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
+	}
+	if err := l.loadEpochs(); err != nil {
 		l.closeFiles()
 		return nil, fmt.Errorf("segment: open %s: %w", dir, err)
 	}
@@ -116,20 +125,55 @@ func (l *Log) CheckConsistency() error {
 }
 
 // Append checks one whole frame, assigns its offsets (patching the base
-// offset into frame in place), writes it, and returns its base offset once
-// the flush policy allows it to be acknowledged.
+// offset and the leader epoch set by SetLeaderEpoch into frame in place),
+// writes it, and returns its base offset once the flush policy allows it
+// to be acknowledged. It refuses with ErrEpochRegress while the leader
+// epoch is below the latest in the log (replicated frames of a newer
+// epoch came after SetLeaderEpoch).
 func (l *Log) Append(frame []byte) (int64, error) {
 	h, err := schema.CheckFrame(frame)
 	if err != nil {
 		return 0, err
 	}
-	if int(h.Length) != len(frame) {
-		return 0, fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.append(frame, &h, true)
+}
+
+// AppendReplicated appends a frame as the leader wrote it, its base offset
+// and leader epoch already set: a follower's append. It is refused, with
+// nothing changed, with ErrOffsetMismatch unless the frame's base offset
+// is the log end, and with ErrEpochRegress if its epoch is below the
+// latest in the log. Otherwise it is Append without the patching.
+func (l *Log) AppendReplicated(frame []byte) (int64, error) {
+	h, err := schema.CheckFrame(frame)
+	if err != nil {
+		return 0, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.append(frame, &h, false)
+}
+
+// append is Append (stamp) and AppendReplicated (!stamp), with the lock
+// held.
+func (l *Log) append(frame []byte, h *schema.FrameHeader, stamp bool) (int64, error) {
+	if int(h.Length) != len(frame) {
+		return 0, fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
+	}
 	if err := l.usable(); err != nil {
 		return 0, err
+	}
+	if stamp {
+		h.LeaderEpoch = l.leaderEpoch
+	} else if h.BaseOffset != l.core.End() {
+		return 0, fmt.Errorf("%w: frame at %d, log end %d", ErrOffsetMismatch, h.BaseOffset, l.core.End())
+	}
+	if latest := l.latestEpoch(); h.LeaderEpoch < max(latest, 0) {
+		return 0, fmt.Errorf("%w: frame of epoch %d, latest %d", ErrEpochRegress, h.LeaderEpoch, latest)
+	}
+	if int64(h.Length) > l.cfg.SegmentBytes {
+		return 0, fmt.Errorf("%w: %d bytes, segment %d", ErrFrameTooLarge, h.Length, l.cfg.SegmentBytes)
 	}
 	now := l.cfg.NowMs()
 	if l.core.ShouldRoll(int64(h.Length), h.RecordCount, now) {
@@ -142,11 +186,20 @@ func (l *Log) Append(frame []byte) (int64, error) {
 			return 0, l.fail(err)
 		}
 	}
-	plan, err := l.core.PrepareAppend(&h, now)
+	plan, err := l.core.PrepareAppend(h, now)
 	if err != nil {
 		return 0, err
 	}
-	schema.PatchBaseOffset(frame, plan.BaseOffset)
+	// The epoch file first: it must hold the frame's epoch before the
+	// frame can be durable.
+	if err := l.assignEpoch(h.LeaderEpoch, plan.BaseOffset); err != nil {
+		l.core.AbortAppends()
+		return 0, err
+	}
+	if stamp {
+		schema.PatchBaseOffset(frame, plan.BaseOffset)
+		schema.PatchLeaderEpoch(frame, h.LeaderEpoch)
+	}
 	if _, err := plan.Segment.Handle.(*segFiles).data.WriteAt(frame, plan.Pos); err != nil {
 		l.core.AbortAppends()
 		return 0, l.fail(fmt.Errorf("segment: write segment %d at %d: %w", plan.Segment.base, plan.Pos, err))
@@ -435,26 +488,7 @@ func (l *Log) writeCheckpoint() error {
 			}
 		}
 	}
-	b := ck.AppendTo(nil)
-	final := filepath.Join(l.dir, checkpointName)
-	tmp := final + checkpointTmpExt
-	f, err := l.fs.Create(tmp)
-	if err != nil {
-		return l.fail(fmt.Errorf("segment: write checkpoint: %w", err))
-	}
-	if _, err = f.WriteAt(b, 0); err == nil {
-		err = f.Datasync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = l.fs.Rename(tmp, final)
-	}
-	if err == nil {
-		err = l.fs.SyncDir(l.dir)
-	}
-	if err != nil {
+	if err := l.replaceFile(filepath.Join(l.dir, checkpointName), ck.AppendTo(nil)); err != nil {
 		return l.fail(fmt.Errorf("segment: write checkpoint: %w", err))
 	}
 	return nil
@@ -503,7 +537,12 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 	if err != nil {
 		return err
 	}
-	return l.deleteSegments(removed)
+	if err := l.deleteSegments(removed); err != nil {
+		return err
+	}
+	// After the checkpoint: until the new log start is durable the
+	// entries below it may still be needed.
+	return l.trimEpochs()
 }
 
 // ApplyRetention deletes closed segments past the time and size bounds.
@@ -516,6 +555,9 @@ func (l *Log) ApplyRetention(nowMs int64) error {
 	}
 	removed, rerr := l.core.ApplyRetention(nowMs)
 	if err := l.deleteSegments(removed); err != nil {
+		return err
+	}
+	if err := l.trimEpochs(); err != nil {
 		return err
 	}
 	return rerr

@@ -157,5 +157,10 @@ func (l *Log) Truncate(offset int64) error {
 	if err != nil {
 		return l.fail(fmt.Errorf("segment: truncate segment %d at %d: %w", s.base, s.size, err))
 	}
-	return l.deleteSegments(removed)
+	if err := l.deleteSegments(removed); err != nil {
+		return err
+	}
+	// Only once the cut is durable: until then a crash may bring back
+	// frames of the epochs it drops.
+	return l.trimEpochs()
 }

@@ -133,6 +133,14 @@ func TestLogMatchesModel(t *testing.T) {
 				recs := uint32(rapid.IntRange(1, 5).Draw(t, "recs"))
 				f := testFrame(recs, rapid.IntRange(1, 600).Draw(t, "body"), rapid.Int64Range(0, 1000).Draw(t, "ts"), seed)
 				now += rapid.Int64Range(0, 60).Draw(t, "tick")
+				if l.LeaderEpoch() < l.LatestEpoch() {
+					// Replicated frames of a newer epoch came after the
+					// leader's epoch was set.
+					if _, err := l.Append(f); !errors.Is(err, ErrEpochRegress) {
+						t.Fatalf("append under epoch %d after epoch %d: %v", l.LeaderEpoch(), l.LatestEpoch(), err)
+					}
+					return
+				}
 				base, err := l.Append(f)
 				if err != nil {
 					t.Fatalf("append: %v", err)
@@ -143,6 +151,30 @@ func TestLogMatchesModel(t *testing.T) {
 				m.frames = append(m.frames, modelFrame{base: base, next: base + int64(recs), maxTs: func() int64 { h, _ := schema.ParseFrameHeader(f); return h.MaxTimestampMs }(), b: f})
 				if cfg.Flush == FlushEveryAck {
 					m.acked = m.end()
+				}
+			},
+			"replicate": func(t *rapid.T) {
+				seed++
+				recs := uint32(rapid.IntRange(1, 5).Draw(t, "recs"))
+				f := testFrame(recs, rapid.IntRange(1, 600).Draw(t, "body"), rapid.Int64Range(0, 1000).Draw(t, "ts"), seed)
+				now += rapid.Int64Range(0, 60).Draw(t, "tick")
+				epoch := max(l.LatestEpoch(), 0) + rapid.Int32Range(0, 2).Draw(t, "epochStep")
+				schema.PatchBaseOffset(f, m.end())
+				schema.PatchLeaderEpoch(f, epoch)
+				base, err := l.AppendReplicated(f)
+				if err != nil || base != m.end() {
+					t.Fatalf("replicated append at %d: %d, %v", m.end(), base, err)
+				}
+				m.frames = append(m.frames, modelFrame{base: base, next: base + int64(recs), maxTs: func() int64 { h, _ := schema.ParseFrameHeader(f); return h.MaxTimestampMs }(), b: f})
+				if cfg.Flush == FlushEveryAck {
+					m.acked = m.end()
+				}
+			},
+			"epoch": func(t *rapid.T) {
+				epoch := max(l.LeaderEpoch(), l.LatestEpoch()) + rapid.Int32Range(-1, 2).Draw(t, "epochStep")
+				err := l.SetLeaderEpoch(epoch)
+				if lower := epoch < max(l.LeaderEpoch(), l.LatestEpoch(), 0); lower != errors.Is(err, ErrEpochRegress) || !lower && err != nil {
+					t.Fatalf("set leader epoch %d (leader %d, latest %d): %v", epoch, l.LeaderEpoch(), l.LatestEpoch(), err)
 				}
 			},
 			"read": func(t *rapid.T) {
@@ -242,6 +274,17 @@ func TestLogMatchesModel(t *testing.T) {
 					t.Fatalf("log [%d, %d), model [%d, %d)", l.LogStart(), l.End(), m.logStart, m.end())
 				}
 				if err := l.CheckConsistency(); err != nil {
+					t.Fatal(err)
+				}
+				var headers []schema.FrameHeader
+				for _, f := range splitFrames(t, readAll(t, l, m.logStart)) {
+					h, _ := schema.ParseFrameHeader(f)
+					headers = append(headers, h)
+				}
+				if err := checkEpochModel(l.Epochs(), headers, l.End()); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.CheckEpochs(); err != nil {
 					t.Fatal(err)
 				}
 			},

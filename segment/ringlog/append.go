@@ -39,30 +39,99 @@ func (l *Log) Append(frame []byte, token uint64) (int64, error) {
 // schema.CheckFrame, passing the header it returned: the broker checks
 // every frame of a request before appending any, and the CRC is the most
 // expensive part of the check, so it is not computed twice.
+//
+// The frame is stamped with the epoch SetLeaderEpoch set (0 until then),
+// and refused with segment.ErrEpochRegress while that is below the latest
+// epoch in the log (replicated frames of a newer epoch came after it).
 func (l *Log) AppendChecked(frame []byte, h schema.FrameHeader, token uint64) (int64, error) {
 	if err := l.usable(); err != nil {
 		return 0, err
 	}
 	l.enter()
-	if int(h.Length) != len(frame) {
-		return 0, fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
-	}
-	if int64(h.Length) > l.cfg.SegmentBytes {
-		return 0, fmt.Errorf("%w: %d bytes, segment %d", segment.ErrFrameTooLarge, h.Length, l.cfg.SegmentBytes)
-	}
-	if l.tail-l.head >= appendsMax {
-		return 0, ErrTooManyInFlight
+	if err := l.checkAppend(frame, &h); err != nil {
+		return 0, err
 	}
 	base := l.nextOffset
+	h.BaseOffset, h.LeaderEpoch = base, l.leaderEpoch
+	if err := l.noteEpoch(&h); err != nil {
+		return 0, err
+	}
 	schema.PatchBaseOffset(frame, base)
+	schema.PatchLeaderEpoch(frame, h.LeaderEpoch)
+	l.accept(frame, &h, token)
+	return base, nil
+}
+
+// AppendReplicated appends a frame from the leader as it is, its base
+// offset and leader epoch already set (h is what schema.CheckFrame
+// returned for it): a follower's append. It is refused, with nothing
+// changed and no AppendDone, with segment.ErrOffsetMismatch unless the
+// frame's base offset is the log end (accepted appends in flight
+// included), and with segment.ErrEpochRegress if its epoch is below the
+// latest in the log. Once accepted it is reported, windowed and failed
+// exactly as an AppendChecked is.
+func (l *Log) AppendReplicated(frame []byte, h schema.FrameHeader, token uint64) (int64, error) {
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	l.enter()
+	if err := l.checkAppend(frame, &h); err != nil {
+		return 0, err
+	}
+	if h.BaseOffset != l.nextOffset {
+		return 0, fmt.Errorf("%w: frame at %d, log end %d", segment.ErrOffsetMismatch, h.BaseOffset, l.nextOffset)
+	}
+	if err := l.noteEpoch(&h); err != nil {
+		return 0, err
+	}
+	l.accept(frame, &h, token)
+	return h.BaseOffset, nil
+}
+
+// checkAppend is what every append checks before taking a slot.
+func (l *Log) checkAppend(frame []byte, h *schema.FrameHeader) error {
+	if int(h.Length) != len(frame) {
+		return fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
+	}
+	if int64(h.Length) > l.cfg.SegmentBytes {
+		return fmt.Errorf("%w: %d bytes, segment %d", segment.ErrFrameTooLarge, h.Length, l.cfg.SegmentBytes)
+	}
+	if l.tail-l.head >= appendsMax {
+		return ErrTooManyInFlight
+	}
+	return nil
+}
+
+// noteEpoch checks the epoch of an append about to be accepted at
+// h.BaseOffset and, for the first frame of a newer epoch, has the epoch
+// file replaced before the frame is accepted, and so before its WRITE is
+// submitted: a crash must never leave a durable frame whose epoch the file
+// lacks. That is a synchronous write, two fdatasyncs and a rename on the
+// shard's thread; it happens once per leader change, so it is kept off the
+// ring. A failure writing the file takes the log offline like a failed
+// ring write.
+func (l *Log) noteEpoch(h *schema.FrameHeader) error {
+	latest := l.sync.LatestEpoch()
+	if h.LeaderEpoch < max(latest, 0) {
+		return fmt.Errorf("%w: frame of epoch %d, latest %d", segment.ErrEpochRegress, h.LeaderEpoch, latest)
+	}
+	if h.LeaderEpoch == latest {
+		return nil
+	}
+	if err := l.sync.AssignEpoch(h.LeaderEpoch, h.BaseOffset); err != nil {
+		return l.storageFailed(err)
+	}
+	return nil
+}
+
+// accept takes a checked append into the window and starts what can start.
+func (l *Log) accept(frame []byte, h *schema.FrameHeader, token uint64) {
 	rec := &l.recs[l.tail%appendsMax]
-	*rec = record{seq: l.tail, token: token, frame: frame, hdr: h, base: base, state: stQueued}
-	rec.hdr.BaseOffset = base
+	*rec = record{seq: l.tail, token: token, frame: frame, hdr: *h, base: h.BaseOffset, state: stQueued}
 	l.tail++
-	l.nextOffset = base + int64(h.RecordCount)
+	l.nextOffset = h.BaseOffset + int64(h.RecordCount)
 	l.stats.Appends++
 	l.pump()
-	return base, nil
 }
 
 // enter starts every public method that may call the sink, so that a sink

@@ -95,7 +95,9 @@ type Log struct {
 	tail       uint64
 	failedSeq  uint64
 	nextOffset int64 // the base offset the next accepted append gets
-	aborted    bool
+	// leaderEpoch is what Append stamps (SetLeaderEpoch).
+	leaderEpoch int32
+	aborted     bool
 
 	// Sync operations in issue order; their effects apply in that order.
 	syncs          [syncOpsMax]syncOp
@@ -199,6 +201,7 @@ func Open(r *ring.Ring, dir string, cfg segment.Config, userDataPrefix uint32, s
 		return nil, err
 	}
 	l.nextOffset = core.End()
+	l.leaderEpoch = sl.LeaderEpoch()
 	l.lastIssuedUpto = core.RecoveryPoint()
 	l.lastSyncMs = l.cfg.NowMs()
 	return l, nil
@@ -235,6 +238,34 @@ func (l *Log) RecoveryPoint() int64 { return l.core.RecoveryPoint() }
 
 // Segments lists the segments, oldest first (the core's own slice).
 func (l *Log) Segments() []*segment.Segment { return l.core.Segments() }
+
+// SetLeaderEpoch makes Append and AppendChecked stamp epoch on every frame
+// from now on. An epoch below the latest in the log (see LatestEpoch) or
+// below the one set before is refused with segment.ErrEpochRegress.
+// Nothing is written until the first frame of the epoch is appended.
+func (l *Log) SetLeaderEpoch(epoch int32) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if err := l.sync.SetLeaderEpoch(epoch); err != nil {
+		return err
+	}
+	l.leaderEpoch = epoch
+	return nil
+}
+
+// LeaderEpoch is the epoch appends are stamped with.
+func (l *Log) LeaderEpoch() int32 { return l.leaderEpoch }
+
+// Epochs is the log's leader-epoch list, oldest first (a copy): the epoch
+// of every accepted append, with the offset of its first frame. Entries of
+// appends still in flight are in it already (their file is written before
+// their frames).
+func (l *Log) Epochs() []segment.EpochEntry { return l.sync.Epochs() }
+
+// LatestEpoch is the epoch of the last accepted append, or
+// segment.NoEpoch.
+func (l *Log) LatestEpoch() int32 { return l.sync.LatestEpoch() }
 
 // Stats returns the work counters.
 func (l *Log) Stats() Stats { return l.stats }

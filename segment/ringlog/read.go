@@ -98,6 +98,14 @@ func (t *hotTable) find(offset int64) int {
 // next Read, and nothing blocks; older data is read through the cold path
 // (see above), which blocks and allocates. Spans stay valid until the next
 // Truncate, DeleteRecordsBefore, ApplyRetention or Close.
+//
+// The last span's NextOffset is the end offset of the last whole frame
+// included (offset itself when there are none). So a leader answering a
+// follower's fetch with the frames whose base offsets lie in [windowStart,
+// limit), up to a byte bound at a frame boundary, calls
+// Read(windowStart, maxBytes, limit) with limit a frame boundary (its log
+// end, or the offsets its accepted appends reached); a frame that straddles
+// upperOffset is left out whole.
 func (l *Log) Read(offset int64, maxBytes int, upperOffset int64) ([]segment.Span, error) {
 	if err := l.usable(); err != nil {
 		return nil, err
