@@ -57,18 +57,22 @@ type brokerSession struct {
 	published *metadata.Image
 	pubC      chan struct{}
 
-	slots  chan struct{} // metadataRequestsMax tokens
-	stopC  chan struct{}
-	wg     sync.WaitGroup
-	hbStop chan struct{}
-	hbDone chan struct{}
+	slots chan struct{} // metadataRequestsMax tokens
+	// alterSlots bounds the AlterPartition calls in flight
+	// (alterPartitionCallsMax tokens).
+	alterSlots chan struct{}
+	stopC      chan struct{}
+	wg         sync.WaitGroup
+	hbStop     chan struct{}
+	hbDone     chan struct{}
 }
 
 func newBrokerSession(q *quorumMember, nodeID int32, listeners []metadata.Listener, rack string, interval time.Duration,
 	publish func(*metadata.Image, func()), log *slog.Logger) *brokerSession {
 	s := &brokerSession{log: log, q: q, nodeID: nodeID, listeners: listeners, rack: rack, interval: interval,
 		publish: publish, pubC: make(chan struct{}), slots: make(chan struct{}, metadataRequestsMax),
-		stopC: make(chan struct{}), hbStop: make(chan struct{}), hbDone: make(chan struct{})}
+		alterSlots: make(chan struct{}, alterPartitionCallsMax),
+		stopC:      make(chan struct{}), hbStop: make(chan struct{}), hbDone: make(chan struct{})}
 	return s
 }
 

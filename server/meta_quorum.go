@@ -156,6 +156,9 @@ func (q *quorumMember) serveRPC(ctx context.Context, req *rpcRequest) rpcReply {
 		}
 		return rpcReply{Outcome: rpcOK, Status: &st}
 	}
+	if req.Kind == rpcAlterPartition {
+		return q.proposeAlterPartition(ctx, req)
+	}
 	cmd, err := req.command()
 	if err != nil {
 		return rpcReply{Outcome: rpcFailed, Detail: err.Error()}

@@ -78,6 +78,11 @@ type rpcRequest struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 	StartIndex uint32            `json:"start_index,omitempty"`
 	Partition  int32             `json:"partition,omitempty"`
+	// AlterPartition (with BrokerID, Epoch, TopicID and Partition): the
+	// leader's view of the partition and the ISR it proposes.
+	LeaderEpoch    int32   `json:"leader_epoch,omitempty"`
+	PartitionEpoch int32   `json:"partition_epoch,omitempty"`
+	ISR            []int32 `json:"isr,omitempty"`
 }
 
 // Request kinds.
@@ -90,6 +95,7 @@ const (
 	rpcValidateCreateTopic = "validate_create_topic"
 	rpcDeleteTopic         = "delete_topic"
 	rpcReportOffline       = "report_offline_replica"
+	rpcAlterPartition      = "alter_partition"
 	rpcStatus              = "status"
 )
 
@@ -115,16 +121,19 @@ func (r *rpcRequest) command() (controller.Command, error) {
 	case rpcReportOffline:
 		return controller.ReportOfflineReplica(metadata.OfflineReplicaRequest{BrokerID: r.BrokerID, BrokerEpoch: r.Epoch,
 			TopicID: r.TopicID, Partition: r.Partition}), nil
+	case rpcAlterPartition:
+		return controller.AlterPartition(r.alterPartitionRequest()), nil
 	}
 	return controller.Command{}, fmt.Errorf("server: unknown controller request %q", r.Kind)
 }
 
 // checkCaller refuses a command about a broker other than the voter
-// that sent it: each broker registers, heartbeats, shuts down and fences
-// only itself, so a voter can never speak for another.
+// that sent it: each broker registers, heartbeats, shuts down, fences
+// only itself and alters only the ISRs of partitions it leads, so a voter
+// can never speak for another.
 func (r *rpcRequest) checkCaller(peer uint64) error {
 	switch r.Kind {
-	case rpcRegisterBroker, rpcBrokerHeartbeat, rpcControlledShutdown, rpcFenceBroker:
+	case rpcRegisterBroker, rpcBrokerHeartbeat, rpcControlledShutdown, rpcFenceBroker, rpcAlterPartition:
 		if r.BrokerID <= 0 || uint64(r.BrokerID) != peer {
 			return fmt.Errorf("server: voter %d sent %s for broker %d", peer, r.Kind, r.BrokerID)
 		}
@@ -150,6 +159,10 @@ type rpcReply struct {
 	// Leader is the leader the answering voter knows of (not_leader).
 	Leader uint64             `json:"leader,omitempty"`
 	Status *controller.Status `json:"status,omitempty"`
+	// Partition is an AlterPartition's partition as the leader holds it
+	// after the request, accepted or rejected; absent when the command
+	// never ran there or the partition does not exist.
+	Partition *metadata.PartitionInfo `json:"partition,omitempty"`
 }
 
 // Reply outcomes.

@@ -102,6 +102,32 @@ func AlterPartition(req metadata.AlterPartitionRequest) Command {
 	}}
 }
 
+// AlterPartitionView is the partition as the leader's state holds it once
+// an AlterPartition has run there, accepted or refused. The proposer
+// needs it either way: an acceptance gives the epochs its next request
+// builds on, and a refusal the ISR and epochs it was refused against.
+type AlterPartitionView struct {
+	// Found is false when the command never ran on a leader (it answered
+	// not leader, busy, stopped) or the partition does not exist.
+	Found     bool
+	Partition metadata.PartitionInfo
+}
+
+// AlterPartitionReporting is AlterPartition that also fills *view. The
+// node's goroutine writes *view before Propose returns, and Propose's
+// answer orders that write before the caller's read. The view of a
+// refusal may include records proposed but not yet committed; the
+// refusal itself waits for them (see runCommand), so when the caller
+// sees it, they are committed too.
+func AlterPartitionReporting(req metadata.AlterPartitionRequest, view *AlterPartitionView) Command {
+	req.ISR = slices.Clone(req.ISR)
+	return Command{"AlterPartition", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		records, err := c.AlterPartition(req)
+		view.Partition, view.Found = c.State().PartitionByID(req.TopicID, req.Partition)
+		return records, err
+	}}
+}
+
 // ElectLeader elects a partition leader by the election rules.
 func ElectLeader(topic string, partition int32) Command {
 	return Command{"ElectLeader", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {

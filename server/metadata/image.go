@@ -67,10 +67,7 @@ func (s *State) Image() *Image {
 		}
 		ti.Partitions = make([]PartitionInfo, len(t.partitions))
 		for j, p := range t.partitions {
-			ti.Partitions[j] = PartitionInfo{
-				Partition: int32(j), Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr),
-				Leader: p.leader, LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch,
-			}
+			ti.Partitions[j] = p.info(int32(j))
 		}
 		im.topics = append(im.topics, ti)
 		im.byName[t.name] = i
@@ -124,4 +121,23 @@ func (im *Image) Partition(topic string, partition int32) (PartitionInfo, bool) 
 		return PartitionInfo{}, false
 	}
 	return t.Partitions[partition], true
+}
+
+// PartitionByID describes one partition of the state by topic id and
+// index, without building a whole Image: the controller leader answers an
+// AlterPartition with the partition as it then holds it.
+func (s *State) PartitionByID(id TopicID, index int32) (PartitionInfo, bool) {
+	t, ok := s.topics[id]
+	if !ok || index < 0 || int(index) >= len(t.partitions) {
+		return PartitionInfo{}, false
+	}
+	return t.partitions[index].info(index), true
+}
+
+// info is the partition's description, sharing nothing with the state.
+func (p *partition) info(index int32) PartitionInfo {
+	return PartitionInfo{
+		Partition: index, Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr),
+		Leader: p.leader, LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch,
+	}
 }

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/strata-db/strata/replica"
+	"github.com/strata-db/strata/server/controller"
+	"github.com/strata-db/strata/server/metadata"
+)
+
+// alterTestSessionTimeout outlasts the test, so that no broker's session
+// lapses (and its fencing changes the ISR) while it runs.
+const alterTestSessionTimeout = 10 * time.Minute
+
+// TestAlterPartitionOverRPC runs AlterPartition from brokers' sessions
+// against a 3-voter quorum in this process. The partition's leader is a
+// voter that does not lead the quorum, so its calls are forwarded. A
+// shrink built on the current epochs is accepted with a new partition
+// epoch; the same request again is refused INVALID_UPDATE_VERSION with
+// the partition as the controller holds it; one from a broker that does
+// not lead is refused NOT_LEADER; and a voter that names another broker
+// in its request has its connection closed.
+func TestAlterPartitionOverRPC(t *testing.T) {
+	log := &capturedLog{}
+	ports := freePorts(t, 3)
+	var voters []Voter
+	for i, p := range ports {
+		voters = append(voters, Voter{ID: int32(i + 1), Addr: p})
+	}
+	members := map[int32]*quorumMember{}
+	for _, v := range voters {
+		q, err := startQuorumMember(t.TempDir(), v.ID, voters, ClusterAuth{Secret: testClusterSecret},
+			metadata.Config{SessionTimeoutMs: alterTestSessionTimeout.Milliseconds()}, slog.New(log).With("voter", v.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[v.ID] = q
+		t.Cleanup(func() { q.stop() })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+	defer cancel()
+	for id := int32(1); id <= 3; id++ {
+		end := register(t, members[id], id)
+		if _, err := members[id].propose(ctx, &rpcRequest{Kind: rpcBrokerHeartbeat, BrokerID: id, Epoch: 1, AppliedOffset: end}); err != nil {
+			t.Fatalf("heartbeat %d: %v", id, err)
+		}
+	}
+	var ctl int32
+	waitUntil(t, "a quorum leader", func() bool { ctl = int32(members[1].node.Leader()); return ctl != 0 })
+	// With three usable brokers and no racks, the start index picks the
+	// preferred leader: broker start+1.
+	// The third voter is a follower of both.
+	lead := ctl%3 + 1
+	other := lead%3 + 1
+	var topicID metadata.TopicID
+	rand.Read(topicID[:])
+	if _, err := members[ctl].propose(ctx, &rpcRequest{Kind: rpcCreateTopic, Topic: "alter", TopicID: topicID,
+		Configs: map[string]string{metadata.ConfigReplicationFactor: "3"}, StartIndex: uint32(lead - 1)}); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	im, err := members[lead].read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, ok := im.Partition("alter", 0)
+	if !ok || before.Leader != lead || len(before.ISR) != 3 {
+		t.Fatalf("partition at creation: %+v (want leader %d, isr of 3)", before, lead)
+	}
+
+	session := func(id int32) *brokerSession {
+		s := newBrokerSession(members[id], id, nil, "", DefaultHeartbeatInterval, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		s.epoch.Store(1)
+		return s
+	}
+	shrunk := []int32{lead, other}
+	slices.Sort(shrunk)
+	req := metadata.AlterPartitionRequest{BrokerID: lead, TopicID: topicID, Partition: 0,
+		LeaderEpoch: before.LeaderEpoch, PartitionEpoch: before.PartitionEpoch, ISR: shrunk}
+	leader := session(lead)
+	out, err := leader.alterPartition(ctx, req)
+	if err != nil || !out.Accepted() || !out.Found {
+		t.Fatalf("alter partition: %+v, %v", out, err)
+	}
+	want := metadata.PartitionInfo{Replicas: before.Replicas, ISR: inReplicaOrder(before.Replicas, shrunk),
+		Leader: lead, LeaderEpoch: before.LeaderEpoch, PartitionEpoch: before.PartitionEpoch + 1}
+	if !samePartition(out.Partition, want) {
+		t.Fatalf("accepted: %+v, want %+v", out.Partition, want)
+	}
+	if r := out.Result(); r.Err != replica.ErrNone || r.PartitionEpoch != want.PartitionEpoch || !slices.Equal(r.ISR, want.ISR) {
+		t.Fatalf("result: %+v", r)
+	}
+
+	// The same change again rests on the old partition epoch.
+	out, err = leader.alterPartition(ctx, req)
+	if err != nil || out.Code != metadata.ErrInvalidUpdateVersion || !samePartition(out.Partition, want) {
+		t.Fatalf("stale alter partition: %+v, %v", out, err)
+	}
+	if r := out.Result(); r.Err != replica.ErrInvalidUpdateVersion || r.PartitionEpoch != want.PartitionEpoch ||
+		r.LeaderEpoch != want.LeaderEpoch || !slices.Equal(r.ISR, want.ISR) {
+		t.Fatalf("stale result: %+v", r)
+	}
+
+	// A follower proposing on the current epochs does not lead.
+	req.BrokerID, req.PartitionEpoch = other, want.PartitionEpoch
+	out, err = session(other).alterPartition(ctx, req)
+	if err != nil || out.Code != metadata.ErrNotLeader || out.Result().Err != replica.ErrNotLeaderOrFollower ||
+		!samePartition(out.Partition, want) {
+		t.Fatalf("alter partition from a follower: %+v, %v", out, err)
+	}
+
+	// A session speaks only for its own broker, and the controller
+	// leader's listener refuses a voter naming another.
+	if _, err := session(other).alterPartition(ctx, metadata.AlterPartitionRequest{BrokerID: lead}); err == nil {
+		t.Fatal("broker's session altered a partition as another broker")
+	}
+	forged := &rpcRequest{Kind: rpcAlterPartition, BrokerID: lead, Epoch: 1, TopicID: topicID,
+		LeaderEpoch: want.LeaderEpoch, PartitionEpoch: want.PartitionEpoch, ISR: []int32{lead}}
+	if _, err := callRPC(ctx, members[other].auth, uint64(ctl), members[other].addrs[uint64(ctl)], forged); !errors.Is(err, controller.ErrOutcomeUnknown) {
+		t.Fatalf("voter %d's AlterPartition for broker %d: %v", other, lead, err)
+	}
+	waitUntil(t, "the forged request logged", func() bool { return log.has("controller RPC refused a peer", "alter_partition") })
+	im, err = members[ctl].read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := im.Partition("alter", 0); !samePartition(p, want) {
+		t.Fatalf("partition after the refusals: %+v, want %+v", p, want)
+	}
+}
+
+func samePartition(a, b metadata.PartitionInfo) bool {
+	return slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.ISR, b.ISR) && a.Leader == b.Leader &&
+		a.LeaderEpoch == b.LeaderEpoch && a.PartitionEpoch == b.PartitionEpoch
+}
+
+func inReplicaOrder(replicas, isr []int32) []int32 {
+	var out []int32
+	for _, id := range replicas {
+		if slices.Contains(isr, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
