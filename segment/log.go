@@ -542,7 +542,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 	}
 	// After the checkpoint: until the new log start is durable the
 	// entries below it may still be needed.
-	return l.trimEpochs()
+	return l.trimEpochs(false)
 }
 
 // ApplyRetention deletes closed segments past the time and size bounds.
@@ -557,7 +557,7 @@ func (l *Log) ApplyRetention(nowMs int64) error {
 	if err := l.deleteSegments(removed); err != nil {
 		return err
 	}
-	if err := l.trimEpochs(); err != nil {
+	if err := l.trimEpochs(false); err != nil {
 		return err
 	}
 	return rerr

@@ -294,3 +294,50 @@ func TestRingReadForFollowerFetch(t *testing.T) {
 		}
 	}
 }
+
+// Retention while the first frame of a new epoch is in flight keeps its
+// entry: the list runs ahead of what is written.
+func TestRingRetentionKeepsEpochOfAppendsInFlight(t *testing.T) {
+	r := shardRing(t)
+	dir := t.TempDir()
+	snk := newSink()
+	cfg := testConfig(segment.FlushEveryAck)
+	l, err := Open(r, dir, cfg, testPrefix, snk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := newShard(t, r, l)
+	if _, err := l.Append(makeFrame(2, 100, 0, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	sh.until(l.Idle)
+	if err := l.SetLeaderEpoch(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(makeFrame(1, 100, 0, 2), 1); err != nil {
+		t.Fatal(err)
+	}
+	if l.Idle() {
+		t.Fatal("the append completed before the deletion")
+	}
+	if err := l.DeleteRecordsBefore(l.End()); err != nil {
+		t.Fatal(err)
+	}
+	// Epoch 0 is wholly below the new start; epoch 2 covers it.
+	wantRingEpochs(t, l, segment.EpochEntry{Epoch: 2, StartOffset: 2})
+	sh.until(l.Idle)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sl, err := segment.Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	if got := sl.Epochs(); !slices.Equal(got, []segment.EpochEntry{{Epoch: 2, StartOffset: 2}}) {
+		t.Fatalf("reopened epochs %v", got)
+	}
+	if err := sl.CheckEpochs(); err != nil {
+		t.Fatal(err)
+	}
+}
