@@ -301,9 +301,8 @@ func (l *Log) loadEpochs() error {
 		if l.epochs, err = l.rebuildEpochs(); err != nil {
 			return err
 		}
-		// Trimming below the log start rewrites the file when it drops
-		// anything; write it anyway, so that the next open is fast.
-		l.epochs = trimBelow(l.epochs, l.core.LogStart())
+		// Written at once, so that the next open is fast and an append
+		// of a newer epoch finds the file it replaces whole.
 		if err := l.writeEpochFile(l.epochs); err != nil {
 			return err
 		}
