@@ -12,6 +12,7 @@
 //	  00000000000000052311.index        fallocate in AllocateStepBytes steps
 //	  00000000000000052311.timeindex
 //	  recovery-point                  log start + recovery point, CRC32C
+//	  leader-epoch.checkpoint         the leader epochs in the log, CRC32C
 //
 //	.log:   +---------+---------+---------+-- ... --+---------+000000000000
 //	        | frame   | frame   | frame   |         | frame   | zeros (rest
@@ -21,6 +22,32 @@
 //	.index: (rel(b+n0), p1) (rel(..), p2) ...  one entry per IndexIntervalBytes
 //	.timeindex: (maxTs so far, rel(offset after the frame)) at index points,
 //	        and a closing entry covering the whole segment
+//
+//	leader-epoch.checkpoint (little-endian, replaced atomically like the
+//	recovery point: temp file, fdatasync, rename, folder fsync):
+//	 0      4        8       12             12+12n   16+12n
+//	+------+--------+-------+-- n times ---+--------+
+//	|magic |version | count | epoch | start| crc32c |   magic "STPE",
+//	| u32  |  u32=1 |  u32  |  i32  |  i64 | [0,12+12n)  n <= EpochEntriesMax
+//	+------+--------+-------+-------+------+--------+
+//
+// Leader epochs (epochs.go). Every frame carries the leader epoch it was
+// written in. Append stamps the epoch SetLeaderEpoch set (0 until then)
+// and refuses one below the latest in the log; AppendReplicated stores a
+// follower's frame as the leader sent it, refused (nothing changed) unless
+// its base offset is the log end and its epoch at least the latest. The
+// log keeps (epoch, first offset) for each epoch it holds, epochs and
+// offsets strictly increasing, every start below the end. The first frame
+// of a newer epoch has the file replaced before the frame is written, so no
+// durable frame's epoch is ever missing from it; a failure doing so takes
+// the log offline like any failed write. Truncate, once the cut is durable,
+// drops the entries at or past the new end; retention and
+// DeleteRecordsBefore drop the entries wholly below the log start (the
+// one covering it keeps its start). Open drops entries past the recovered
+// end (frames a crash lost) and rewrites the file before anything can be
+// appended; a missing or corrupt file with frames in the log is rebuilt by
+// reading every frame's header from the log start (one 64-byte pread per
+// frame, no body, no CRC: the slow path, bounded by the log's frames).
 //
 // Frames are the schema package's frames; this package only ever reads
 // their 64-byte headers (and checks their CRC during recovery).

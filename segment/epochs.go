@@ -255,14 +255,16 @@ func (l *Log) replaceFile(final string, b []byte) error {
 	return err
 }
 
-// trimEpochs applies the list's bounds to the log's current extent: entries
-// at or past the end go (their frames are gone), and so do entries wholly
-// below the log start (the next entry starts at or below it). It rewrites
-// the file when anything went.
-func (l *Log) trimEpochs() error {
+// trimEpochs applies the list's bounds to the log's current extent:
+// entries wholly below the log start go (the next entry starts at or
+// below it), and with atEnd (truncation, open) entries at or past the end
+// (their frames are gone). Retention passes atEnd false: a ring driver's
+// appends may be in flight past the core's end, their entries already in
+// the list. It rewrites the file when anything went.
+func (l *Log) trimEpochs(atEnd bool) error {
 	end, start := l.core.End(), l.core.LogStart()
 	n := len(l.epochs)
-	for n > 0 && l.epochs[n-1].StartOffset >= end {
+	for atEnd && n > 0 && l.epochs[n-1].StartOffset >= end {
 		n--
 	}
 	first := 0
@@ -288,7 +290,7 @@ func (l *Log) loadEpochs() error {
 	switch {
 	case err == nil:
 		l.epochs = entries
-		if err := l.trimEpochs(); err != nil {
+		if err := l.trimEpochs(true); err != nil {
 			return err
 		}
 	case !l.hasFrames():
@@ -299,9 +301,8 @@ func (l *Log) loadEpochs() error {
 		if l.epochs, err = l.rebuildEpochs(); err != nil {
 			return err
 		}
-		// Trimming below the log start rewrites the file when it drops
-		// anything; write it anyway, so that the next open is fast.
-		l.epochs = trimBelow(l.epochs, l.core.LogStart())
+		// Written at once, so that the next open is fast and an append
+		// of a newer epoch finds the file it replaces whole.
 		if err := l.writeEpochFile(l.epochs); err != nil {
 			return err
 		}
@@ -417,8 +418,8 @@ func (l *Log) rebuildSegmentEpochs(s *Segment, from int64, entries []EpochEntry)
 // that the log's list names exactly the epochs of its frames: the same
 // epochs starting at the same offsets, except that the entry covering the
 // log start may start earlier (the frames before it were deleted), and
-// no entry at or past the end. For tests and tools: it reads every
-// frame's header.
+// no entry at or past the end. For tests and tools, with no append of a
+// ring driver in flight: it reads every frame's header.
 func (l *Log) CheckEpochs() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -400,3 +400,49 @@ func TestEpochsAfterCrashDropsLostEpoch(t *testing.T) {
 	defer l.Close()
 	wantEpochs(t, l, EpochEntry{1, 0})
 }
+
+// A failure of any step of replacing the epoch file takes the log offline
+// like a failed write: the append that needed it is refused, nothing after
+// it succeeds, and what was acknowledged before is there after a crash.
+func TestEpochFileFailureIsFailStop(t *testing.T) {
+	for _, kind := range []faultKind{faultCreate, faultWrite, faultShortWrite, faultSync, faultRename, faultDirSync} {
+		t.Run(kind.String(), func(t *testing.T) {
+			mem := NewMemFS()
+			efs := newErrFS(mem, faultNone, 1)
+			cfg := memConfig(efs)
+			cfg.Flush = FlushEveryAck
+			l := openEpochLog(t, cfg)
+			acked := appendOne(t, l, 1)
+			setEpoch(t, l, 1)
+			efs.arm(kind, 1)
+			end := l.End()
+			if _, err := l.Append(testFrame(1, 100, 0, 2)); !errors.Is(err, ErrStorageFailed) {
+				t.Fatalf("append of a new epoch: %v", err)
+			}
+			if on := efs.firedOnFile(); filepath.Base(on) != epochFileName+checkpointTmpExt && on != epochTestDir {
+				t.Fatalf("the fault hit %q, not the epoch file", on)
+			}
+			if l.End() != end || !reflect.DeepEqual(l.Epochs(), []EpochEntry{{0, 0}}) {
+				t.Fatalf("refused append moved the log: end %d, epochs %v", l.End(), l.Epochs())
+			}
+			for what, err := range map[string]error{
+				"append": func() error { _, err := l.Append(testFrame(1, 10, 0, 3)); return err }(),
+				"flush":  l.Flush(),
+				"epoch":  l.SetLeaderEpoch(2),
+			} {
+				if !errors.Is(err, ErrStorageFailed) {
+					t.Fatalf("%s after the failure: %v", what, err)
+				}
+			}
+			l.Close()
+			mem.Crash()
+			efs.disarm()
+			l = openEpochLog(t, cfg)
+			defer l.Close()
+			if got := readAll(t, l, 0); !bytes.Equal(got, acked) {
+				t.Fatalf("after the crash the log holds %d bytes, %d acknowledged", len(got), len(acked))
+			}
+			wantEpochs(t, l, EpochEntry{0, 0})
+		})
+	}
+}

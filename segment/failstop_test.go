@@ -103,8 +103,8 @@ type failStopRun struct {
 	nth         int
 	fired       bool
 	onEpochFile bool // the fault hit the epoch file (or its temp file)
-	ops   []string
-	err   error
+	ops         []string
+	err         error
 }
 
 // failStopModel is what the log must hold after the crash.

@@ -162,5 +162,5 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	// Only once the cut is durable: until then a crash may bring back
 	// frames of the epochs it drops.
-	return l.trimEpochs()
+	return l.trimEpochs(true)
 }

@@ -111,7 +111,7 @@ func (l *Log) checkAppend(frame []byte, h *schema.FrameHeader) error {
 // ring. A failure writing the file takes the log offline like a failed
 // ring write.
 func (l *Log) noteEpoch(h *schema.FrameHeader) error {
-	latest := l.sync.LatestEpoch()
+	latest := l.latestEpoch
 	if h.LeaderEpoch < max(latest, 0) {
 		return fmt.Errorf("%w: frame of epoch %d, latest %d", segment.ErrEpochRegress, h.LeaderEpoch, latest)
 	}
@@ -121,6 +121,7 @@ func (l *Log) noteEpoch(h *schema.FrameHeader) error {
 	if err := l.sync.AssignEpoch(h.LeaderEpoch, h.BaseOffset); err != nil {
 		return l.storageFailed(err)
 	}
+	l.latestEpoch = h.LeaderEpoch
 	return nil
 }
 

@@ -33,9 +33,10 @@ type crashFS struct {
 	durable map[string]map[string]*shadowFile // folder -> name -> file, as of its last fsync
 	byFd    map[int]*shadowFile
 
-	kind  faultKind
-	left  int
-	fired bool
+	kind    faultKind
+	left    int
+	fired   bool
+	firedOn string // the file or folder the fault hit; "" for ring I/O
 }
 
 type shadowFile struct {
@@ -90,6 +91,17 @@ func (c *crashFS) hit(k faultKind) bool {
 	c.fired = true
 	return true
 }
+
+// hitOn is hit for an operation on a named file or folder, recording it.
+func (c *crashFS) hitOn(k faultKind, name string) bool {
+	if !c.hit(k) {
+		return false
+	}
+	c.firedOn = name
+	return true
+}
+
+func (c *crashFS) firedOnFile() string { c.mu.Lock(); defer c.mu.Unlock(); return c.firedOn }
 
 func (c *crashFS) hasFired() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.fired }
 
@@ -154,7 +166,7 @@ func (c *crashFS) Create(name string) (segment.File, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	name = filepath.Clean(name)
-	if c.hit(faultCreate) {
+	if c.hitOn(faultCreate, name) {
 		return nil, injected("create", name, syscall.EIO)
 	}
 	f, err := segment.OSFS{}.Create(name)
@@ -190,7 +202,7 @@ func (c *crashFS) Rename(oldName, newName string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	oldName, newName = filepath.Clean(oldName), filepath.Clean(newName)
-	if c.hit(faultRename) {
+	if c.hitOn(faultRename, oldName) {
 		return injected("rename", oldName, syscall.EIO)
 	}
 	if err := os.Rename(oldName, newName); err != nil {
@@ -208,7 +220,7 @@ func (c *crashFS) SyncDir(dir string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	dir = filepath.Clean(dir)
-	if c.hit(faultDirSync) {
+	if c.hitOn(faultDirSync, dir) {
 		return injected("fsync", dir, syscall.EIO)
 	}
 	if err := (segment.OSFS{}).SyncDir(dir); err != nil {
@@ -300,8 +312,8 @@ type crashFile struct {
 
 func (f *crashFile) WriteAt(b []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
-	fail := f.fs.hit(faultWrite)
-	short := !fail && len(b) > 1 && f.fs.hit(faultShortWrite)
+	fail := f.fs.hitOn(faultWrite, f.name)
+	short := !fail && len(b) > 1 && f.fs.hitOn(faultShortWrite, f.name)
 	f.fs.mu.Unlock()
 	switch {
 	case fail:
@@ -319,7 +331,7 @@ func (f *crashFile) WriteAt(b []byte, off int64) (int, error) {
 func (f *crashFile) Datasync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if f.fs.hit(faultSync) {
+	if f.fs.hitOn(faultSync, f.name) {
 		f.sf.failSync()
 		return injected("fdatasync", f.name, syscall.EIO)
 	}
@@ -332,7 +344,7 @@ func (f *crashFile) Datasync() error {
 
 func (f *crashFile) Allocate(size int64) error {
 	f.fs.mu.Lock()
-	fail := f.fs.hit(faultAllocate)
+	fail := f.fs.hitOn(faultAllocate, f.name)
 	f.fs.mu.Unlock()
 	if fail {
 		return injected("fallocate", f.name, syscall.ENOSPC)
@@ -342,7 +354,7 @@ func (f *crashFile) Allocate(size int64) error {
 
 func (f *crashFile) Truncate(size int64) error {
 	f.fs.mu.Lock()
-	fail := f.fs.hit(faultTruncate)
+	fail := f.fs.hitOn(faultTruncate, f.name)
 	f.fs.mu.Unlock()
 	if fail {
 		return injected("ftruncate", f.name, syscall.EIO)

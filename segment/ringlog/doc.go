@@ -12,7 +12,8 @@
 // its offsets are, what readers may see, what is durable. Log only executes
 // it. File management that is rare and off the per-request path (recovery on
 // Open, creating the next segment's files on a roll, the recovery-point
-// checkpoint, truncation, retention, close, and reads of data older than the
+// checkpoint, the leader-epoch file when an append begins a newer epoch,
+// truncation, retention, close, and reads of data older than the
 // in-memory frame table) is done by the synchronous segment.Log underneath,
 // and blocks the shard while it runs; docs/storage.md lists each case.
 //

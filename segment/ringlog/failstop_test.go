@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,8 +27,10 @@ import (
 // rewritten to what a power cut would leave and opened again: every append
 // acknowledged durable (AppendDone under FlushEveryAck, or a FlushDone)
 // must be there byte for byte, every frame there must have been appended at
-// its offset, nothing may be acknowledged once the log has failed, and
-// every failure must be ErrFailed wrapping segment.ErrStorageFailed.
+// its offset, the epoch list must name exactly the epochs of the frames
+// there, nothing may be acknowledged once the log has failed, and every
+// failure must be ErrFailed wrapping segment.ErrStorageFailed. Faults hit
+// the epoch file's writes too.
 const (
 	// ringFailStopSequencesDefault is what a plain `go test` runs: the
 	// issue's bar of 10,000, a few seconds on tmpfs. Each sequence opens
@@ -85,7 +88,7 @@ func TestRingFailStopNoAckedAppendLost(t *testing.T) {
 			t.Cleanup(func() { os.RemoveAll(d) })
 		}
 	}
-	fired := 0
+	fired, onEpochFile := 0, 0
 	kinds := make([]int, faultKinds)
 	for i := 0; i < n; i++ {
 		seq := &ringFailStop{t: t, r: r, seed: first + uint64(i), dir: filepath.Join(root, strconv.Itoa(i))}
@@ -93,14 +96,20 @@ func TestRingFailStopNoAckedAppendLost(t *testing.T) {
 		if seq.fs.hasFired() {
 			fired++
 			kinds[seq.kind]++
+			if strings.Contains(seq.fs.firedOnFile(), epochFileName) {
+				onEpochFile++
+			}
 		}
 		if err := os.RemoveAll(seq.dir); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%d sequences, %d with an injected failure; by kind %v", n, fired, kinds[1:])
+	t.Logf("%d sequences, %d with an injected failure (%d in the epoch file); by kind %v", n, fired, onEpochFile, kinds[1:])
 	if float64(fired) < ringFailStopFiredFractionMin*float64(n) {
 		t.Fatalf("only %d of %d sequences had their fault injected", fired, n)
+	}
+	if onEpochFile == 0 && n >= 1000 {
+		t.Fatal("no fault hit the epoch file")
 	}
 }
 
@@ -228,12 +237,42 @@ func (q *ringFailStop) run() {
 		switch x := rng.IntN(100); {
 		case x < 50:
 			k := 1 + rng.IntN(ringFailStopBurstMax)
-			q.ops = append(q.ops, "append*"+strconv.Itoa(k))
+			// A burst of leader appends, or (1 in 3) of a follower's
+			// appends at the leader's offsets, some of a newer epoch.
+			replicated := rng.IntN(3) == 0
+			if replicated {
+				q.ops = append(q.ops, "replicate*"+strconv.Itoa(k))
+			} else {
+				q.ops = append(q.ops, "append*"+strconv.Itoa(k))
+			}
 			for i := 0; i < k; i++ {
 				recs := uint32(1 + rng.IntN(4))
 				f := makeFrame(recs, 1+rng.IntN(500), int64(rng.IntN(1000)), rng.Uint64())
 				q.nextTok++
-				base, err := l.Append(f, q.nextTok)
+				var base int64
+				var err error
+				if replicated {
+					epoch := max(l.LatestEpoch(), 0) + int32(rng.IntN(4)/3)
+					schema.PatchBaseOffset(f, q.end())
+					schema.PatchLeaderEpoch(f, epoch)
+					h, herr := schema.CheckFrame(f)
+					if herr != nil {
+						q.fatalf("replicated frame: %v", herr)
+					}
+					base, err = l.AppendReplicated(f, h, q.nextTok)
+				} else {
+					stale := l.LeaderEpoch() < l.LatestEpoch()
+					base, err = l.Append(f, q.nextTok)
+					if stale && l.Err() == nil {
+						// Replicated frames of a newer epoch came
+						// after the leader's epoch was set.
+						if !errors.Is(err, segment.ErrEpochRegress) {
+							q.fatalf("append under epoch %d after epoch %d: %v", l.LeaderEpoch(), l.LatestEpoch(), err)
+						}
+						q.ops = append(q.ops, "stale")
+						break
+					}
+				}
 				if err != nil {
 					q.checkRefusal("append", err)
 					break
@@ -244,18 +283,51 @@ func (q *ringFailStop) run() {
 				q.frames = append(q.frames, ringFrame{base: base, next: base + int64(recs), b: f})
 				q.possible[base] = append(q.possible[base], f)
 			}
+			if replicated && l.Err() == nil {
+				// Frames that do not fit change nothing.
+				stats := l.Stats()
+				f := makeFrame(1, 10, 0, 1)
+				schema.PatchBaseOffset(f, q.end()+1)
+				h, _ := schema.CheckFrame(f)
+				if _, err := l.AppendReplicated(f, h, 0); !errors.Is(err, segment.ErrOffsetMismatch) || l.Stats() != stats {
+					q.fatalf("replicated frame past the end: %v", err)
+				}
+				if latest := l.LatestEpoch(); latest > 0 {
+					schema.PatchBaseOffset(f, q.end())
+					schema.PatchLeaderEpoch(f, latest-1)
+					h, _ := schema.CheckFrame(f)
+					if _, err := l.AppendReplicated(f, h, 0); !errors.Is(err, segment.ErrEpochRegress) || l.Stats() != stats {
+						q.fatalf("replicated frame of epoch %d after %d: %v", latest-1, latest, err)
+					}
+				}
+			}
 			if rng.IntN(2) == 0 {
 				sh.until(l.Idle)
 			} else {
 				sh.reap()
 			}
-		case x < 65:
+		case x < 56:
+			// A leader change, sometimes to an older epoch (refused).
+			epoch := max(l.LeaderEpoch(), l.LatestEpoch()) + int32(rng.IntN(3)) - 1
+			q.ops = append(q.ops, "epoch="+strconv.Itoa(int(epoch)))
+			lower := epoch < max(l.LeaderEpoch(), l.LatestEpoch(), 0)
+			switch err := l.SetLeaderEpoch(epoch); {
+			case err == nil && lower:
+				q.fatalf("lower leader epoch %d accepted", epoch)
+			case err != nil && lower && l.Err() == nil:
+				if !errors.Is(err, segment.ErrEpochRegress) {
+					q.fatalf("lower leader epoch %d: %v", epoch, err)
+				}
+			case err != nil:
+				q.checkRefusal("epoch", err)
+			}
+		case x < 67:
 			q.ops = append(q.ops, "flush")
 			q.nextTok++
 			q.flushes[q.nextTok] = q.end()
 			l.Flush(q.nextTok)
 			sh.until(l.Idle)
-		case x < 75:
+		case x < 76:
 			now += int64(rng.IntN(40))
 			q.ops = append(q.ops, "tick")
 			l.Tick(now)
@@ -361,11 +433,13 @@ func (q *ringFailStop) checkAfterCrash(cfg segment.Config) {
 		off = spans[len(spans)-1].NextOffset
 	}
 	present := make(map[int64][]byte)
+	var headers []schema.FrameHeader
 	for len(got) > 0 {
 		h, err := schema.CheckFrame(got)
 		if err != nil {
 			q.fatalf("frame after the crash: %v", err)
 		}
+		headers = append(headers, h)
 		f := got[:h.Length]
 		got = got[h.Length:]
 		ok := false
@@ -382,4 +456,54 @@ func (q *ringFailStop) checkAfterCrash(cfg segment.Config) {
 			q.fatalf("acknowledged frame [%d, %d) lost (log [%d, %d))", f.base, f.next, sl.LogStart(), sl.End())
 		}
 	}
+	if err := checkEpochModel(sl.Epochs(), headers, sl.End()); err != nil {
+		q.fatalf("after the crash: %v", err)
+	}
+	if err := sl.CheckEpochs(); err != nil {
+		q.fatalf("after the crash: %v", err)
+	}
+}
+
+// checkEpochModel checks an epoch list against the frames read from the
+// log start to the end (segment's test of the same name): each frame's
+// epoch is the one the list gives its base offset, each change of epoch
+// along the frames has its entry at exactly that frame, no entry lies
+// below the first frame but the one covering it, and none at or past the
+// end.
+func checkEpochModel(entries []segment.EpochEntry, frames []schema.FrameHeader, end int64) error {
+	epochOf := func(offset int64) int32 {
+		for i := len(entries) - 1; i >= 0; i-- {
+			if entries[i].StartOffset <= offset {
+				return entries[i].Epoch
+			}
+		}
+		return segment.NoEpoch
+	}
+	for i, e := range entries {
+		if e.StartOffset >= end || (i > 0 && (e.Epoch <= entries[i-1].Epoch || e.StartOffset <= entries[i-1].StartOffset)) {
+			return fmt.Errorf("epochs %v of a log ending at %d", entries, end)
+		}
+	}
+	changes := 0
+	for i, h := range frames {
+		if got := epochOf(h.BaseOffset); got != h.LeaderEpoch {
+			return fmt.Errorf("frame at %d has epoch %d, the list %v says %d", h.BaseOffset, h.LeaderEpoch, entries, got)
+		}
+		if i > 0 && h.LeaderEpoch != frames[i-1].LeaderEpoch {
+			changes++
+			if !slices.Contains(entries, segment.EpochEntry{Epoch: h.LeaderEpoch, StartOffset: h.BaseOffset}) {
+				return fmt.Errorf("epoch %d begins at %d, the list %v says otherwise", h.LeaderEpoch, h.BaseOffset, entries)
+			}
+		}
+	}
+	above := 0
+	for _, e := range entries {
+		if len(frames) > 0 && e.StartOffset > frames[0].BaseOffset {
+			above++
+		}
+	}
+	if len(frames) > 0 && above != changes || len(frames) == 0 && len(entries) > 1 {
+		return fmt.Errorf("epochs %v for %d changes of epoch among %d frames", entries, changes, len(frames))
+	}
+	return nil
 }

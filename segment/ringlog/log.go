@@ -95,8 +95,11 @@ type Log struct {
 	tail       uint64
 	failedSeq  uint64
 	nextOffset int64 // the base offset the next accepted append gets
-	// leaderEpoch is what Append stamps (SetLeaderEpoch).
+	// leaderEpoch is what Append stamps (SetLeaderEpoch); latestEpoch is
+	// the synchronous log's LatestEpoch, kept here so that an append takes
+	// no lock: it changes only through noteEpoch and Truncate.
 	leaderEpoch int32
+	latestEpoch int32
 	aborted     bool
 
 	// Sync operations in issue order; their effects apply in that order.
@@ -201,7 +204,7 @@ func Open(r *ring.Ring, dir string, cfg segment.Config, userDataPrefix uint32, s
 		return nil, err
 	}
 	l.nextOffset = core.End()
-	l.leaderEpoch = sl.LeaderEpoch()
+	l.leaderEpoch, l.latestEpoch = sl.LeaderEpoch(), sl.LatestEpoch()
 	l.lastIssuedUpto = core.RecoveryPoint()
 	l.lastSyncMs = l.cfg.NowMs()
 	return l, nil
@@ -265,7 +268,7 @@ func (l *Log) Epochs() []segment.EpochEntry { return l.sync.Epochs() }
 
 // LatestEpoch is the epoch of the last accepted append, or
 // segment.NoEpoch.
-func (l *Log) LatestEpoch() int32 { return l.sync.LatestEpoch() }
+func (l *Log) LatestEpoch() int32 { return l.latestEpoch }
 
 // Stats returns the work counters.
 func (l *Log) Stats() Stats { return l.stats }
@@ -361,6 +364,7 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	l.hot.clear()
 	l.nextOffset = l.core.End()
+	l.latestEpoch = l.sync.LatestEpoch()
 	l.lastIssuedUpto = l.core.RecoveryPoint()
 	return l.refreshActive()
 }
