@@ -16,7 +16,7 @@ const (
 	// retryTimeoutMsDefault is Kafka's default.api.timeout.ms: long enough
 	// to ride through a broker restart or a leader election.
 	retryTimeoutMsDefault = 60_000
-	clientIDDefault          = "strata-go"
+	clientIDDefault       = "strata-go"
 	// responseTimeoutMsDefault is above the broker's longest fetch
 	// long-poll (30 s), so a waiting fetch is never taken for a lost one.
 	responseTimeoutMsDefault = 45_000
