@@ -184,6 +184,10 @@ type batch struct {
 	bytes    int
 	attempts int // answers and connection failures that sent it back
 	sends    int // times it was put in a request
+	// alone sends the batch in a partition entry of its own: the broker
+	// refused an entry it shared with others, and only its own answer says
+	// whether it was the one.
+	alone bool
 	created  time.Time
 	lastErr  error
 }

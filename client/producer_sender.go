@@ -200,6 +200,9 @@ func (p *Producer) take(list []*partState, conn *brokerConn) *produceReq {
 			if total > 0 && total+n > requestFramesBytesMax {
 				break
 			}
+			if len(rp.batches) > 0 && (b.alone || rp.batches[0].alone) {
+				break
+			}
 			total += n
 			rp.batches = append(rp.batches, b)
 			ps.queue = ps.queue[1:]
@@ -364,9 +367,18 @@ func (p *Producer) handleProduce(req *produceReq, env *schema.Envelope, err erro
 		if perr != nil && refreshesMetadata(perr) {
 			p.cl.invalidate(ps.tp.Topic)
 		}
+		// The broker checks every frame of a partition entry before it
+		// appends any, and answers one code for the entry: when a frame
+		// is refused (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE) and the entry
+		// had several, each is sent again alone to learn which one it was.
+		split := len(rp.batches) > 1 && (ErrorCode(perr) == fb.ErrorCodeMessageTooLarge || ErrorCode(perr) == fb.ErrorCodeCorruptMessage)
 		base := o.base
 		for _, b := range rp.batches {
 			switch {
+			case split:
+				b.alone = true
+				b.lastErr = perr
+				p.requeue(b)
 			case ps.blocked:
 				// An earlier batch of the partition went back for a retry
 				// (answers come in sequence order, so it was earlier):
