@@ -187,9 +187,9 @@ type batch struct {
 	// alone sends the batch in a partition entry of its own: the broker
 	// refused an entry it shared with others, and only its own answer says
 	// whether it was the one.
-	alone bool
-	created  time.Time
-	lastErr  error
+	alone   bool
+	created time.Time
+	lastErr error
 }
 
 // partState is one partition's open batch and its queue of sealed ones.
