@@ -30,8 +30,13 @@ type faultBroker struct {
 	leaderEpoch int32
 	produces    chan *faultProduce
 
-	mu           sync.Mutex
-	log          []string // values, by offset
+	mu sync.Mutex
+	// metadataRefusals is how many Metadata requests, from the first, get
+	// LEADER_NOT_AVAILABLE for the whole answer, as a broker that has not
+	// joined its cluster yet answers; metadataCalls counts them all.
+	metadataRefusals int
+	metadataCalls    int
+	log              []string // values, by offset
 	fetchEpochs  []int32
 	produceCount int
 }
@@ -124,6 +129,18 @@ func (f *faultBroker) serve(t *testing.T, nc net.Conn) {
 				return enc.Encode(&h, &fb.MessageT{Type: fb.MessageApiVersionsResponse, Value: &fb.ApiVersionsResponseT{}})
 			}
 		case fb.ApiKeyMetadata:
+			f.mu.Lock()
+			f.metadataCalls++
+			refuse := f.metadataCalls <= f.metadataRefusals
+			f.mu.Unlock()
+			if refuse {
+				answers <- func(enc *schema.Encoder) []byte {
+					eh := h
+					eh.ApiKey, eh.ErrorCode = fb.ApiKeyMetadata, fb.ErrorCodeLeaderNotAvailable
+					return enc.Encode(&eh, nil)
+				}
+				continue
+			}
 			answers <- func(enc *schema.Encoder) []byte { return enc.Encode(&h, f.metadata()) }
 		case fb.ApiKeyProduce:
 			r, _ := env.ProduceRequest()
@@ -326,5 +343,33 @@ func TestFetchCarriesLeaderEpoch(t *testing.T) {
 		if e != epoch {
 			t.Fatalf("fetches carried leader epochs %v, want %d", f.fetchEpochs, epoch)
 		}
+	}
+}
+
+// TestMetadataWaitsForBrokerToJoin looks a topic up on a broker that
+// answers LEADER_NOT_AVAILABLE to its first metadata requests, as a broker
+// just started does until it has joined the cluster: the lookup retries
+// until the answer comes instead of failing on the first refusal.
+func TestMetadataWaitsForBrokerToJoin(t *testing.T) {
+	const topic, refusals = "joining", 3
+	f := startFaultBroker(t, topic, 0)
+	f.mu.Lock()
+	f.metadataRefusals = refusals
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cl, err := Dial(ctx, Config{Brokers: []string{f.addr()}, RetryBackoffMs: 5, RetryBackoffMaxMs: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	parts, err := cl.Partitions(ctx, topic)
+	if err != nil || !slices.Equal(parts, []int32{0}) {
+		t.Fatalf("partitions of %s: %v %v, want [0]", topic, parts, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.metadataCalls != refusals+1 {
+		t.Fatalf("%d metadata requests, want %d refused and one answered", f.metadataCalls, refusals)
 	}
 }
