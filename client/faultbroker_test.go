@@ -37,8 +37,8 @@ type faultBroker struct {
 	metadataRefusals int
 	metadataCalls    int
 	log              []string // values, by offset
-	fetchEpochs  []int32
-	produceCount int
+	fetchEpochs      []int32
+	produceCount     int
 }
 
 // faultProduce is one produce request waiting for the test's answer.
