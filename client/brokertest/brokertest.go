@@ -69,13 +69,13 @@ type Broker struct {
 }
 
 // Start runs `strata serve` on dataDir, listening on listen, and returns
-// once the broker says it is ready. With port 0 ("127.0.0.1:0") the
-// harness picks a free port and holds it for the broker's life, restarts
+// once the broker says it is ready. With port 0 on an IPv4 address
+// ("127.0.0.1:0") the harness picks a free port and holds it for the broker's life, restarts
 // included (see portHold). The broker is stopped when the test ends.
 func Start(t testing.TB, bin, dataDir, listen string) *Broker {
 	t.Helper()
 	b := &Broker{Bin: bin, DataDir: dataDir}
-	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" {
+	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" && net.ParseIP(host).To4() != nil {
 		h, err := holdPort(host)
 		if err != nil {
 			t.Fatalf("start broker: %v", err)
@@ -97,7 +97,8 @@ func Start(t testing.TB, bin, dataDir, listen string) *Broker {
 
 // restartBindAttempts bounds the starts of a restart that fail because
 // the port is still taken; restartBindBackoff is the wait between them.
-// With a held port nothing else can take it, so a retry covers only a
+// Restart first waits for the old listeners to go (waitPortFree), and a
+// held port is taken by nothing else, so a retry covers only a
 // caller-chosen port that another process briefly holds.
 const (
 	restartBindAttempts = 5
@@ -107,6 +108,9 @@ const (
 // Restart starts the broker again on the same data folder and address.
 func (b *Broker) Restart(t testing.TB) {
 	t.Helper()
+	if err := waitPortFree(b.Addr, readyTimeout); err != nil {
+		t.Fatalf("restart broker: %v", err)
+	}
 	var err error
 	for attempt := 1; attempt <= restartBindAttempts; attempt++ {
 		if err = b.start(b.Addr); err == nil || !errors.Is(err, errAddrInUse) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,5 +64,55 @@ func (h *portHold) release() {
 	if h.fd >= 0 {
 		_ = unix.Close(h.fd)
 		h.fd = -1
+	}
+}
+
+// portFreePoll is how often waitPortFree looks again.
+const portFreePoll = 5 * time.Millisecond
+
+// waitPortFree waits until nothing listens on addr (HOST:PORT, IPv4), or
+// timeout passes. A broker's listening sockets outlive its process for a
+// moment after a SIGKILL: its io_uring instances hold them until the
+// kernel tears the rings down, after the process is reaped. A broker
+// restarted in that moment finds its port in use and exits. The check
+// binds a socket with SO_REUSEADDR, as the broker's own check does: that
+// fails only while a socket listens there (not for the port hold, which
+// never listens).
+func waitPortFree(addr string, timeout time.Duration) error {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host).To4()
+	if ip == nil {
+		return nil // IPv6 or a name: Restart's retries alone cover it
+	}
+	sa := &unix.SockaddrInet4{Port: port}
+	copy(sa.Addr[:], ip)
+	deadline := time.Now().Add(timeout)
+	for {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("brokertest: socket: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("brokertest: setsockopt: %w", err)
+		}
+		err = unix.Bind(fd, sa)
+		unix.Close(fd)
+		switch {
+		case err == nil:
+			return nil
+		case err != unix.EADDRINUSE:
+			return fmt.Errorf("brokertest: bind %s: %w", addr, err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("brokertest: %s still has a listener after %v", addr, timeout)
+		}
+		time.Sleep(portFreePoll)
 	}
 }
