@@ -123,6 +123,22 @@ func (b *Broker) Restart(t testing.TB) {
 	}
 }
 
+// RestartInBackground starts the broker again like Restart but returns at
+// once: the channel gets nil once the broker says it is ready, or the
+// error that stopped it. A test uses it to reach the broker while it is
+// still joining its cluster (it listens before then, answering
+// LEADER_NOT_AVAILABLE to all but ApiVersions). The caller must receive
+// from the channel before it uses the Broker again.
+func (b *Broker) RestartInBackground() <-chan error {
+	done := make(chan error, 1)
+	if err := waitPortFree(b.Addr, readyTimeout); err != nil {
+		done <- err
+		return done
+	}
+	go func() { done <- b.start(b.Addr) }()
+	return done
+}
+
 // errAddrInUse marks a start that failed because the port was taken.
 var errAddrInUse = errors.New("address in use")
 
