@@ -214,7 +214,11 @@ func (b *Broker) start(listen string) error {
 	defer timer.Stop()
 	select {
 	case addr := <-ready:
-		b.Addr = addr
+		if b.Addr != addr {
+			// Written only on a first start (a restart listens where the
+			// broker did), so a test may read Addr while a restart runs.
+			b.Addr = addr
+		}
 		return nil
 	case err := <-exited:
 		log := lt.String()
