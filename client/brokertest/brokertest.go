@@ -66,6 +66,9 @@ type Broker struct {
 	waited  chan struct{}
 	logTail *tail
 	hold    *portHold // keeps Addr's port between restarts; nil when the caller chose the port
+	// args are the serve flags beyond the data folder and address (a
+	// cluster node's id, voters and timings); nil: a single broker.
+	args []string
 }
 
 // Start runs `strata serve` on dataDir, listening on listen, and returns
@@ -171,8 +174,13 @@ func (b *Broker) Kill() {
 }
 
 func (b *Broker) start(listen string) error {
-	cmd := exec.Command(b.Bin, "serve", "--data-dir", b.DataDir, "--listen", listen, "--admin", "",
-		"--cores", "2", "--pin=false")
+	args := []string{"serve", "--data-dir", b.DataDir, "--listen", listen, "--admin", "", "--pin=false"}
+	if b.args == nil {
+		args = append(args, "--cores", "2")
+	} else {
+		args = append(args, b.args...)
+	}
+	cmd := exec.Command(b.Bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
