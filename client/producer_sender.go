@@ -377,8 +377,7 @@ func (p *Producer) handleProduce(req *produceReq, env *schema.Envelope, err erro
 			switch {
 			case split:
 				b.alone = true
-				b.lastErr = perr
-				p.requeue(b)
+				p.retryBehind(b, perr)
 			case ps.blocked:
 				// An earlier batch of the partition went back for a retry
 				// (answers come in sequence order, so it was earlier):
