@@ -13,7 +13,10 @@ const (
 	metadataMaxAgeMsDefault  = 5 * 60 * 1000
 	retryBackoffMsDefault    = 100
 	retryBackoffMaxMsDefault = 1000
-	clientIDDefault          = "strata-go"
+	// retryTimeoutMsDefault is Kafka's default.api.timeout.ms: long enough
+	// to ride through a broker restart or a leader election.
+	retryTimeoutMsDefault = 60_000
+	clientIDDefault       = "strata-go"
 	// responseTimeoutMsDefault is above the broker's longest fetch
 	// long-poll (30 s), so a waiting fetch is never taken for a lost one.
 	responseTimeoutMsDefault = 45_000
@@ -49,6 +52,13 @@ type Config struct {
 	// the same work doubles it up to RetryBackoffMaxMs.
 	RetryBackoffMs    int
 	RetryBackoffMaxMs int
+	// RetryTimeoutMs bounds the retries of one metadata lookup or one
+	// ListOffsets call (lost or refused connections, NOT_LEADER,
+	// LEADER_NOT_AVAILABLE and the other retriable codes): past it the
+	// call fails with ErrRetryTimeout and the last error. The caller's
+	// context bounds them too. Default 60 000. A producer's batches are
+	// bounded by ProducerConfig.DeliveryTimeoutMs instead.
+	RetryTimeoutMs int
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBackoffMaxMs < c.RetryBackoffMs {
 		c.RetryBackoffMaxMs = max(retryBackoffMaxMsDefault, c.RetryBackoffMs)
+	}
+	if c.RetryTimeoutMs <= 0 {
+		c.RetryTimeoutMs = retryTimeoutMsDefault
 	}
 	return c
 }

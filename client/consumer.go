@@ -323,15 +323,15 @@ func (c *Consumer) resolve(ctx context.Context) error {
 		ts = OffsetEarliest
 	}
 	for topic, ps := range byTopic {
-		offs, err := c.cl.ListOffsets(ctx, topic, ps, ts)
-		if err != nil {
-			if !retriable(err) {
-				return err
-			}
-			for _, p := range ps {
-				c.backOff(c.parts[TopicPartition{Topic: topic, Partition: p}])
-			}
-			continue
+		// One try: the partitions it leaves wait for their backoff, so
+		// that Poll goes on reading the others meanwhile.
+		offs := make(map[int32]int64, len(ps))
+		again, err := c.cl.listOffsetsOnce(ctx, topic, ps, ts, offs)
+		if err != nil && !retriable(err) {
+			return err
+		}
+		for _, p := range again {
+			c.backOff(c.parts[TopicPartition{Topic: topic, Partition: p}])
 		}
 		for p, off := range offs {
 			if cp := c.parts[TopicPartition{Topic: topic, Partition: p}]; cp != nil && cp.pos < 0 {

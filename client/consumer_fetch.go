@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,10 @@ import (
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
 )
+
+// errNoLeaderKnown: the metadata, refreshed once this round, names no
+// leader for the partition.
+var errNoLeaderKnown = errors.New("strata client: no leader known")
 
 // pollIdleWait bounds a Poll's sleep when no fetch could be sent (all
 // partitions backing off); a fetch answer wakes it sooner.
@@ -36,6 +41,9 @@ type fetchRef struct {
 	cp     *consPart
 	epoch  uint64
 	offset int64
+	// leaderEpoch is the partition's leader epoch in the metadata the
+	// fetch was sent by: the request's current_leader_epoch.
+	leaderEpoch int32
 	// announced is set when the answer's envelope gave the partition's
 	// next fetch offset (next) ahead of its frames.
 	announced bool
@@ -122,11 +130,26 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 func (c *Consumer) fetchAll(ctx context.Context) {
 	now := time.Now()
 	var reqs map[string]*fetchReq
+	var refreshed map[string]bool
 	for _, cp := range c.order {
 		if cp.fetchPos < 0 || cp.unanswered != nil || now.Before(cp.retryAt) {
 			continue
 		}
-		addr, err := c.cl.leaderFor(ctx, cp.tp.Topic, cp.tp.Partition)
+		addr, epoch, ok := c.cl.leaderOf(cp.tp.Topic, cp.tp.Partition)
+		var err error
+		switch {
+		case ok:
+		case refreshed[cp.tp.Topic]:
+			// One refresh per topic and round: the partitions it left
+			// without a leader wait for their backoff.
+			err = errNoLeaderKnown
+		default:
+			if refreshed == nil {
+				refreshed = map[string]bool{}
+			}
+			refreshed[cp.tp.Topic] = true
+			addr, epoch, err = c.cl.leaderFor(ctx, cp.tp.Topic, cp.tp.Partition)
+		}
 		if err != nil {
 			c.backOff(cp)
 			continue
@@ -142,7 +165,7 @@ func (c *Consumer) fetchAll(ctx context.Context) {
 			r = &fetchReq{addr: addr}
 			reqs[addr] = r
 		}
-		r.parts = append(r.parts, fetchRef{cp: cp, epoch: cp.epoch, offset: cp.fetchPos})
+		r.parts = append(r.parts, fetchRef{cp: cp, epoch: cp.epoch, offset: cp.fetchPos, leaderEpoch: epoch})
 	}
 	for addr, r := range reqs {
 		c.send(ctx, addr, r)
@@ -205,7 +228,7 @@ func (c *Consumer) buildFetch(b *flatbuffers.Builder, r *fetchReq, maxBytes int3
 		for _, ref := range r.parts[i:j] {
 			fb.FetchPartitionStart(b)
 			fb.FetchPartitionAddPartition(b, ref.cp.tp.Partition)
-			fb.FetchPartitionAddCurrentLeaderEpoch(b, -1)
+			fb.FetchPartitionAddCurrentLeaderEpoch(b, ref.leaderEpoch)
 			fb.FetchPartitionAddFetchOffset(b, ref.offset)
 			fb.FetchPartitionAddLogStartOffset(b, -1)
 			fb.FetchPartitionAddPartitionMaxBytes(b, int32(c.cfg.PartitionMaxBytes))
@@ -372,7 +395,15 @@ func (c *Consumer) process(r *fetchResult) error {
 		}
 		c.cl.invalidateAll(r.req.parts)
 		for _, ref := range r.req.parts {
-			c.backOff(ref.cp)
+			cp := ref.cp
+			if c.parts[cp.tp] == cp && cp.epoch == ref.epoch && cp.pos >= 0 {
+				// The envelope may have moved the next fetch past frames
+				// that never arrived: fetch again from the position (on
+				// whichever broker leads by then), dropping answers to
+				// fetches sent from beyond it.
+				cp.moveTo(cp.pos)
+			}
+			c.backOff(cp)
 		}
 		return nil
 	}

@@ -45,6 +45,17 @@ func needsMetadata(code schema.ErrorCode) bool {
 	return false
 }
 
+// refreshesMetadata reports whether err means the cached leader of the
+// partition it came from may be wrong: a code needsMetadata names, or a
+// lost or refused connection (the broker may be down, and its
+// leaderships moving to others).
+func refreshesMetadata(err error) bool {
+	if code := ErrorCode(err); code != fb.ErrorCodeNone {
+		return needsMetadata(code)
+	}
+	return isConnErr(err)
+}
+
 // BatchTooLargeError is a broker's MESSAGE_TOO_LARGE answer to a produce:
 // a batch of the partition was larger than the topic's max.message.bytes.
 // Bytes is the size of the largest batch (its whole frame) the request

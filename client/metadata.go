@@ -88,8 +88,24 @@ type metadataResult struct {
 }
 
 // fetchMetadata asks a broker for the metadata of topics (nil: every
-// topic) and stores what it learns in the cache.
+// topic) and stores what it learns in the cache. A lost connection, a
+// refused one, or a retriable code for the whole answer (a broker that has
+// not joined the cluster yet answers LEADER_NOT_AVAILABLE) is retried with
+// backoff inside RetryTimeoutMs (see retryCall).
 func (c *Client) fetchMetadata(ctx context.Context, topics []string) (*metadataResult, error) {
+	var res *metadataResult
+	err := c.retryCall(ctx, "metadata", func(ctx context.Context) error {
+		var err error
+		res, err = c.fetchMetadataOnce(ctx, topics)
+		return err
+	})
+	return res, err
+}
+
+// fetchMetadataOnce is one Metadata round trip, without retries: the
+// producer's sender and the consumer's fetch loop back off per partition
+// themselves and must not wait on one lookup.
+func (c *Client) fetchMetadataOnce(ctx context.Context, topics []string) (*metadataResult, error) {
 	var res metadataResult
 	build := func(b *flatbuffers.Builder) (fb.Message, flatbuffers.UOffsetT) {
 		req := &fb.MetadataRequestT{Topics: topics}
@@ -178,36 +194,60 @@ func (c *Client) invalidate(topic string) {
 // leaderAddr is the address of a partition's leader from the cache; ok is
 // false when the cache does not know it (or knows it is stale).
 func (c *Client) leaderAddr(topic string, partition int32) (addr string, ok bool) {
+	addr, _, ok = c.leaderOf(topic, partition)
+	return addr, ok
+}
+
+// leaderOf is leaderAddr with the leader epoch the metadata gave, which
+// fetches and offset lookups carry so that a broker can fence a client
+// whose metadata is behind (FENCED_LEADER_EPOCH) or ahead of its own
+// (UNKNOWN_LEADER_EPOCH).
+func (c *Client) leaderOf(topic string, partition int32) (addr string, epoch int32, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ct, found := c.meta.topics[topic]
 	if !found || ct.stale || partition < 0 || int(partition) >= len(ct.info.Partitions) {
-		return "", false
+		return "", -1, false
 	}
 	p := ct.info.Partitions[partition]
 	if p.Partition != partition || p.Leader < 0 {
-		return "", false
+		return "", -1, false
 	}
 	b, found := c.meta.brokers[p.Leader]
 	if !found {
-		return "", false
+		return "", -1, false
 	}
-	return b.Addr(), true
+	return b.Addr(), p.LeaderEpoch, true
 }
 
-// leaderFor returns a partition's leader address, refreshing the
-// metadata once if the cache does not know it.
-func (c *Client) leaderFor(ctx context.Context, topic string, partition int32) (string, error) {
-	if addr, ok := c.leaderAddr(topic, partition); ok {
-		return addr, nil
+// leaderFor returns a partition's leader address and leader epoch,
+// refreshing the metadata once (no retries: the caller retries) if the
+// cache does not know them. A partition the topic does not have is
+// ErrNoSuchPartition, which no retry mends; no leader at the moment is
+// LEADER_NOT_AVAILABLE, which a retry may.
+func (c *Client) leaderFor(ctx context.Context, topic string, partition int32) (string, int32, error) {
+	if addr, epoch, ok := c.leaderOf(topic, partition); ok {
+		return addr, epoch, nil
 	}
-	if _, err := c.fetchMetadata(ctx, []string{topic}); err != nil {
-		return "", err
+	res, err := c.fetchMetadataOnce(ctx, []string{topic})
+	if err != nil {
+		return "", -1, err
 	}
-	if addr, ok := c.leaderAddr(topic, partition); ok {
-		return addr, nil
+	if addr, epoch, ok := c.leaderOf(topic, partition); ok {
+		return addr, epoch, nil
 	}
-	return "", fmt.Errorf("topic %q partition %d: %w", topic, partition, &schema.CodeError{Code: fb.ErrorCodeLeaderNotAvailable})
+	for _, t := range res.topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Err != nil {
+			return "", -1, t.Err
+		}
+		if partition < 0 || int(partition) >= len(t.Partitions) {
+			return "", -1, fmt.Errorf("%w: topic %q has no partition %d (it has %d)", ErrNoSuchPartition, topic, partition, len(t.Partitions))
+		}
+	}
+	return "", -1, fmt.Errorf("topic %q partition %d: %w", topic, partition, &schema.CodeError{Code: fb.ErrorCodeLeaderNotAvailable})
 }
 
 // topicErr is a metadata answer's error code for a topic as an error that
@@ -234,8 +274,16 @@ func codeErr(c fb.ErrorCode) error {
 }
 
 // retriable reports whether err is worth retrying: a retriable wire code
-// or a lost connection.
+// (schema.ErrorRetriable: NOT_LEADER, LEADER_NOT_AVAILABLE,
+// UNKNOWN_TOPIC_OR_PARTITION from a partition's broker, FENCED_LEADER_EPOCH,
+// UNKNOWN_LEADER_EPOCH, NOT_ENOUGH_REPLICAS(_AFTER_APPEND),
+// REQUEST_TIMED_OUT, STORAGE_ERROR, NOT_CONTROLLER) or a lost or refused
+// connection. The end of the caller's context is never retriable, though
+// a context deadline passes for a network timeout.
 func retriable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	var ce *schema.CodeError
 	if errors.As(err, &ce) {
 		return schema.ErrorRetriable(ce.Code)
@@ -243,10 +291,43 @@ func retriable(err error) bool {
 	return isConnErr(err)
 }
 
+// ErrRetryTimeout ends a metadata lookup or offset lookup whose retries
+// ran past Config.RetryTimeoutMs; the last error is wrapped with it.
+var ErrRetryTimeout = errors.New("strata client: retry timeout")
+
+// retryCall runs call until it succeeds, fails with an error that is not
+// retriable, ctx ends, or the next try would start past RetryTimeoutMs
+// from the first. Tries are spaced by the exponential backoff of Config.
+// Errors after the first try name the attempts and the last cause.
+func (c *Client) retryCall(ctx context.Context, what string, call func(ctx context.Context) error) error {
+	start := time.Now()
+	limit := time.Duration(c.cfg.RetryTimeoutMs) * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := call(ctx)
+		if err == nil || !retriable(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w after %d attempts (last error: %w)", what, ctx.Err(), attempt, err)
+		}
+		wait := c.cfg.backoff(attempt)
+		if time.Since(start)+wait > limit {
+			return fmt.Errorf("%s: %w (%v) after %d attempts: %w", what, ErrRetryTimeout, limit, attempt, err)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("%s: %w after %d attempts (last error: %w)", what, ctx.Err(), attempt, err)
+		}
+	}
+}
+
 // partitionCount is a topic's partition count for placing records. Any
 // cached count serves, stale or not (a leader move does not change it);
-// without one it is fetched, retrying lost connections with backoff until
-// ctx ends. A topic the broker does not know fails at once.
+// without one it is fetched, with fetchMetadata's retries. A topic the
+// controller's metadata does not know fails at once.
 func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error) {
 	c.mu.Lock()
 	ct, ok := c.meta.topics[topic]
@@ -254,23 +335,12 @@ func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error
 	if ok && len(ct.info.Partitions) > 0 {
 		return int32(len(ct.info.Partitions)), nil
 	}
-	for attempt := 1; ; attempt++ {
-		t, err := c.topic(ctx, topic)
-		if err == nil {
-			if len(t.Partitions) == 0 {
-				return 0, fmt.Errorf("topic %q has no partitions: %w", topic, &schema.CodeError{Code: fb.ErrorCodeUnknownTopicOrPartition})
-			}
-			return int32(len(t.Partitions)), nil
-		}
-		if !isConnErr(err) {
-			return 0, err
-		}
-		timer := time.NewTimer(c.cfg.backoff(attempt))
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return 0, fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		}
+	t, err := c.topic(ctx, topic)
+	if err != nil {
+		return 0, err
 	}
+	if len(t.Partitions) == 0 {
+		return 0, fmt.Errorf("topic %q has no partitions: %w", topic, &schema.CodeError{Code: fb.ErrorCodeUnknownTopicOrPartition})
+	}
+	return int32(len(t.Partitions)), nil
 }

@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	flatbuffers "github.com/google/flatbuffers/go"
@@ -23,53 +25,139 @@ const (
 // ListOffsets asks each partition's leader for an offset: OffsetEarliest,
 // OffsetLatest, or a time in unix milliseconds for the first record at or
 // after it (the log end when there is none). The answer maps partition to
-// offset; the first partition error fails the call.
+// offset. Partitions whose leader answers a retriable error (NOT_LEADER,
+// LEADER_NOT_AVAILABLE, a lost connection, ...) are asked again, after a
+// metadata refresh and a backoff, inside Config.RetryTimeoutMs; the first
+// error that is not retriable fails the call.
 func (c *Client) ListOffsets(ctx context.Context, topic string, partitions []int32, ts int64) (map[int32]int64, error) {
-	byLeader := map[string][]int32{}
-	for _, p := range partitions {
-		addr, err := c.leaderFor(ctx, topic, p)
-		if err != nil {
-			return nil, err
-		}
-		byLeader[addr] = append(byLeader[addr], p)
-	}
 	out := make(map[int32]int64, len(partitions))
-	for addr, parts := range byLeader {
-		conn, err := c.connTo(ctx, addr)
+	left := partitions
+	err := c.retryCall(ctx, "list offsets of "+topic, func(ctx context.Context) error {
+		var err error
+		left, err = c.listOffsetsOnce(ctx, topic, left, ts, out)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// listOffsetsOnce asks each partition's leader once and puts the answers
+// in out. It returns the partitions to ask again with the retriable error
+// that calls for it, or the first error that is not retriable.
+func (c *Client) listOffsetsOnce(ctx context.Context, topic string, partitions []int32, ts int64, out map[int32]int64) ([]int32, error) {
+	type leader struct {
+		addr  string
+		parts []int32
+		epoch map[int32]int32
+	}
+	var leaders []*leader
+	var again []int32
+	var againErr error
+	retryLater := func(parts []int32, err error) {
+		again = append(again, parts...)
+		againErr = err
+		if refreshesMetadata(err) {
+			c.invalidate(topic)
+		}
+	}
+	for _, p := range partitions {
+		addr, epoch, err := c.leaderFor(ctx, topic, p)
 		if err != nil {
-			return nil, err
+			if !retriable(err) {
+				return nil, err
+			}
+			retryLater([]int32{p}, err)
+			continue
+		}
+		i := slices.IndexFunc(leaders, func(l *leader) bool { return l.addr == addr })
+		if i < 0 {
+			leaders = append(leaders, &leader{addr: addr, epoch: map[int32]int32{}})
+			i = len(leaders) - 1
+		}
+		leaders[i].parts = append(leaders[i].parts, p)
+		leaders[i].epoch[p] = epoch
+	}
+	for _, l := range leaders {
+		conn, err := c.connTo(ctx, l.addr)
+		if err != nil {
+			if !retriable(err) {
+				return nil, err
+			}
+			retryLater(l.parts, err)
+			continue
 		}
 		build := func(b *flatbuffers.Builder) (fb.Message, flatbuffers.UOffsetT) {
 			t := &fb.ListOffsetsTopicT{Name: topic}
-			for _, p := range parts {
-				t.Partitions = append(t.Partitions, &fb.ListOffsetsPartitionT{Partition: p, CurrentLeaderEpoch: -1, Timestamp: ts})
+			for _, p := range l.parts {
+				t.Partitions = append(t.Partitions, &fb.ListOffsetsPartitionT{Partition: p, CurrentLeaderEpoch: l.epoch[p], Timestamp: ts})
 			}
 			req := &fb.ListOffsetsRequestT{ReplicaId: -1, Topics: []*fb.ListOffsetsTopicT{t}}
 			return fb.MessageListOffsetsRequest, req.Pack(b)
 		}
+		// The answer is taken apart on the connection's reader; it is read
+		// here only once roundTrip returned it (a call whose context ended
+		// first leaves it to the reader alone).
+		var got []*fb.ListOffsetsPartitionResponseT
 		err = conn.roundTrip(ctx, fb.ApiKeyListOffsets, build, func(env *schema.Envelope) error {
 			r, err := env.ListOffsetsResponse()
 			if err != nil {
 				return err
 			}
 			for _, t := range r.UnPack().Topics {
-				for _, p := range t.Partitions {
-					if p.ErrorCode != fb.ErrorCodeNone {
-						return fmt.Errorf("list offsets of %s/%d: %w", topic, p.Partition, &schema.CodeError{Code: p.ErrorCode})
-					}
-					out[p.Partition] = p.Offset
+				if t.Name == topic {
+					got = append(got, t.Partitions...)
 				}
 			}
 			return nil
 		})
-		if err != nil {
-			if code := ErrorCode(err); needsMetadata(code) {
-				c.invalidate(topic)
+		answered := map[int32]bool{}
+		var final error
+		if err == nil {
+			for _, p := range got {
+				if !slices.Contains(l.parts, p.Partition) || answered[p.Partition] {
+					continue
+				}
+				answered[p.Partition] = true
+				if p.ErrorCode == fb.ErrorCodeNone {
+					out[p.Partition] = p.Offset
+					continue
+				}
+				perr := fmt.Errorf("list offsets of %s/%d: %w", topic, p.Partition, &schema.CodeError{Code: p.ErrorCode})
+				if !schema.ErrorRetriable(p.ErrorCode) {
+					final = errors.Join(final, perr)
+					continue
+				}
+				retryLater([]int32{p.Partition}, perr)
 			}
-			return nil, err
+		}
+		if final != nil {
+			return nil, final
+		}
+		if err != nil {
+			if !retriable(err) {
+				return nil, err
+			}
+			var unanswered []int32
+			for _, p := range l.parts {
+				if !answered[p] {
+					unanswered = append(unanswered, p)
+				}
+			}
+			retryLater(unanswered, err)
+			continue
+		}
+		for _, p := range l.parts {
+			if !answered[p] {
+				return nil, fmt.Errorf("list offsets of %s/%d: %s gave no answer for the partition", topic, p, l.addr)
+			}
 		}
 	}
-	return out, nil
+	if len(again) > 0 {
+		return again, againErr
+	}
+	return nil, nil
 }
 
 // TimeOffsets is ListOffsets by time: the first offset at or after t.

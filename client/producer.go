@@ -76,8 +76,12 @@ type ProducerConfig struct {
 	BufferBytes int
 	// Compression is CompressionNone or CompressionLZ4.
 	Compression uint16
-	// DeliveryTimeoutMs bounds the time from Send to the callback; retries
-	// stop when it passes and the callback gets the last error.
+	// DeliveryTimeoutMs bounds the time from Send to the callback, as
+	// Kafka's delivery.timeout.ms: retries stop when it passes and the
+	// callback gets ErrDeliveryTimeout wrapping the last error. Default
+	// 120 000. A batch in flight when it passes ends when its answer comes
+	// or its connection's ResponseTimeoutMs runs out, so keep it above
+	// LingerMs plus ResponseTimeoutMs.
 	DeliveryTimeoutMs int
 	// RequestTimeoutMs is the produce request's timeout_ms: how long the
 	// broker may wait for replication before answering.
@@ -127,12 +131,22 @@ var ErrNoSuchPartition = errors.New("strata client: no such partition")
 // leaders in the background. Send is asynchronous and safe for concurrent
 // use; each record's callback reports its real offset.
 //
-// Ordering: records of one partition are sent in Send order, and after a
-// lost connection the unacknowledged batches are sent again in that order.
-// A retriable error on one partition with several requests in flight may
-// let a later batch land before the retried one, as with any producer that
-// is not idempotent. A retried batch the broker had already written is
-// written again (see the package documentation).
+// Retries: a batch that meets a retriable error (a lost or refused
+// connection, NOT_LEADER, LEADER_NOT_AVAILABLE, NOT_ENOUGH_REPLICAS,
+// REQUEST_TIMED_OUT, ...; see the package documentation) goes back to its
+// partition's queue and is sent again, after a metadata refresh where the
+// error calls for one and an exponential backoff, until it is delivered or
+// DeliveryTimeoutMs passes. Other errors end it at once.
+//
+// Ordering: the batches of one partition are sent in Send order, all of a
+// partition's batches in flight are on one connection (which the broker
+// answers in order), and when one must be retried, every later batch of
+// the partition that was in flight is sent again after it, whatever its
+// own answer was. So a batch is never acknowledged, or written for good,
+// after a later batch of its partition: in the log, the copies the
+// callbacks report are in Send order. A batch that was written before it
+// was sent again is in the log twice (at least once; see the package
+// documentation); RetryStats counts the resends.
 type Producer struct {
 	cl  *Client
 	cfg ProducerConfig
@@ -146,6 +160,7 @@ type Producer struct {
 	closed   bool
 	changed  chan struct{} // closed and replaced when bufUsed or pending drop
 	deferred []completion  // outcomes whose callbacks have not run yet
+	retries  RetryStats
 
 	cbMu sync.Mutex // runs callbacks one list at a time, in completion order
 
@@ -167,9 +182,14 @@ type batch struct {
 	frame    *bytebufferpool.ByteBuffer
 	recs     []pendingRec
 	bytes    int
-	attempts int
-	created  time.Time
-	lastErr  error
+	attempts int // answers and connection failures that sent it back
+	sends    int // times it was put in a request
+	// alone sends the batch in a partition entry of its own: the broker
+	// refused an entry it shared with others, and only its own answer says
+	// whether it was the one.
+	alone   bool
+	created time.Time
+	lastErr error
 }
 
 // partState is one partition's open batch and its queue of sealed ones.
@@ -183,10 +203,34 @@ type partState struct {
 	nextSeq   uint64
 	retryAt   time.Time
 	inflight  int // batches sent and not yet answered
-	// blocked holds the partition back after a batch came back for a
-	// retry, until its other batches in flight have come back too, so
-	// that after a lost connection the batches go out again in order.
+	// inflightConn is the connection the batches in flight went out on:
+	// more go out only on it until they are answered, so that answers come
+	// back in sequence order (a broker answers one connection in order).
+	inflightConn *brokerConn
+	// blocked is set when a batch came back for a retry: the batches after
+	// it that were in flight come back for a retry too, whatever their
+	// answers, and nothing is sent until all are back in the queue, which
+	// then goes out again in sequence order.
 	blocked bool
+}
+
+// RetryStats counts a producer's resends since it was made.
+type RetryStats struct {
+	// Batches and Records count batches (and their records) sent again
+	// after an earlier send of theirs: each resend may write its records
+	// once more when the earlier send had been written.
+	Batches, Records int64
+	// Superseded counts the batches the broker had acknowledged that were
+	// sent again because an earlier batch of their partition was retried:
+	// each is certainly written twice.
+	Superseded int64
+}
+
+// RetryStats returns the producer's resend counts.
+func (p *Producer) RetryStats() RetryStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retries
 }
 
 // completion is the outcome of one batch, waiting for its callbacks.

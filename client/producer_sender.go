@@ -17,9 +17,22 @@ import (
 // Send, response or flush wakes it sooner.
 const senderIdleWait = time.Second
 
-// errDeliveryTimeout ends a batch whose DeliveryTimeoutMs passed before it
-// could be sent; the last error it met is wrapped with it.
-var errDeliveryTimeout = errors.New("strata client: delivery timeout")
+// ErrDeliveryTimeout ends a batch whose ProducerConfig.DeliveryTimeoutMs
+// passed before it was delivered; the last error it met is wrapped with it.
+var ErrDeliveryTimeout = errors.New("strata client: delivery timeout")
+
+// errBehindRetry is the last error of a batch sent again because an
+// earlier batch of its partition was retried.
+var errBehindRetry = errors.New("strata client: an earlier batch of the partition is being retried")
+
+// deliveryTimeoutError is the error of a batch whose delivery timeout
+// passed: how long, how many tries, and the last cause.
+func (p *Producer) deliveryTimeoutError(b *batch) error {
+	if b.lastErr == nil {
+		return fmt.Errorf("%w (%d ms) before the batch could be sent", ErrDeliveryTimeout, p.cfg.DeliveryTimeoutMs)
+	}
+	return fmt.Errorf("%w (%d ms) after %d attempts; last error: %w", ErrDeliveryTimeout, p.cfg.DeliveryTimeoutMs, b.attempts, b.lastErr)
+}
 
 // produceReq is one produce request: per partition, its batches in order.
 type produceReq struct {
@@ -73,7 +86,7 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 		for len(ps.queue) > 0 && now.Sub(ps.queue[0].created) >= deliveryTimeout {
 			b := ps.queue[0]
 			ps.queue = ps.queue[1:]
-			p.complete(b, -1, fmt.Errorf("%w after %d attempts: %w", errDeliveryTimeout, b.attempts, b.lastErr))
+			p.complete(b, -1, p.deliveryTimeoutError(b))
 		}
 		if len(ps.queue) == 0 || (ps.blocked && ps.inflight > 0) {
 			continue
@@ -108,7 +121,7 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.cl.cfg.DialTimeoutMs)*time.Millisecond)
-		_, err := p.cl.fetchMetadata(ctx, names)
+		_, err := p.cl.fetchMetadataOnce(ctx, names)
 		cancel()
 		for _, ps := range unknown {
 			addr, ok := p.cl.leaderAddr(ps.tp.Topic, ps.tp.Partition)
@@ -128,12 +141,15 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 		cancel()
 		if err != nil {
 			for _, ps := range list {
+				if refreshesMetadata(err) {
+					p.cl.invalidate(ps.tp.Topic)
+				}
 				wait = min(wait, p.backOff(ps, err))
 			}
 			continue
 		}
 		for conn.tryAcquire() {
-			req := p.take(list)
+			req := p.take(list, conn)
 			if req == nil {
 				conn.release()
 				break
@@ -161,19 +177,22 @@ func (p *Producer) backOff(ps *partState, err error) time.Duration {
 	return d
 }
 
-// take moves the queued batches of the given partitions into one request,
-// up to requestFramesBytesMax of frames (at least one batch).
-func (p *Producer) take(list []*partState) *produceReq {
+// take moves the queued batches of the given partitions into one request
+// for conn, up to requestFramesBytesMax of frames (at least one batch). A
+// partition with batches in flight on another connection waits for their
+// answers.
+func (p *Producer) take(list []*partState, conn *brokerConn) *produceReq {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
 	var req produceReq
 	total := 0
 	for _, ps := range list {
-		if len(ps.queue) == 0 || now.Before(ps.retryAt) || (ps.blocked && ps.inflight > 0) {
+		if len(ps.queue) == 0 || now.Before(ps.retryAt) || (ps.inflight > 0 && (ps.blocked || ps.inflightConn != conn)) {
 			continue
 		}
 		ps.blocked = false
+		ps.inflightConn = conn
 		rp := reqPart{ps: ps}
 		for len(ps.queue) > 0 {
 			b := ps.queue[0]
@@ -181,9 +200,17 @@ func (p *Producer) take(list []*partState) *produceReq {
 			if total > 0 && total+n > requestFramesBytesMax {
 				break
 			}
+			if len(rp.batches) > 0 && (b.alone || rp.batches[0].alone) {
+				break
+			}
 			total += n
 			rp.batches = append(rp.batches, b)
 			ps.queue = ps.queue[1:]
+			if b.sends > 0 {
+				p.retries.Batches++
+				p.retries.Records += int64(len(b.recs))
+			}
+			b.sends++
 		}
 		if len(rp.batches) == 0 {
 			break
@@ -323,7 +350,8 @@ func (p *Producer) handleProduce(req *produceReq, env *schema.Envelope, err erro
 	}
 	p.mu.Lock()
 	for k, rp := range req.parts {
-		rp.ps.inflight -= len(rp.batches)
+		ps := rp.ps
+		ps.inflight -= len(rp.batches)
 		o := outs[k]
 		perr := err
 		if perr == nil && !o.seen {
@@ -336,18 +364,34 @@ func (p *Producer) handleProduce(req *produceReq, env *schema.Envelope, err erro
 				perr = &BatchTooLargeError{TopicPartition: rp.ps.tp, Bytes: largestFrame(rp.batches), Err: ce}
 			}
 		}
-		if perr != nil {
-			if needsMetadata(ErrorCode(perr)) {
-				p.cl.invalidate(rp.ps.tp.Topic)
-			}
-			for _, b := range rp.batches {
-				p.retry(b, perr)
-			}
-			continue
+		if perr != nil && refreshesMetadata(perr) {
+			p.cl.invalidate(ps.tp.Topic)
 		}
+		// The broker checks every frame of a partition entry before it
+		// appends any, and answers one code for the entry: when a frame
+		// is refused (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE) and the entry
+		// had several, each is sent again alone to learn which one it was.
+		split := len(rp.batches) > 1 && (ErrorCode(perr) == fb.ErrorCodeMessageTooLarge || ErrorCode(perr) == fb.ErrorCodeCorruptMessage)
 		base := o.base
 		for _, b := range rp.batches {
-			p.complete(b, base, nil)
+			switch {
+			case split:
+				b.alone = true
+				p.retryBehind(b, perr)
+			case ps.blocked:
+				// An earlier batch of the partition went back for a retry
+				// (answers come in sequence order, so it was earlier):
+				// this one follows it, even if it was written, so that
+				// nothing is acknowledged ahead of it.
+				if perr == nil {
+					p.retries.Superseded++
+				}
+				p.retryBehind(b, perr)
+			case perr != nil:
+				p.retry(b, perr)
+			default:
+				p.complete(b, base, nil)
+			}
 			base += int64(frameRecordCount(b))
 		}
 	}
@@ -376,14 +420,42 @@ func frameRecordCount(b *batch) int {
 func (p *Producer) retry(b *batch, err error) {
 	b.attempts++
 	b.lastErr = err
-	deliveryTimeout := time.Duration(p.cfg.DeliveryTimeoutMs) * time.Millisecond
-	if p.closed || !retriable(err) || time.Since(b.created) >= deliveryTimeout {
-		if p.closed && retriable(err) {
-			err = fmt.Errorf("%w: %w", ErrClosed, err)
-		}
+	switch {
+	case !retriable(err):
 		p.complete(b, -1, err)
-		return
+	case p.closed:
+		p.complete(b, -1, fmt.Errorf("%w: %w", ErrClosed, err))
+	case time.Since(b.created) >= time.Duration(p.cfg.DeliveryTimeoutMs)*time.Millisecond:
+		p.complete(b, -1, p.deliveryTimeoutError(b))
+	default:
+		p.requeue(b)
 	}
+}
+
+// retryBehind puts back a batch that was in flight after one that is being
+// retried: its own answer (err, nil when it was written) does not end it,
+// and its attempts do not grow. Called with p.mu held.
+func (p *Producer) retryBehind(b *batch, err error) {
+	switch {
+	case err != nil:
+		b.lastErr = err
+	case b.lastErr == nil:
+		b.lastErr = errBehindRetry
+	}
+	switch {
+	case p.closed:
+		p.complete(b, -1, fmt.Errorf("%w: %w", ErrClosed, b.lastErr))
+	case time.Since(b.created) >= time.Duration(p.cfg.DeliveryTimeoutMs)*time.Millisecond:
+		p.complete(b, -1, p.deliveryTimeoutError(b))
+	default:
+		p.requeue(b)
+	}
+}
+
+// requeue inserts b into its partition's queue by sequence and holds the
+// partition back (blocked) until its batches in flight are back too.
+// Called with p.mu held.
+func (p *Producer) requeue(b *batch) {
 	ps := b.ps
 	i, _ := slices.BinarySearchFunc(ps.queue, b.seq, func(q *batch, seq uint64) int {
 		switch {
@@ -396,7 +468,7 @@ func (p *Producer) retry(b *batch, err error) {
 	})
 	ps.queue = slices.Insert(ps.queue, i, b)
 	ps.blocked = true
-	ps.retryAt = time.Now().Add(p.cl.cfg.backoff(b.attempts))
+	ps.retryAt = time.Now().Add(p.cl.cfg.backoff(max(ps.queue[0].attempts, 1)))
 }
 
 // runCallbacks calls the callbacks of completed batches, in completion

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,32 +65,122 @@ type Broker struct {
 	cmd     *exec.Cmd
 	waited  chan struct{}
 	logTail *tail
+	hold    *portHold // keeps Addr's port between restarts; nil when the caller chose the port
+	// args are the serve flags beyond the data folder and address (a
+	// cluster node's id, voters and timings); nil: a single broker.
+	args []string
 }
 
-// Start runs `strata serve` on dataDir, listening on listen (use
-// "127.0.0.1:0" for a free port), and returns once the broker says it is
-// ready. The broker is stopped when the test ends.
+// Start runs `strata serve` on dataDir, listening on listen, and returns
+// once the broker says it is ready. With port 0 on an IPv4 address
+// ("127.0.0.1:0") the harness picks a free port and holds it for the broker's life, restarts
+// included (see portHold). The broker is stopped when the test ends.
 func Start(t testing.TB, bin, dataDir, listen string) *Broker {
 	t.Helper()
 	b := &Broker{Bin: bin, DataDir: dataDir}
+	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" && net.ParseIP(host).To4() != nil {
+		h, err := holdPort(host)
+		if err != nil {
+			t.Fatalf("start broker: %v", err)
+		}
+		b.hold = h
+		listen = h.addr
+	}
+	t.Cleanup(func() {
+		_ = b.Stop()
+		if b.hold != nil {
+			b.hold.release()
+		}
+	})
 	if err := b.start(listen); err != nil {
 		t.Fatalf("start broker: %v", err)
 	}
-	t.Cleanup(func() { _ = b.Stop() })
 	return b
 }
+
+// restartBindAttempts bounds the starts of a restart that fail because
+// the port is still taken; restartBindBackoff is the wait between them.
+// Restart first waits for the old listeners to go (waitPortFree), and a
+// held port is taken by nothing else, so a retry covers only a
+// caller-chosen port that another process briefly holds.
+const (
+	restartBindAttempts = 5
+	restartBindBackoff  = 200 * time.Millisecond
+)
 
 // Restart starts the broker again on the same data folder and address.
 func (b *Broker) Restart(t testing.TB) {
 	t.Helper()
-	if err := b.start(b.Addr); err != nil {
+	if err := waitPortFree(b.Addr, readyTimeout); err != nil {
+		t.Fatalf("restart broker: %v", err)
+	}
+	var err error
+	for attempt := 1; attempt <= restartBindAttempts; attempt++ {
+		if err = b.start(b.Addr); err == nil || !errors.Is(err, errAddrInUse) {
+			break
+		}
+		time.Sleep(restartBindBackoff)
+	}
+	if err != nil {
 		t.Fatalf("restart broker: %v", err)
 	}
 }
 
+// RestartInBackground starts the broker again like Restart but returns at
+// once: the channel gets nil once the broker says it is ready, or the
+// error that stopped it. A test uses it to reach the broker while it is
+// still joining its cluster (it listens before then, answering
+// LEADER_NOT_AVAILABLE to all but ApiVersions). The caller must receive
+// from the channel before it uses the Broker again.
+func (b *Broker) RestartInBackground() <-chan error {
+	done := make(chan error, 1)
+	if err := waitPortFree(b.Addr, readyTimeout); err != nil {
+		done <- err
+		return done
+	}
+	go func() { done <- b.start(b.Addr) }()
+	return done
+}
+
+// errAddrInUse marks a start that failed because the port was taken.
+var errAddrInUse = errors.New("address in use")
+
+// Running reports whether the broker process is up.
+func (b *Broker) Running() bool {
+	if b.cmd == nil {
+		return false
+	}
+	select {
+	case <-b.waited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill ends the broker with SIGKILL, as a crash would: nothing is flushed
+// or handed over, and its connections are cut.
+func (b *Broker) Kill() {
+	if b.cmd == nil {
+		return
+	}
+	select {
+	case <-b.waited:
+	default:
+		_ = b.cmd.Process.Kill()
+		<-b.waited
+	}
+	b.cmd = nil
+}
+
 func (b *Broker) start(listen string) error {
-	cmd := exec.Command(b.Bin, "serve", "--data-dir", b.DataDir, "--listen", listen, "--admin", "",
-		"--cores", "2", "--pin=false")
+	args := []string{"serve", "--data-dir", b.DataDir, "--listen", listen, "--admin", "", "--pin=false"}
+	if b.args == nil {
+		args = append(args, "--cores", "2")
+	} else {
+		args = append(args, b.args...)
+	}
+	cmd := exec.Command(b.Bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
@@ -103,7 +194,11 @@ func (b *Broker) start(listen string) error {
 	lt := &tail{}
 	b.logTail = lt
 	ready := make(chan string, 1)
+	// Wait closes the pipe, so it is called only once the log is read to
+	// its end (the process exited): no line is lost from a failure report.
+	logDone := make(chan struct{})
 	go func() {
+		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -119,6 +214,7 @@ func (b *Broker) start(listen string) error {
 	}()
 	exited := make(chan error, 1)
 	go func() {
+		<-logDone
 		exited <- cmd.Wait()
 		close(waited)
 	}()
@@ -126,10 +222,18 @@ func (b *Broker) start(listen string) error {
 	defer timer.Stop()
 	select {
 	case addr := <-ready:
-		b.Addr = addr
+		if b.Addr != addr {
+			// Written only on a first start (a restart listens where the
+			// broker did), so a test may read Addr while a restart runs.
+			b.Addr = addr
+		}
 		return nil
 	case err := <-exited:
-		return fmt.Errorf("broker exited before it was ready: %v\n%s", err, lt.String())
+		log := lt.String()
+		if strings.Contains(log, "address already in use") || strings.Contains(log, "is in use") {
+			err = errors.Join(err, errAddrInUse)
+		}
+		return fmt.Errorf("broker exited before it was ready: %w\n%s", err, log)
 	case <-timer.C:
 		_ = cmd.Process.Kill()
 		<-waited
