@@ -7,7 +7,8 @@ import "github.com/strata-db/strata/ring"
 // block: it answers at once with Shard.Respond, or starts work (SQEs on the
 // shard's ring, messages to other shards) and answers when that work is
 // done. Answers on a connection go out in request order whatever order the
-// handler answers them in.
+// handler answers them in, except those of requests the handler took out of
+// the order (Request.AnswerUnordered).
 type Handler interface {
 	Serve(sh *Shard, req *Request)
 }
@@ -90,5 +91,23 @@ func (h Hold) Release() {
 	}
 	if h.pooled != nil {
 		h.sh.unrefDirect(h.pooled)
+	}
+}
+
+// AnswerUnordered takes the request out of its connection's answer order:
+// its answer (Respond or RespondFiles with its Conn and Seq, now or later)
+// goes out as soon as it is given, between whole answers of the ordered
+// stream, and answers given after it for later requests no longer wait for
+// it. A long-polling fetch uses it so that fetches behind it on the same
+// connection are not held back; the client matches answers by correlation
+// id. It must be called inside Serve, before the request is answered. A
+// connection has at most unorderedPerConnMax such requests open; at that
+// many the shard reads no more of its requests until one is answered.
+func (r *Request) AnswerUnordered() {
+	if r.c == nil || r.sh == nil || r.sh.req.c != r.c || r.sh.req.Seq != r.Seq {
+		panic("server: AnswerUnordered outside Serve")
+	}
+	if !r.c.markUnordered(r.Seq) {
+		panic("server: AnswerUnordered on a request already answered or already unordered")
 	}
 }

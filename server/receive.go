@@ -344,7 +344,7 @@ func (sh *Shard) onData(c *conn, data []byte, bid int32) {
 		sh.onWaitingData(c, data)
 		return
 	}
-	if len(c.partial) > 0 || c.inflight() >= inflightPerConnMax {
+	if len(c.partial) > 0 || c.atCap() {
 		if len(c.partial)+len(data) > requestBytesMax+lengthPrefixBytes+pendingBytesMax {
 			sh.closeConn(c) // cannot happen with a paused receive; a bound all the same
 			return
@@ -483,7 +483,7 @@ func (sh *Shard) parsePartial(c *conn) {
 // its in-flight cap, and returns what is left.
 func (sh *Shard) parse(c *conn, buf []byte, bid int32) ([]byte, frameResult) {
 	for c.state == connOpen && !sh.readsStopped(c) {
-		if c.inflight() >= inflightPerConnMax {
+		if c.atCap() {
 			return buf, frameAtCap
 		}
 		msg, rest, res, ok := nextRequest(buf)
@@ -509,7 +509,7 @@ func (sh *Shard) dispatch(c *conn, msg []byte, bid int32) {
 // pauseIfFull stops receiving on a connection that has more buffered than
 // it may process, until its answers catch up.
 func (sh *Shard) pauseIfFull(c *conn) {
-	if c.state != connOpen || c.recvPaused || len(c.partial) <= pendingBytesMax || c.inflight() < inflightPerConnMax {
+	if c.state != connOpen || c.recvPaused || len(c.partial) <= pendingBytesMax || !c.atCap() {
 		return
 	}
 	c.recvPaused = true
@@ -519,13 +519,13 @@ func (sh *Shard) pauseIfFull(c *conn) {
 // resumeIfRoom parses what a paused connection buffered and re-arms its
 // receive once there is room again.
 func (sh *Shard) resumeIfRoom(c *conn) {
-	if c.state != connOpen || c.inflight() >= inflightPerConnMax {
+	if c.state != connOpen || c.atCap() {
 		return
 	}
 	if len(c.partial) > 0 {
 		sh.parsePartial(c)
 	}
-	if c.recvPaused && c.state == connOpen && len(c.partial) <= pendingBytesMax && c.inflight() < inflightPerConnMax {
+	if c.recvPaused && c.state == connOpen && len(c.partial) <= pendingBytesMax && !c.atCap() {
 		c.recvPaused = false
 	}
 	// Parsing may also have ended a wait for budget (settleLarge), with

@@ -44,6 +44,11 @@ type Shard struct {
 	freeSlots []uint32
 	open      int
 
+	// Outbound connections (outbound.go), in a table of their own.
+	outs    []*outConn
+	outFree []uint32
+	outOpen int
+
 	inbox    *mailbox.Queue[func(*Shard)]
 	deferred []func(*Shard) // work queued on this shard for the end of the turn
 	peers    []*Shard       // every shard of the server, by id
@@ -107,6 +112,14 @@ type ShardStats struct {
 	// because theirs would pass the bound.
 	RequestBudgetWaitingBytes atomic.Int64
 	RequestBudgetClosed       atomic.Uint64
+	// Outbound connections: open now, dialed and closed in all, bytes
+	// each way, and the receives that brought bytes in.
+	OutboundOpen     atomic.Int64
+	OutboundDialed   atomic.Uint64
+	OutboundClosed   atomic.Uint64
+	OutboundBytesIn  atomic.Uint64
+	OutboundBytesOut atomic.Uint64
+	OutboundRecvs    atomic.Uint64
 }
 
 type shardConfig struct {
@@ -298,6 +311,7 @@ func (sh *Shard) teardown() {
 			c.state = 0
 		}
 	}
+	sh.closeOutboundFDs()
 	sh.closePipes()
 	if sh.bufs != nil {
 		sh.bufs.Close()
@@ -358,7 +372,7 @@ func (sh *Shard) loop() error {
 				// will: a peer that stopped first) is run now.
 				sh.drainInbox()
 			}
-			if sh.open == 0 && sh.handlerIdle() && sh.inbox.Len() == 0 && sh.peersClosed() {
+			if sh.open == 0 && sh.outOpen == 0 && sh.handlerIdle() && sh.inbox.Len() == 0 && sh.peersClosed() {
 				// Doorbells to peers ride on this ring's next submission:
 				// submit once more so none is left behind in the queue.
 				if _, err := sh.r.Submit(); err != nil && err != unix.EBUSY && err != unix.EAGAIN {
@@ -381,6 +395,8 @@ func (sh *Shard) complete(cqe ring.CQE) {
 		return
 	}
 	switch tagKind(cqe.UserData) {
+	case opOutConnect, opOutRecv, opOutSend, opOutClose:
+		sh.completeOutbound(cqe)
 	case opAccept:
 		sh.onAccept(cqe)
 	case opRecv:
@@ -519,7 +535,8 @@ func (sh *Shard) onDoorbell(cqe ring.CQE) {
 	sh.armEventFD()
 }
 
-// peersClosed reports whether no shard has a connection left. A draining
+// peersClosed reports whether no shard has a connection left, accepted or
+// outbound (whose messages, too, may send work to other shards). A draining
 // shard stops only then: until every connection is closed, requests in
 // flight on other shards may still send it work (an append, a read) whose
 // answer they wait for. Requests come only from connections, so once none
@@ -527,7 +544,7 @@ func (sh *Shard) onDoorbell(cqe ring.CQE) {
 // waits.
 func (sh *Shard) peersClosed() bool {
 	for _, p := range sh.peers {
-		if p.stats.Open.Load() != 0 {
+		if p.stats.Open.Load() != 0 || p.stats.OutboundOpen.Load() != 0 {
 			return false
 		}
 	}
@@ -574,6 +591,7 @@ func (sh *Shard) onTick(cqe ring.CQE) {
 	}
 	now := sh.now()
 	sh.closeIdle(now)
+	sh.outboundTick(now)
 	if t, ok := sh.handler.(Ticker); ok {
 		t.Tick(sh, now)
 	}
@@ -595,8 +613,9 @@ func (sh *Shard) closeIdle(nowMs int64) {
 	}
 }
 
-// beginDrain stops accepting and reading, and closes every connection that
-// has nothing in flight; the rest close as their last answer goes out.
+// beginDrain stops accepting and reading, closes every outbound connection
+// (nothing more is fetched) and every accepted one that has nothing in
+// flight; the rest close as their last answer goes out.
 func (sh *Shard) beginDrain() {
 	sh.draining = true
 	sh.drainBegun.Store(true)
@@ -609,6 +628,7 @@ func (sh *Shard) beginDrain() {
 			sh.closeIfAnswered(c)
 		}
 	}
+	sh.closeOutbounds()
 }
 
 // reportSlowDrain logs, every drainReportInterval while a stop waits, what
@@ -624,7 +644,7 @@ func (sh *Shard) reportSlowDrain() {
 		return
 	}
 	sh.drainReportAtMs = now + drainReportInterval.Milliseconds()
-	sh.log.Warn("stop still waiting", "open", sh.open, "handler_idle", sh.handlerIdle(),
+	sh.log.Warn("stop still waiting", "open", sh.open, "outbound_open", sh.outOpen, "handler_idle", sh.handlerIdle(),
 		"inbox", sh.inbox.Len(), "peers_closed", sh.peersClosed())
 	for _, c := range sh.conns {
 		if c == nil || c.state == 0 {

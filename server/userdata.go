@@ -29,6 +29,15 @@ const (
 	opDisk        // a partition log's operation: its slot, then the log's own tag
 	opRecvDirect  // a large request's rest, received into its own buffer
 	opSendLinked  // an answer's envelope, linked ahead of its first splice chain
+
+	// Outbound connections (outbound.go): the slot and generation are of
+	// the shard's outbound table, not its connection table.
+	opOutConnect
+	opOutRecv
+	opOutSend
+	opOutClose // a closing outbound connection's cancel or shutdown
+
+	opKindsEnd // one past the last kind below the splice chain positions
 )
 
 // opSpliceChain+i tags the i-th SQE of a fetch answer's splice chain (even
@@ -38,7 +47,7 @@ const opSpliceChain opKind = 64
 
 // The chain positions fit the kind byte above every other kind.
 var _ [256 - int(opSpliceChain) - 2*spliceChainPairsMax]struct{}
-var _ [int(opSpliceChain) - int(opSendLinked) - 1]struct{}
+var _ [int(opSpliceChain) - int(opKindsEnd)]struct{}
 
 const (
 	tagKindShift = 56
