@@ -495,3 +495,35 @@ func TestOutboundToShardAndStop(t *testing.T) {
 		t.Fatalf("%d outbound connections open after stop", n)
 	}
 }
+
+// TestOutboundUntouchedByInboundIdleCloser: the idle limit of accepted
+// connections closes an idle client but not an idle outbound connection
+// of the same shard (which has no requests outstanding).
+func TestOutboundUntouchedByInboundIdleCloser(t *testing.T) {
+	s, err := Start(Config{Listen: "127.0.0.1:0", Cores: 1, Handler: echoHandler{},
+		ConnIdleMax: 200 * time.Millisecond, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	sh := s.Shards()[0]
+	ln := goListener(t)
+	peerWrites(t, ln, nil, true)
+	rec := newOutRecorder(sh)
+	dialOut(t, sh, OutboundConfig{Addr: addrOf(t, ln.Addr()), Handler: rec})
+	if ev := rec.next(t); ev.kind != "connected" {
+		t.Fatalf("event %s, want connected", ev.kind)
+	}
+	c := dial(t, s) // an idle client, for the idle closer to find
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle client: %v, want EOF from the idle closer", err)
+	}
+	select {
+	case ev := <-rec.events:
+		t.Fatalf("outbound connection got %s (%v) from the idle closer", ev.kind, ev.err)
+	default:
+	}
+	if n := sh.Stats().OutboundOpen.Load(); n != 1 {
+		t.Fatalf("%d outbound connections open, want 1", n)
+	}
+}
