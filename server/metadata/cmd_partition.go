@@ -64,18 +64,16 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) ([]Record, error)
 	if slices.Equal(isr, p.isr) {
 		return nil, nil
 	}
-	return c.commit([]Record{PartitionChangeRecord{
-		TopicID: t.id, Partition: req.Partition, Leader: p.leader, ISR: isr,
-		LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch + 1,
-	}})
+	rec, _ := changeRecord(t, req.Partition, settle(t, p, isr, c.state.isLive, false))
+	return c.commit([]Record{rec})
 }
 
 // ElectLeader runs an election on one partition by the election rules
 // (election.go): the first live ISR member in replica order, which is the
-// preferred replica whenever it is live and in sync; or, with no live ISR
-// member and unclean election enabled on the topic, the first live
-// replica. It is refused when that choice already leads, or when no broker
-// is eligible.
+// preferred replica whenever it is live and in sync; with none, the first
+// live ELR member; with none and unclean election enabled on the topic,
+// the first live last-known ELR member or replica. It is refused when that
+// choice already leads, or when no broker is eligible.
 func (c *Controller) ElectLeader(topicName string, partitionIndex int32) ([]Record, error) {
 	t, ok := c.state.topicsByName[topicName]
 	if !ok {
@@ -85,17 +83,15 @@ func (c *Controller) ElectLeader(topicName string, partitionIndex int32) ([]Reco
 	if err != nil {
 		return nil, err
 	}
-	leader, isr, ok := chooseLeader(p, p.isr, c.state.isLive, t.uncleanAllowed())
-	if !ok {
-		return nil, reject(ErrEligibleLeadersNotAvailable, "%s-%d has no live in-sync replica", t.name, partitionIndex)
+	tg := settle(t, p, p.isr, c.state.isLive, true)
+	if tg.leader == NoLeader {
+		return nil, reject(ErrEligibleLeadersNotAvailable, "%s-%d has no live in-sync or eligible replica", t.name, partitionIndex)
 	}
-	if leader == p.leader {
-		return nil, reject(ErrElectionNotNeeded, "broker %d already leads %s-%d", leader, t.name, partitionIndex)
+	if tg.leader == p.leader {
+		return nil, reject(ErrElectionNotNeeded, "broker %d already leads %s-%d", tg.leader, t.name, partitionIndex)
 	}
-	return c.commit([]Record{PartitionChangeRecord{
-		TopicID: t.id, Partition: partitionIndex, Leader: leader, ISR: slices.Clone(isr),
-		LeaderEpoch: p.leaderEpoch + 1, PartitionEpoch: p.partitionEpoch + 1,
-	}})
+	rec, _ := changeRecord(t, partitionIndex, tg)
+	return c.commit([]Record{rec})
 }
 
 func (c *Controller) partitionByID(id TopicID, index int32) (*topic, *partition, error) {

@@ -20,7 +20,8 @@ import (
 //
 //	init session-timeout=<ms>
 //	add-brokers count=<n> [racks=(a, b, ...)] [now=0]   (registers 1..n and unfences them)
-//	register-broker id=<n> [rack=] [inc=1] [host=b<id>] [port=9092] [now=0]
+//	register-broker id=<n> [rack=] [inc=1] [host=b<id>] [port=9092] [now=0] [clean=true]
+//	    (clean=false: the previous incarnation's shutdown is not proven clean)
 //	heartbeat id=<n> now=<ms> [epoch=current] [offset=caught up]
 //	fence id=<n> | unfence id=<n>
 //	controlled-shutdown id=<n> [epoch=current]
@@ -71,6 +72,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			Incarnation: incarnation(intArg(t, d, "inc", 1)),
 			Rack:        strArg(t, d, "rack", ""),
 			Listeners:   []Listener{{Name: "PLAINTEXT", Host: host, Port: uint16(intArg(t, d, "port", 9092))}},
+		}
+		// A restart is clean (its previous epoch proven) unless the
+		// script says clean=false.
+		clean := true
+		d.MaybeScanArgs(t, "clean", &clean)
+		if clean {
+			req.PreviousBrokerEpoch = h.brokerEpoch(id)
 		}
 		recs, err = c.RegisterBroker(req, int64Arg(t, d, "now", 0))
 	case "failover":
@@ -322,8 +330,8 @@ func describe(im *Image) string {
 	for _, t := range im.Topics() {
 		fmt.Fprintf(&b, "topic %s id=%s {%s}\n", t.Name, t.ID, formatConfigs(t.Configs))
 		for _, p := range t.Partitions {
-			fmt.Fprintf(&b, "  %s-%d replicas=%v leader=%d isr=%v leader-epoch=%d partition-epoch=%d\n",
-				t.Name, p.Partition, p.Replicas, p.Leader, p.ISR, p.LeaderEpoch, p.PartitionEpoch)
+			fmt.Fprintf(&b, "  %s-%d replicas=%v leader=%d isr=%v%s leader-epoch=%d partition-epoch=%d\n",
+				t.Name, p.Partition, p.Replicas, p.Leader, p.ISR, FormatELR(p.ELR, p.LastKnownELR), p.LeaderEpoch, p.PartitionEpoch)
 		}
 	}
 	return b.String()

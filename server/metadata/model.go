@@ -59,4 +59,19 @@ type partition struct {
 	// partitionEpoch increases on every change to the partition, so that a
 	// leader's AlterPartition built on an old view is refused.
 	partitionEpoch int32
+	// elr is the eligible leader replicas (KIP-966), in replica order:
+	// replicas out of the ISR that still hold every record below the high
+	// watermark, so that one may lead when no ISR member can. Empty
+	// whenever the ISR holds min.insync.replicas members. See election.go.
+	elr []int32
+	// lastKnownELR, in replica order, holds the replicas that left the
+	// ELR because they lost their logs (an unclean shutdown, an offline
+	// replica): the best an unclean election can do. Empty once the
+	// partition has a leader.
+	lastKnownELR []int32
+}
+
+// minISR is the topic's min.insync.replicas.
+func (t *topic) minISR() int {
+	return int(configInt(t.configs, ConfigMinInsyncReplicas, defaultMinInsyncReplicas))
 }
