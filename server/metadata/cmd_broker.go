@@ -12,8 +12,9 @@ type RegisterBrokerRequest struct {
 	// incarnation if that incarnation shut down cleanly (its logs flushed
 	// and closed, as its clean-shutdown marker says), else 0. A new
 	// incarnation whose previous epoch does not match the registered one
-	// may have lost log records it once held, and leaves every ELR
-	// (KIP-966).
+	// may have lost log records it wrote but never flushed, and leaves the
+	// ELR of every partition whose topic does not flush before
+	// acknowledging (KIP-966).
 	PreviousBrokerEpoch int64
 }
 
@@ -38,8 +39,9 @@ type HeartbeatRequest struct {
 //     still unfenced (its session lapsed before Tick saw it, or it was in
 //     controlled shutdown) it is fenced first, in the same batch.
 //   - A new incarnation whose PreviousBrokerEpoch is not the registered
-//     epoch shut down uncleanly: it leaves every ELR it is in, in the same
-//     batch, before the registration record.
+//     epoch shut down uncleanly: it leaves the ELRs it is in of topics
+//     whose flush policy is not sync, in the same batch, before the
+//     registration record.
 func (c *Controller) RegisterBroker(req RegisterBrokerRequest, nowMs int64) ([]Record, error) {
 	if req.ID < 0 {
 		return nil, reject(ErrInvalidRequest, "negative broker id %d", req.ID)

@@ -158,12 +158,19 @@ func (s *State) removeReplicaChange(t *topic, index int32, id int32, lost bool) 
 	return changeRecord(t, index, settle(t, p, without(p.isr, id), live, false, gone...))
 }
 
-// lostLogChanges returns the changes that take broker id out of every ELR:
-// it has registered again without proof of a clean shutdown, so its log
-// may have lost records it once held.
+// lostLogChanges returns the changes that take broker id out of every ELR
+// of a topic that does not fdatasync before acknowledging: it has
+// registered again without proof of a clean shutdown, so its log may have
+// lost records it had written but not flushed. Under the sync flush
+// policy (the default) a replica's reported end is its durable end, which
+// a crash keeps (docs/replication.md, "Durable ends"), so the broker
+// stays.
 func (s *State) lostLogChanges(id int32) []Record {
 	var out []Record
 	for _, t := range s.sortedTopics() {
+		if t.flushesBeforeAck() {
+			continue
+		}
 		for i, p := range t.partitions {
 			if !slices.Contains(p.elr, id) {
 				continue

@@ -71,6 +71,13 @@ type partition struct {
 	lastKnownELR []int32
 }
 
+// flushesBeforeAck reports whether the topic's flush policy is sync (the
+// default): every replica's log is durable below the end it reports.
+func (t *topic) flushesBeforeAck() bool {
+	v, ok := t.configs[ConfigFlushPolicy]
+	return !ok || v == FlushSync
+}
+
 // minISR is the topic's min.insync.replicas.
 func (t *topic) minISR() int {
 	return int(configInt(t.configs, ConfigMinInsyncReplicas, defaultMinInsyncReplicas))
