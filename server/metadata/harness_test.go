@@ -18,7 +18,7 @@ import (
 //
 // Commands (ids are broker ids; topics are named; defaults in brackets):
 //
-//	init session-timeout=<ms>
+//	init session-timeout=<ms> [imbalance-check=<ms>]
 //	add-brokers count=<n> [racks=(a, b, ...)] [now=0]   (registers 1..n and unfences them)
 //	register-broker id=<n> [rack=] [inc=1] [host=b<id>] [port=9092] [now=0] [clean=true]
 //	    (clean=false: the previous incarnation's shutdown is not proven clean)
@@ -60,7 +60,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "init":
 		var timeout int64
 		d.ScanArgs(t, "session-timeout", &timeout)
-		h.ctrl = NewController(nil, Config{SessionTimeoutMs: timeout}, 0)
+		h.ctrl = NewController(nil, Config{SessionTimeoutMs: timeout,
+			LeaderImbalanceCheckIntervalMs: int64Arg(t, d, "imbalance-check", 0)}, 0)
 		h.follower = NewState()
 		return "ok"
 	case "register-broker":
@@ -201,7 +202,8 @@ func (h *harness) failover(t *testing.T, d *datadriven.TestData) string {
 	if err != nil {
 		t.Fatalf("%s: restore: %v", d.Pos, err)
 	}
-	h.ctrl = NewController(restored, Config{SessionTimeoutMs: h.ctrl.SessionTimeoutMs()}, int64Arg(t, d, "now", 0))
+	h.ctrl = NewController(restored, Config{SessionTimeoutMs: h.ctrl.SessionTimeoutMs(),
+		LeaderImbalanceCheckIntervalMs: h.ctrl.LeaderImbalanceCheckIntervalMs()}, int64Arg(t, d, "now", 0))
 	return describe(restored.Image())
 }
 

@@ -14,7 +14,7 @@ import (
 // a snapshot, both hash the same as the controller's.
 func TestRandomCommands(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		ctrl := NewController(nil, Config{SessionTimeoutMs: 3000}, 0)
+		ctrl := NewController(nil, Config{SessionTimeoutMs: 3000, LeaderImbalanceCheckIntervalMs: 5000}, 0)
 		follower := NewState()
 		epochs := map[string][2]int32{} // topic id/partition -> leader, partition epoch
 		prev := map[string]partition{}  // topic id/partition -> the partition before the step
