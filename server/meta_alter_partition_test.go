@@ -149,3 +149,57 @@ func inReplicaOrder(replicas, isr []int32) []int32 {
 	}
 	return out
 }
+
+// TestAlterPartitionCallerRule: a voter may alter partitions only as the
+// broker of its own id, and the request carries the whole proposal.
+func TestAlterPartitionCallerRule(t *testing.T) {
+	req := &rpcRequest{Kind: rpcAlterPartition, BrokerID: 2, Epoch: 3, Partition: 4, LeaderEpoch: 5, PartitionEpoch: 6, ISR: []int32{2, 1}}
+	req.TopicID[0] = 9
+	if err := req.checkCaller(2); err != nil {
+		t.Fatalf("broker 2 altering as itself: %v", err)
+	}
+	for _, peer := range []uint64{0, 1, 3} {
+		if err := req.checkCaller(peer); err == nil {
+			t.Fatalf("voter %d altered a partition as broker 2", peer)
+		}
+	}
+	got := req.alterPartitionRequest()
+	want := metadata.AlterPartitionRequest{BrokerID: 2, BrokerEpoch: 3, TopicID: req.TopicID, Partition: 4,
+		LeaderEpoch: 5, PartitionEpoch: 6, ISR: []int32{2, 1}}
+	if got.BrokerID != want.BrokerID || got.BrokerEpoch != want.BrokerEpoch || got.TopicID != want.TopicID ||
+		got.Partition != want.Partition || got.LeaderEpoch != want.LeaderEpoch || got.PartitionEpoch != want.PartitionEpoch ||
+		!slices.Equal(got.ISR, want.ISR) {
+		t.Fatalf("request %+v, want %+v", got, want)
+	}
+	if _, err := req.command(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplicaErrorOf: every controller code maps onto a replica code, and
+// the compare-and-set refusals keep their names.
+func TestReplicaErrorOf(t *testing.T) {
+	named := map[metadata.ErrorCode]replica.ErrorCode{
+		metadata.ErrNone:                    replica.ErrNone,
+		metadata.ErrInvalidUpdateVersion:    replica.ErrInvalidUpdateVersion,
+		metadata.ErrFencedLeaderEpoch:       replica.ErrFencedLeaderEpoch,
+		metadata.ErrUnknownLeaderEpoch:      replica.ErrUnknownLeaderEpoch,
+		metadata.ErrNotLeader:               replica.ErrNotLeaderOrFollower,
+		metadata.ErrIneligibleReplica:       replica.ErrIneligibleReplica,
+		metadata.ErrFencedReplica:           replica.ErrIneligibleReplica,
+		metadata.ErrEmptyISR:                replica.ErrInvalidRequest,
+		metadata.ErrStaleBrokerEpoch:        replica.ErrNotLeaderOrFollower,
+		metadata.ErrUnknownTopicOrPartition: replica.ErrNotLeaderOrFollower,
+	}
+	for code, want := range named {
+		if got := replicaErrorOf(code); got != want {
+			t.Errorf("%v maps to %v, want %v", code, got, want)
+		}
+	}
+	for _, code := range []metadata.ErrorCode{metadata.ErrInvalidUpdateVersion, metadata.ErrFencedLeaderEpoch,
+		metadata.ErrUnknownLeaderEpoch, metadata.ErrNotLeader, metadata.ErrIneligibleReplica} {
+		if got := replicaErrorOf(code); got.String() != code.String() {
+			t.Errorf("%v is %v to the replica machine", code, got)
+		}
+	}
+}
