@@ -21,8 +21,10 @@ type AlterPartitionRequest struct {
 // when the proposer is not the leader; when the partition epoch is stale;
 // or when the new ISR is empty, holds a broker
 // twice, holds a broker that is not a replica, omits the leader, or holds a
-// fenced broker or one in controlled shutdown. An ISR equal to the current
-// one is accepted with no records. The new ISR is stored in replica order.
+// fenced broker or one in controlled shutdown. Every accepted request
+// moves the partition epoch, an ISR equal to the current one too. The new
+// ISR is stored in replica order, and the ELR follows the rules of
+// election.go.
 func (c *Controller) AlterPartition(req AlterPartitionRequest) ([]Record, error) {
 	if _, err := c.brokerAtEpoch(req.BrokerID, req.BrokerEpoch); err != nil {
 		return nil, err
@@ -61,10 +63,18 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) ([]Record, error)
 		return nil, reject(ErrIneligibleReplica, "isr %v omits the leader %d", req.ISR, p.leader)
 	}
 	isr := inReplicaOrder(p.replicas, req.ISR)
-	if slices.Equal(isr, p.isr) {
-		return nil, nil
+	rec, changed := changeRecord(t, req.Partition, settle(t, p, isr, c.state.isLive, false))
+	if !changed {
+		// The ISR the partition already has: accepted all the same with a
+		// new partition epoch, which fences every older copy of the
+		// leader's requests (one the network held back could otherwise
+		// still apply at this epoch). The replica machine relies on it.
+		rec = PartitionChangeRecord{
+			TopicID: t.id, Partition: req.Partition, Leader: p.leader, ISR: slices.Clone(p.isr),
+			ELR: slices.Clone(p.elr), LastKnownELR: slices.Clone(p.lastKnownELR),
+			LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch + 1,
+		}
 	}
-	rec, _ := changeRecord(t, req.Partition, settle(t, p, isr, c.state.isLive, false))
 	return c.commit([]Record{rec})
 }
 
