@@ -40,7 +40,7 @@ func (c *Controller) ReportOfflineReplica(req OfflineReplicaRequest) ([]Record, 
 	if !slices.Contains(p.replicas, req.BrokerID) {
 		return nil, reject(ErrIneligibleReplica, "broker %d is not a replica of %s-%d", req.BrokerID, t.name, req.Partition)
 	}
-	rec, ok := c.state.removeReplicaChange(t, req.Partition, req.BrokerID, false)
+	rec, ok := c.state.removeReplicaChange(t, req.Partition, req.BrokerID)
 	if !ok {
 		return nil, nil
 	}

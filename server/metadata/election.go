@@ -21,9 +21,9 @@ import "slices"
 //     more, the ELR and the last-known ELR are emptied;
 //   - otherwise the ELR becomes the old ELR and the old ISR, less the new
 //     ISR, less the brokers the change says lost their logs;
-//   - a broker that lost its log (it registers again without proof of a
-//     clean shutdown, or reports its replica offline) leaves the ELR for
-//     the last-known ELR;
+//   - a broker that may have lost records it held (it registers again
+//     without proof of a clean shutdown, on a topic that does not flush
+//     before acknowledging) leaves the ELR for the last-known ELR;
 //   - the last-known ELR is emptied whenever the partition has a leader.
 //
 // Election, when the leader leaves the ISR or a leaderless partition gets
@@ -132,7 +132,7 @@ func (s *State) removeBrokerChanges(id int32) []Record {
 	var out []Record
 	for _, t := range s.sortedTopics() {
 		for i := range t.partitions {
-			if rec, ok := s.removeReplicaChange(t, int32(i), id, false); ok {
+			if rec, ok := s.removeReplicaChange(t, int32(i), id); ok {
 				out = append(out, rec)
 			}
 		}
@@ -141,21 +141,15 @@ func (s *State) removeBrokerChanges(id int32) []Record {
 }
 
 // removeReplicaChange is the change that takes broker id out of service
-// for one partition of t, by the rules of removeBrokerChanges; when lost,
-// id's log is gone and it leaves the ELR too. ok is false when there is
-// nothing to change.
-func (s *State) removeReplicaChange(t *topic, index int32, id int32, lost bool) (PartitionChangeRecord, bool) {
+// for one partition of t, by the rules of removeBrokerChanges; ok is false
+// when there is nothing to change.
+func (s *State) removeReplicaChange(t *topic, index int32, id int32) (PartitionChangeRecord, bool) {
 	p := t.partitions[index]
-	inELR := slices.Contains(p.elr, id)
-	if !slices.Contains(p.isr, id) && p.leader != id && !(lost && inELR) {
+	if !slices.Contains(p.isr, id) && p.leader != id {
 		return PartitionChangeRecord{}, false
 	}
 	live := func(x int32) bool { return x != id && s.isLive(x) }
-	var gone []int32
-	if lost {
-		gone = []int32{id}
-	}
-	return changeRecord(t, index, settle(t, p, without(p.isr, id), live, false, gone...))
+	return changeRecord(t, index, settle(t, p, without(p.isr, id), live, false))
 }
 
 // lostLogChanges returns the changes that take broker id out of every ELR
