@@ -333,7 +333,7 @@ func describe(im *Image) string {
 		fmt.Fprintf(&b, "topic %s id=%s {%s}\n", t.Name, t.ID, formatConfigs(t.Configs))
 		for _, p := range t.Partitions {
 			fmt.Fprintf(&b, "  %s-%d replicas=%v leader=%d isr=%v%s leader-epoch=%d partition-epoch=%d\n",
-				t.Name, p.Partition, p.Replicas, p.Leader, p.ISR, FormatELR(p.ELR, p.LastKnownELR), p.LeaderEpoch, p.PartitionEpoch)
+				t.Name, p.Partition, p.Replicas, p.Leader, p.ISR, formatELR(p.ELR, p.LastKnownELR), p.LeaderEpoch, p.PartitionEpoch)
 		}
 	}
 	return b.String()

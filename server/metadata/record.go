@@ -181,18 +181,18 @@ func (r TopicRecord) String() string {
 
 func (r PartitionRecord) String() string {
 	return fmt.Sprintf("Partition topic=%s partition=%d replicas=%v isr=%v%s leader=%d leader-epoch=%d partition-epoch=%d",
-		r.TopicID, r.Partition, r.Replicas, r.ISR, FormatELR(r.ELR, r.LastKnownELR), r.Leader, r.LeaderEpoch, r.PartitionEpoch)
+		r.TopicID, r.Partition, r.Replicas, r.ISR, formatELR(r.ELR, r.LastKnownELR), r.Leader, r.LeaderEpoch, r.PartitionEpoch)
 }
 
 func (r PartitionChangeRecord) String() string {
 	return fmt.Sprintf("PartitionChange topic=%s partition=%d leader=%d isr=%v%s leader-epoch=%d partition-epoch=%d",
-		r.TopicID, r.Partition, r.Leader, r.ISR, FormatELR(r.ELR, r.LastKnownELR), r.LeaderEpoch, r.PartitionEpoch)
+		r.TopicID, r.Partition, r.Leader, r.ISR, formatELR(r.ELR, r.LastKnownELR), r.LeaderEpoch, r.PartitionEpoch)
 }
 
-// FormatELR prints " elr=[..]" and " last-known-elr=[..]" for the lists
+// formatELR prints " elr=[..]" and " last-known-elr=[..]" for the lists
 // that are not empty, so that a partition with neither prints as it did
 // before the ELR existed.
-func FormatELR(elr, lastKnownELR []int32) string {
+func formatELR(elr, lastKnownELR []int32) string {
 	var b strings.Builder
 	if len(elr) > 0 {
 		fmt.Fprintf(&b, " elr=%v", elr)
