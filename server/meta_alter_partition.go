@@ -38,8 +38,8 @@ var errAlterPartitionNoSlot = errors.New("server: every AlterPartition slot stay
 // AlterPartitionOutcome is the controller's answer to one AlterPartition.
 type AlterPartitionOutcome struct {
 	// Code is metadata.ErrNone when the change was accepted (an ISR equal
-	// to the current one is accepted and changes nothing), else why it
-	// was refused.
+	// to the current one is accepted too, with a new partition epoch),
+	// else why it was refused.
 	Code   metadata.ErrorCode
 	Detail string
 	// Found reports whether the controller leader holds the partition;

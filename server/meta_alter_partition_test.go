@@ -29,36 +29,9 @@ const alterTestSessionTimeout = 10 * time.Minute
 // in its request has its connection closed.
 func TestAlterPartitionOverRPC(t *testing.T) {
 	log := &capturedLog{}
-	ports := freePorts(t, 3)
-	var voters []Voter
-	for i, p := range ports {
-		voters = append(voters, Voter{ID: int32(i + 1), Addr: p})
-	}
-	members := map[int32]*quorumMember{}
-	for _, v := range voters {
-		q, err := startQuorumMember(t.TempDir(), v.ID, voters, ClusterAuth{Secret: testClusterSecret},
-			metadata.Config{SessionTimeoutMs: alterTestSessionTimeout.Milliseconds()}, slog.New(log).With("voter", v.ID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		members[v.ID] = q
-		t.Cleanup(func() { q.stop() })
-	}
+	members, ctl, lead, other := startReplicationQuorum(t, log)
 	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 	defer cancel()
-	for id := int32(1); id <= 3; id++ {
-		end := register(t, members[id], id)
-		if _, err := members[id].propose(ctx, &rpcRequest{Kind: rpcBrokerHeartbeat, BrokerID: id, Epoch: 1, AppliedOffset: end}); err != nil {
-			t.Fatalf("heartbeat %d: %v", id, err)
-		}
-	}
-	var ctl int32
-	waitUntil(t, "a quorum leader", func() bool { ctl = int32(members[1].node.Leader()); return ctl != 0 })
-	// With three usable brokers and no racks, the start index picks the
-	// preferred leader: broker start+1.
-	// The third voter is a follower of both.
-	lead := ctl%3 + 1
-	other := lead%3 + 1
 	var topicID metadata.TopicID
 	rand.Read(topicID[:])
 	if _, err := members[ctl].propose(ctx, &rpcRequest{Kind: rpcCreateTopic, Topic: "alter", TopicID: topicID,
@@ -148,4 +121,167 @@ func inReplicaOrder(replicas, isr []int32) []int32 {
 		}
 	}
 	return out
+}
+
+// TestAlterPartitionCallerRule: a voter may alter partitions only as the
+// broker of its own id, and the request carries the whole proposal.
+func TestAlterPartitionCallerRule(t *testing.T) {
+	req := &rpcRequest{Kind: rpcAlterPartition, BrokerID: 2, Epoch: 3, Partition: 4, LeaderEpoch: 5, PartitionEpoch: 6, ISR: []int32{2, 1}}
+	req.TopicID[0] = 9
+	if err := req.checkCaller(2); err != nil {
+		t.Fatalf("broker 2 altering as itself: %v", err)
+	}
+	for _, peer := range []uint64{0, 1, 3} {
+		if err := req.checkCaller(peer); err == nil {
+			t.Fatalf("voter %d altered a partition as broker 2", peer)
+		}
+	}
+	got := req.alterPartitionRequest()
+	want := metadata.AlterPartitionRequest{BrokerID: 2, BrokerEpoch: 3, TopicID: req.TopicID, Partition: 4,
+		LeaderEpoch: 5, PartitionEpoch: 6, ISR: []int32{2, 1}}
+	if got.BrokerID != want.BrokerID || got.BrokerEpoch != want.BrokerEpoch || got.TopicID != want.TopicID ||
+		got.Partition != want.Partition || got.LeaderEpoch != want.LeaderEpoch || got.PartitionEpoch != want.PartitionEpoch ||
+		!slices.Equal(got.ISR, want.ISR) {
+		t.Fatalf("request %+v, want %+v", got, want)
+	}
+	if _, err := req.command(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplicaErrorOf: every controller code maps onto a replica code, and
+// the compare-and-set refusals keep their names.
+func TestReplicaErrorOf(t *testing.T) {
+	named := map[metadata.ErrorCode]replica.ErrorCode{
+		metadata.ErrNone:                    replica.ErrNone,
+		metadata.ErrInvalidUpdateVersion:    replica.ErrInvalidUpdateVersion,
+		metadata.ErrFencedLeaderEpoch:       replica.ErrFencedLeaderEpoch,
+		metadata.ErrUnknownLeaderEpoch:      replica.ErrUnknownLeaderEpoch,
+		metadata.ErrNotLeader:               replica.ErrNotLeaderOrFollower,
+		metadata.ErrIneligibleReplica:       replica.ErrIneligibleReplica,
+		metadata.ErrFencedReplica:           replica.ErrIneligibleReplica,
+		metadata.ErrEmptyISR:                replica.ErrInvalidRequest,
+		metadata.ErrStaleBrokerEpoch:        replica.ErrNotLeaderOrFollower,
+		metadata.ErrUnknownTopicOrPartition: replica.ErrNotLeaderOrFollower,
+	}
+	for code, want := range named {
+		if got := replicaErrorOf(code); got != want {
+			t.Errorf("%v maps to %v, want %v", code, got, want)
+		}
+	}
+	for _, code := range []metadata.ErrorCode{metadata.ErrInvalidUpdateVersion, metadata.ErrFencedLeaderEpoch,
+		metadata.ErrUnknownLeaderEpoch, metadata.ErrNotLeader, metadata.ErrIneligibleReplica} {
+		if got := replicaErrorOf(code); got.String() != code.String() {
+			t.Errorf("%v is %v to the replica machine", code, got)
+		}
+	}
+}
+
+// startReplicationQuorum runs voters 1..3 in this process, each its own
+// broker registered and unfenced, with sessions that outlast the test. It
+// returns the quorum leader ctl, and lead and other, the two voters that
+// do not lead the quorum; creating a topic with StartIndex lead-1 makes
+// lead the preferred leader of its first partition.
+func startReplicationQuorum(t *testing.T, log *capturedLog) (members map[int32]*quorumMember, ctl, lead, other int32) {
+	t.Helper()
+	ports := freePorts(t, 3)
+	var voters []Voter
+	for i, p := range ports {
+		voters = append(voters, Voter{ID: int32(i + 1), Addr: p})
+	}
+	members = map[int32]*quorumMember{}
+	for _, v := range voters {
+		q, err := startQuorumMember(t.TempDir(), v.ID, voters, ClusterAuth{Secret: testClusterSecret},
+			metadata.Config{SessionTimeoutMs: alterTestSessionTimeout.Milliseconds()}, slog.New(log).With("voter", v.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[v.ID] = q
+		t.Cleanup(func() { q.stop() })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+	defer cancel()
+	for id := int32(1); id <= 3; id++ {
+		end := register(t, members[id], id)
+		if _, err := members[id].propose(ctx, &rpcRequest{Kind: rpcBrokerHeartbeat, BrokerID: id, Epoch: 1, AppliedOffset: end}); err != nil {
+			t.Fatalf("heartbeat %d: %v", id, err)
+		}
+	}
+	waitUntil(t, "a quorum leader", func() bool { ctl = int32(members[1].node.Leader()); return ctl != 0 })
+	// With three usable brokers and no racks, the start index picks the
+	// preferred leader: broker start+1. The third voter is a follower of
+	// both.
+	lead = ctl%3 + 1
+	other = lead%3 + 1
+	return members, ctl, lead, other
+}
+
+// TestRegistrationProvesCleanShutdown: a broker's registration carries
+// the proof of a clean shutdown, which keeps it in the ELR of a topic
+// that does not flush before acknowledging. The ISR of such a topic (three
+// replicas, min.insync.replicas 3) shrinks to two, putting the third,
+// broker ctl, in the ELR. ctl registers again three times, each after
+// being fenced: as a new process holding the epoch of its clean shutdown
+// (it stays), as the same process again (it stays), and as a new process
+// with no such proof (it leaves the ELR).
+func TestRegistrationProvesCleanShutdown(t *testing.T) {
+	log := &capturedLog{}
+	members, ctl, lead, other := startReplicationQuorum(t, log)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+	defer cancel()
+	var topicID metadata.TopicID
+	rand.Read(topicID[:])
+	if _, err := members[ctl].propose(ctx, &rpcRequest{Kind: rpcCreateTopic, Topic: "unflushed", TopicID: topicID,
+		Configs: map[string]string{metadata.ConfigReplicationFactor: "3", metadata.ConfigMinInsyncReplicas: "3",
+			metadata.ConfigFlushPolicy: metadata.FlushNever}, StartIndex: uint32(lead - 1)}); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	partition := func() metadata.PartitionInfo {
+		im, err := members[lead].read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := im.Partition("unflushed", 0)
+		return p
+	}
+	p := partition()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	leader := newBrokerSession(members[lead], lead, nil, "", DefaultHeartbeatInterval, nil, quiet)
+	leader.epoch.Store(1)
+	out, err := leader.alterPartition(ctx, metadata.AlterPartitionRequest{BrokerID: lead, TopicID: topicID,
+		LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ISR: []int32{lead, other}})
+	if err != nil || !out.Accepted() || !slices.Equal(out.Partition.ELR, []int32{ctl}) {
+		t.Fatalf("shrink: %+v, %v", out, err)
+	}
+
+	listeners := []metadata.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: uint16(9000 + ctl)}}
+	process := func() *brokerSession {
+		s := newBrokerSession(members[ctl], ctl, listeners, "", DefaultHeartbeatInterval,
+			func(_ *metadata.Image, taken func()) { taken() }, quiet)
+		s.start()
+		t.Cleanup(s.stop)
+		return s
+	}
+	restart := func(s *brokerSession, what string, wantELR []int32) {
+		t.Helper()
+		// (A registration leaves the broker fenced until a heartbeat.)
+		if _, err := members[ctl].propose(ctx, &rpcRequest{Kind: rpcFenceBroker, BrokerID: ctl}); err != nil &&
+			metadata.CodeOf(err) != metadata.ErrBrokerFenced {
+			t.Fatalf("%s: fence: %v", what, err)
+		}
+		if err := s.register(ctx); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := partition(); !slices.Equal(got.ELR, wantELR) {
+			t.Fatalf("%s: partition %+v, want ELR %v", what, got, wantELR)
+		}
+	}
+	clean := process()
+	clean.setCleanShutdownEpoch(1)
+	restart(clean, "a new process after a clean shutdown", []int32{ctl})
+	if clean.epoch.Load() != 2 {
+		t.Fatalf("epoch %d after the restart", clean.epoch.Load())
+	}
+	restart(clean, "the same process registering again", []int32{ctl})
+	restart(process(), "a new process with no proof", nil)
 }

@@ -50,6 +50,9 @@ type brokerSession struct {
 	// it to tell whether the image's leaderships are theirs to serve.
 	incarnation atomic.Pointer[metadata.IncarnationID]
 	epoch       atomic.Int64
+	// cleanShutdownEpoch is the broker epoch of this node's previous
+	// process if it shut down cleanly (setCleanShutdownEpoch), else 0.
+	cleanShutdownEpoch atomic.Int64
 
 	// published is the image every shard has taken; pubC is closed (and
 	// replaced) whenever it moves.
@@ -184,6 +187,14 @@ func (s *brokerSession) join(ctx context.Context, lone bool) error {
 	}
 }
 
+// setCleanShutdownEpoch records the broker epoch the previous process of
+// this node held when it shut down cleanly (its logs flushed and closed),
+// for the first registration to prove it: the controller keeps a broker
+// that proves a clean shutdown in the ELRs of topics that do not flush
+// before acknowledging (docs/controller.md, "Eligible leader replicas").
+// Without it, the first registration counts as after a crash.
+func (s *brokerSession) setCleanShutdownEpoch(epoch int64) { s.cleanShutdownEpoch.Store(epoch) }
+
 // register registers a new incarnation, retrying while the previous one
 // still holds a live session (a quick restart after a crash waits for it
 // to lapse, as Kafka brokers do).
@@ -191,7 +202,15 @@ func (s *brokerSession) register(ctx context.Context) error {
 	inc := new(metadata.IncarnationID)
 	rand.Read(inc[:])
 	s.incarnation.Store(inc)
-	req := &rpcRequest{Kind: rpcRegisterBroker, BrokerID: s.nodeID, Incarnation: *inc, Rack: s.rack, Listeners: s.listeners}
+	// A registration again within this process (the controller lost this
+	// epoch) loses nothing of the logs: the process never stopped, so its
+	// previous epoch is proof enough.
+	previous := s.epoch.Load()
+	if previous == 0 {
+		previous = s.cleanShutdownEpoch.Load()
+	}
+	req := &rpcRequest{Kind: rpcRegisterBroker, BrokerID: s.nodeID, Incarnation: *inc, Rack: s.rack, Listeners: s.listeners,
+		PreviousEpoch: previous}
 	for {
 		off, err := s.q.propose(ctx, req)
 		if metadata.CodeOf(err) == metadata.ErrDuplicateBrokerRegistration || errors.Is(err, controller.ErrOutcomeUnknown) {

@@ -72,6 +72,9 @@ type rpcRequest struct {
 	Incarnation   metadata.IncarnationID `json:"incarnation,omitzero"`
 	Rack          string                 `json:"rack,omitempty"`
 	Listeners     []metadata.Listener    `json:"listeners,omitempty"`
+	// PreviousEpoch (RegisterBroker) is the epoch of this broker's
+	// previous incarnation when it shut down cleanly, else 0.
+	PreviousEpoch int64 `json:"previous_epoch,omitempty"`
 	// CreateTopic, ValidateCreateTopic, DeleteTopic.
 	Topic      string            `json:"topic,omitempty"`
 	TopicID    metadata.TopicID  `json:"topic_id,omitzero"`
@@ -104,7 +107,7 @@ func (r *rpcRequest) command() (controller.Command, error) {
 	switch r.Kind {
 	case rpcRegisterBroker:
 		return controller.RegisterBroker(metadata.RegisterBrokerRequest{ID: r.BrokerID, Incarnation: r.Incarnation,
-			Rack: r.Rack, Listeners: r.Listeners}), nil
+			Rack: r.Rack, Listeners: r.Listeners, PreviousBrokerEpoch: r.PreviousEpoch}), nil
 	case rpcBrokerHeartbeat:
 		return controller.BrokerHeartbeat(metadata.HeartbeatRequest{ID: r.BrokerID, Epoch: r.Epoch,
 			AppliedOffset: r.AppliedOffset}), nil

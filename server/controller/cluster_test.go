@@ -551,6 +551,7 @@ type epochKey struct {
 type partView struct {
 	leader int32
 	isr    []int32
+	elr    []int32
 }
 
 func newElectionChecker() *electionChecker {
@@ -575,20 +576,27 @@ func (ec *electionChecker) check(rec metadata.Record) error {
 		if r.Leader != metadata.NoLeader && !slices.Contains(r.ISR, r.Leader) {
 			return fmt.Errorf("new partition %v/%d led by %d outside its ISR %v", r.TopicID, r.Partition, r.Leader, r.ISR)
 		}
-		ec.parts[k] = partView{r.Leader, r.ISR}
+		ec.parts[k] = partView{r.Leader, r.ISR, r.ELR}
 		return ec.leaderAt(k, r.LeaderEpoch, r.Leader)
 	case metadata.PartitionChangeRecord:
 		k := partKey{r.TopicID, r.Partition}
 		prev := ec.parts[k]
-		if r.Leader != prev.leader && r.Leader != metadata.NoLeader && !slices.Contains(prev.isr, r.Leader) {
+		// A clean election picks from the ISR or, with no live ISR member,
+		// the ELR (KIP-966), and a leader from the ELR is the ISR alone.
+		if r.Leader != prev.leader && r.Leader != metadata.NoLeader && slices.Contains(prev.elr, r.Leader) &&
+			!slices.Contains(prev.isr, r.Leader) && !slices.Equal(r.ISR, []int32{r.Leader}) {
+			return fmt.Errorf("leader %d of %v/%d elected from the ELR got ISR %v, want itself alone", r.Leader, r.TopicID, r.Partition, r.ISR)
+		}
+		if r.Leader != prev.leader && r.Leader != metadata.NoLeader && !slices.Contains(prev.isr, r.Leader) &&
+			!slices.Contains(prev.elr, r.Leader) {
 			if !ec.unclean[r.TopicID] {
-				return fmt.Errorf("partition %v/%d elected %d outside its ISR %v", r.TopicID, r.Partition, r.Leader, prev.isr)
+				return fmt.Errorf("partition %v/%d elected %d outside its ISR %v and ELR %v", r.TopicID, r.Partition, r.Leader, prev.isr, prev.elr)
 			}
 			if !slices.Equal(r.ISR, []int32{r.Leader}) {
 				return fmt.Errorf("unclean leader %d of %v/%d got ISR %v, want itself alone", r.Leader, r.TopicID, r.Partition, r.ISR)
 			}
 		}
-		ec.parts[k] = partView{r.Leader, r.ISR}
+		ec.parts[k] = partView{r.Leader, r.ISR, r.ELR}
 		return ec.leaderAt(k, r.LeaderEpoch, r.Leader)
 	case metadata.RemoveTopicRecord:
 		delete(ec.unclean, r.ID)

@@ -8,6 +8,14 @@ type RegisterBrokerRequest struct {
 	Incarnation IncarnationID
 	Rack        string
 	Listeners   []Listener
+	// PreviousBrokerEpoch is the broker epoch of this broker's previous
+	// incarnation if that incarnation shut down cleanly (its logs flushed
+	// and closed, as its clean-shutdown marker says), else 0. A new
+	// incarnation whose previous epoch does not match the registered one
+	// may have lost log records it wrote but never flushed, and leaves the
+	// ELR of every partition whose topic does not flush before
+	// acknowledging (KIP-966).
+	PreviousBrokerEpoch int64
 }
 
 // HeartbeatRequest is what a broker sends every heartbeat interval.
@@ -30,6 +38,10 @@ type HeartbeatRequest struct {
 //     then two processes would claim one id. If the old incarnation is
 //     still unfenced (its session lapsed before Tick saw it, or it was in
 //     controlled shutdown) it is fenced first, in the same batch.
+//   - A new incarnation whose PreviousBrokerEpoch is not the registered
+//     epoch shut down uncleanly: it leaves the ELRs it is in of topics
+//     whose flush policy is not sync, in the same batch, before the
+//     registration record.
 func (c *Controller) RegisterBroker(req RegisterBrokerRequest, nowMs int64) ([]Record, error) {
 	if req.ID < 0 {
 		return nil, reject(ErrInvalidRequest, "negative broker id %d", req.ID)
@@ -61,16 +73,32 @@ func (c *Controller) RegisterBroker(req RegisterBrokerRequest, nowMs int64) ([]R
 	if !old.fenced && !old.shuttingDown && c.sessionLive(req.ID, nowMs) {
 		return nil, reject(ErrDuplicateBrokerRegistration, "broker %d incarnation %s still holds a live session", req.ID, old.incarnation)
 	}
+	// Each step's records are built from the state the earlier steps
+	// leave, so they are applied as they are built.
 	var records []Record
 	if !old.fenced {
-		records = c.fenceRecords(old)
+		recs, err := c.commit(c.fenceRecords(old))
+		if err != nil {
+			return nil, err
+		}
+		records = recs
 	}
-	records = append(records, RegisterBrokerRecord{
+	if req.PreviousBrokerEpoch != old.epoch {
+		recs, err := c.commit(c.state.lostLogChanges(req.ID))
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, recs...)
+	}
+	recs, err := c.commit([]Record{RegisterBrokerRecord{
 		ID: req.ID, Incarnation: req.Incarnation, Epoch: old.epoch + 1, Rack: req.Rack,
 		Listeners: slices.Clone(req.Listeners),
-	})
+	}})
+	if err != nil {
+		return nil, err
+	}
 	c.lastHeartbeatMs[req.ID] = nowMs
-	return c.commit(records)
+	return append(records, recs...), nil
 }
 
 // BrokerHeartbeat renews a broker's session. A fenced broker that is not

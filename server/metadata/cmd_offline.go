@@ -15,13 +15,16 @@ type OfflineReplicaRequest struct {
 
 // ReportOfflineReplica moves one partition away from a broker whose replica
 // went offline, by the rules fencing applies to all of a broker's
-// partitions (removeBrokerChanges): the broker leaves the ISR unless it is
-// its last member (kept, so that after a restart it can lead again without
-// an unclean election), and if it led, the partition gets a new leader by
-// the election rules, never that broker; with none eligible the partition
-// has no leader, which is what an offline partition is. The broker's
-// return (a new registration, unfenced) elects it again where it is still
-// in the ISR.
+// partitions (removeBrokerChanges): the broker leaves the ISR, and if it
+// led, the partition gets a new leader by the election rules, never that
+// broker; with none eligible the partition has no leader, which is what an
+// offline partition is. Like a fenced broker it joins the ELR when the
+// ISR falls below min.insync.replicas: storage is fail-stop, so what it
+// made durable before the failure is still there when it restarts (its
+// log recovery checks every frame), and its registration after the
+// restart says whether that shutdown was clean; an unclean one takes it
+// out of the ELR. Its return (a new registration, unfenced) elects it
+// again where it is in the ELR and nothing better is.
 //
 // It is refused when the broker is not registered at its epoch or is not a
 // replica of the partition. A report that changes nothing gives no

@@ -21,8 +21,10 @@ type AlterPartitionRequest struct {
 // when the proposer is not the leader; when the partition epoch is stale;
 // or when the new ISR is empty, holds a broker
 // twice, holds a broker that is not a replica, omits the leader, or holds a
-// fenced broker or one in controlled shutdown. An ISR equal to the current
-// one is accepted with no records. The new ISR is stored in replica order.
+// fenced broker or one in controlled shutdown. Every accepted request
+// moves the partition epoch, an ISR equal to the current one too. The new
+// ISR is stored in replica order, and the ELR follows the rules of
+// election.go.
 func (c *Controller) AlterPartition(req AlterPartitionRequest) ([]Record, error) {
 	if _, err := c.brokerAtEpoch(req.BrokerID, req.BrokerEpoch); err != nil {
 		return nil, err
@@ -61,21 +63,27 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) ([]Record, error)
 		return nil, reject(ErrIneligibleReplica, "isr %v omits the leader %d", req.ISR, p.leader)
 	}
 	isr := inReplicaOrder(p.replicas, req.ISR)
-	if slices.Equal(isr, p.isr) {
-		return nil, nil
+	rec, changed := changeRecord(t, req.Partition, settle(t, p, isr, c.state.isLive, false))
+	if !changed {
+		// The ISR the partition already has: accepted all the same with a
+		// new partition epoch, which fences every older copy of the
+		// leader's requests (one the network held back could otherwise
+		// still apply at this epoch). The replica machine relies on it.
+		rec = PartitionChangeRecord{
+			TopicID: t.id, Partition: req.Partition, Leader: p.leader, ISR: slices.Clone(p.isr),
+			ELR: slices.Clone(p.elr), LastKnownELR: slices.Clone(p.lastKnownELR),
+			LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch + 1,
+		}
 	}
-	return c.commit([]Record{PartitionChangeRecord{
-		TopicID: t.id, Partition: req.Partition, Leader: p.leader, ISR: isr,
-		LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch + 1,
-	}})
+	return c.commit([]Record{rec})
 }
 
 // ElectLeader runs an election on one partition by the election rules
 // (election.go): the first live ISR member in replica order, which is the
-// preferred replica whenever it is live and in sync; or, with no live ISR
-// member and unclean election enabled on the topic, the first live
-// replica. It is refused when that choice already leads, or when no broker
-// is eligible.
+// preferred replica whenever it is live and in sync; with none, the first
+// live ELR member; with none and unclean election enabled on the topic,
+// the first live last-known ELR member or replica. It is refused when that
+// choice already leads, or when no broker is eligible.
 func (c *Controller) ElectLeader(topicName string, partitionIndex int32) ([]Record, error) {
 	t, ok := c.state.topicsByName[topicName]
 	if !ok {
@@ -85,17 +93,15 @@ func (c *Controller) ElectLeader(topicName string, partitionIndex int32) ([]Reco
 	if err != nil {
 		return nil, err
 	}
-	leader, isr, ok := chooseLeader(p, p.isr, c.state.isLive, t.uncleanAllowed())
-	if !ok {
-		return nil, reject(ErrEligibleLeadersNotAvailable, "%s-%d has no live in-sync replica", t.name, partitionIndex)
+	tg := settle(t, p, p.isr, c.state.isLive, true)
+	if tg.leader == NoLeader {
+		return nil, reject(ErrEligibleLeadersNotAvailable, "%s-%d has no live in-sync or eligible replica", t.name, partitionIndex)
 	}
-	if leader == p.leader {
-		return nil, reject(ErrElectionNotNeeded, "broker %d already leads %s-%d", leader, t.name, partitionIndex)
+	if tg.leader == p.leader {
+		return nil, reject(ErrElectionNotNeeded, "broker %d already leads %s-%d", tg.leader, t.name, partitionIndex)
 	}
-	return c.commit([]Record{PartitionChangeRecord{
-		TopicID: t.id, Partition: partitionIndex, Leader: leader, ISR: slices.Clone(isr),
-		LeaderEpoch: p.leaderEpoch + 1, PartitionEpoch: p.partitionEpoch + 1,
-	}})
+	rec, _ := changeRecord(t, partitionIndex, tg)
+	return c.commit([]Record{rec})
 }
 
 func (c *Controller) partitionByID(id TopicID, index int32) (*topic, *partition, error) {

@@ -145,7 +145,8 @@ func (r *reader) fixed16() (v [16]byte) {
 
 func (r *reader) int32s(max int, what string) []int32 {
 	n := r.count(max, 1, what)
-	if r.err != nil {
+	if r.err != nil || n == 0 {
+		// An empty list decodes as nil, as the state holds it.
 		return nil
 	}
 	vs := make([]int32, n)

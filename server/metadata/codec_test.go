@@ -32,6 +32,8 @@ func sampleRecords() []Record {
 		}},
 		PartitionRecord{TopicID: sampleTopicID(1), Partition: 0, Replicas: []int32{7}, ISR: []int32{7}, Leader: 7},
 		PartitionChangeRecord{TopicID: sampleTopicID(1), Partition: 0, Leader: NoLeader, ISR: []int32{7}, LeaderEpoch: 1, PartitionEpoch: 1},
+		PartitionChangeRecord{TopicID: sampleTopicID(1), Partition: 0, Leader: NoLeader, ELR: []int32{7}, LastKnownELR: []int32{8},
+			LeaderEpoch: 2, PartitionEpoch: 2},
 		RemoveTopicRecord{ID: sampleTopicID(1)},
 	}
 }
@@ -61,10 +63,11 @@ func TestRecordGoldenBytes(t *testing.T) {
 	}{
 		// type 2, version 0, id 7 (zig-zag 14), epoch 2 (zig-zag 4)
 		{FenceBrokerRecord{ID: 7, Epoch: 2}, "0200" + "0e" + "04"},
-		// type 7, version 0, topic id, partition 0, leader -1 (zig-zag 1),
-		// isr [7] (count 1, 14), leader epoch 1, partition epoch 1
-		{PartitionChangeRecord{TopicID: sampleTopicID(1), Leader: NoLeader, ISR: []int32{7}, LeaderEpoch: 1, PartitionEpoch: 1},
-			"0700" + "ab000000000000000000000000000001" + "00" + "01" + "010e" + "02" + "02"},
+		// type 7, version 1, topic id, partition 0, leader -1 (zig-zag 1),
+		// isr [] (count 0), leader epoch 1, partition epoch 1, elr [7]
+		// (count 1, 14), last-known elr [8] (count 1, 16)
+		{PartitionChangeRecord{TopicID: sampleTopicID(1), Leader: NoLeader, ELR: []int32{7}, LastKnownELR: []int32{8}, LeaderEpoch: 1, PartitionEpoch: 1},
+			"0701" + "ab000000000000000000000000000001" + "00" + "01" + "00" + "02" + "02" + "010e" + "0110"},
 	}
 	for _, c := range cases {
 		if got := hex.EncodeToString(c.rec.AppendTo(nil)); got != c.want {
@@ -93,6 +96,8 @@ func TestDecodeRecordRefuses(t *testing.T) {
 	cases := map[string]string{
 		"unknown type":           "6300",
 		"newer version":          "0201" + "0e04",
+		"newer partition change": "0702" + strings.Repeat("00", 16) + "00" + "01" + "00" + "0202" + "0000",
+		"version 0 with elr":     "0700" + strings.Repeat("00", 16) + "00" + "01" + "00" + "0202" + "0000",
 		"negative broker id":     "0200" + "0104",
 		"zero broker epoch":      "0200" + "0e00",
 		"id overflows int32":     "0200" + "8080808020" + "04",
@@ -326,7 +331,14 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if again := rec.AppendTo(nil); !bytes.Equal(again, b) {
+		again := rec.AppendTo(nil)
+		if b[1] < rec.Type().version() {
+			// An older version re-encodes as the current one, to the
+			// same record.
+			if back, err := DecodeRecord(again); err != nil || !reflect.DeepEqual(back, rec) {
+				t.Fatalf("%v re-encodes to %x, which decodes to %v, %v", rec, again, back, err)
+			}
+		} else if !bytes.Equal(again, b) {
 			t.Fatalf("%v re-encodes to %x, not %x", rec, again, b)
 		}
 		_ = rec.String()
@@ -359,7 +371,15 @@ func FuzzRestore(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if again := s.AppendSnapshot(nil); !bytes.Equal(again, b) {
+		again := s.AppendSnapshot(nil)
+		if b[len(snapshotMagic)] < snapshotVersion {
+			// An older version re-encodes as the current one, to the
+			// same state.
+			back, err := Restore(again)
+			if err != nil || back.Hash() != s.Hash() {
+				t.Fatalf("an older snapshot re-encodes to one that restores differently: %v", err)
+			}
+		} else if !bytes.Equal(again, b) {
 			t.Fatalf("restored snapshot re-encodes differently")
 		}
 	})
@@ -411,5 +431,47 @@ func TestSeedCorpus(t *testing.T) {
 		if !types[rec.Type()] {
 			t.Errorf("no seed of type %s", rec.Type())
 		}
+	}
+}
+
+// TestDecodeVersion0Partition: partition records written before the ELR
+// existed decode with an empty ELR and last-known ELR.
+func TestDecodeVersion0Partition(t *testing.T) {
+	b, _ := hex.DecodeString("0700" + "ab000000000000000000000000000001" + "00" + "01" + "010e" + "02" + "02")
+	rec, err := DecodeRecord(b)
+	want := PartitionChangeRecord{TopicID: sampleTopicID(1), Leader: NoLeader, ISR: []int32{7}, LeaderEpoch: 1, PartitionEpoch: 1}
+	if err != nil || !reflect.DeepEqual(rec, want) {
+		t.Fatalf("got %v, %v; want %v", rec, err, want)
+	}
+	b, _ = hex.DecodeString("0600" + "ab000000000000000000000000000001" + "00" + "010e" + "010e" + "0e" + "00" + "00")
+	rec, err = DecodeRecord(b)
+	wantP := PartitionRecord{TopicID: sampleTopicID(1), Replicas: []int32{7}, ISR: []int32{7}, Leader: 7}
+	if err != nil || !reflect.DeepEqual(rec, wantP) {
+		t.Fatalf("got %v, %v; want %v", rec, err, wantP)
+	}
+}
+
+// TestRestoreVersion0Snapshot: a snapshot written before the ELR existed
+// restores with empty ELRs.
+func TestRestoreVersion0Snapshot(t *testing.T) {
+	s := NewState()
+	for _, rec := range sampleRecords()[:6] {
+		if err := s.Apply(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := s.AppendSnapshot(nil)
+	// The last bytes are the only partition's two empty ELR lists.
+	if !bytes.HasSuffix(v1, []byte{0, 0}) {
+		t.Fatalf("snapshot ends %x", v1[len(v1)-2:])
+	}
+	v0 := bytes.Clone(v1[:len(v1)-2])
+	v0[len(snapshotMagic)] = 0
+	restored, err := Restore(v0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restored.Hash() != s.Hash() {
+		t.Fatal("a version 0 snapshot restores to another state")
 	}
 }

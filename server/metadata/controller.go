@@ -7,6 +7,11 @@ type Config struct {
 	// SessionTimeoutMs is how long a broker may go without a heartbeat
 	// before Tick fences it; zero means DefaultSessionTimeoutMs.
 	SessionTimeoutMs int64
+	// LeaderImbalanceCheckIntervalMs is how often Tick moves leadership
+	// back to preferred replicas (rebalance.go); zero means
+	// DefaultLeaderImbalanceCheckIntervalMs and a negative value turns the
+	// check off (Kafka's auto.leader.rebalance.enable=false).
+	LeaderImbalanceCheckIntervalMs int64
 }
 
 // Controller runs commands against a State: it validates each against the
@@ -26,6 +31,10 @@ type Controller struct {
 	// lastHeartbeatMs is soft state: it lives only on the leader and never
 	// enters the log. A new leader starts every broker's session afresh.
 	lastHeartbeatMs map[int32]int64
+	// imbalanceCheckMs is the preferred-leader check's interval (negative:
+	// off) and nextImbalanceCheckMs when it is next due; soft state too.
+	imbalanceCheckMs     int64
+	nextImbalanceCheckMs int64
 }
 
 // NewController returns a controller over state (a new empty state when
@@ -37,10 +46,15 @@ func NewController(state *State, cfg Config, nowMs int64) *Controller {
 	if cfg.SessionTimeoutMs <= 0 {
 		cfg.SessionTimeoutMs = DefaultSessionTimeoutMs
 	}
+	if cfg.LeaderImbalanceCheckIntervalMs == 0 {
+		cfg.LeaderImbalanceCheckIntervalMs = DefaultLeaderImbalanceCheckIntervalMs
+	}
 	c := &Controller{
-		state:            state,
-		sessionTimeoutMs: cfg.SessionTimeoutMs,
-		lastHeartbeatMs:  make(map[int32]int64, len(state.brokers)),
+		state:                state,
+		sessionTimeoutMs:     cfg.SessionTimeoutMs,
+		lastHeartbeatMs:      make(map[int32]int64, len(state.brokers)),
+		imbalanceCheckMs:     cfg.LeaderImbalanceCheckIntervalMs,
+		nextImbalanceCheckMs: nowMs + cfg.LeaderImbalanceCheckIntervalMs,
 	}
 	for id := range state.brokers {
 		c.lastHeartbeatMs[id] = nowMs
@@ -74,7 +88,9 @@ func (c *Controller) commit(records []Record) ([]Record, error) {
 
 // Tick fences every unfenced broker whose session has lapsed (no heartbeat
 // for more than the session timeout), in id order, and moves its
-// leaderships as FenceBroker does.
+// leaderships as FenceBroker does; then, when the leader-imbalance check
+// is due, it moves leadership back to every preferred replica that is
+// live and in sync (rebalance.go).
 func (c *Controller) Tick(nowMs int64) ([]Record, error) {
 	var all []Record
 	for _, b := range c.state.sortedBrokers() {
@@ -87,5 +103,10 @@ func (c *Controller) Tick(nowMs int64) ([]Record, error) {
 		}
 		all = append(all, recs...)
 	}
-	return all, nil
+	recs, err := c.rebalanceLeaders(nowMs)
+	return append(all, recs...), err
 }
+
+// LeaderImbalanceCheckIntervalMs returns the preferred-leader check's
+// interval (negative when off).
+func (c *Controller) LeaderImbalanceCheckIntervalMs() int64 { return c.imbalanceCheckMs }

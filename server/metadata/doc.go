@@ -22,7 +22,8 @@
 //
 // The model: brokers (id, incarnation, epoch, listeners, rack, fenced, in
 // controlled shutdown), topics (16-byte id, name, configs) and partitions
-// (replicas, ISR, leader, leader epoch, partition epoch).
+// (replicas, ISR, leader, leader epoch, partition epoch, and the eligible
+// leader replicas of KIP-966 with the last-known ELR; election.go).
 //
 // Records are a type byte, a version byte and a body of varints and
 // length-prefixed strings and lists (record_codec.go). A snapshot is the

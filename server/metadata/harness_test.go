@@ -18,9 +18,10 @@ import (
 //
 // Commands (ids are broker ids; topics are named; defaults in brackets):
 //
-//	init session-timeout=<ms>
+//	init session-timeout=<ms> [imbalance-check=<ms>]
 //	add-brokers count=<n> [racks=(a, b, ...)] [now=0]   (registers 1..n and unfences them)
-//	register-broker id=<n> [rack=] [inc=1] [host=b<id>] [port=9092] [now=0]
+//	register-broker id=<n> [rack=] [inc=1] [host=b<id>] [port=9092] [now=0] [clean=true]
+//	    (clean=false: the previous incarnation's shutdown is not proven clean)
 //	heartbeat id=<n> now=<ms> [epoch=current] [offset=caught up]
 //	fence id=<n> | unfence id=<n>
 //	controlled-shutdown id=<n> [epoch=current]
@@ -59,7 +60,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "init":
 		var timeout int64
 		d.ScanArgs(t, "session-timeout", &timeout)
-		h.ctrl = NewController(nil, Config{SessionTimeoutMs: timeout}, 0)
+		h.ctrl = NewController(nil, Config{SessionTimeoutMs: timeout,
+			LeaderImbalanceCheckIntervalMs: int64Arg(t, d, "imbalance-check", 0)}, 0)
 		h.follower = NewState()
 		return "ok"
 	case "register-broker":
@@ -71,6 +73,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			Incarnation: incarnation(intArg(t, d, "inc", 1)),
 			Rack:        strArg(t, d, "rack", ""),
 			Listeners:   []Listener{{Name: "PLAINTEXT", Host: host, Port: uint16(intArg(t, d, "port", 9092))}},
+		}
+		// A restart is clean (its previous epoch proven) unless the
+		// script says clean=false.
+		clean := true
+		d.MaybeScanArgs(t, "clean", &clean)
+		if clean {
+			req.PreviousBrokerEpoch = h.brokerEpoch(id)
 		}
 		recs, err = c.RegisterBroker(req, int64Arg(t, d, "now", 0))
 	case "failover":
@@ -193,7 +202,8 @@ func (h *harness) failover(t *testing.T, d *datadriven.TestData) string {
 	if err != nil {
 		t.Fatalf("%s: restore: %v", d.Pos, err)
 	}
-	h.ctrl = NewController(restored, Config{SessionTimeoutMs: h.ctrl.SessionTimeoutMs()}, int64Arg(t, d, "now", 0))
+	h.ctrl = NewController(restored, Config{SessionTimeoutMs: h.ctrl.SessionTimeoutMs(),
+		LeaderImbalanceCheckIntervalMs: h.ctrl.LeaderImbalanceCheckIntervalMs()}, int64Arg(t, d, "now", 0))
 	return describe(restored.Image())
 }
 
@@ -322,8 +332,8 @@ func describe(im *Image) string {
 	for _, t := range im.Topics() {
 		fmt.Fprintf(&b, "topic %s id=%s {%s}\n", t.Name, t.ID, formatConfigs(t.Configs))
 		for _, p := range t.Partitions {
-			fmt.Fprintf(&b, "  %s-%d replicas=%v leader=%d isr=%v leader-epoch=%d partition-epoch=%d\n",
-				t.Name, p.Partition, p.Replicas, p.Leader, p.ISR, p.LeaderEpoch, p.PartitionEpoch)
+			fmt.Fprintf(&b, "  %s-%d replicas=%v leader=%d isr=%v%s leader-epoch=%d partition-epoch=%d\n",
+				t.Name, p.Partition, p.Replicas, p.Leader, p.ISR, formatELR(p.ELR, p.LastKnownELR), p.LeaderEpoch, p.PartitionEpoch)
 		}
 	}
 	return b.String()

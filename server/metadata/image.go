@@ -45,6 +45,10 @@ type PartitionInfo struct {
 	Leader         int32 // NoLeader when none
 	LeaderEpoch    int32
 	PartitionEpoch int32
+	// ELR is the eligible leader replicas and LastKnownELR the replicas
+	// that left it having lost their logs (election.go).
+	ELR          []int32
+	LastKnownELR []int32
 }
 
 // Image returns an immutable copy of the state.
@@ -139,5 +143,6 @@ func (p *partition) info(index int32) PartitionInfo {
 	return PartitionInfo{
 		Partition: index, Replicas: slices.Clone(p.replicas), ISR: slices.Clone(p.isr),
 		Leader: p.leader, LeaderEpoch: p.leaderEpoch, PartitionEpoch: p.partitionEpoch,
+		ELR: slices.Clone(p.elr), LastKnownELR: slices.Clone(p.lastKnownELR),
 	}
 }

@@ -60,6 +60,8 @@ const (
 	// created without them (Kafka's num.partitions, default.replication.factor).
 	defaultPartitions        = 1
 	defaultReplicationFactor = 1
+	// defaultMinInsyncReplicas is Kafka's min.insync.replicas default.
+	defaultMinInsyncReplicas = 1
 	// NoLeader is the leader of a partition that has none.
 	NoLeader int32 = -1
 )

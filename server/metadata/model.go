@@ -59,4 +59,26 @@ type partition struct {
 	// partitionEpoch increases on every change to the partition, so that a
 	// leader's AlterPartition built on an old view is refused.
 	partitionEpoch int32
+	// elr is the eligible leader replicas (KIP-966), in replica order:
+	// replicas out of the ISR that still hold every record below the high
+	// watermark, so that one may lead when no ISR member can. Empty
+	// whenever the ISR holds min.insync.replicas members. See election.go.
+	elr []int32
+	// lastKnownELR, in replica order, holds the replicas that left the
+	// ELR because they lost their logs (an unclean shutdown, an offline
+	// replica): the best an unclean election can do. Empty once the
+	// partition has a leader.
+	lastKnownELR []int32
+}
+
+// flushesBeforeAck reports whether the topic's flush policy is sync (the
+// default): every replica's log is durable below the end it reports.
+func (t *topic) flushesBeforeAck() bool {
+	v, ok := t.configs[ConfigFlushPolicy]
+	return !ok || v == FlushSync
+}
+
+// minISR is the topic's min.insync.replicas.
+func (t *topic) minISR() int {
+	return int(configInt(t.configs, ConfigMinInsyncReplicas, defaultMinInsyncReplicas))
 }

@@ -21,10 +21,24 @@ const (
 	RecordRemoveTopic     RecordType = 8
 )
 
-// recordVersion is the version every record type is written with. A
-// decoder accepts versions up to this and refuses newer ones, so a node
-// never half-understands a record from a newer controller.
-const recordVersion = 0
+// recordVersion is the version the broker records are written with, and
+// partitionRecordVersion that of Partition and PartitionChange, whose
+// version 1 added the ELR and last-known ELR. A decoder accepts versions
+// up to a type's own and refuses newer ones, so a node never
+// half-understands a record from a newer controller; a version 0
+// partition record decodes with an empty ELR.
+const (
+	recordVersion          = 0
+	partitionRecordVersion = 1
+)
+
+// version is the version type t is written with.
+func (t RecordType) version() uint8 {
+	if t == RecordPartition || t == RecordPartitionChange {
+		return partitionRecordVersion
+	}
+	return recordVersion
+}
 
 func (t RecordType) String() string {
 	switch t {
@@ -97,12 +111,16 @@ type TopicRecord struct {
 	Configs map[string]string
 }
 
-// PartitionRecord creates the next partition of a topic.
+// PartitionRecord creates the next partition of a topic. A new
+// partition has an empty ELR; a snapshot restores a partition through one
+// and so carries its ELR and last-known ELR.
 type PartitionRecord struct {
 	TopicID        TopicID
 	Partition      int32
 	Replicas       []int32
 	ISR            []int32
+	ELR            []int32
+	LastKnownELR   []int32
 	Leader         int32
 	LeaderEpoch    int32
 	PartitionEpoch int32
@@ -116,6 +134,8 @@ type PartitionChangeRecord struct {
 	Partition      int32
 	Leader         int32
 	ISR            []int32
+	ELR            []int32
+	LastKnownELR   []int32
 	LeaderEpoch    int32
 	PartitionEpoch int32
 }
@@ -160,13 +180,27 @@ func (r TopicRecord) String() string {
 }
 
 func (r PartitionRecord) String() string {
-	return fmt.Sprintf("Partition topic=%s partition=%d replicas=%v isr=%v leader=%d leader-epoch=%d partition-epoch=%d",
-		r.TopicID, r.Partition, r.Replicas, r.ISR, r.Leader, r.LeaderEpoch, r.PartitionEpoch)
+	return fmt.Sprintf("Partition topic=%s partition=%d replicas=%v isr=%v%s leader=%d leader-epoch=%d partition-epoch=%d",
+		r.TopicID, r.Partition, r.Replicas, r.ISR, formatELR(r.ELR, r.LastKnownELR), r.Leader, r.LeaderEpoch, r.PartitionEpoch)
 }
 
 func (r PartitionChangeRecord) String() string {
-	return fmt.Sprintf("PartitionChange topic=%s partition=%d leader=%d isr=%v leader-epoch=%d partition-epoch=%d",
-		r.TopicID, r.Partition, r.Leader, r.ISR, r.LeaderEpoch, r.PartitionEpoch)
+	return fmt.Sprintf("PartitionChange topic=%s partition=%d leader=%d isr=%v%s leader-epoch=%d partition-epoch=%d",
+		r.TopicID, r.Partition, r.Leader, r.ISR, formatELR(r.ELR, r.LastKnownELR), r.LeaderEpoch, r.PartitionEpoch)
+}
+
+// formatELR prints " elr=[..]" and " last-known-elr=[..]" for the lists
+// that are not empty, so that a partition with neither prints as it did
+// before the ELR existed.
+func formatELR(elr, lastKnownELR []int32) string {
+	var b strings.Builder
+	if len(elr) > 0 {
+		fmt.Fprintf(&b, " elr=%v", elr)
+	}
+	if len(lastKnownELR) > 0 {
+		fmt.Fprintf(&b, " last-known-elr=%v", lastKnownELR)
+	}
+	return b.String()
 }
 
 func (r RemoveTopicRecord) String() string {

@@ -7,19 +7,20 @@ import (
 
 // Record encoding (all integers varints, signed ones zig-zag):
 //
-//	record          = type:u8 version:u8 body
+//	record          = type:u8 version:u8 body   (version 1 for Partition and PartitionChange, else 0)
 //	RegisterBroker  = id incarnation:[16] epoch rack:str listeners:list(name:str host:str port:uvarint)
 //	FenceBroker     = id epoch
 //	UnfenceBroker   = id epoch
 //	BrokerShutdown  = id epoch
 //	Topic           = topic-id:[16] name:str configs:list(key:str value:str), keys ascending
-//	Partition       = topic-id:[16] partition replicas:list(id) isr:list(id) leader leader-epoch partition-epoch
-//	PartitionChange = topic-id:[16] partition leader isr:list(id) leader-epoch partition-epoch
+//	Partition       = topic-id:[16] partition replicas:list(id) isr:list(id) leader leader-epoch partition-epoch elr
+//	PartitionChange = topic-id:[16] partition leader isr:list(id) leader-epoch partition-epoch elr
+//	elr             = elr:list(id) last-known-elr:list(id)   (absent in version 0: both empty)
 //	RemoveTopic     = topic-id:[16]
 //	str             = len:uvarint bytes
 //	list(x)         = count:uvarint x*
 
-func appendHeader(dst []byte, t RecordType) []byte { return append(dst, byte(t), recordVersion) }
+func appendHeader(dst []byte, t RecordType) []byte { return append(dst, byte(t), t.version()) }
 
 func (r RegisterBrokerRecord) AppendTo(dst []byte) []byte {
 	return r.appendBody(appendHeader(dst, r.Type()))
@@ -97,7 +98,9 @@ func (r PartitionRecord) appendBody(dst []byte) []byte {
 	dst = appendInt32s(dst, r.ISR)
 	dst = appendInt32(dst, r.Leader)
 	dst = appendInt32(dst, r.LeaderEpoch)
-	return appendInt32(dst, r.PartitionEpoch)
+	dst = appendInt32(dst, r.PartitionEpoch)
+	dst = appendInt32s(dst, r.ELR)
+	return appendInt32s(dst, r.LastKnownELR)
 }
 
 func (r PartitionChangeRecord) appendBody(dst []byte) []byte {
@@ -106,7 +109,9 @@ func (r PartitionChangeRecord) appendBody(dst []byte) []byte {
 	dst = appendInt32(dst, r.Leader)
 	dst = appendInt32s(dst, r.ISR)
 	dst = appendInt32(dst, r.LeaderEpoch)
-	return appendInt32(dst, r.PartitionEpoch)
+	dst = appendInt32(dst, r.PartitionEpoch)
+	dst = appendInt32s(dst, r.ELR)
+	return appendInt32s(dst, r.LastKnownELR)
 }
 
 func (r RemoveTopicRecord) appendBody(dst []byte) []byte { return append(dst, r.ID[:]...) }
@@ -122,8 +127,8 @@ func DecodeRecord(b []byte) (Record, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if v > recordVersion {
-		return nil, fmt.Errorf("metadata: %s version %d is newer than %d", t, v, recordVersion)
+	if v > t.version() {
+		return nil, fmt.Errorf("metadata: %s version %d is newer than %d", t, v, t.version())
 	}
 	var rec Record
 	switch t {
@@ -141,9 +146,9 @@ func DecodeRecord(b []byte) (Record, error) {
 	case RecordTopic:
 		rec = decodeTopic(r)
 	case RecordPartition:
-		rec = decodePartition(r)
+		rec = decodePartition(r, v)
 	case RecordPartitionChange:
-		rec = decodePartitionChange(r)
+		rec = decodePartitionChange(r, v)
 	case RecordRemoveTopic:
 		rec = RemoveTopicRecord{ID: TopicID(r.fixed16())}
 	default:
@@ -290,7 +295,7 @@ func decodeConfigs(r *reader) map[string]string {
 // unclean.leader.election.enable.
 const maxConfigKeyLen = 64
 
-func decodePartition(r *reader) PartitionRecord {
+func decodePartition(r *reader, version uint8) PartitionRecord {
 	rec := PartitionRecord{TopicID: TopicID(r.fixed16())}
 	rec.Partition = r.partitionIndex()
 	rec.Replicas = r.brokerIDs("replicas")
@@ -298,15 +303,23 @@ func decodePartition(r *reader) PartitionRecord {
 	rec.Leader = r.leader()
 	rec.LeaderEpoch = r.epoch32()
 	rec.PartitionEpoch = r.epoch32()
+	if version >= 1 {
+		rec.ELR = r.brokerIDs("elr")
+		rec.LastKnownELR = r.brokerIDs("last-known elr")
+	}
 	return rec
 }
 
-func decodePartitionChange(r *reader) PartitionChangeRecord {
+func decodePartitionChange(r *reader, version uint8) PartitionChangeRecord {
 	rec := PartitionChangeRecord{TopicID: TopicID(r.fixed16())}
 	rec.Partition = r.partitionIndex()
 	rec.Leader = r.leader()
 	rec.ISR = r.brokerIDs("isr")
 	rec.LeaderEpoch = r.epoch32()
 	rec.PartitionEpoch = r.epoch32()
+	if version >= 1 {
+		rec.ELR = r.brokerIDs("elr")
+		rec.LastKnownELR = r.brokerIDs("last-known elr")
+	}
 	return rec
 }

@@ -15,14 +15,17 @@ import (
 //	broker    = id incarnation:[16] epoch register-offset:uvarint flags:u8 rack:str listeners
 //	flags     = bit 0 fenced, bit 1 in controlled shutdown, other bits zero
 //	topic     = topic-id:[16] name:str configs partitions:list(partition)
-//	partition = replicas:list(id) isr:list(id) leader leader-epoch partition-epoch
+//	partition = replicas:list(id) isr:list(id) leader leader-epoch partition-epoch elr:list(id) last-known-elr:list(id)
+//
+// Version 1 added the two ELR lists; a version 0 snapshot restores with
+// them empty.
 //
 // Lists, strings and integers are encoded as in records (record_codec.go).
 
 var snapshotMagic = [4]byte{'S', 'T', 'M', 'D'}
 
 const (
-	snapshotVersion  = 0
+	snapshotVersion  = 1
 	flagFenced       = 1 << 0
 	flagShuttingDown = 1 << 1
 	knownBrokerFlags = flagFenced | flagShuttingDown
@@ -30,7 +33,7 @@ const (
 	// Smallest encodings, used to bound list counts by the bytes left.
 	minSnapshotBrokerBytes    = 1 + incarnationIDLen + 1 + 1 + 1 + 1 + 1 + minListenerBytes
 	minSnapshotTopicBytes     = topicIDLen + 2 + 1 + 1
-	minSnapshotPartitionBytes = 1 + 1 + 1 + 1 + 1 + 1 + 1
+	minSnapshotPartitionBytes = 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1
 )
 
 // AppendSnapshot appends the encoding of the whole state.
@@ -69,6 +72,8 @@ func (s *State) AppendSnapshot(dst []byte) []byte {
 			dst = appendInt32(dst, p.leader)
 			dst = appendInt32(dst, p.leaderEpoch)
 			dst = appendInt32(dst, p.partitionEpoch)
+			dst = appendInt32s(dst, p.elr)
+			dst = appendInt32s(dst, p.lastKnownELR)
 		}
 	}
 	return dst
@@ -90,8 +95,9 @@ func Restore(b []byte) (*State, error) {
 	if len(b) < len(snapshotMagic)+1 || !bytes.Equal(b[:len(snapshotMagic)], snapshotMagic[:]) {
 		return nil, fmt.Errorf("metadata: not a metadata snapshot")
 	}
-	if v := b[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, fmt.Errorf("metadata: snapshot version %d, want %d", v, snapshotVersion)
+	version := b[len(snapshotMagic)]
+	if version > snapshotVersion {
+		return nil, fmt.Errorf("metadata: snapshot version %d is newer than %d", version, snapshotVersion)
 	}
 	r := &reader{b: b[len(snapshotMagic)+1:]}
 	s := NewState()
@@ -99,7 +105,7 @@ func Restore(b []byte) (*State, error) {
 	if err := s.restoreBrokers(r); err != nil {
 		return nil, fmt.Errorf("metadata: snapshot: %w", err)
 	}
-	if err := s.restoreTopics(r); err != nil {
+	if err := s.restoreTopics(r, version); err != nil {
 		return nil, fmt.Errorf("metadata: snapshot: %w", err)
 	}
 	if err := r.done(); err != nil {
@@ -144,7 +150,7 @@ func (s *State) restoreBrokers(r *reader) error {
 	return r.err
 }
 
-func (s *State) restoreTopics(r *reader) error {
+func (s *State) restoreTopics(r *reader, version uint8) error {
 	n := r.count(maxTopics, minSnapshotTopicBytes, "topics")
 	prevName := ""
 	for i := 0; i < n && r.err == nil; i++ {
@@ -161,7 +167,11 @@ func (s *State) restoreTopics(r *reader) error {
 		if err := s.applyTopic(TopicRecord{ID: t.id, Name: t.name, Configs: t.configs}); err != nil {
 			return err
 		}
-		np := r.count(maxPartitionsPerTopic, minSnapshotPartitionBytes, "partitions")
+		minPartition := minSnapshotPartitionBytes
+		if version == 0 {
+			minPartition -= 2
+		}
+		np := r.count(maxPartitionsPerTopic, minPartition, "partitions")
 		for p := 0; p < np && r.err == nil; p++ {
 			rec := PartitionRecord{TopicID: t.id, Partition: int32(p)}
 			rec.Replicas = r.brokerIDs("replicas")
@@ -169,6 +179,10 @@ func (s *State) restoreTopics(r *reader) error {
 			rec.Leader = r.leader()
 			rec.LeaderEpoch = r.epoch32()
 			rec.PartitionEpoch = r.epoch32()
+			if version >= 1 {
+				rec.ELR = r.brokerIDs("elr")
+				rec.LastKnownELR = r.brokerIDs("last-known elr")
+			}
 			if r.err != nil {
 				break
 			}

@@ -167,7 +167,7 @@ func (s *State) applyPartition(r PartitionRecord) error {
 	if s.totalPartitions >= maxTotalPartitions {
 		return fmt.Errorf("more than %d partitions", maxTotalPartitions)
 	}
-	if err := validateReplicaSet(r.Replicas, r.ISR, r.Leader); err != nil {
+	if err := validateReplicaSet(r.Replicas, r.ISR, r.ELR, r.LastKnownELR, r.Leader); err != nil {
 		return err
 	}
 	for _, id := range r.Replicas {
@@ -180,7 +180,9 @@ func (s *State) applyPartition(r PartitionRecord) error {
 	}
 	t.partitions = append(t.partitions, &partition{
 		replicas:       slices.Clone(r.Replicas),
-		isr:            slices.Clone(r.ISR),
+		isr:            inReplicaOrder(r.Replicas, r.ISR),
+		elr:            inReplicaOrder(r.Replicas, r.ELR),
+		lastKnownELR:   inReplicaOrder(r.Replicas, r.LastKnownELR),
 		leader:         r.Leader,
 		leaderEpoch:    r.LeaderEpoch,
 		partitionEpoch: r.PartitionEpoch,
@@ -198,7 +200,7 @@ func (s *State) applyPartitionChange(r PartitionChangeRecord) error {
 		return fmt.Errorf("topic %s has no partition %d", t.name, r.Partition)
 	}
 	p := t.partitions[r.Partition]
-	if err := validateReplicaSet(p.replicas, r.ISR, r.Leader); err != nil {
+	if err := validateReplicaSet(p.replicas, r.ISR, r.ELR, r.LastKnownELR, r.Leader); err != nil {
 		return err
 	}
 	if r.PartitionEpoch <= p.partitionEpoch {
@@ -211,7 +213,9 @@ func (s *State) applyPartitionChange(r PartitionChangeRecord) error {
 		return fmt.Errorf("leader changes from %d to %d without a new leader epoch", p.leader, r.Leader)
 	}
 	p.leader = r.Leader
-	p.isr = slices.Clone(r.ISR)
+	p.isr = inReplicaOrder(p.replicas, r.ISR)
+	p.elr = inReplicaOrder(p.replicas, r.ELR)
+	p.lastKnownELR = inReplicaOrder(p.replicas, r.LastKnownELR)
 	p.leaderEpoch = r.LeaderEpoch
 	p.partitionEpoch = r.PartitionEpoch
 	return nil

@@ -3,6 +3,7 @@ package metadata
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -150,25 +151,35 @@ func describeChar(s string) string {
 	return fmt.Sprintf("%q (U+%04X)", r, r)
 }
 
-// validateReplicaSet checks a partition's replicas, ISR and leader against
-// each other: no duplicates, ISR within replicas, leader in the ISR or none.
-func validateReplicaSet(replicas, isr []int32, leader int32) error {
+// validateReplicaSet checks a partition's replicas, ISR, ELR, last-known
+// ELR and leader against each other: no duplicates; the ISR, ELR and
+// last-known ELR within the replicas, in replica order and disjoint; the
+// leader in the ISR or none. An empty ISR has no leader.
+func validateReplicaSet(replicas, isr, elr, lastKnownELR []int32, leader int32) error {
 	if len(replicas) == 0 || len(replicas) > maxReplicationFactor {
 		return fmt.Errorf("%d replicas, want 1 to %d", len(replicas), maxReplicationFactor)
 	}
 	if hasDuplicate(replicas) {
 		return fmt.Errorf("replicas %v hold a broker twice", replicas)
 	}
-	if len(isr) == 0 {
-		return fmt.Errorf("empty isr")
-	}
-	if hasDuplicate(isr) {
-		return fmt.Errorf("isr %v holds a broker twice", isr)
-	}
-	for _, id := range isr {
-		if !contains(replicas, id) {
-			return fmt.Errorf("isr member %d is not a replica", id)
+	for _, set := range []struct {
+		name string
+		ids  []int32
+	}{{"isr", isr}, {"elr", elr}, {"last-known elr", lastKnownELR}} {
+		if hasDuplicate(set.ids) {
+			return fmt.Errorf("%s %v holds a broker twice", set.name, set.ids)
 		}
+		for _, id := range set.ids {
+			if !contains(replicas, id) {
+				return fmt.Errorf("%s member %d is not a replica", set.name, id)
+			}
+		}
+		if !slices.Equal(set.ids, inReplicaOrder(replicas, set.ids)) {
+			return fmt.Errorf("%s %v is not in replica order %v", set.name, set.ids, replicas)
+		}
+	}
+	if len(intersect(isr, elr)) > 0 || len(intersect(lastKnownELR, union(isr, elr))) > 0 {
+		return fmt.Errorf("isr %v, elr %v and last-known elr %v overlap", isr, elr, lastKnownELR)
 	}
 	if leader != NoLeader && !contains(isr, leader) {
 		return fmt.Errorf("leader %d is not in the isr %v", leader, isr)
