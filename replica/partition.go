@@ -167,6 +167,12 @@ func (p *Partition) Status() Status {
 	return s
 }
 
+// Role is the replica's role under the latest image.
+func (p *Partition) Role() Role { return p.role }
+
+// HighWatermark is the replica's high watermark.
+func (p *Partition) HighWatermark() int64 { return p.hw }
+
 // EpochCache returns a copy of the replica's epoch cache.
 func (p *Partition) EpochCache() []EpochStart { return p.epochs.Entries() }
 

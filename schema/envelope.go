@@ -42,6 +42,8 @@ var messageInfo = [...]struct {
 	fb.MessageDescribeQuorumResponse:  {fb.ApiKeyDescribeQuorum, true},
 	fb.MessageDescribeLogDirsRequest:  {fb.ApiKeyDescribeLogDirs, false},
 	fb.MessageDescribeLogDirsResponse: {fb.ApiKeyDescribeLogDirs, true},
+	fb.MessageReplicaFetchRequest:     {fb.ApiKeyReplicaFetch, false},
+	fb.MessageReplicaFetchResponse:    {fb.ApiKeyReplicaFetch, true},
 }
 
 // MessageApiKey is the API a union member belongs to; ok is false for NONE
@@ -341,6 +343,20 @@ func (e *Envelope) DescribeLogDirsRequest() (m fb.DescribeLogDirsRequest, err er
 // DescribeLogDirsResponse returns the message as a DescribeLogDirsResponse.
 func (e *Envelope) DescribeLogDirsResponse() (m fb.DescribeLogDirsResponse, err error) {
 	t, err := e.table(fb.MessageDescribeLogDirsResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ReplicaFetchRequest returns the message as a ReplicaFetchRequest.
+func (e *Envelope) ReplicaFetchRequest() (m fb.ReplicaFetchRequest, err error) {
+	t, err := e.table(fb.MessageReplicaFetchRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ReplicaFetchResponse returns the message as a ReplicaFetchResponse.
+func (e *Envelope) ReplicaFetchResponse() (m fb.ReplicaFetchResponse, err error) {
+	t, err := e.table(fb.MessageReplicaFetchResponse)
 	m.Init(t.Bytes, t.Pos)
 	return m, err
 }

@@ -221,7 +221,7 @@ func (job *fetchJob) partRead(round int) {
 func (bs *brokerShard) readPart(fp *fetchPart) {
 	fp.release()
 	fp.files, fp.bytes, fp.next = fp.files[:0], 0, fp.offset
-	p := bs.partitionAt(fp.topic, fp.index)
+	p := bs.leaderAt(fp.topic, fp.index)
 	r := fp.result
 	if p == nil {
 		r.ErrorCode = bs.missingPartitionCode(fp.topic, fp.index)
@@ -318,7 +318,7 @@ func (job *fetchJob) park() {
 		offset := fp.offset
 		register := func(osh *Shard) {
 			obs := bs.b.shards[osh.ID()]
-			p := obs.partitionAt(fp.topic, fp.index)
+			p := obs.leaderAt(fp.topic, fp.index)
 			if p == nil {
 				return
 			}

@@ -89,7 +89,7 @@ func planListOffsets(m *fb.ListOffsetsRequest, msg []byte, im *metadata.Image, s
 
 // lookupOffset answers one partition on its owning shard.
 func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.ListOffsetsPartitionResponseT) {
-	p := bs.partitionAt(topic, index)
+	p := bs.leaderAt(topic, index)
 	if p == nil {
 		r.ErrorCode = bs.missingPartitionCode(topic, index)
 		return

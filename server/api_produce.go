@@ -44,6 +44,7 @@ func (bs *brokerShard) produce(req *Request) {
 		bs.refuseProduce(req, acks)
 		return
 	}
+	timeoutMs := int64(m.TimeoutMs())
 	job := &produceJob{bs: bs, ref: req.Conn, seq: req.Seq, h: bs.header(), acks: acks, resp: plan.resp, results: plan.results, start: bs.reqStart}
 	works := plan.works
 	if len(works) == 0 {
@@ -55,7 +56,7 @@ func (bs *brokerShard) produce(req *Request) {
 	origin := bs.sh
 	for _, w := range works {
 		if w.owner == bs.id {
-			bs.appendFrames(w.topic, w.index, w.frames, func(code fb.ErrorCode, base, logStart int64) {
+			bs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64) {
 				job.partDone(w.result, code, base, logStart)
 			})
 			continue
@@ -64,7 +65,7 @@ func (bs *brokerShard) produce(req *Request) {
 		err := owner.PostFrom(origin, func(osh *Shard) {
 			obs := bs.b.shards[osh.ID()]
 			obs.sh = osh
-			obs.appendFrames(w.topic, w.index, w.frames, func(code fb.ErrorCode, base, logStart int64) {
+			obs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64) {
 				if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart) }); err != nil {
 					bs.b.log.Error("produce result not delivered to its shard", "err", err)
 				}
@@ -177,8 +178,9 @@ func (job *produceJob) finish() {
 // appendFrames checks one partition's frames on its owning shard and hands
 // them to the log; done runs on that shard when they are durable under the
 // flush policy (or at once, for an error).
-func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, done func(code fb.ErrorCode, base, logStart int64)) {
-	p := bs.partitionAt(topic, index)
+func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, acks fb.Acks, timeoutMs int64,
+	done func(code fb.ErrorCode, base, logStart int64)) {
+	p := bs.leaderAt(topic, index)
 	if p == nil {
 		done(bs.missingPartitionCode(topic, index), -1, -1)
 		return
@@ -212,7 +214,7 @@ func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, do
 		records += h.RecordCount
 		rest = rest[n:]
 	}
-	p.startAppend(frames, records, done)
+	p.startAppend(frames, records, acks, timeoutMs, done)
 }
 
 // nowMs is the broker's wall clock.

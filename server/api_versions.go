@@ -6,7 +6,7 @@ import "github.com/strata-db/strata/schema/fb"
 // version 0, the only one defined so far.
 var supportedAPIs = []fb.ApiKey{
 	fb.ApiKeyApiVersions, fb.ApiKeyMetadata, fb.ApiKeyCreateTopics, fb.ApiKeyDeleteTopics,
-	fb.ApiKeyProduce, fb.ApiKeyFetch, fb.ApiKeyListOffsets, fb.ApiKeyDescribeQuorum, fb.ApiKeyDescribeLogDirs,
+	fb.ApiKeyProduce, fb.ApiKeyFetch, fb.ApiKeyListOffsets, fb.ApiKeyDescribeQuorum, fb.ApiKeyDescribeLogDirs, fb.ApiKeyReplicaFetch,
 }
 
 func (bs *brokerShard) apiVersions(req *Request) {

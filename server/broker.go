@@ -57,6 +57,10 @@ type BrokerConfig struct {
 	// RequestBudgetBytes bounds the memory of large requests across all
 	// shards (see Config.RequestBudgetBytes; 0: RequestBudgetBytesDefault).
 	RequestBudgetBytes int64
+	// ReplicaLagTimeMax is how long a follower may go without catching up
+	// to the leader's log end before the leader removes it from the ISR
+	// (Kafka's replica.lag.time.max.ms; 0: 30 s).
+	ReplicaLagTimeMax time.Duration
 	// LogRetentionCheckInterval is how often each shard applies the
 	// retention of the partitions it owns (Kafka's
 	// log.retention.check.interval.ms; 0: LogRetentionCheckIntervalDefault,
@@ -106,6 +110,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
+	}
+	switch {
+	case cfg.ReplicaLagTimeMax == 0:
+		cfg.ReplicaLagTimeMax = ReplicaLagTimeMaxDefault
+	case cfg.ReplicaLagTimeMax < ReplicaLagTimeMaxMin:
+		return nil, fmt.Errorf("server: replica lag time max %v is below %v", cfg.ReplicaLagTimeMax, ReplicaLagTimeMaxMin)
 	}
 	interval, err := retentionInterval(cfg.LogRetentionCheckInterval)
 	if err != nil {
@@ -245,6 +255,8 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.listOffsets(req)
 	case fb.ApiKeyDescribeQuorum:
 		bs.describeQuorum(req)
+	case fb.ApiKeyReplicaFetch:
+		bs.replicaFetch(req)
 	case fb.ApiKeyDescribeLogDirs:
 		bs.describeLogDirs(req)
 	default:

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -41,6 +42,8 @@ type brokerShard struct {
 	// failedOpens are partitions whose logs could not be opened: offline
 	// until the broker restarts (partition_offline.go).
 	failedOpens map[failedOpenKey]*failedOpen
+	// fetcher holds this shard's follower fetches (replica_fetcher.go).
+	fetcher *replicaFetcher
 	// reqStart is when the request being served arrived.
 	reqStart time.Time
 	// nextRetentionMs is when the next retention check is due (wall
@@ -54,11 +57,24 @@ type topicPartitions struct {
 }
 
 func newBrokerShard(b *Broker, id int) *brokerShard {
-	return &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{},
+	bs := &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{},
 		keepLog: map[*partition]bool{}}
+	bs.fetcher = newReplicaFetcher(bs)
+	return bs
 }
 
-// partitionAt returns the partition if this shard owns it.
+// leaderAt returns the partition if this shard owns it and this broker's
+// replica of it leads: produce, fetch and offset lookups are served there
+// only.
+func (bs *brokerShard) leaderAt(topic string, index int32) *partition {
+	if p := bs.partitionAt(topic, index); p != nil && (p.leads() || p.offline()) {
+		return p
+	}
+	return nil
+}
+
+// partitionAt returns the partition if this shard owns it (leader or
+// follower).
 func (bs *brokerShard) partitionAt(topic string, index int32) *partition {
 	tp := bs.topics[topic]
 	if tp == nil || index < 0 || int(index) >= len(tp.parts) {
@@ -67,13 +83,12 @@ func (bs *brokerShard) partitionAt(topic string, index int32) *partition {
 	return tp.parts[index]
 }
 
-// applyImage opens the partitions the image has this broker lead on this
-// shard, closes those it no longer leads (keeping their logs), and closes
-// and deletes those of topics that are gone. A partition is served by its
-// leader only: replication, which would keep followers' logs, is not
-// built yet. Opening a log recovers it from disk synchronously: it happens
-// at start-up, on topic creation and on a leadership change, not per
-// request.
+// applyImage opens the partitions of which this broker is a replica on
+// this shard, leader or follower, and steps each one's replica machine
+// with what the image says of it; it closes those it no longer hosts
+// (keeping their logs), and closes and deletes those of topics that are
+// gone. Opening a log recovers it from disk synchronously: it happens at
+// start-up, on topic creation and on a reassignment, not per request.
 func (bs *brokerShard) applyImage(im *metadata.Image) {
 	bs.image = im
 	n := len(bs.b.shards)
@@ -95,24 +110,26 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			if ownerShard(t.Name, p.Partition, n) != bs.id {
 				continue
 			}
-			leads := serving && p.Leader == self
+			hosts := serving && slices.Contains(p.Replicas, self)
 			if cur := tp.parts[p.Partition]; cur != nil {
 				if cur.offline() {
 					// Fail-stop: a partition whose storage failed
 					// stays as it is until the broker restarts; an
 					// image that has it lead here again hears so.
-					if leads {
+					if hosts && p.Leader == self {
 						bs.reportOffline(cur)
 					}
 					continue
 				}
-				if !leads {
+				if !hosts {
 					tp.parts[p.Partition] = nil
 					bs.closePartition(cur, false)
+					continue
 				}
+				cur.stepReplica(replicaImage(im, t, p))
 				continue
 			}
-			if !leads || bs.closingAt(t.Name, p.Partition) || bs.openFailedAt(t.Name, t.ID, p.Partition) {
+			if !hosts || bs.closingAt(t.Name, p.Partition) || bs.openFailedAt(t.Name, t.ID, p.Partition) {
 				// A partition still closing is opened again once its
 				// log is closed (finishClose applies the image anew);
 				// one whose log failed to open is not, until restart.
@@ -124,6 +141,7 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 				continue
 			}
 			tp.parts[p.Partition] = part
+			part.stepReplica(replicaImage(im, t, p))
 		}
 	}
 	for name := range bs.topics {
@@ -186,7 +204,7 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 		slot = uint32(len(bs.slots))
 		bs.slots = append(bs.slots, nil)
 	}
-	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, dir: dir,
+	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, bs: bs, dir: dir,
 		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
 		holds:   map[*segment.Segment]*segmentHold{},
 		metrics: bs.b.metrics.partitions.forPartition(t.Name, index)}
@@ -197,6 +215,12 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 		return nil, err
 	}
 	p.log.KeepDeletedDataFiles(p.segmentDeleted)
+	if err := bs.newPartitionReplica(p, t); err != nil {
+		p.log.Close()
+		bs.b.metrics.partitions.drop(t.Name, index)
+		bs.freeSlots = append(bs.freeSlots, slot)
+		return nil, err
+	}
 	bs.slots[slot] = p
 	p.metrics.logEnd.Store(p.log.End())
 	return p, nil
@@ -243,7 +267,7 @@ func (bs *brokerShard) finishClose(p *partition) {
 	bs.sh.Defer(func(sh *Shard) {
 		bs.sh = sh
 		im := bs.image
-		if pi, ok := im.Partition(topic, index); ok && pi.Leader == bs.b.cfg.NodeID && bs.b.session.serving(im) &&
+		if pi, ok := im.Partition(topic, index); ok && slices.Contains(pi.Replicas, bs.b.cfg.NodeID) && bs.b.session.serving(im) &&
 			bs.partitionAt(topic, index) == nil && !bs.closingAt(topic, index) {
 			bs.applyImage(im)
 		}
@@ -258,6 +282,7 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 		bs.keepLog[p] = true
 	}
 	p.failWaiters()
+	p.abandonProduces()
 	if p.closable() {
 		bs.finishClose(p)
 	}
@@ -275,6 +300,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 		case p == nil:
 		case !p.closing:
 			p.log.Tick(now)
+			p.tickReplica(now)
 			bs.checkStorage(p)
 			bs.applyRetention(p)
 			bs.closeDeletedFiles(p)

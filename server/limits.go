@@ -103,3 +103,12 @@ const (
 	// little.
 	partialBytesMin = 4 << 10
 )
+
+// The ISR's lag bound (BrokerConfig.ReplicaLagTimeMax).
+const (
+	// ReplicaLagTimeMaxDefault is Kafka's replica.lag.time.max.ms.
+	ReplicaLagTimeMaxDefault = 30 * time.Second
+	// ReplicaLagTimeMaxMin keeps a follower from leaving the ISR between
+	// two of its fetches (each parks up to 500 ms).
+	ReplicaLagTimeMaxMin = time.Second
+)

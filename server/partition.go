@@ -2,8 +2,10 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
+	"github.com/strata-db/strata/replica"
 	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
@@ -22,10 +24,14 @@ type partition struct {
 	everyAck        bool // FlushEveryAck: only synced data is visible
 	maxMessageBytes int
 	shard           *Shard
-	metrics         *partitionMetrics
+	bs              *brokerShard
+	// rep drives the partition's replica machine (partition_replica.go).
+	rep     *partitionReplica
+	metrics *partitionMetrics
 
-	// parts are produce parts in flight, by token; backlog holds parts
-	// whose frames wait for room in the log's in-flight window.
+	// parts are log operations in flight, by token; backlog holds the
+	// operations waiting for room in the log's in-flight window (or, for
+	// a truncation, for the log to be idle), in order.
 	parts     map[uint64]*appendPart
 	backlog   []*appendPart
 	nextToken uint64
@@ -48,8 +54,11 @@ type partition struct {
 	offlineReport offlineReport
 }
 
-// appendPart is one produce request's frames for one partition.
+// appendPart is one operation in the partition's queue for its log: a
+// produce request's frames for one partition (opLeader), one frame fetched
+// from the leader (opFollower), or a truncation (opTruncate).
 type appendPart struct {
+	kind     logOpKind
 	token    uint64
 	rest     []byte // frames not yet handed to the log
 	pending  int    // frames handed to the log and not yet reported
@@ -59,39 +68,85 @@ type appendPart struct {
 	err      error
 	finished bool
 	done     func(code fb.ErrorCode, base, logStart int64)
+
+	// The replica machine's part: the leader epoch the frames are
+	// stamped with (opLeader) or carry (opFollower), the offset the
+	// machine gave the first frame, and, for opLeader, the machine's
+	// answer (acks=0 gets none: the log's report finishes it).
+	epoch      int32
+	expectBase int64
+	acks       fb.Acks
+	answered   bool
+	answerCode fb.ErrorCode
+	answerBase int64
+	// truncateTo is where an opTruncate cuts the log.
+	truncateTo int64
 }
 
-// highWatermark is the end of what readers may see: the log end, or under
-// FlushEveryAck the synced end, so that nothing a crash could take back is
-// ever served.
+type logOpKind uint8
+
+const (
+	opLeader logOpKind = iota
+	opFollower
+	opTruncate
+)
+
+// highWatermark is the end of what consumers may see: the replica
+// machine's high watermark (under the sync flush policy it never passes
+// what every ISR member has synced), and never past what this log has
+// written.
 func (p *partition) highWatermark() int64 {
-	if p.everyAck {
-		return p.log.RecoveryPoint()
+	if p.rep == nil {
+		return 0
 	}
-	return p.log.End()
+	return max(0, min(p.rep.hw, p.log.End()))
 }
 
-// startAppend hands a checked part's frames to the log; done runs on this
-// shard once all are durable under the flush policy, or one failed.
-func (p *partition) startAppend(frames []byte, records uint32, done func(code fb.ErrorCode, base, logStart int64)) {
+// startAppend hands a checked part's frames to the replica machine, which
+// gives them their offsets and queues them for the log; done runs on this
+// shard once the acks are met (the machine says) and the log has reported
+// every frame, or one failed.
+func (p *partition) startAppend(frames []byte, records uint32, acks fb.Acks, timeoutMs int64, done func(code fb.ErrorCode, base, logStart int64)) {
 	p.nextToken++
-	ap := &appendPart{token: p.nextToken, rest: frames, base: -1, records: records, bytes: len(frames), done: done}
+	ap := &appendPart{kind: opLeader, token: p.nextToken, rest: frames, base: -1, records: records, bytes: len(frames),
+		done: done, acks: acks, expectBase: -1}
 	p.parts[ap.token] = ap
-	if len(p.backlog) > 0 {
-		p.backlog = append(p.backlog, ap)
-		return
+	p.stepReplica(replica.Produce{ID: ap.token, Acks: int8(acks), Count: int64(records), Payload: ap, TimeoutMs: max(timeoutMs, 0)})
+	if ap.expectBase < 0 && !ap.finished {
+		// The machine refused it before any append (its answer came in
+		// the same Ready), or the partition is offline.
+		if !ap.answered {
+			ap.answered, ap.answerCode = true, fb.ErrorCodeStorageError
+		}
+		ap.rest = nil
+		p.maybeFinish(ap)
 	}
-	if !p.submit(ap) {
+}
+
+// queueOp puts a log operation behind the ones waiting, or starts it.
+func (p *partition) queueOp(ap *appendPart) {
+	if len(p.backlog) > 0 || !p.submit(ap) {
 		p.backlog = append(p.backlog, ap)
 	}
 }
 
-// submit hands the part's remaining frames to the log until it refuses for
-// lack of room; it reports whether every frame went in.
+// submit starts a log operation, handing frames to the log until it
+// refuses for lack of room; it reports whether the operation went in
+// whole (a truncation goes in only once the log is idle).
 func (p *partition) submit(ap *appendPart) bool {
+	if ap.kind == opTruncate {
+		return p.submitTruncate(ap)
+	}
+	if ap.kind == opLeader && ap.epoch != p.rep.stamped {
+		if err := p.log.SetLeaderEpoch(ap.epoch); err != nil {
+			ap.err = err
+		} else {
+			p.rep.stamped = ap.epoch
+		}
+	}
 	for len(ap.rest) > 0 && ap.err == nil {
-		// appendFrames checked every frame (CRC included) before handing
-		// them over; only the header is read again here.
+		// appendFrames (or the follower's fetch) checked every frame, CRC
+		// included, before handing it over; only the header is read again.
 		h, err := schema.ParseFrameHeader(ap.rest)
 		if err != nil {
 			ap.err = err
@@ -99,9 +154,14 @@ func (p *partition) submit(ap *appendPart) bool {
 		}
 		n := int(h.Length)
 		if n > len(ap.rest) {
-			panic("server: invariant: a checked frame runs past its produce part")
+			panic("server: invariant: a checked frame runs past its log operation")
 		}
-		off, err := p.log.AppendChecked(ap.rest[:n], h, ap.token)
+		var off int64
+		if ap.kind == opFollower {
+			off, err = p.log.AppendReplicated(ap.rest[:n], h, ap.token)
+		} else {
+			off, err = p.log.AppendChecked(ap.rest[:n], h, ap.token)
+		}
 		if errors.Is(err, ringlog.ErrTooManyInFlight) {
 			return false
 		}
@@ -111,11 +171,36 @@ func (p *partition) submit(ap *appendPart) bool {
 		}
 		if ap.base < 0 {
 			ap.base = off
+			if off != ap.expectBase {
+				// The machine and the log disagree on the log's end: the
+				// log is no longer what the machine reasons about.
+				p.replicaDiverged(fmt.Errorf("append at %d, machine placed it at %d", off, ap.expectBase))
+			}
 		}
 		ap.pending++
 		ap.rest = ap.rest[n:]
 	}
 	p.maybeFinish(ap)
+	return true
+}
+
+// submitTruncate cuts the log where the machine cut its own, once every
+// write before it has completed.
+func (p *partition) submitTruncate(ap *appendPart) bool {
+	if !p.log.Idle() {
+		return false
+	}
+	p.rep.truncates--
+	if err := p.log.Truncate(ap.truncateTo); err != nil {
+		p.bs.b.log.Error("replica truncation", "topic", p.topic, "partition", p.index, "to", ap.truncateTo, "err", err)
+		return true // the log is offline now (fail-stop); checkStorage reports it
+	}
+	if end := p.log.End(); end != ap.truncateTo {
+		p.replicaDiverged(fmt.Errorf("truncated to %d, machine to %d", end, ap.truncateTo))
+	}
+	p.rep.writtenSeen = min(p.rep.writtenSeen, p.log.End())
+	p.rep.durableSent = min(p.rep.durableSent, p.log.RecoveryPoint())
+	p.replicaProgress()
 	return true
 }
 
@@ -136,22 +221,34 @@ func (p *partition) AppendDone(token uint64, _ int64, err error) {
 // FlushDone is the log's report for a Flush; the broker issues none.
 func (p *partition) FlushDone(uint64, error) {}
 
+// maybeFinish answers a part once the log has reported all of it and, for
+// a leader's part with acks, the machine has answered it.
 func (p *partition) maybeFinish(ap *appendPart) {
 	if ap.finished || ap.pending > 0 || (len(ap.rest) > 0 && ap.err == nil) {
 		return
 	}
+	if ap.err == nil && ap.kind == opLeader && ap.acks != fb.AcksNone && !ap.answered {
+		return
+	}
 	ap.finished = true
 	delete(p.parts, ap.token)
-	if ap.err != nil {
+	switch {
+	case ap.kind != opLeader:
+	case ap.err != nil:
 		ap.done(fb.ErrorCodeStorageError, -1, -1)
-	} else {
+	case ap.answered && ap.answerCode != fb.ErrorCodeNone:
+		ap.done(ap.answerCode, -1, -1)
+	default:
 		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())
 		ap.done(fb.ErrorCodeNone, ap.base, p.log.LogStart())
+	}
+	if ap.kind == opFollower && ap.err == nil {
+		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())
 	}
 	p.wakeWaiters()
 }
 
-// drainBacklog resubmits parts that waited for room, in order.
+// drainBacklog resubmits operations that waited for room, in order.
 func (p *partition) drainBacklog() {
 	for len(p.backlog) > 0 {
 		if !p.submit(p.backlog[0]) {
@@ -162,10 +259,18 @@ func (p *partition) drainBacklog() {
 	}
 }
 
+// replicaDiverged takes the partition offline when its log and its
+// machine disagree: that is a bug, and serving on would serve the wrong
+// records under the right offsets.
+func (p *partition) replicaDiverged(err error) {
+	p.log.Fail(fmt.Errorf("server: replica state of %s-%d: %w", p.topic, p.index, err))
+}
+
 // complete routes one of the log's CQEs, then moves queued work along.
 func (p *partition) complete(cqe ring.CQE) {
 	p.log.Complete(cqe)
 	p.drainBacklog()
+	p.replicaProgress()
 }
 
 // idle reports whether nothing of the partition is in the kernel or queued.

@@ -47,6 +47,9 @@ type serveConfig struct {
 	// LogRetentionCheckInterval is how often each shard applies topic
 	// retention (Kafka's log.retention.check.interval.ms).
 	LogRetentionCheckInterval time.Duration `toml:"log_retention_check_interval"`
+	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
+	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
+	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -65,6 +68,7 @@ var defaultServeConfig = serveConfig{
 	SessionTimeout:            server.DefaultSessionTimeout,
 	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
 	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
+	ReplicaLagTimeMax:         server.ReplicaLagTimeMaxDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
@@ -123,6 +127,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
+				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -152,6 +157,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"memory for large requests being received or served, shared equally by the shards; beyond it, connections wait to send more")
 	f.DurationVar(&cfg.LogRetentionCheckInterval, "log-retention-check-interval", cfg.LogRetentionCheckInterval,
 		"how often each shard deletes the segments past their topic's retention.ms and retention.bytes (at least 100ms)")
+	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
+		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
 	return cmd
 }
 
@@ -185,6 +192,9 @@ func serve(cfg serveConfig) error {
 	if cfg.RequestBudgetBytes < server.RequestBudgetBytesMin {
 		return usageError{fmt.Errorf("--request-budget-bytes %d: want at least %d", cfg.RequestBudgetBytes, server.RequestBudgetBytesMin)}
 	}
+	if cfg.ReplicaLagTimeMax < server.ReplicaLagTimeMaxMin {
+		return usageError{fmt.Errorf("--replica-lag-time-max %v: want at least %v", cfg.ReplicaLagTimeMax, server.ReplicaLagTimeMaxMin)}
+	}
 	if cfg.LogRetentionCheckInterval < server.LogRetentionCheckIntervalMin {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
@@ -205,7 +215,8 @@ func serve(cfg serveConfig) error {
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
-		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval})
+		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax})
 	if err != nil {
 		return err
 	}
