@@ -8,7 +8,7 @@ GO ?= go
 FUZZTIME ?= 3s
 BIN := bin
 
-.PHONY: all build run test test-unit test-invariants test-failstop test-replica-long fuzz-smoke bench flamegraph generate lint tools clean
+.PHONY: all build run test test-unit test-invariants test-failstop test-replica-long test-replication-long fuzz-smoke bench flamegraph generate lint tools clean
 
 all: build
 
@@ -23,7 +23,7 @@ test: test-unit test-invariants test-failstop test-replica-long fuzz-smoke
 
 test-unit:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # The fail-stop property tests at their full count (10,000 random sequences
 # with injected storage failures for segment.Log and for ringlog), outside
@@ -36,6 +36,12 @@ test-failstop:
 # command that replays it.
 test-replica-long:
 	STRATA_REPLICA_SEEDS=10000 $(GO) test -count=1 -run 'TestSimulation$$' ./replica/
+
+# The replication kill test's long mode (docs/replication.md): 100 rounds
+# of kill -9 of a leader, a follower or the controller under acks=all load,
+# where `make test` runs 20. Not part of `make test`: about 10 minutes.
+test-replication-long:
+	STRATA_REPLICATION_KILLS=100 $(GO) test -count=1 -timeout 30m -run 'TestReplicationKillNineUnderLoad$$' ./server/
 
 # The packages whose tests reach code with expensive checks under the
 # `invariants` build tag (scripts/invariant-packages.sh), run once more with

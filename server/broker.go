@@ -81,8 +81,10 @@ type Broker struct {
 	image   atomic.Pointer[metadata.Image]
 	shards  []*brokerShard
 	metrics *brokerMetrics
-	// storageFailures counts partitions taken offline by their storage.
+	// storageFailures counts partitions taken offline by their storage;
+	// storageFailed is set by the first (no clean shutdown after it).
 	storageFailures prometheus.Counter
+	storageFailed   atomic.Bool
 	// heartbeating is set once the heartbeat loop runs.
 	heartbeating bool
 	// dirLock holds the data folder's lock until Stop has closed the logs.
@@ -139,6 +141,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen address %q: %w", cfg.Listen, err)
 	}
+	// Taken (and removed) before any log is opened: a crash of this
+	// process must not find the marker of the one before.
+	cleanEpoch, err := takeCleanShutdown(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("server: clean shutdown marker: %w", err)
+	}
 	cores, err := resolveCores(cfg.Cores)
 	if err != nil {
 		return nil, err
@@ -169,6 +177,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	listener := metadata.Listener{Name: "PLAINTEXT", Host: bound.Addr().String(), Port: bound.Port()}
 	b.session = newBrokerSession(b.quorum, cfg.NodeID, []metadata.Listener{listener}, cfg.Rack, cfg.HeartbeatInterval,
 		b.publish, cfg.Logger)
+	b.session.setCleanShutdownEpoch(cleanEpoch)
 	b.session.start()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.JoinTimeout)
 	defer cancel()
@@ -208,6 +217,10 @@ func (b *Broker) Stop() error {
 	err := b.srv.Stop()
 	for _, bs := range b.shards {
 		err = errors.Join(err, bs.closeAll())
+	}
+	if epoch := b.session.epoch.Load(); err == nil && epoch > 0 && !b.storageFailed.Load() {
+		// Every log closed flushed: the next process may prove it.
+		err = markCleanShutdown(b.cfg.DataDir, epoch)
 	}
 	err = errors.Join(err, b.quorum.stop())
 	// Last: another broker may open the folder once every log is closed.

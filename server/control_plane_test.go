@@ -267,6 +267,7 @@ func FuzzRPCRequest(f *testing.F) {
 	writeRPC(w, &rpcRequest{Kind: rpcRegisterBroker, BrokerID: 2, Listeners: []metadata.Listener{{Name: "PLAINTEXT", Host: "h", Port: 1}}})
 	writeRPC(w, &rpcRequest{Kind: rpcCreateTopic, Topic: "t", Configs: map[string]string{"partitions": "3"}})
 	writeRPC(w, &rpcRequest{Kind: rpcFenceBroker, BrokerID: 3})
+	writeRPC(w, &rpcRequest{Kind: rpcAlterPartition, BrokerID: 2, LeaderEpoch: 1, PartitionEpoch: 3, ISR: []int32{2, 3}})
 	f.Add(uint64(2), []byte(buf.String()))
 	f.Add(uint64(3), []byte{5, 0, 0, 0, '{', '"', 'k', '"', ':'})
 	f.Add(uint64(1), binary.LittleEndian.AppendUint32(nil, rpcMaxBytes+1))
@@ -279,7 +280,7 @@ func FuzzRPCRequest(f *testing.F) {
 			}
 			err := req.checkCaller(peer)
 			switch req.Kind {
-			case rpcRegisterBroker, rpcBrokerHeartbeat, rpcControlledShutdown, rpcFenceBroker:
+			case rpcRegisterBroker, rpcBrokerHeartbeat, rpcControlledShutdown, rpcFenceBroker, rpcAlterPartition:
 				if (err == nil) != (req.BrokerID > 0 && uint64(req.BrokerID) == peer) {
 					t.Fatalf("caller %d, %s for broker %d: %v", peer, req.Kind, req.BrokerID, err)
 				}

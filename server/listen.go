@@ -1,8 +1,10 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,6 +40,29 @@ func listenReusePort(addr netip.AddrPort) (int, error) {
 		return -1, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	return fd, nil
+}
+
+// portFreeWaitMax bounds how long a start waits for its port. A process
+// killed with kill -9 leaves its listening sockets open for a few
+// milliseconds after it exits, while the kernel tears its io_uring down;
+// a broker restarted at once on its port would otherwise fail with "in
+// use" though nothing serves there.
+const (
+	portFreeWaitMax   = 2 * time.Second
+	portFreeRetryWait = 20 * time.Millisecond
+)
+
+// waitPortFree is checkPortFree, tried again while the port is in use, up
+// to portFreeWaitMax.
+func waitPortFree(addr netip.AddrPort) error {
+	deadline := time.Now().Add(portFreeWaitMax)
+	for {
+		err := checkPortFree(addr)
+		if err == nil || !errors.Is(err, unix.EADDRINUSE) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(portFreeRetryWait)
+	}
 }
 
 // checkPortFree fails when something already listens on addr. Every

@@ -70,6 +70,7 @@ func (bs *brokerShard) checkStorage(p *partition) {
 	bs.b.log.Error("partition storage failed; the partition is offline on this broker until it restarts",
 		"topic", p.topic, "partition", p.index, "err", p.log.Err())
 	bs.b.storageFailures.Inc()
+	bs.b.storageFailed.Store(true)
 	p.wakeWaiters()
 	bs.reportOffline(p)
 }
@@ -134,6 +135,7 @@ func (bs *brokerShard) openFailed(t metadata.TopicInfo, index int32, err error) 
 	bs.b.log.Error("partition log could not be opened; the partition is offline on this broker until it restarts",
 		"topic", t.Name, "partition", index, "err", err)
 	bs.b.storageFailures.Inc()
+	bs.b.storageFailed.Store(true)
 	bs.reportOfflineAt(t.Name, index, &f.report)
 }
 

@@ -35,7 +35,7 @@ const (
 	replTopic      = "replicated"
 	replPartitions = 3
 	// replKillsDefault is the rounds `make test` runs.
-	replKillsDefault = 6
+	replKillsDefault = 20
 	// replRecordsPerBatch is the records of one produce.
 	replRecordsPerBatch = 8
 	// replIOTimeout bounds one request of the test's producers.
@@ -334,7 +334,10 @@ func (c *testCluster) waitReplicated(what string) {
 
 // checkAcked reads every partition from its leader and checks that each
 // acknowledged record is at its acknowledged offset.
-func (c *testCluster) checkAcked(acked []replAck) {
+func (c *testCluster) checkAcked(acked []replAck) { c.checkAckedRecords(acked, replRecordsPerBatch) }
+
+// checkAckedRecords is checkAcked for acknowledgements of perAck records.
+func (c *testCluster) checkAckedRecords(acked []replAck, perAck int) {
 	t := c.t
 	t.Helper()
 	leaders := c.replLeaders()
@@ -363,7 +366,7 @@ func (c *testCluster) checkAcked(acked []replAck) {
 			if a.partition != p {
 				continue
 			}
-			for i := range replRecordsPerBatch {
+			for i := range perAck {
 				if got, want := byOffset[a.base+int64(i)], replValue(p, a.first+i); got != want {
 					if lost < 5 {
 						t.Errorf("partition %d offset %d: %q, acknowledged %q", p, a.base+int64(i), got, want)

@@ -75,7 +75,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if addr.Port() != 0 {
-		if err := checkPortFree(addr); err != nil {
+		if err := waitPortFree(addr); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
