@@ -170,6 +170,9 @@ func (p *Partition) Status() Status {
 // Role is the replica's role under the latest image.
 func (p *Partition) Role() Role { return p.role }
 
+// LeaderEpoch is the leader epoch of the latest image (NoEpoch before one).
+func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch }
+
 // HighWatermark is the replica's high watermark.
 func (p *Partition) HighWatermark() int64 { return p.hw }
 

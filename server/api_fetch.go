@@ -54,6 +54,7 @@ type fetchJob struct {
 type fetchPart struct {
 	topic    string
 	index    int32
+	epoch    int32 // the caller's leader epoch, -1 when it does not know (KIP-320)
 	owner    int
 	offset   int64
 	maxBytes int64
@@ -138,7 +139,7 @@ func planFetch(m *fb.FetchRequest, msg []byte, im *metadata.Image, shards int) (
 			t.Partitions(&p, j)
 			r := &fb.FetchPartitionResponseT{Partition: p.Partition(), ErrorCode: code, HighWatermark: -1, LogStartOffset: -1}
 			tr.Partitions = append(tr.Partitions, r)
-			fp := &fetchPart{topic: name, index: p.Partition(), offset: p.FetchOffset(), maxBytes: int64(p.PartitionMaxBytes()), result: r, owner: -1}
+			fp := &fetchPart{topic: name, index: p.Partition(), epoch: p.CurrentLeaderEpoch(), offset: p.FetchOffset(), maxBytes: int64(p.PartitionMaxBytes()), result: r, owner: -1}
 			if fp.maxBytes <= 0 {
 				fp.maxBytes = fetchBytesDefault
 			}
@@ -229,6 +230,10 @@ func (bs *brokerShard) readPart(fp *fetchPart) {
 	}
 	if p.offline() {
 		r.ErrorCode = bs.storageErrorCode(p)
+		return
+	}
+	if code := p.checkLeaderEpoch(fp.epoch); code != fb.ErrorCodeNone {
+		r.ErrorCode = code
 		return
 	}
 	fp.metrics = p.metrics

@@ -31,7 +31,7 @@ func (bs *brokerShard) listOffsets(req *Request) {
 	}
 	for _, w := range works {
 		bs.onOwner(w.owner, func(obs *brokerShard) {
-			obs.lookupOffset(w.topic, w.index, w.ts, w.result)
+			obs.lookupOffset(w.topic, w.index, w.ts, w.epoch, w.result)
 		}, func() {
 			if left--; left == 0 {
 				answer(bs.sh)
@@ -46,6 +46,7 @@ type listOffsetsWork struct {
 	topic  string
 	index  int32
 	ts     int64
+	epoch  int32 // the caller's leader epoch (KIP-320), -1: unknown
 	result *fb.ListOffsetsPartitionResponseT
 }
 
@@ -81,14 +82,15 @@ func planListOffsets(m *fb.ListOffsetsRequest, msg []byte, im *metadata.Image, s
 				continue
 			}
 			r.LeaderEpoch = info.Partitions[p.Partition()].LeaderEpoch
-			works = append(works, listOffsetsWork{owner: ownerShard(name, p.Partition(), shards), topic: name, index: p.Partition(), ts: p.Timestamp(), result: r})
+			works = append(works, listOffsetsWork{owner: ownerShard(name, p.Partition(), shards), topic: name, index: p.Partition(), ts: p.Timestamp(),
+				epoch: p.CurrentLeaderEpoch(), result: r})
 		}
 	}
 	return resp, works, true
 }
 
 // lookupOffset answers one partition on its owning shard.
-func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.ListOffsetsPartitionResponseT) {
+func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, epoch int32, r *fb.ListOffsetsPartitionResponseT) {
 	p := bs.leaderAt(topic, index)
 	if p == nil {
 		r.ErrorCode = bs.missingPartitionCode(topic, index)
@@ -98,6 +100,11 @@ func (bs *brokerShard) lookupOffset(topic string, index int32, ts int64, r *fb.L
 		r.ErrorCode = bs.storageErrorCode(p)
 		return
 	}
+	if code := p.checkLeaderEpoch(epoch); code != fb.ErrorCodeNone {
+		r.ErrorCode = code
+		return
+	}
+	r.LeaderEpoch = p.rep.m.LeaderEpoch()
 	switch ts {
 	case schema.ListOffsetsEarliest:
 		r.Offset = p.log.LogStart()

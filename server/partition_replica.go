@@ -127,6 +127,23 @@ func (p *partition) leads() bool {
 	return p.rep != nil && p.rep.m.Role() == replica.RoleLeader
 }
 
+// checkLeaderEpoch fences a consumer's request by the leader epoch it
+// carries (KIP-320): older than this leader's is FENCED_LEADER_EPOCH (the
+// caller's metadata is stale), newer is UNKNOWN_LEADER_EPOCH (this broker
+// has not seen that image yet); -1 is a caller that does not know.
+func (p *partition) checkLeaderEpoch(epoch int32) fb.ErrorCode {
+	if epoch < 0 || p.rep == nil {
+		return fb.ErrorCodeNone
+	}
+	switch mine := p.rep.m.LeaderEpoch(); {
+	case epoch < mine:
+		return fb.ErrorCodeFencedLeaderEpoch
+	case epoch > mine:
+		return fb.ErrorCodeUnknownLeaderEpoch
+	}
+	return fb.ErrorCodeNone
+}
+
 // runReady carries out the machine's effects, in the order Ready gives.
 func (p *partition) runReady() {
 	r := p.rep

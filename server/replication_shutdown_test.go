@@ -120,5 +120,46 @@ func TestReplicationRollingRestart(t *testing.T) {
 	}
 	t.Logf("%d records acknowledged across the rolling restart", len(acked))
 	c.checkAckedRecords(acked, 1)
+	c.checkEpochFencing()
 	c.checkReplicasIdentical()
+}
+
+// checkEpochFencing: a consumer's fetch and offset lookup carrying an
+// older leader epoch than the leader's get FENCED_LEADER_EPOCH, a newer
+// one UNKNOWN_LEADER_EPOCH, the leader's own is served (KIP-320). Every
+// leader has moved by now, so every epoch is above 0.
+func (c *testCluster) checkEpochFencing() {
+	t := c.t
+	t.Helper()
+	md := c.metadata(c.anyLive())
+	for _, p := range topicOf(md, replTopic).Partitions {
+		if p.LeaderEpoch < 1 {
+			t.Fatalf("partition %d: leader epoch %d after a rolling restart", p.Partition, p.LeaderEpoch)
+		}
+		addr := c.nodes[p.LeaderId].clientAddr()
+		for _, tc := range []struct {
+			epoch int32
+			want  fb.ErrorCode
+		}{{p.LeaderEpoch - 1, fb.ErrorCodeFencedLeaderEpoch}, {p.LeaderEpoch + 1, fb.ErrorCodeUnknownLeaderEpoch},
+			{p.LeaderEpoch, fb.ErrorCodeNone}, {-1, fb.ErrorCodeNone}} {
+			m := fetchMsg(replTopic, p.Partition, 0, 0, 0)
+			m.Value.(*fb.FetchRequestT).Topics[0].Partitions[0].CurrentLeaderEpoch = tc.epoch
+			env, _, err := rawCall(addr, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0].ErrorCode; got != tc.want {
+				t.Fatalf("partition %d: fetch with leader epoch %d (leader's %d): %v, want %v", p.Partition, tc.epoch, p.LeaderEpoch, got, tc.want)
+			}
+			env, _, err = rawCall(addr, &fb.MessageT{Type: fb.MessageListOffsetsRequest, Value: &fb.ListOffsetsRequestT{ReplicaId: -1,
+				Topics: []*fb.ListOffsetsTopicT{{Name: replTopic, Partitions: []*fb.ListOffsetsPartitionT{
+					{Partition: p.Partition, CurrentLeaderEpoch: tc.epoch, Timestamp: -1}}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := env.Message.Value.(*fb.ListOffsetsResponseT).Topics[0].Partitions[0].ErrorCode; got != tc.want {
+				t.Fatalf("partition %d: list offsets with leader epoch %d (leader's %d): %v, want %v", p.Partition, tc.epoch, p.LeaderEpoch, got, tc.want)
+			}
+		}
+	}
 }
