@@ -193,6 +193,11 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 			maxMsg = min(n, schema.MaxFrameBytes)
 		}
 	}
+	if cfg.SegmentBytes > 0 {
+		// A frame must fit a segment: the log would refuse it after the
+		// replica machine had placed it.
+		maxMsg = min(maxMsg, int(cfg.SegmentBytes))
+	}
 	var slot uint32
 	if n := len(bs.freeSlots); n > 0 {
 		slot = bs.freeSlots[n-1]
@@ -282,7 +287,7 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 		bs.keepLog[p] = true
 	}
 	p.failWaiters()
-	p.abandonProduces()
+	p.abandonWaiting()
 	if p.closable() {
 		bs.finishClose(p)
 	}

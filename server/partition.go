@@ -167,6 +167,12 @@ func (p *partition) submit(ap *appendPart) bool {
 		}
 		if err != nil {
 			ap.err = err
+			if !p.offline() {
+				// Not a storage failure: the log refused what the
+				// machine placed (an offset or an epoch), so the two
+				// no longer agree on the log.
+				p.replicaDiverged(fmt.Errorf("append at %d refused: %w", ap.expectBase, err))
+			}
 			break
 		}
 		if ap.base < 0 {

@@ -204,16 +204,25 @@ func (p *partition) runReady() {
 	}
 }
 
-// abandonProduces answers NOT_LEADER to every produce part still waiting
-// for its acks on a partition that is closing: no machine will answer it
-// now. A part whose frames are still being written answers once they are.
-func (p *partition) abandonProduces() {
+// abandonWaiting answers NOT_LEADER to every produce part still waiting
+// for its acks and to every follower fetch parked on a partition that is
+// closing: no machine will answer them now. A part whose frames are still
+// being written answers once they are.
+func (p *partition) abandonWaiting() {
 	for _, ap := range p.parts {
 		if ap.kind == opLeader && !ap.answered {
 			ap.answered, ap.answerCode = true, fb.ErrorCodeNotLeader
 			p.maybeFinish(ap)
 		}
 	}
+	if p.rep == nil {
+		return
+	}
+	for key, ctx := range p.rep.serving {
+		delete(p.rep.serving, key)
+		ctx.respondError(p.bs, fb.ErrorCodeNotLeader, key.gen, key.seq)
+	}
+	p.rep.held = p.rep.held[:0]
 }
 
 // replicaProgress tells the machine what the log made durable, and sends
