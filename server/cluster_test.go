@@ -150,7 +150,9 @@ func (c *testCluster) start(n *clusterNode) {
 		n.cmd.Wait()
 		close(n.done)
 	}()
+	n.mu.Lock()
 	n.addr = ""
+	n.mu.Unlock()
 	go func() {
 		select {
 		case a := <-ready:

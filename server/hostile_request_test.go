@@ -169,7 +169,7 @@ func frameOfAlignedLength(t testing.TB, from int) []byte {
 func logEnd(t testing.TB, c *testClient, topic string, partition int32) int64 {
 	t.Helper()
 	env, _ := c.call(&fb.MessageT{Type: fb.MessageListOffsetsRequest, Value: &fb.ListOffsetsRequestT{ReplicaId: -1,
-		Topics: []*fb.ListOffsetsTopicT{{Name: topic, Partitions: []*fb.ListOffsetsPartitionT{{Partition: partition, Timestamp: schema.ListOffsetsLatest}}}}}})
+		Topics: []*fb.ListOffsetsTopicT{{Name: topic, Partitions: []*fb.ListOffsetsPartitionT{{Partition: partition, CurrentLeaderEpoch: -1, Timestamp: schema.ListOffsetsLatest}}}}}})
 	r := env.Message.Value.(*fb.ListOffsetsResponseT).Topics[0].Partitions[0]
 	if r.ErrorCode != fb.ErrorCodeNone {
 		t.Fatalf("list offsets %s/%d: %v", topic, partition, r.ErrorCode)

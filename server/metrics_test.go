@@ -107,7 +107,7 @@ func TestRequestMetricsCountEveryAPI(t *testing.T) {
 		}
 		c.call(fetchMsg("counted", int32(i%2), 0, 0, 0))
 		c.call(&fb.MessageT{Type: fb.MessageListOffsetsRequest, Value: &fb.ListOffsetsRequestT{Topics: []*fb.ListOffsetsTopicT{
-			{Name: "counted", Partitions: []*fb.ListOffsetsPartitionT{{Partition: 0, Timestamp: -1}}}}}})
+			{Name: "counted", Partitions: []*fb.ListOffsetsPartitionT{{Partition: 0, CurrentLeaderEpoch: -1, Timestamp: -1}}}}}})
 		for _, api := range []string{"ApiVersions", "Metadata", "Produce", "Fetch", "ListOffsets"} {
 			want[api]++
 		}
