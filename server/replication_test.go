@@ -2,9 +2,7 @@ package server
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"slices"
@@ -62,36 +60,7 @@ func rawCall(addr string, m *fb.MessageT) (*fb.EnvelopeT, []byte, error) {
 	if _, err := c.Write(enc.Encode(&schema.EnvelopeHeader{CorrelationID: 1, ClientID: "repl-test"}, m)); err != nil {
 		return nil, nil, err
 	}
-	var p [4]byte
-	if _, err := io.ReadFull(c, p[:]); err != nil {
-		return nil, nil, err
-	}
-	n := binary.LittleEndian.Uint32(p[:])
-	if n > schema.EnvelopeBytesMax {
-		return nil, nil, fmt.Errorf("answer of %d bytes", n)
-	}
-	msg := make([]byte, 4+n)
-	copy(msg, p[:])
-	if _, err := io.ReadFull(c, msg[4:]); err != nil {
-		return nil, nil, err
-	}
-	var env schema.Envelope
-	if err := env.DecodeResponse(msg); err != nil {
-		return nil, nil, err
-	}
-	var trailing []byte
-	if env.MessageType() == fb.MessageFetchResponse {
-		fr, _ := env.FetchResponse()
-		tb, err := schema.FetchTrailingBytes(&fr, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		trailing = make([]byte, tb)
-		if _, err := io.ReadFull(c, trailing); err != nil {
-			return nil, nil, err
-		}
-	}
-	return env.UnPack(), trailing, nil
+	return readAnswer(c)
 }
 
 // replValue is the value of record seq of a partition.

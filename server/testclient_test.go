@@ -56,9 +56,13 @@ func (c *testClient) recv() (*fb.EnvelopeT, []byte) {
 	return env, trailing
 }
 
-func (c *testClient) tryRecv() (*fb.EnvelopeT, []byte, error) {
+func (c *testClient) tryRecv() (*fb.EnvelopeT, []byte, error) { return readAnswer(c.conn) }
+
+// readAnswer reads one answer from r: the envelope and, for a fetch, its
+// trailing bytes.
+func readAnswer(r io.Reader) (*fb.EnvelopeT, []byte, error) {
 	var p [4]byte
-	if _, err := io.ReadFull(c.conn, p[:]); err != nil {
+	if _, err := io.ReadFull(r, p[:]); err != nil {
 		return nil, nil, err
 	}
 	n := binary.LittleEndian.Uint32(p[:])
@@ -67,7 +71,7 @@ func (c *testClient) tryRecv() (*fb.EnvelopeT, []byte, error) {
 	}
 	msg := make([]byte, 4+n)
 	copy(msg, p[:])
-	if _, err := io.ReadFull(c.conn, msg[4:]); err != nil {
+	if _, err := io.ReadFull(r, msg[4:]); err != nil {
 		return nil, nil, err
 	}
 	var env schema.Envelope
@@ -82,7 +86,7 @@ func (c *testClient) tryRecv() (*fb.EnvelopeT, []byte, error) {
 			return nil, nil, err
 		}
 		trailing = make([]byte, tb)
-		if _, err := io.ReadFull(c.conn, trailing); err != nil {
+		if _, err := io.ReadFull(r, trailing); err != nil {
 			return nil, nil, err
 		}
 	}
