@@ -30,15 +30,30 @@ type BrokerInfo struct {
 func (b BrokerInfo) Addr() string { return net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) }
 
 // PartitionInfo describes one partition: its leader and leader epoch, its
-// replicas and its in-sync replicas.
+// replicas, its in-sync replicas, its eligible leader replicas, and which
+// replicas sit on brokers that are not live.
 type PartitionInfo struct {
 	Partition   int32
 	Leader      int32 // -1: no leader at the moment
 	LeaderEpoch int32
 	Replicas    []int32
 	ISR         []int32
-	Err         error // the partition's error code, nil for none
+	// ELR are replicas out of the ISR that still hold everything
+	// committed (eligible for a clean election); LastKnownELR, while the
+	// partition has no leader, those only an unclean election may pick.
+	ELR          []int32
+	LastKnownELR []int32
+	// OfflineReplicas are the replicas whose brokers are fenced, shutting
+	// down or unknown to the controller.
+	OfflineReplicas []int32
+	Err             error // the partition's error code, nil for none
 }
+
+// UnderReplicated reports whether the ISR is smaller than the replica set.
+func (p PartitionInfo) UnderReplicated() bool { return len(p.ISR) < len(p.Replicas) }
+
+// Unavailable reports whether the partition has no leader.
+func (p PartitionInfo) Unavailable() bool { return p.Leader < 0 }
 
 // TopicInfo describes one topic and its partitions, in partition order.
 type TopicInfo struct {
@@ -131,7 +146,8 @@ func (c *Client) fetchMetadataOnce(ctx context.Context, topics []string) (*metad
 			ti := TopicInfo{Name: tm.Name, Err: topicErr(tm.Name, tm.ErrorCode)}
 			for _, p := range tm.Partitions {
 				ti.Partitions = append(ti.Partitions, PartitionInfo{Partition: p.Partition, Leader: p.LeaderId,
-					LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.Isr, Err: codeErr(p.ErrorCode)})
+					LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.Isr, ELR: p.Elr, LastKnownELR: p.LastKnownElr,
+					OfflineReplicas: p.OfflineReplicas, Err: codeErr(p.ErrorCode)})
 			}
 			slices.SortFunc(ti.Partitions, func(a, b PartitionInfo) int { return int(a.Partition) - int(b.Partition) })
 			res.topics = append(res.topics, ti)

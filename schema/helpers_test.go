@@ -98,7 +98,8 @@ func sampleMessages() []*fb.MessageT {
 			Brokers:      []*fb.BrokerT{{NodeId: 1, Host: "h1", Port: 9092, Rack: "r1"}},
 			ControllerId: 1, ClusterId: "c",
 			Topics: []*fb.TopicMetadataT{{Name: "a", Partitions: []*fb.PartitionMetadataT{
-				{Partition: 0, LeaderId: 1, LeaderEpoch: 3, Replicas: []int32{1, 2, 3}, Isr: []int32{1, 2}}}}}}},
+				{Partition: 0, LeaderId: 1, LeaderEpoch: 3, Replicas: []int32{1, 2, 3}, Isr: []int32{1, 2},
+					Elr: []int32{3}, LastKnownElr: []int32{2}, OfflineReplicas: []int32{3}}}}}}},
 		{Type: fb.MessageCreateTopicsRequest, Value: &fb.CreateTopicsRequestT{TimeoutMs: 5000, ValidateOnly: true,
 			Topics: []*fb.CreatableTopicT{{Name: "a", NumPartitions: 3, ReplicationFactor: 3,
 				Configs: []*fb.TopicConfigT{{Name: "retention.ms", Value: "1000"}}}}}},

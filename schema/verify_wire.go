@@ -46,6 +46,9 @@ var (
 		fScalar("leader_epoch", sizeInt),
 		fScalarVector("replicas", sizeInt),
 		fScalarVector("isr", sizeInt),
+		fScalarVector("elr", sizeInt),
+		fScalarVector("last_known_elr", sizeInt),
+		fScalarVector("offline_replicas", sizeInt),
 	}}
 	descTopicMetadata = &tableDesc{name: "TopicMetadata", fields: []field{
 		fScalar("error_code", sizeErrorCode),

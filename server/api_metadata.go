@@ -7,7 +7,7 @@ import (
 
 // Metadata: the unfenced brokers, the controller leader, and for the asked topics
 // (all when the list is absent) their partitions with leader, epoch,
-// replicas and ISR, from the image this broker's shards serve.
+// replicas, ISR, ELR and offline replicas, from the image this broker's shards serve.
 func (bs *brokerShard) metadata(req *Request) {
 	m, err := bs.env.MetadataRequest()
 	if err != nil {
@@ -39,7 +39,7 @@ func metadataAnswer(m *fb.MetadataRequest, msg []byte, im *metadata.Image, contr
 	}
 	if m.TopicsLength() == 0 && !hasTopicList(m) {
 		for _, t := range im.Topics() {
-			resp.Topics = append(resp.Topics, topicMetadata(t))
+			resp.Topics = append(resp.Topics, topicMetadata(im, t))
 		}
 		return resp, true
 	}
@@ -61,7 +61,7 @@ func metadataAnswer(m *fb.MetadataRequest, msg []byte, im *metadata.Image, contr
 			resp.Topics = append(resp.Topics, &fb.TopicMetadataT{Name: name, ErrorCode: fb.ErrorCodeUnknownTopicOrPartition})
 			continue
 		}
-		resp.Topics = append(resp.Topics, topicMetadata(t))
+		resp.Topics = append(resp.Topics, topicMetadata(im, t))
 	}
 	return resp, true
 }
@@ -77,13 +77,27 @@ func hasTopicList(m *fb.MetadataRequest) bool {
 	return t.Offset(4) != 0
 }
 
-func topicMetadata(t metadata.TopicInfo) *fb.TopicMetadataT {
+func topicMetadata(im *metadata.Image, t metadata.TopicInfo) *fb.TopicMetadataT {
 	tm := &fb.TopicMetadataT{Name: t.Name}
 	for _, p := range t.Partitions {
 		tm.Partitions = append(tm.Partitions, &fb.PartitionMetadataT{
 			Partition: p.Partition, LeaderId: p.Leader, LeaderEpoch: p.LeaderEpoch,
-			Replicas: p.Replicas, Isr: p.ISR,
+			Replicas: p.Replicas, Isr: p.ISR, Elr: p.ELR, LastKnownElr: p.LastKnownELR,
+			OfflineReplicas: offlineReplicas(im, p.Replicas),
 		})
 	}
 	return tm
+}
+
+// offlineReplicas are the replicas whose brokers are not live: fenced,
+// shutting down, or not registered. Such a replica neither leads nor
+// follows, whatever the ISR still says.
+func offlineReplicas(im *metadata.Image, replicas []int32) []int32 {
+	var out []int32
+	for _, id := range replicas {
+		if b, ok := im.Broker(id); !ok || b.Fenced || b.ShuttingDown {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -51,6 +51,7 @@ const (
 type clusterNode struct {
 	id    int32
 	args  []string
+	admin string // the metrics listener's address; "" when it has none
 	cmd   *exec.Cmd
 	addr  string // client address, from its ready line
 	mu    sync.Mutex
@@ -81,9 +82,13 @@ func freePorts(t *testing.T, n int) []string {
 	return addrs
 }
 
-func newTestCluster(t *testing.T, size int) *testCluster {
+func newTestCluster(t *testing.T, size int) *testCluster { return newTestClusterAdmin(t, size, false) }
+
+// newTestClusterAdmin is newTestCluster with, when admin is set, each
+// node's admin (metrics) listener on a port of its own.
+func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
 	c := &testCluster{t: t, nodes: map[int32]*clusterNode{}}
-	ports := freePorts(t, 2*size)
+	ports := freePorts(t, 3*size)
 	var voters []string
 	for id := int32(1); id <= int32(size); id++ {
 		voters = append(voters, fmt.Sprintf("%d@%s", id, ports[id-1]))
@@ -100,6 +105,11 @@ func newTestCluster(t *testing.T, size int) *testCluster {
 			"--data-dir", filepath.Join(base, fmt.Sprint(id)), "--listen", ports[size+int(id)-1], "--admin", "",
 			"--cores", "1", "--pin=false", "--log-level", "info",
 			"--heartbeat-interval", clusterHeartbeat, "--session-timeout", clusterSession}}
+		if admin {
+			n := c.nodes[id]
+			n.admin = ports[2*size+int(id)-1]
+			n.args = append(n.args, "--admin", n.admin) // the last --admin is taken
+		}
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {

@@ -62,6 +62,18 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 			return float64(sum)
 		}))
 	}
+	shardGauge("strata_outbound_connections_open", "Open connections this broker dialed to other brokers (follower fetches).",
+		func(s *ShardStats) int64 { return s.OutboundOpen.Load() })
+	shardCounter("strata_outbound_connections_dialed_total", "Connections dialed to other brokers.",
+		func(s *ShardStats) float64 { return float64(s.OutboundDialed.Load()) })
+	shardCounter("strata_outbound_connections_closed_total", "Connections to other brokers closed, by either side or on an error.",
+		func(s *ShardStats) float64 { return float64(s.OutboundClosed.Load()) })
+	shardCounter("strata_outbound_bytes_in_total", "Bytes received on connections to other brokers (fetched frames included).",
+		func(s *ShardStats) float64 { return float64(s.OutboundBytesIn.Load()) })
+	shardCounter("strata_outbound_bytes_out_total", "Bytes sent on connections to other brokers.",
+		func(s *ShardStats) float64 { return float64(s.OutboundBytesOut.Load()) })
+	shardCounter("strata_outbound_receives_total", "Receives that brought bytes in on connections to other brokers.",
+		func(s *ShardStats) float64 { return float64(s.OutboundRecvs.Load()) })
 	shardGauge("strata_request_budget_used_bytes", "Bytes of the request budget reserved by large requests.",
 		func(s *ShardStats) int64 { return s.RequestBudgetUsedBytes.Load() })
 	shardGauge("strata_request_budget_waiting_connections", "Connections waiting for request budget, their receive stopped.",

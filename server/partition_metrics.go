@@ -20,6 +20,8 @@ type partitionMetrics struct {
 	recordsIn atomic.Uint64
 	logEnd    atomic.Int64
 	bytesOut  []paddedCounter // by answering shard
+	// replication is written by the owner alone (replica_metrics.go).
+	replication replicationMetrics
 	// opens counts the partitions holding these series: a partition
 	// opened again while its old instance still closes shares them.
 	opens int
@@ -54,17 +56,19 @@ type partitionCollector struct {
 	series     map[partitionKey]*partitionMetrics
 
 	bytesIn, recordsIn, bytesOut, logEnd *prometheus.Desc
+	replication                          replicationDescs
 }
 
 func newPartitionCollector(shardCount int) *partitionCollector {
 	labels := []string{"topic", "partition"}
 	return &partitionCollector{
-		shardCount: shardCount,
-		series:     map[partitionKey]*partitionMetrics{},
-		bytesIn:    prometheus.NewDesc("strata_partition_bytes_in_total", "Frame bytes appended, by topic and partition.", labels, nil),
-		recordsIn:  prometheus.NewDesc("strata_partition_records_in_total", "Records appended, by topic and partition.", labels, nil),
-		bytesOut:   prometheus.NewDesc("strata_partition_bytes_out_total", "Frame bytes sent to fetchers, by topic and partition.", labels, nil),
-		logEnd:     prometheus.NewDesc("strata_partition_log_end_offset", "The next offset to be written, by topic and partition.", labels, nil),
+		shardCount:  shardCount,
+		series:      map[partitionKey]*partitionMetrics{},
+		bytesIn:     prometheus.NewDesc("strata_partition_bytes_in_total", "Frame bytes appended, by topic and partition.", labels, nil),
+		recordsIn:   prometheus.NewDesc("strata_partition_records_in_total", "Records appended, by topic and partition.", labels, nil),
+		bytesOut:    prometheus.NewDesc("strata_partition_bytes_out_total", "Frame bytes sent to fetchers, by topic and partition.", labels, nil),
+		logEnd:      prometheus.NewDesc("strata_partition_log_end_offset", "The next offset to be written, by topic and partition.", labels, nil),
+		replication: newReplicationDescs(),
 	}
 }
 
@@ -104,6 +108,7 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.recordsIn
 	ch <- c.bytesOut
 	ch <- c.logEnd
+	c.replication.describe(ch)
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -118,5 +123,6 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.recordsIn, prometheus.CounterValue, float64(pm.recordsIn.Load()), pm.topic, pm.partition)
 		ch <- prometheus.MustNewConstMetric(c.bytesOut, prometheus.CounterValue, float64(out), pm.topic, pm.partition)
 		ch <- prometheus.MustNewConstMetric(c.logEnd, prometheus.GaugeValue, float64(pm.logEnd.Load()), pm.topic, pm.partition)
+		c.replication.collect(ch, pm)
 	}
 }

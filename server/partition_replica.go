@@ -119,6 +119,7 @@ func (p *partition) tickReplica(now int64) {
 	p.rep.m.Tick(now)
 	p.runReady()
 	p.releaseHeld(true)
+	p.metrics.replication.afterTick(p.rep.m)
 }
 
 // leads reports whether this replica leads the partition: only then does it
@@ -151,6 +152,7 @@ func (p *partition) runReady() {
 		rd := r.m.Ready()
 		if rd.Empty() && rd.HighWatermark == r.hw {
 			r.m.Advance()
+			p.metrics.replication.afterReady(r.m)
 			return
 		}
 		hwMoved := rd.HighWatermark != r.hw

@@ -142,7 +142,7 @@ func clusterCommand() *cobra.Command {
 	addClientFlags(cmd, &f, timeoutAdminUse)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "describe",
-		Short: "Show the cluster id, the brokers (live or fenced) and the controller quorum (each voter's log end and lag)",
+		Short: "Show the cluster id, the brokers (live or fenced), the controller quorum (each voter's log end and lag), the under-replicated and unavailable partitions, and each broker's log folder",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cl, done, err := f.admin()
@@ -182,6 +182,13 @@ func clusterCommand() *cobra.Command {
 				fmt.Fprintf(w, "%d\t%d\t%d\t%v\n", v.ID, v.LogEnd, v.Lag, v.Active)
 			}
 			if err := w.Flush(); err != nil {
+				return err
+			}
+			topics, err := admin.DescribeTopics(ctx)
+			if err != nil {
+				return failedOp("describe the partitions", err)
+			}
+			if err := replicationTables(out, topics); err != nil {
 				return err
 			}
 			return logDirsTable(ctx, admin, out, info.Brokers)

@@ -117,53 +117,82 @@ func replicationFactor(t client.TopicInfo) int {
 }
 
 func topicDescribeCommand(f *clientFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "describe NAME",
-		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync replicas, log start and log end",
-		Long: `Show each partition of a topic: its leader and leader epoch, its replicas and
-in-sync replicas (broker ids), and its log start and log end offsets as the
-leader answers them (the log end is the offset the next record gets). A
-partition whose leader does not answer shows "-" for its offsets, and the
-command then exits 1 after the table. SIZE is the bytes of the partition's
-segment data on its leader ("-" where the leader cannot say).`,
-		Args: args(1, "the topic name"),
+	var sel partitionSelect
+	cmd := &cobra.Command{
+		Use:   "describe [NAME]",
+		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync and eligible replicas, offline replicas, log start and log end",
+		Long: `Show each partition of a topic (of every topic when NAME is left out): its
+leader ("none" when it has none) and leader epoch, its replicas, in-sync
+replicas (ISR), eligible leader replicas (ELR: out of the ISR yet known to
+hold everything committed), last-known ELR (while there is no leader: the
+replicas only an unclean election may pick) and offline replicas (on brokers
+that are fenced or gone), all as broker ids ("-" for none), and its log start
+and log end offsets as the leader answers them (the log end is the offset the
+next record gets). A partition whose leader does not answer shows "-" for its
+offsets, and the command then exits 1 after the table; a partition with no
+leader shows "-" and is not an error. SIZE is the bytes of the partition's
+segment data on its leader ("-" where the leader cannot say).
+
+--under-replicated-partitions and --unavailable-partitions show only the
+partitions whose ISR is smaller than their replicas, or that have no leader
+(both: either); the table is empty when there are none.`,
+		Example: `  strata topic describe events
+  strata topic describe --under-replicated-partitions
+  strata topic describe events --unavailable-partitions`,
+		Args: argsUpTo(1, "at most one topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			op := fmt.Sprintf("describe topic %q", a[0])
+			op, name := "describe topics", ""
+			var names []string
+			if len(a) == 1 {
+				name, names = a[0], a
+				op = fmt.Sprintf("describe topic %q", name)
+			}
 			ctx, cl, done, err := f.admin()
 			if err != nil {
 				return err
 			}
 			defer done()
 			admin := client.NewAdmin(cl)
-			topics, err := admin.DescribeTopics(ctx, a[0])
+			topics, err := admin.DescribeTopics(ctx, names...)
 			if err != nil {
-				return failed(op, a[0], err)
+				return describeFailed(op, name, err)
+			}
+			for i := range topics {
+				topics[i].Partitions = sel.keep(topics[i].Partitions)
 			}
 			sizes := partitionSizes(ctx, admin, topics)
 			var offsetsErr error
 			w := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tLOG START\tLOG END\tSIZE")
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tELR\tLAST KNOWN ELR\tOFFLINE\tLOG START\tLOG END\tSIZE")
 			for _, t := range topics {
-				parts := make([]int32, len(t.Partitions))
-				for i, p := range t.Partitions {
-					parts[i] = p.Partition
+				var led []int32
+				for _, p := range t.Partitions {
+					if !p.Unavailable() {
+						led = append(led, p.Partition)
+					}
 				}
-				starts, ends, err := logRanges(ctx, cl, t.Name, parts)
-				if offsetsErr == nil {
-					offsetsErr = err
+				var starts, ends map[int32]int64
+				if len(led) > 0 {
+					starts, ends, err = logRanges(ctx, cl, t.Name, led)
+					if offsetsErr == nil {
+						offsetsErr = err
+					}
 				}
 				for _, p := range t.Partitions {
-					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", t.Name, p.Partition, p.Leader, p.LeaderEpoch,
-						ids(p.Replicas), ids(p.ISR), offsetCell(starts, p.Partition), offsetCell(ends, p.Partition),
+					fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, p.Partition, leaderCell(p.Leader),
+						p.LeaderEpoch, idsCell(p.Replicas), idsCell(p.ISR), idsCell(p.ELR), idsCell(p.LastKnownELR),
+						idsCell(p.OfflineReplicas), offsetCell(starts, p.Partition), offsetCell(ends, p.Partition),
 						offsetCell(sizes[t.Name], p.Partition))
 				}
 			}
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			return failed(op+": log offsets", a[0], offsetsErr)
+			return describeFailed(op+": log offsets", name, offsetsErr)
 		},
 	}
+	sel.addFlags(cmd)
+	return cmd
 }
 
 // logRanges asks the partitions' leaders for their log start and log end

@@ -41,16 +41,17 @@ func TestTopicListAndDescribe(t *testing.T) {
 	rows := func(out string) map[string][]string {
 		t.Helper()
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if got := strings.Fields(lines[0]); strings.Join(got, " ") != "TOPIC PARTITION LEADER EPOCH REPLICAS ISR LOG START LOG END SIZE" {
+		if got := strings.Fields(lines[0]); strings.Join(got, " ") != "TOPIC PARTITION LEADER EPOCH REPLICAS ISR ELR LAST KNOWN ELR OFFLINE LOG START LOG END SIZE" {
 			t.Fatalf("topic describe header %q", lines[0])
 		}
 		byPartition := map[string][]string{}
 		for _, l := range lines[1:] {
 			f := strings.Fields(l)
-			if len(f) != 9 || f[0] != "events" || f[2] != "1" || f[3] != "0" || f[4] != "1" || f[5] != "1" || f[6] != "0" {
+			if len(f) != 12 || f[0] != "events" || f[2] != "1" || f[3] != "0" || f[4] != "1" || f[5] != "1" ||
+				f[6] != "-" || f[7] != "-" || f[8] != "-" || f[9] != "0" {
 				t.Fatalf("topic describe row %q", l)
 			}
-			byPartition[f[1]] = f[7:]
+			byPartition[f[1]] = f[10:]
 		}
 		return byPartition
 	}

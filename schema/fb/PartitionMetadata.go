@@ -7,12 +7,15 @@ import (
 )
 
 type PartitionMetadataT struct {
-	ErrorCode   ErrorCode `json:"error_code"`
-	Partition   int32     `json:"partition"`
-	LeaderId    int32     `json:"leader_id"`
-	LeaderEpoch int32     `json:"leader_epoch"`
-	Replicas    []int32   `json:"replicas"`
-	Isr         []int32   `json:"isr"`
+	ErrorCode       ErrorCode `json:"error_code"`
+	Partition       int32     `json:"partition"`
+	LeaderId        int32     `json:"leader_id"`
+	LeaderEpoch     int32     `json:"leader_epoch"`
+	Replicas        []int32   `json:"replicas"`
+	Isr             []int32   `json:"isr"`
+	Elr             []int32   `json:"elr"`
+	LastKnownElr    []int32   `json:"last_known_elr"`
+	OfflineReplicas []int32   `json:"offline_replicas"`
 }
 
 func (t *PartitionMetadataT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
@@ -37,6 +40,33 @@ func (t *PartitionMetadataT) Pack(builder *flatbuffers.Builder) flatbuffers.UOff
 		}
 		isrOffset = builder.EndVector(isrLength)
 	}
+	elrOffset := flatbuffers.UOffsetT(0)
+	if t.Elr != nil {
+		elrLength := len(t.Elr)
+		PartitionMetadataStartElrVector(builder, elrLength)
+		for j := elrLength - 1; j >= 0; j-- {
+			builder.PrependInt32(t.Elr[j])
+		}
+		elrOffset = builder.EndVector(elrLength)
+	}
+	lastKnownElrOffset := flatbuffers.UOffsetT(0)
+	if t.LastKnownElr != nil {
+		lastKnownElrLength := len(t.LastKnownElr)
+		PartitionMetadataStartLastKnownElrVector(builder, lastKnownElrLength)
+		for j := lastKnownElrLength - 1; j >= 0; j-- {
+			builder.PrependInt32(t.LastKnownElr[j])
+		}
+		lastKnownElrOffset = builder.EndVector(lastKnownElrLength)
+	}
+	offlineReplicasOffset := flatbuffers.UOffsetT(0)
+	if t.OfflineReplicas != nil {
+		offlineReplicasLength := len(t.OfflineReplicas)
+		PartitionMetadataStartOfflineReplicasVector(builder, offlineReplicasLength)
+		for j := offlineReplicasLength - 1; j >= 0; j-- {
+			builder.PrependInt32(t.OfflineReplicas[j])
+		}
+		offlineReplicasOffset = builder.EndVector(offlineReplicasLength)
+	}
 	PartitionMetadataStart(builder)
 	PartitionMetadataAddErrorCode(builder, t.ErrorCode)
 	PartitionMetadataAddPartition(builder, t.Partition)
@@ -44,6 +74,9 @@ func (t *PartitionMetadataT) Pack(builder *flatbuffers.Builder) flatbuffers.UOff
 	PartitionMetadataAddLeaderEpoch(builder, t.LeaderEpoch)
 	PartitionMetadataAddReplicas(builder, replicasOffset)
 	PartitionMetadataAddIsr(builder, isrOffset)
+	PartitionMetadataAddElr(builder, elrOffset)
+	PartitionMetadataAddLastKnownElr(builder, lastKnownElrOffset)
+	PartitionMetadataAddOfflineReplicas(builder, offlineReplicasOffset)
 	return PartitionMetadataEnd(builder)
 }
 
@@ -61,6 +94,21 @@ func (rcv *PartitionMetadata) UnPackTo(t *PartitionMetadataT) {
 	t.Isr = make([]int32, isrLength)
 	for j := 0; j < isrLength; j++ {
 		t.Isr[j] = rcv.Isr(j)
+	}
+	elrLength := rcv.ElrLength()
+	t.Elr = make([]int32, elrLength)
+	for j := 0; j < elrLength; j++ {
+		t.Elr[j] = rcv.Elr(j)
+	}
+	lastKnownElrLength := rcv.LastKnownElrLength()
+	t.LastKnownElr = make([]int32, lastKnownElrLength)
+	for j := 0; j < lastKnownElrLength; j++ {
+		t.LastKnownElr[j] = rcv.LastKnownElr(j)
+	}
+	offlineReplicasLength := rcv.OfflineReplicasLength()
+	t.OfflineReplicas = make([]int32, offlineReplicasLength)
+	for j := 0; j < offlineReplicasLength; j++ {
+		t.OfflineReplicas[j] = rcv.OfflineReplicas(j)
 	}
 }
 
@@ -200,8 +248,86 @@ func (rcv *PartitionMetadata) MutateIsr(j int, n int32) bool {
 	return false
 }
 
+func (rcv *PartitionMetadata) Elr(j int) int32 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(16))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.GetInt32(a + flatbuffers.UOffsetT(j*4))
+	}
+	return 0
+}
+
+func (rcv *PartitionMetadata) ElrLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(16))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
+func (rcv *PartitionMetadata) MutateElr(j int, n int32) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(16))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.MutateInt32(a+flatbuffers.UOffsetT(j*4), n)
+	}
+	return false
+}
+
+func (rcv *PartitionMetadata) LastKnownElr(j int) int32 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(18))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.GetInt32(a + flatbuffers.UOffsetT(j*4))
+	}
+	return 0
+}
+
+func (rcv *PartitionMetadata) LastKnownElrLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(18))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
+func (rcv *PartitionMetadata) MutateLastKnownElr(j int, n int32) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(18))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.MutateInt32(a+flatbuffers.UOffsetT(j*4), n)
+	}
+	return false
+}
+
+func (rcv *PartitionMetadata) OfflineReplicas(j int) int32 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(20))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.GetInt32(a + flatbuffers.UOffsetT(j*4))
+	}
+	return 0
+}
+
+func (rcv *PartitionMetadata) OfflineReplicasLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(20))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
+func (rcv *PartitionMetadata) MutateOfflineReplicas(j int, n int32) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(20))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.MutateInt32(a+flatbuffers.UOffsetT(j*4), n)
+	}
+	return false
+}
+
 func PartitionMetadataStart(builder *flatbuffers.Builder) {
-	builder.StartObject(6)
+	builder.StartObject(9)
 }
 func PartitionMetadataAddErrorCode(builder *flatbuffers.Builder, errorCode ErrorCode) {
 	builder.PrependInt16Slot(0, int16(errorCode), 0)
@@ -225,6 +351,24 @@ func PartitionMetadataAddIsr(builder *flatbuffers.Builder, isr flatbuffers.UOffs
 	builder.PrependUOffsetTSlot(5, flatbuffers.UOffsetT(isr), 0)
 }
 func PartitionMetadataStartIsrVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(4, numElems, 4)
+}
+func PartitionMetadataAddElr(builder *flatbuffers.Builder, elr flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(6, flatbuffers.UOffsetT(elr), 0)
+}
+func PartitionMetadataStartElrVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(4, numElems, 4)
+}
+func PartitionMetadataAddLastKnownElr(builder *flatbuffers.Builder, lastKnownElr flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(7, flatbuffers.UOffsetT(lastKnownElr), 0)
+}
+func PartitionMetadataStartLastKnownElrVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(4, numElems, 4)
+}
+func PartitionMetadataAddOfflineReplicas(builder *flatbuffers.Builder, offlineReplicas flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(8, flatbuffers.UOffsetT(offlineReplicas), 0)
+}
+func PartitionMetadataStartOfflineReplicasVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
 	return builder.StartVector(4, numElems, 4)
 }
 func PartitionMetadataEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
