@@ -87,7 +87,7 @@ func (l *Log) ReadSpans(dst []byte, spans []Span) ([]byte, error) {
 		next := sp.FirstOffset
 		for b := dst[start:]; len(b) > 0; {
 			h, err := schema.CheckFrame(b)
-			if err != nil || h.BaseOffset != next {
+			if err != nil || h.BaseOffset < next || (!sp.Segment.gapped && h.BaseOffset != next) {
 				return dst[:start], fmt.Errorf("%w: segment %d frame at offset %d: %v", ErrCorrupt, sp.Segment.base, next, err)
 			}
 			b = b[h.Length:]
@@ -162,5 +162,8 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	// Only once the cut is durable: until then a crash may bring back
 	// frames of the epochs it drops.
-	return l.trimEpochs(true)
+	if err := l.trimEpochs(true); err != nil {
+		return err
+	}
+	return l.cleanerTruncated()
 }
