@@ -33,7 +33,7 @@ type Segment struct {
 	// damage (a chopped segment), which reads and recovery report.
 	gapped bool
 	idx    *segIndex
-	Handle  any
+	Handle any
 }
 
 type segIndex struct {
