@@ -12,7 +12,7 @@ import (
 // see the package documentation for the format and the rules. A round has
 // three steps, so that the long part runs off the thread that owns the log:
 //
-//	job, _ := l.PlanCompaction(cfg, nowMs) // under the log's lock: what to clean
+//	job, _ := l.PlanCompaction(cfg, nowMs, hw) // under the log's lock: what to clean
 //	err := job.Build()                      // any goroutine: reads closed segments, writes .cleaned files
 //	res, err := l.FinishCompaction(job)     // under the lock: the crash-safe swap
 //
@@ -147,7 +147,13 @@ const (
 
 // PlanCompaction decides whether a round is due and, if so, returns the
 // job (nil, nil when none is). Only one job is planned at a time.
-func (l *Log) PlanCompaction(cfg CompactionConfig, nowMs int64) (*CompactionJob, error) {
+//
+// upperOffset bounds what the round reads (pass the high watermark; -1
+// for the log end): a record past it may still be truncated away (a
+// follower's truncation to its leader's log), and a record the cleaner
+// dropped because a later one superseded it must never come back without
+// that later one. Only segments wholly below it are candidates.
+func (l *Log) PlanCompaction(cfg CompactionConfig, nowMs, upperOffset int64) (*CompactionJob, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -172,7 +178,8 @@ func (l *Log) PlanCompaction(cfg CompactionConfig, nowMs int64) (*CompactionJob,
 	// Candidates: closed, wholly durable (a round never reads data that
 	// a crash could still take back), and old enough for the lag.
 	for _, s := range c.segs[:len(c.segs)-1] {
-		if s.next > c.recoveryPoint || (len(l.rolling) > 0 && s.base >= l.rolling[0].base) {
+		if s.next > c.recoveryPoint || (upperOffset >= 0 && s.next > upperOffset) ||
+			(len(l.rolling) > 0 && s.base >= l.rolling[0].base) {
 			break
 		}
 		if err := c.ensureIndex(s); err != nil {
@@ -240,8 +247,8 @@ func (l *Log) firstFrameTimestamp(s *Segment, offset int64) (int64, error) {
 
 // Compact plans, builds and finishes one round; it returns a zero result
 // when none is due.
-func (l *Log) Compact(cfg CompactionConfig, nowMs int64) (CompactionResult, error) {
-	j, err := l.PlanCompaction(cfg, nowMs)
+func (l *Log) Compact(cfg CompactionConfig, nowMs, upperOffset int64) (CompactionResult, error) {
+	j, err := l.PlanCompaction(cfg, nowMs, upperOffset)
 	if err != nil || j == nil {
 		return CompactionResult{}, err
 	}

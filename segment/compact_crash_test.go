@@ -177,7 +177,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 	before := readRecords(t, l)
 	bases := l.SegmentBases()
 	end := l.End()
-	if _, err := l.Compact(cc, now); err != nil {
+	if _, err := l.Compact(cc, now, -1); err != nil {
 		t.Fatal(err)
 	}
 	after := readRecords(t, l)
@@ -198,7 +198,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 			cfs.mu.Lock()
 			cfs.at = cfs.n + at
 			cfs.mu.Unlock()
-			_, err := l.Compact(cc, now)
+			_, err := l.Compact(cc, now, -1)
 			cfs.mu.Lock()
 			dead := cfs.dead
 			cfs.mu.Unlock()
@@ -243,7 +243,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 			// The log goes on: a round from here ends where the
 			// uninterrupted one did.
 			for round := 0; round < 4; round++ {
-				if _, err := l2.Compact(cc, now); err != nil {
+				if _, err := l2.Compact(cc, now, -1); err != nil {
 					t.Fatalf("step %d: round after the crash: %v", at, err)
 				}
 			}

@@ -51,7 +51,7 @@ func TestCompactKeepsLatestPerKey(t *testing.T) {
 		segsBefore := len(l.SegmentBases())
 		activeBefore := activeBytes(t, fs, l)
 		endBefore := l.End()
-		res, err := l.Compact(compactConfig(), now)
+		res, err := l.Compact(compactConfig(), now, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestCompactKeepsLatestPerKey(t *testing.T) {
 		l = mustOpen(t, "/p", cfg)
 		sameRecords(t, "after reopen", readRecords(t, l), want)
 		// Nothing new is dirty: no round is due.
-		if res, err := l.Compact(compactConfig(), now); err != nil || res.SegmentsRewritten != 0 {
+		if res, err := l.Compact(compactConfig(), now, -1); err != nil || res.SegmentsRewritten != 0 {
 			t.Fatalf("second round: %+v %v", res, err)
 		}
 		l.Close()
@@ -123,7 +123,7 @@ func TestCompactKeepsKeylessRecords(t *testing.T) {
 		})...)
 	}
 	l.Roll()
-	if _, err := l.Compact(compactConfig(), now); err != nil {
+	if _, err := l.Compact(compactConfig(), now, -1); err != nil {
 		t.Fatal(err)
 	}
 	got := readRecords(t, l)
@@ -154,7 +154,7 @@ func TestCompactTombstonesKeptForDeleteRetention(t *testing.T) {
 	// Key 0 is deleted.
 	written = append(written, appendKeyed(t, l, 0, []kv{{key: key(0), value: nil}})...)
 	l.Roll()
-	if _, err := l.Compact(cc, now); err != nil {
+	if _, err := l.Compact(cc, now, -1); err != nil {
 		t.Fatal(err)
 	}
 	tombstoneLeft := func() bool {
@@ -180,7 +180,7 @@ func TestCompactTombstonesKeptForDeleteRetention(t *testing.T) {
 	}
 	dirty()
 	now += cc.DeleteRetentionMs - 1
-	if _, err := l.Compact(cc, now); err != nil {
+	if _, err := l.Compact(cc, now, -1); err != nil {
 		t.Fatal(err)
 	}
 	if !tombstoneLeft() {
@@ -188,7 +188,7 @@ func TestCompactTombstonesKeptForDeleteRetention(t *testing.T) {
 	}
 	dirty()
 	now++
-	res, err := l.Compact(cc, now)
+	res, err := l.Compact(cc, now, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestCompactMapBudgetTakesSeveralRounds(t *testing.T) {
 	cc.OffsetMapBytes = 12 * offsetMapEntryBytes // ten keys
 	rounds := 0
 	for ; rounds < 100; rounds++ {
-		res, err := l.Compact(cc, now)
+		res, err := l.Compact(cc, now, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,13 +235,13 @@ func TestCompactMinLagAndRatio(t *testing.T) {
 	l.Roll()
 	cc := compactConfig()
 	cc.MinCompactionLagMs = 60_000
-	if res, err := l.Compact(cc, now); err != nil || res.CleanedUpTo != 0 {
+	if res, err := l.Compact(cc, now, -1); err != nil || res.CleanedUpTo != 0 {
 		t.Fatalf("cleaned records younger than min.compaction.lag.ms: %+v %v", res, err)
 	}
 	sameRecords(t, "lag", readRecords(t, l), written)
 	cc.MinCompactionLagMs = 0
 	cc.MinCleanableDirtyRatio = 1
-	if _, err := l.Compact(cc, now); err != nil {
+	if _, err := l.Compact(cc, now, -1); err != nil {
 		t.Fatal(err)
 	}
 	sameRecords(t, "ratio 1 with all dirty", readRecords(t, l), latestByKey(written))
@@ -251,10 +251,10 @@ func TestCompactMinLagAndRatio(t *testing.T) {
 	l.Roll()
 	cc.MinCleanableDirtyRatio = 0.9
 	cc.MaxCompactionLagMs = 1000
-	if res, err := l.Compact(cc, now+999); err != nil || res.CleanedUpTo != 0 {
+	if res, err := l.Compact(cc, now+999, -1); err != nil || res.CleanedUpTo != 0 {
 		t.Fatalf("round below the ratio: %+v %v", res, err)
 	}
-	if res, err := l.Compact(cc, now+1000); err != nil || res.CleanedUpTo == 0 {
+	if res, err := l.Compact(cc, now+1000, -1); err != nil || res.CleanedUpTo == 0 {
 		t.Fatalf("no round past max.compaction.lag.ms: %+v %v", res, err)
 	}
 	sameRecords(t, "max lag", readRecords(t, l), latestByKey(append(written, more...)))
@@ -272,7 +272,7 @@ func TestCompactThrottle(t *testing.T) {
 	cc.IOBytesPerSecond = 1 << 20
 	cc.Sleep = func(d time.Duration) { slept += d }
 	start := time.Now()
-	res, err := l.Compact(cc, now)
+	res, err := l.Compact(cc, now, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestCompactOldDataFileStaysReadable(t *testing.T) {
 			data.Close()
 		}
 	})
-	if _, err := l.Compact(compactConfig(), now); err != nil {
+	if _, err := l.Compact(compactConfig(), now, -1); err != nil {
 		t.Fatal(err)
 	}
 	if len(kept) != 1 {
