@@ -41,3 +41,8 @@ func (c *Core) ReplaceSegment(old *Segment, size int64, handle any) (*Segment, e
 	c.check()
 	return old, nil
 }
+
+// Retired reports whether the cleaner replaced the segment (or removed
+// it, every record dropped): its spans are stale, and a driver that
+// keeps spans of its own (a frame table) drops them.
+func (s *Segment) Retired() bool { return s.retired }
