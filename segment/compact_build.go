@@ -119,9 +119,9 @@ func (j *CompactionJob) cleanSegment(js *jobSegment, m *offsetMap, w *frameRewri
 	removeTombstones := js.cleanedAtMs != 0 && j.nowMs-js.cleanedAtMs >= j.cfg.DeleteRetentionMs
 	keep := func(v *schema.RecordView) bool {
 		if v.Key == nil {
-			// Keyless records are kept: the broker refuses them for a
-			// compacted topic, and those written before the topic
-			// became compacted have no key to be superseded by.
+			// Keyless records are kept: no later record can supersede
+			// them (the broker is to refuse them at produce for a
+			// compacted topic, as Kafka does).
 			return true
 		}
 		if latest := m.get(v.Key); latest > v.Offset {

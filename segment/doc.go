@@ -78,9 +78,9 @@
 //     filtered: a record is dropped when the map holds a later offset for
 //     its key; a tombstone (null value) is also dropped once its segment
 //     was first cleaned whole at least delete.retention.ms ago; a record
-//     without a key is always kept (the broker refuses keyless records
-//     for a compacted topic; those from before it became compacted have
-//     nothing to be superseded by).
+//     without a key is always kept (it has nothing to be superseded by;
+//     Kafka refuses keyless records at produce for a compacted topic, and
+//     the broker is to do the same, which it does not do yet).
 //
 //   - Offsets never change. A cleaned frame keeps its whole header (base
 //     offset, leader epoch, attributes, record count, timestamps, producer
