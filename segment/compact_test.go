@@ -330,3 +330,48 @@ func TestCompactOldDataFileStaysReadable(t *testing.T) {
 		t.Fatal("a span of the replaced segment still gets a descriptor")
 	}
 }
+
+// The leader-epoch list is not the cleaner's: it keeps every epoch whose
+// first offset is at or past the log start, also an epoch all of whose
+// frames were dropped, and every frame kept still has the epoch the list
+// gives its offset.
+func TestCompactKeepsEpochList(t *testing.T) {
+	fs := NewMemFS()
+	now := int64(0)
+	cfg := compactLogConfig(fs, &now)
+	l := mustOpen(t, "/p", cfg)
+	var written []kv
+	for e := int32(0); e < 4; e++ {
+		if err := l.SetLeaderEpoch(e); err != nil {
+			t.Fatal(err)
+		}
+		written = append(written, writeVersions(t, l, 0, 3, 3, 1, 0)...)
+	}
+	// A record of key 9 in epoch 3 that nothing supersedes.
+	written = append(written, appendKeyed(t, l, 0, []kv{{key: key(9), value: []byte("last")}})...)
+	l.Roll()
+	before := l.Epochs()
+	if _, err := l.Compact(compactConfig(), now, -1); err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, "epochs", readRecords(t, l), latestByKey(written))
+	for _, e := range l.Epochs() {
+		found := false
+		for _, b := range before {
+			found = found || b == e
+		}
+		if !found {
+			t.Fatalf("epoch list %v after compaction, %v before", l.Epochs(), before)
+		}
+	}
+	if err := l.CheckEpochs(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	fs.Remove("/p/" + epochFileName)
+	l = mustOpen(t, "/p", cfg)
+	defer l.Close()
+	if err := l.CheckEpochs(); err != nil {
+		t.Fatalf("rebuilt epoch list: %v", err)
+	}
+}
