@@ -121,15 +121,15 @@ func (bs *brokerShard) compactPartitions(now int64) {
 		if p == nil || p.closing || p.offline() {
 			continue
 		}
+		if next, seen := sc.due[p]; seen && now < next {
+			continue
+		}
 		t, ok := bs.image.TopicByName(p.topic)
 		if !ok {
 			continue
 		}
 		cfg, compacted, err := compactionConfig(t.Configs)
 		if !compacted || err != nil {
-			continue
-		}
-		if next, seen := sc.due[p]; seen && now < next {
 			continue
 		}
 		sc.due[p] = now + backoff
