@@ -1,10 +1,15 @@
 package segment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
+
+	"github.com/strata-db/strata/schema"
 )
 
 // crashFS is MemFS that dies at its nth mutating operation: that
@@ -18,6 +23,17 @@ type crashFS struct {
 	at    int // the operation that dies; 0: never
 	dead  bool
 	trace []string
+	// dirOpsDurable makes every creation, removal and rename durable at
+	// once (a folder fsync after each), so that a crash finds the folder
+	// at every point of a sequence of renames, not only at its fsyncs:
+	// as a journaling filesystem that commits renames in order may.
+	dirOpsDurable bool
+}
+
+func (c *crashFS) dirOp(dir string) {
+	if c.dirOpsDurable {
+		c.mem.SyncDir(dir)
+	}
 }
 
 var errPowerCut = errors.New("power cut")
@@ -45,6 +61,7 @@ func (c *crashFS) Create(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.dirOp(filepath.Dir(name))
 	return &crashFile{File: f, fs: c, name: name}, nil
 }
 
@@ -60,14 +77,18 @@ func (c *crashFS) Remove(name string) error {
 	if err := c.step("remove", name); err != nil {
 		return err
 	}
-	return c.mem.Remove(name)
+	err := c.mem.Remove(name)
+	c.dirOp(filepath.Dir(name))
+	return err
 }
 
 func (c *crashFS) Rename(o, n string) error {
 	if err := c.step("rename", o+" -> "+n); err != nil {
 		return err
 	}
-	return c.mem.Rename(o, n)
+	err := c.mem.Rename(o, n)
+	c.dirOp(filepath.Dir(n))
+	return err
 }
 
 func (c *crashFS) ReadDir(dir string) ([]DirEntry, error) { return c.mem.ReadDir(dir) }
@@ -115,11 +136,27 @@ func (f *crashFile) Allocate(size int64) error {
 
 // crashWorkload builds the same log on fs every time: several closed
 // segments of overwritten keys (one segment whose keys are all
-// overwritten later, so that it is removed whole), lz4 and plain frames,
+// overwritten later, so that it is removed whole, after one that is
+// kept), lz4 and plain frames,
 // keyless records, a tombstone, and an active segment.
 func crashWorkload(t tb, fs FS, now *int64) ([]kv, *Log) {
 	l := mustOpen(t, "/p", compactLogConfig(fs, now))
 	var written []kv
+	// A first segment that keeps its records, then one all of whose
+	// records later ones supersede: it is removed, and the one before it
+	// then ends short of the next.
+	for k := 0; k < 4; k++ {
+		written = append(written, appendKeyed(t, l, 0, []kv{{key: key(200 + k), value: bytes.Repeat([]byte{'f'}, 100)}})...)
+	}
+	if err := l.Roll(); err != nil {
+		t.Fatalf("roll: %v", err)
+	}
+	for k := 0; k < 6; k++ {
+		written = append(written, appendKeyed(t, l, 0, []kv{{key: key(k), value: []byte("old")}})...)
+	}
+	if err := l.Roll(); err != nil {
+		t.Fatalf("roll: %v", err)
+	}
 	for r := 0; r < 3; r++ {
 		for k := 0; k < 6; k++ {
 			written = append(written, appendKeyed(t, l, uint16(k%2), []kv{
@@ -130,12 +167,63 @@ func crashWorkload(t tb, fs FS, now *int64) ([]kv, *Log) {
 		if r == 1 {
 			written = append(written, appendKeyed(t, l, 0, []kv{{key: nil, value: []byte("keyless")}, {key: key(3), value: nil}})...)
 		}
+		if r < 2 {
+			// Keys nothing supersedes: the cleaned segments keep
+			// enough frames to have offset index entries, which must
+			// never be paired with the other version's data.
+			for k := 0; k < 4; k++ {
+				written = append(written, appendKeyed(t, l, 0, []kv{{key: key(100 + 10*r + k), value: bytes.Repeat([]byte{'u'}, 100)}})...)
+			}
+		}
 		if err := l.Roll(); err != nil {
 			t.Fatalf("roll: %v", err)
 		}
 	}
 	written = append(written, appendKeyed(t, l, 0, []kv{{key: key(0), value: []byte("active")}})...)
 	return written, l
+}
+
+// readEveryOffset starts a read at every offset of the log, so that every
+// segment's offset index is loaded and used (a sequential read uses only
+// the first segment's), and checks that each finds the first record at
+// or after its offset.
+func readEveryOffset(t tb, l *Log, recs []kv) {
+	t.Helper()
+	for off := l.LogStart(); off < l.End(); off++ {
+		l2 := mustReadFrom(t, l, off)
+		i := sort.Search(len(recs), func(i int) bool { return recs[i].offset >= off })
+		if i < len(recs) && (len(l2) == 0 || l2[0].offset != recs[i].offset) {
+			t.Fatalf("a read at %d finds %v, want %v", off, l2, recs[i])
+		}
+	}
+}
+
+// mustReadFrom reads the first frames from offset and returns their
+// records at or after it.
+func mustReadFrom(t tb, l *Log, offset int64) []kv {
+	t.Helper()
+	spans, err := l.Read(offset, 1<<20, -1)
+	if err != nil {
+		t.Fatalf("read at %d: %v", offset, err)
+	}
+	b, err := l.ReadSpans(nil, spans)
+	if err != nil {
+		t.Fatalf("read at %d: %v", offset, err)
+	}
+	var out []kv
+	var rd schema.BatchReader
+	for _, f := range splitFrames(t, b) {
+		if err := rd.Reset(f); err != nil {
+			t.Fatalf("read at %d: %v", offset, err)
+		}
+		var v schema.RecordView
+		for rd.Next(&v) {
+			if v.Offset >= offset {
+				out = append(out, kv{offset: v.Offset})
+			}
+		}
+	}
+	return out
 }
 
 // rangeRecords are the records of recs with offsets in [from, to).
@@ -167,7 +255,9 @@ func recordsEqual(a, b []kv) bool {
 // clean and torn crashes, and checks that the reopened log holds, for
 // every segment, either its records before the round or after it, never
 // loses a record the cleaner was not allowed to remove, and compacts to
-// the same result afterwards.
+// the same result afterwards. A third mode makes every folder change
+// durable as it happens, so the crash also lands between two renames of
+// one swap step.
 func TestCompactCrashAtEveryStep(t *testing.T) {
 	now := int64(1000)
 	cc := compactConfig()
@@ -191,9 +281,10 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 
 	steps := 0
 	for at := 1; ; at++ {
-		for _, torn := range []bool{false, true} {
+		for mode := 0; mode < 3; mode++ {
+			torn := mode == 1
 			mem := NewMemFS()
-			cfs := &crashFS{mem: mem}
+			cfs := &crashFS{mem: mem, dirOpsDurable: mode == 2}
 			_, l := crashWorkload(t, cfs, &now)
 			cfs.mu.Lock()
 			cfs.at = cfs.n + at
@@ -240,6 +331,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 			if err := l2.CheckConsistency(); err != nil {
 				t.Fatalf("step %d: %v", at, err)
 			}
+			readEveryOffset(t, l2, got)
 			// The log goes on: a round from here ends where the
 			// uninterrupted one did.
 			for round := 0; round < 4; round++ {
