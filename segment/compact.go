@@ -176,8 +176,17 @@ func (l *Log) PlanCompaction(cfg CompactionConfig, nowMs, upperOffset int64) (*C
 	j := &CompactionJob{l: l, cfg: cfg, nowMs: nowMs, gen: c.gen}
 	j.firstDirty = max(l.cleaner.firstDirty, c.segs[0].base)
 	// Candidates: closed, wholly durable (a round never reads data that
-	// a crash could still take back), and old enough for the lag.
+	// a crash could still take back), and old enough for the lag; and no
+	// more than the cleaner's checkpoint has entries for (each may need
+	// one, see compact_state.go).
+	entries := len(l.cleaner.cleanedAt)
 	for _, s := range c.segs[:len(c.segs)-1] {
+		if _, has := l.cleaner.cleanedAt[s.base]; !has {
+			if entries >= cleanerEntriesMax {
+				break
+			}
+			entries++
+		}
 		if s.next > c.recoveryPoint || (upperOffset >= 0 && s.next > upperOffset) ||
 			(len(l.rolling) > 0 && s.base >= l.rolling[0].base) {
 			break

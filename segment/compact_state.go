@@ -66,10 +66,9 @@ func encodeCleanerState(st *cleanerState) []byte {
 		bases = append(bases, b)
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
-	if len(bases) > cleanerEntriesMax {
-		// The oldest go: their tombstones wait for a new first cleaning.
-		bases = bases[len(bases)-cleanerEntriesMax:]
-	}
+	// PlanCompaction keeps the entries within cleanerEntriesMax, and
+	// none may be dropped: a segment that skips offsets without one would
+	// read as damaged.
 	b := make([]byte, cleanerHeaderBytes, cleanerHeaderBytes+len(bases)*cleanerEntryBytes+cleanerCRCBytes)
 	binary.LittleEndian.PutUint32(b[0:], cleanerMagic)
 	binary.LittleEndian.PutUint32(b[4:], cleanerVersion)
