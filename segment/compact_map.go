@@ -103,12 +103,6 @@ func (m *offsetMap) put(key []byte, offset int64) bool {
 	return true
 }
 
-// has reports whether key is in the map without changing it.
-func (m *offsetMap) has(key []byte) bool {
-	_, found := m.find(m.hash(key))
-	return found
-}
-
 // get returns key's latest offset, or -1 when the map does not hold it.
 func (m *offsetMap) get(key []byte) int64 {
 	i, found := m.find(m.hash(key))
