@@ -23,8 +23,17 @@ type Segment struct {
 	maxTsMs   int64 // newest timestamp seen; meaningful once size > 0 and indexed
 	firstMs   int64 // driver time of the first append, for the age roll
 	closed    bool
-	idx       *segIndex
-	Handle    any
+	// retired is set when the cleaner replaced the segment (compact.go):
+	// its name now holds the cleaned file, which its spans must never
+	// reach by reopening the name.
+	retired bool
+	// gapped is set for a segment the cleaner rewrote, or whose next
+	// segment it removed: its frames may skip offsets (compact.go).
+	// Elsewhere frames are contiguous, and a frame that skips offsets is
+	// damage (a chopped segment), which reads and recovery report.
+	gapped bool
+	idx    *segIndex
+	Handle any
 }
 
 type segIndex struct {
@@ -143,12 +152,32 @@ func (c *Core) linkNext(base int64) error {
 	}
 	if n := len(c.segs); n > 0 {
 		prev := c.segs[n-1]
-		if base <= prev.base || (prev.idx != nil && base != prev.next) || (prev.idx == nil && base-prev.base > relOffsetMax) {
+		if base <= prev.base || (prev.idx != nil && (base < prev.next || (!prev.gapped && base != prev.next))) || base-prev.base > relOffsetMax {
 			return fmt.Errorf("%w: segment %d cannot follow segment %d (next %d)", ErrCorrupt, base, prev.base, prev.next)
+		}
+		if prev.idx != nil && base > prev.next {
+			// A cleaned segment whose last frames were dropped (see
+			// compact.go): its offset range still runs to the next
+			// segment, and so does its closing time entry.
+			extendFinalTimeEntry(prev, base)
 		}
 		prev.next = base
 	}
 	return nil
+}
+
+// extendFinalTimeEntry moves a closed segment's closing time entry from
+// its last frame's end to next, the base of the segment after it, so that
+// the entry covers the whole offset range as AttachIndex expects.
+func extendFinalTimeEntry(s *Segment, next int64) {
+	ix := s.idx
+	if ix.timN == 0 {
+		return
+	}
+	ts, rel := timeEntryAt(ix.tim, ix.timN-1)
+	if int64(rel) == s.next-s.base {
+		putTimeEntry(ix.tim, ix.timN-1, ts, uint32(next-s.base))
+	}
 }
 
 // AddActiveSegment adds a new, empty segment at base with its full-size,

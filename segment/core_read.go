@@ -34,11 +34,15 @@ type ReadPlan struct {
 	upper    int64
 	total    int64
 	found    bool
-	checkAt  int64 // position whose frame must start at offset checkOff
+	checkAt  int64 // position whose frame must start at or after offset checkOff
 	checkOff int64
-	done     bool
-	err      error
-	spans    []Span
+	// checkExact says the frame at checkAt must start at checkOff exactly
+	// (an offset index entry named it); otherwise it may start later,
+	// past offsets a cleaned segment no longer holds (compact.go).
+	checkExact bool
+	done       bool
+	err        error
+	spans      []Span
 }
 
 // StartRead plans a read of whole frames from the frame holding offset:
@@ -100,7 +104,7 @@ func (p *ReadPlan) seek(i int, offset int64) error {
 	}
 	rel, pos := lookupOffset(s.idx.off, s.idx.offN, uint32(offset-s.base))
 	p.seg, p.pos = i, int64(pos)
-	p.checkAt, p.checkOff = p.pos, s.base+int64(rel)
+	p.checkAt, p.checkOff, p.checkExact = p.pos, s.base+int64(rel), pos > 0
 	p.settle()
 	return p.err
 }
@@ -114,7 +118,7 @@ func (p *ReadPlan) settle() {
 		if p.pos < s.size {
 			return
 		}
-		if p.checkAt == p.pos && p.checkOff != s.next {
+		if p.checkAt == p.pos && (p.checkOff > s.next || (!s.gapped && p.checkOff != s.next)) {
 			p.done = true
 			p.err = fmt.Errorf("%w: segment %d data ends at offset %d, its offsets run to %d",
 				ErrCorrupt, s.base, p.checkOff, s.next)
@@ -126,7 +130,7 @@ func (p *ReadPlan) settle() {
 			p.done = true
 			return
 		}
-		p.checkAt, p.checkOff = 0, p.c.segs[p.seg].base
+		p.checkAt, p.checkOff, p.checkExact = 0, p.c.segs[p.seg].base, false
 	}
 }
 
@@ -163,13 +167,13 @@ func (p *ReadPlan) Feed(hdr []byte) error {
 	}
 	n := int64(h.Length)
 	if p.pos+n > s.size || h.BaseOffset < s.base || h.NextOffset() > s.next ||
-		(p.pos == p.checkAt && h.BaseOffset != p.checkOff) {
+		(p.pos == p.checkAt && (h.BaseOffset < p.checkOff || ((p.checkExact || !s.gapped) && h.BaseOffset != p.checkOff))) {
 		p.done = true
 		p.err = fmt.Errorf("%w: segment %d position %d: frame of %d bytes, offsets [%d, %d) do not fit",
 			ErrCorrupt, s.base, p.pos, n, h.BaseOffset, h.NextOffset())
 		return p.err
 	}
-	p.checkAt, p.checkOff = p.pos+n, h.NextOffset()
+	p.checkAt, p.checkOff, p.checkExact = p.pos+n, h.NextOffset(), false
 	if !p.found {
 		if h.NextOffset() <= p.minOff || (p.byTime && h.MaxTimestampMs < p.targetTs) {
 			p.pos += n
@@ -233,7 +237,7 @@ func (p *ReadPlan) skipByIndex(s *Segment) {
 	p.spans[k].NextOffset = next
 	p.total += int64(pos) - p.pos
 	p.pos = int64(pos)
-	p.checkAt, p.checkOff = p.pos, next
+	p.checkAt, p.checkOff, p.checkExact = p.pos, next, true
 }
 
 // Spans are the frames planned so far; final once Next reports done.

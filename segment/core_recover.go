@@ -85,7 +85,7 @@ func (c *Core) RecoverFrame(s *Segment, pos int64, h *schema.FrameHeader) error 
 		s.maxTsMs, _ = timeEntryAt(ix.tim, keepTim-1)
 		s.maxTsMs = max(s.maxTsMs, h.MaxTimestampMs)
 	} else {
-		if pos != s.size || h.BaseOffset != s.next {
+		if pos != s.size || h.BaseOffset < s.next || (!s.gapped && h.BaseOffset != s.next) {
 			return fmt.Errorf("segment: recovery frame at %d/%d, segment at %d/%d", pos, h.BaseOffset, s.size, s.next)
 		}
 		c.indexFrame(s, pos, h.BaseOffset, h.NextOffset(), h.MaxTimestampMs)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"path/filepath"
+	"sort"
 
 	"github.com/strata-db/strata/schema"
 )
@@ -418,7 +419,10 @@ func (l *Log) rebuildSegmentEpochs(s *Segment, from int64, entries []EpochEntry)
 // that the log's list names exactly the epochs of its frames: the same
 // epochs starting at the same offsets, except that the entry covering the
 // log start may start earlier (the frames before it were deleted), and
-// no entry at or past the end. For tests and tools, with no append of a
+// no entry at or past the end. Once the cleaner dropped frames (compact.go)
+// an epoch may have lost its first frames or all of them, while the list
+// keeps it as it was: then every frame's epoch must be the one the list
+// gives its base offset. For tests and tools, with no append of a
 // ring driver in flight: it reads every frame's header.
 func (l *Log) CheckEpochs() error {
 	l.mu.Lock()
@@ -438,6 +442,9 @@ func (l *Log) CheckEpochs() error {
 	if n := len(got); n > 0 && got[n-1].StartOffset >= end {
 		return fmt.Errorf("segment: epoch %+v at or past the end %d", got[n-1], end)
 	}
+	if l.hasGappedSegments() {
+		return checkEpochsCover(got, want)
+	}
 	if len(want) == 0 {
 		// No frames at or after the log start: at most the entry that
 		// covered it is left.
@@ -452,6 +459,29 @@ func (l *Log) CheckEpochs() error {
 	for i := range got {
 		if got[i].Epoch != want[i].Epoch || (got[i].StartOffset != want[i].StartOffset && (i > 0 || got[i].StartOffset > want[i].StartOffset)) {
 			return fmt.Errorf("segment: epochs %v, frames have %v", got, want)
+		}
+	}
+	return nil
+}
+
+// hasGappedSegments reports whether any segment may skip offsets.
+func (l *Log) hasGappedSegments() bool {
+	for _, s := range l.core.segs {
+		if s.gapped {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEpochsCover checks that the epoch of every frame's first entry in
+// want (the epochs of the frames, each with its first frame's offset) is
+// the epoch got gives that offset.
+func checkEpochsCover(got, want []EpochEntry) error {
+	for _, w := range want {
+		i := sort.Search(len(got), func(i int) bool { return got[i].StartOffset > w.StartOffset }) - 1
+		if i < 0 || got[i].Epoch != w.Epoch {
+			return fmt.Errorf("segment: epochs %v do not give offset %d the epoch %d of its frame", got, w.StartOffset, w.Epoch)
 		}
 	}
 	return nil

@@ -46,6 +46,11 @@ type Log struct {
 	epochs      []EpochEntry
 	leaderEpoch int32
 	epochBuf    []byte
+	// compacting is set while a compaction job is planned and not
+	// finished; cleaner is the cleaner's state, loaded on the first plan
+	// (compact_state.go).
+	compacting bool
+	cleaner    *cleanerState
 }
 
 // Stats counts the work a Log did, for tests and tools.
@@ -349,6 +354,9 @@ func (l *Log) removeSegmentFiles(base int64) error {
 func (l *Log) dataFile(s *Segment) (File, error) {
 	files := s.Handle.(*segFiles)
 	if files.data == nil {
+		if s.retired {
+			return nil, fmt.Errorf("%w: segment %d was replaced by its cleaned version", ErrStaleRead, s.base)
+		}
 		f, err := l.fs.Open(logPath(l.dir, s.base))
 		if err != nil {
 			return nil, err

@@ -87,7 +87,7 @@ func (l *Log) ReadSpans(dst []byte, spans []Span) ([]byte, error) {
 		next := sp.FirstOffset
 		for b := dst[start:]; len(b) > 0; {
 			h, err := schema.CheckFrame(b)
-			if err != nil || h.BaseOffset != next {
+			if err != nil || h.BaseOffset < next || (!sp.Segment.gapped && h.BaseOffset != next) {
 				return dst[:start], fmt.Errorf("%w: segment %d frame at offset %d: %v", ErrCorrupt, sp.Segment.base, next, err)
 			}
 			b = b[h.Length:]
@@ -121,14 +121,22 @@ func (l *Log) Truncate(offset int64) error {
 	if err != nil {
 		return err
 	}
-	if len(spans) == 0 {
-		return fmt.Errorf("segment: no frame holds offset %d below the end %d", offset, l.core.End())
+	// The cut is at the frame holding offset, or, where offset lies in
+	// offsets a cleaned segment dropped (compact.go), at offset itself,
+	// after every frame below it: in the segment holding offset.
+	i := l.core.segmentFor(offset)
+	if i < 0 {
+		return fmt.Errorf("segment: no segment holds offset %d", offset)
 	}
-	sp := spans[0]
-	removed, err := l.core.TruncateAt(sp.Segment, sp.Pos, sp.FirstOffset)
+	cutSeg, cutPos, cutBase := l.core.segs[i], l.core.segs[i].size, offset
+	if len(spans) > 0 && spans[0].Segment == cutSeg {
+		cutPos, cutBase = spans[0].Pos, min(offset, spans[0].FirstOffset)
+	}
+	removed, err := l.core.TruncateAt(cutSeg, cutPos, cutBase)
 	if err != nil {
 		return err
 	}
+	sp := Span{Segment: cutSeg}
 	// The core has dropped the frames: from here on a failure leaves the
 	// files in an unknown state, so it takes the log offline.
 	//
@@ -162,5 +170,8 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	// Only once the cut is durable: until then a crash may bring back
 	// frames of the epochs it drops.
-	return l.trimEpochs(true)
+	if err := l.trimEpochs(true); err != nil {
+		return err
+	}
+	return l.cleanerTruncated()
 }

@@ -19,6 +19,13 @@ func (l *Log) recover() error {
 	if err := l.fs.MkdirAll(l.dir); err != nil {
 		return err
 	}
+	if err := l.removeCleaningLeftovers(); err != nil {
+		return err
+	}
+	// Before the walk: it tells which segments may skip offsets.
+	if err := l.loadCleanerState(); err != nil {
+		return err
+	}
 	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
@@ -64,6 +71,7 @@ func (l *Log) recover() error {
 			if err := l.core.AddTrustedSegment(base, sizes[base], &segFiles{}); err != nil {
 				return err
 			}
+			l.core.segs[len(l.core.segs)-1].gapped = l.cleanerGapped(base)
 			continue
 		}
 		walked = true
@@ -71,7 +79,11 @@ func (l *Log) recover() error {
 		if err != nil {
 			return err
 		}
-		if !last && s.size > 0 && s.next == bases[i+1] {
+		// A segment is closed when its frames reach the next segment,
+		// or fill its file and stop short of it: a cleaned segment whose
+		// last frames were dropped. A torn or lost tail leaves bytes
+		// that are not frames and ends the log here, as before.
+		if !last && s.size > 0 && (s.next == bases[i+1] || (s.gapped && s.next < bases[i+1] && s.size == sizes[base])) {
 			if err := l.core.EndRecovery(s, true); err != nil {
 				return err
 			}
@@ -204,10 +216,14 @@ func (l *Log) recoverSegment(base, fileSize, rp int64) (*Segment, error) {
 		files.close()
 		return nil, err
 	}
+	s.gapped = l.cleanerGapped(base)
 	pos, expect := startPos, startOff
 	for {
 		h, ok := l.readFrame(files.data, pos, fileSize)
-		if ok && h.BaseOffset != expect {
+		// Frames start at or after the previous frame's next offset
+		// (a cleaned segment skips the offsets it dropped), and exactly
+		// where the index entry the walk starts from says.
+		if ok && (h.BaseOffset < expect || ((!s.gapped || (pos == startPos && startPos > 0)) && h.BaseOffset != expect)) {
 			ok = false
 		}
 		if ok {
@@ -355,7 +371,7 @@ func (l *Log) LoadIndex(s *Segment) error {
 	pos, expect := int64(0), s.base
 	for pos < s.size {
 		h, ok := l.readFrame(data, pos, s.size)
-		if !ok || h.BaseOffset != expect {
+		if !ok || h.BaseOffset < expect || (!s.gapped && h.BaseOffset != expect) {
 			return fmt.Errorf("%w: segment %d at position %d (offset %d) below the recovery point", ErrCorrupt, s.base, pos, expect)
 		}
 		l.core.IndexFrame(tmp, pos, &h)
@@ -363,9 +379,12 @@ func (l *Log) LoadIndex(s *Segment) error {
 		tmp.next = h.NextOffset()
 		pos, expect = tmp.size, tmp.next
 	}
-	if expect != s.next {
+	if expect > s.next || (!s.gapped && expect != s.next) {
 		return fmt.Errorf("%w: segment %d ends at offset %d, next segment starts at %d", ErrCorrupt, s.base, expect, s.next)
 	}
+	// The closing time entry covers the offset range, also past a last
+	// frame that ends short of it (a cleaned segment).
+	tmp.next = s.next
 	l.core.FinishIndex(tmp)
 	s.idx, s.maxTsMs = ix, tmp.maxTsMs
 	for _, f := range []File{files.off, files.tim} {

@@ -49,6 +49,8 @@ type brokerShard struct {
 	// nextRetentionMs is when the next retention check is due (wall
 	// clock ms; 0 before the first tick), retention.go.
 	nextRetentionMs int64
+	// compaction is the shard's cleaner (compaction.go).
+	compaction *shardCompaction
 }
 
 type topicPartitions struct {
@@ -313,6 +315,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 			bs.finishClose(p)
 		}
 	}
+	bs.compactPartitions(now)
 }
 
 // idle reports whether no partition of the shard has work in the kernel.
@@ -360,6 +363,7 @@ func logConfig(configs map[string]string) (segment.Config, error) {
 		}
 		cfg.Flush = p
 	}
+	applyCleanupPolicy(configs, &cfg)
 	return cfg, nil
 }
 

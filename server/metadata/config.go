@@ -21,6 +21,21 @@ const (
 	ConfigMaxMessageBytes       = "max.message.bytes"
 	ConfigUncleanLeaderElection = "unclean.leader.election.enable"
 	ConfigMinInsyncReplicas     = "min.insync.replicas"
+	// Compaction (segment/compact.go), with Kafka's names and defaults.
+	ConfigCleanupPolicy          = "cleanup.policy"
+	ConfigMinCleanableDirtyRatio = "min.cleanable.dirty.ratio"
+	ConfigMinCompactionLagMs     = "min.compaction.lag.ms"
+	ConfigMaxCompactionLagMs     = "max.compaction.lag.ms"
+	ConfigDeleteRetentionMs      = "delete.retention.ms"
+)
+
+// cleanup.policy values: delete (retention only, the default), compact
+// (compaction only: retention.ms and retention.bytes do not apply), or
+// both. The normal form of both is "compact,delete".
+const (
+	CleanupDelete        = "delete"
+	CleanupCompact       = "compact"
+	CleanupCompactDelete = "compact,delete"
 )
 
 // Bounds on config values.
@@ -46,7 +61,7 @@ const (
 	FlushNever            = "never"
 	flushIntervalPrefix   = "interval:"
 	maxConfigEntries      = numConfigKeys
-	numConfigKeys         = 10
+	numConfigKeys         = 15
 	configIntegerMaxDigit = 20
 )
 
@@ -56,16 +71,48 @@ type configSpec struct {
 }
 
 var configSpecs = map[string]configSpec{
-	ConfigPartitions:            {intRange(1, maxPartitionsPerTopic)},
-	ConfigReplicationFactor:     {intRange(1, maxReplicationFactor)},
-	ConfigSegmentBytes:          {intRange(minSegmentBytes, maxSegmentBytes)},
-	ConfigSegmentMs:             {intRange(1, 1<<62)},
-	ConfigRetentionMs:           {intRange(unlimited, 1<<62)},
-	ConfigRetentionBytes:        {intRange(unlimited, 1<<62)},
-	ConfigFlushPolicy:           {flushPolicy},
-	ConfigMaxMessageBytes:       {intRange(1, maxMessageBytesLimit)},
-	ConfigUncleanLeaderElection: {boolean},
-	ConfigMinInsyncReplicas:     {intRange(1, maxReplicationFactor)},
+	ConfigPartitions:             {intRange(1, maxPartitionsPerTopic)},
+	ConfigReplicationFactor:      {intRange(1, maxReplicationFactor)},
+	ConfigSegmentBytes:           {intRange(minSegmentBytes, maxSegmentBytes)},
+	ConfigSegmentMs:              {intRange(1, 1<<62)},
+	ConfigRetentionMs:            {intRange(unlimited, 1<<62)},
+	ConfigRetentionBytes:         {intRange(unlimited, 1<<62)},
+	ConfigFlushPolicy:            {flushPolicy},
+	ConfigMaxMessageBytes:        {intRange(1, maxMessageBytesLimit)},
+	ConfigUncleanLeaderElection:  {boolean},
+	ConfigMinInsyncReplicas:      {intRange(1, maxReplicationFactor)},
+	ConfigCleanupPolicy:          {cleanupPolicy},
+	ConfigMinCleanableDirtyRatio: {ratio},
+	ConfigMinCompactionLagMs:     {intRange(0, 1<<62)},
+	ConfigMaxCompactionLagMs:     {intRange(1, 1<<62)},
+	ConfigDeleteRetentionMs:      {intRange(0, 1<<62)},
+}
+
+// cleanupPolicy accepts delete, compact, or both in either order.
+func cleanupPolicy(v string) (string, error) {
+	switch v {
+	case CleanupDelete, CleanupCompact:
+		return v, nil
+	case CleanupCompactDelete, "delete,compact":
+		return CleanupCompactDelete, nil
+	}
+	return "", fmt.Errorf("%q is not %s, %s or %s", v, CleanupDelete, CleanupCompact, CleanupCompactDelete)
+}
+
+// ratioDigitsMax bounds a ratio's text, so that its normal form is short.
+const ratioDigitsMax = 20
+
+// ratio accepts a decimal fraction in [0, 1]; its normal form is the
+// shortest decimal that reads back as the same float64.
+func ratio(v string) (string, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || len(v) > ratioDigitsMax || strings.ContainsAny(v, "eEnNiIxXpP_") {
+		return "", fmt.Errorf("%q is not a decimal fraction", v)
+	}
+	if f < 0 || f > 1 {
+		return "", fmt.Errorf("%v is outside [0, 1]", f)
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64), nil
 }
 
 func intRange(lo, hi int64) func(string) (string, error) {

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/strata-db/strata/segment"
+	"github.com/strata-db/strata/segment/ringlog"
+	"github.com/strata-db/strata/server/metadata"
+)
+
+// Compaction in the broker (cleanup.policy=compact or compact,delete; the
+// cleaner itself is segment/compact.go). Each shard cleans the compacted
+// partitions it owns, one round at a time per shard (Kafka's one cleaner
+// thread: the key map's memory, segment.CompactionConfig.OffsetMapBytes,
+// is then bounded per shard): on its tick it plans a round for the next
+// partition due (on the shard: it reads the log's segments), builds it on a
+// goroutine of its own (it reads closed segments and writes the cleaned
+// files through descriptors of its own, while the shard goes on serving),
+// and, on a later tick that finds the build done, swaps it in on the
+// shard. A round reads only below the partition's high watermark. A
+// partition is looked at again cleanerBackoffMax after a look that found
+// no round due (Kafka's log.cleaner.backoff.ms), or sooner with a shorter
+// retention check interval. Replaced segments' data files stay open while
+// fetch answers hold them (segment_holds.go), as for retention.
+//
+// cleanup.policy=compact alone turns retention.ms and retention.bytes off
+// (applyCleanupPolicy); compact,delete applies both.
+//
+// Records without a key are kept by the cleaner; refusing them at produce
+// for a compacted topic, as Kafka does, is not done yet.
+
+// cleanerBackoffMaxMs is Kafka's log.cleaner.backoff.ms default.
+const cleanerBackoffMaxMs = 15_000
+
+// shardCompaction is a shard's cleaner: the round in flight and when each
+// compacted partition is due for a look.
+type shardCompaction struct {
+	job   *segment.CompactionJob
+	jobOf *partition
+	built chan error // Build's result; buffered, so the goroutine never waits
+	done  bool       // built was received
+	err   error
+	due   map[*partition]int64 // wall clock ms of the next look
+}
+
+// applyCleanupPolicy switches retention off for a compact-only topic.
+func applyCleanupPolicy(configs map[string]string, cfg *segment.Config) {
+	if configs[metadata.ConfigCleanupPolicy] == metadata.CleanupCompact {
+		cfg.RetentionMs, cfg.RetentionBytes = segment.Unlimited, segment.Unlimited
+	}
+}
+
+// compactionConfig reads a topic's cleaner settings; ok is false when the
+// topic is not compacted.
+func compactionConfig(configs map[string]string) (cfg segment.CompactionConfig, ok bool, err error) {
+	switch configs[metadata.ConfigCleanupPolicy] {
+	case metadata.CleanupCompact, metadata.CleanupCompactDelete:
+	default:
+		return cfg, false, nil
+	}
+	if v, has := configs[metadata.ConfigMinCleanableDirtyRatio]; has {
+		if cfg.MinCleanableDirtyRatio, err = strconv.ParseFloat(v, 64); err != nil {
+			return cfg, false, err
+		}
+		if cfg.MinCleanableDirtyRatio == 0 {
+			// The cleaner reads 0 as its default; a ratio of 0 means
+			// any dirty byte makes a round due.
+			cfg.MinCleanableDirtyRatio = minCleanableRatioAny
+		}
+	}
+	for key, dst := range map[string]*int64{
+		metadata.ConfigMinCompactionLagMs: &cfg.MinCompactionLagMs,
+		metadata.ConfigMaxCompactionLagMs: &cfg.MaxCompactionLagMs,
+		metadata.ConfigDeleteRetentionMs:  &cfg.DeleteRetentionMs,
+	} {
+		if v, has := configs[key]; has {
+			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return cfg, false, fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	}
+	if v, has := configs[metadata.ConfigDeleteRetentionMs]; has && v == "0" {
+		// As for the ratio: 0 would read as the default.
+		cfg.DeleteRetentionMs = deleteRetentionNone
+	}
+	return cfg, true, nil
+}
+
+const (
+	// minCleanableRatioAny is the smallest ratio above 0: any dirty
+	// byte is enough.
+	minCleanableRatioAny = 1e-300
+	// deleteRetentionNone keeps a tombstone not a millisecond past its
+	// segment's first cleaning.
+	deleteRetentionNone = 1
+)
+
+// compactPartitions runs the shard's cleaner for one tick: it finishes the
+// round whose build is done, or plans the next one due.
+func (bs *brokerShard) compactPartitions(now int64) {
+	if bs.compaction == nil {
+		bs.compaction = &shardCompaction{built: make(chan error, 1), due: map[*partition]int64{}}
+	}
+	sc := bs.compaction
+	if sc.job != nil {
+		bs.finishCompaction(sc)
+		return
+	}
+	for p := range sc.due {
+		if p.closing || bs.slots[p.slot] != p {
+			delete(sc.due, p)
+		}
+	}
+	if bs.image == nil {
+		return
+	}
+	backoff := min(int64(cleanerBackoffMaxMs), bs.b.cfg.LogRetentionCheckInterval.Milliseconds())
+	for _, p := range bs.slots {
+		if p == nil || p.closing || p.offline() {
+			continue
+		}
+		if next, seen := sc.due[p]; seen && now < next {
+			continue
+		}
+		t, ok := bs.image.TopicByName(p.topic)
+		if !ok {
+			continue
+		}
+		cfg, compacted, err := compactionConfig(t.Configs)
+		if !compacted || err != nil {
+			continue
+		}
+		sc.due[p] = now + backoff
+		job, err := p.log.PlanCompaction(cfg, now, p.highWatermark())
+		if err != nil {
+			bs.b.log.Warn("compaction plan", "topic", p.topic, "partition", p.index, "err", err)
+			bs.checkStorage(p)
+			continue
+		}
+		if job == nil {
+			continue
+		}
+		sc.job, sc.jobOf, sc.done, sc.err = job, p, false, nil
+		go func(built chan<- error) { built <- job.Build() }(sc.built)
+		return
+	}
+}
+
+// finishCompaction swaps in the round in flight once its build is done. A
+// log that refuses for now (a roll's syncs are in flight) is tried again
+// on the next tick.
+func (bs *brokerShard) finishCompaction(sc *shardCompaction) {
+	if !sc.done {
+		select {
+		case sc.err = <-sc.built:
+			sc.done = true
+		default:
+			return
+		}
+	}
+	p, job := sc.jobOf, sc.job
+	if p.closing || bs.slots[p.slot] != p || sc.err != nil {
+		if sc.err != nil && !p.closing {
+			bs.b.log.Warn("compaction build", "topic", p.topic, "partition", p.index, "err", sc.err)
+		}
+		p.log.AbortCompaction(job)
+		sc.job, sc.jobOf = nil, nil
+		return
+	}
+	res, err := p.log.FinishCompaction(job)
+	if errors.Is(err, ringlog.ErrBusy) {
+		return
+	}
+	sc.job, sc.jobOf = nil, nil
+	switch {
+	case errors.Is(err, segment.ErrCompactionStale):
+		// Retention or a truncation ran meanwhile: the next look plans
+		// again.
+		delete(sc.due, p)
+	case err != nil:
+		bs.b.log.Warn("compaction swap", "topic", p.topic, "partition", p.index, "err", err)
+		bs.checkStorage(p)
+	default:
+		bs.b.log.Debug("compacted", "topic", p.topic, "partition", p.index,
+			"cleanedUpTo", res.CleanedUpTo, "segmentsRewritten", res.SegmentsRewritten,
+			"segmentsRemoved", res.SegmentsRemoved, "recordsRemoved", res.RecordsRemoved,
+			"bytesBefore", res.BytesBefore, "bytesAfter", res.BytesAfter)
+		if res.CleanedUpTo < p.highWatermark() {
+			// The map filled before the dirty section ended: go on at
+			// the next tick.
+			delete(sc.due, p)
+		}
+	}
+}
