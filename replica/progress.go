@@ -43,10 +43,6 @@ func (p *Partition) AppendFollowers(dst []FollowerProgress) []FollowerProgress {
 	return dst
 }
 
-// LeaderEpoch is the leader epoch of the latest image (NoEpoch before
-// one).
-func (p *Partition) LeaderEpoch() int32 { return p.leaderEpoch }
-
 // PartitionEpoch is the partition epoch of the partition state the
 // replica holds: it moves with every ISR change the replica takes in.
 func (p *Partition) PartitionEpoch() int32 { return p.partitionEpoch }
