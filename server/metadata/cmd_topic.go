@@ -100,6 +100,13 @@ func normalizeTopicConfigs(in map[string]string) (map[string]string, error) {
 			return nil, reject(ErrInvalidConfig, "min.insync.replicas %s exceeds replication.factor %s", minISR, out[ConfigReplicationFactor])
 		}
 	}
+	if maxLag, ok := out[ConfigMaxCompactionLagMs]; ok {
+		// The cleaner could never satisfy both: a segment must wait
+		// longer than it may wait.
+		if minLag := configInt(out, ConfigMinCompactionLagMs, 0); configInt(out, ConfigMaxCompactionLagMs, 0) < minLag {
+			return nil, reject(ErrInvalidConfig, "max.compaction.lag.ms %s is below min.compaction.lag.ms %d", maxLag, minLag)
+		}
+	}
 	return out, nil
 }
 
