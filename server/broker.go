@@ -87,6 +87,11 @@ type Broker struct {
 	storageFailed   atomic.Bool
 	// heartbeating is set once the heartbeat loop runs.
 	heartbeating bool
+	// hwLoaded are the high watermarks the last process checkpointed
+	// (read-only once started); hwWriter writes this one's
+	// (hw_checkpoint.go).
+	hwLoaded map[hwKey]int64
+	hwWriter *hwCheckpointer
 	// dirLock holds the data folder's lock until Stop has closed the logs.
 	dirLock *os.File
 }
@@ -151,7 +156,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, dirLock: dirLock}
+	b := &Broker{cfg: cfg, log: cfg.Logger, dirLock: dirLock, hwLoaded: loadHW(cfg.DataDir), hwWriter: newHWCheckpointer(cfg.DataDir)}
 	// Requests that arrive before the first image is served see an empty
 	// cluster.
 	b.image.Store(metadata.NewState().Image())
@@ -216,8 +221,14 @@ func (b *Broker) Stop() error {
 	b.session.stop()
 	err := b.srv.Stop()
 	for _, bs := range b.shards {
+		// The shards' threads are gone: their state is this goroutine's.
+		// A broker that never served keeps the last process's file.
+		if b.ready.Load() {
+			bs.checkpointHW(nowMs(), true)
+		}
 		err = errors.Join(err, bs.closeAll())
 	}
+	b.hwWriter.stop()
 	if epoch := b.session.epoch.Load(); err == nil && epoch > 0 && !b.storageFailed.Load() {
 		// Every log closed flushed: the next process may prove it.
 		err = markCleanShutdown(b.cfg.DataDir, epoch)

@@ -42,6 +42,14 @@ type brokerShard struct {
 	// failedOpens are partitions whose logs could not be opened: offline
 	// until the broker restarts (partition_offline.go).
 	failedOpens map[failedOpenKey]*failedOpen
+	// nextHWCheckpointMs is when the high watermarks are next written;
+	// lastHW are the ones last handed to the writer (hw_checkpoint.go).
+	nextHWCheckpointMs int64
+	lastHW             map[hwKey]int64
+	// closedHW are the high watermarks of partitions this shard closed
+	// while their topic lives on (a broker stopping, a reassignment): the
+	// checkpoint keeps them, and a reopen starts from them.
+	closedHW map[hwKey]int64
 	// fetcher holds this shard's follower fetches (replica_fetcher.go).
 	fetcher *replicaFetcher
 	// reqStart is when the request being served arrived.
@@ -60,7 +68,7 @@ type topicPartitions struct {
 
 func newBrokerShard(b *Broker, id int) *brokerShard {
 	bs := &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{},
-		keepLog: map[*partition]bool{}}
+		keepLog: map[*partition]bool{}, closedHW: map[hwKey]int64{}}
 	bs.fetcher = newReplicaFetcher(bs)
 	return bs
 }
@@ -149,6 +157,11 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 	for name := range bs.topics {
 		if !live[name] {
 			bs.dropTopic(name, true)
+		}
+	}
+	for k := range bs.closedHW {
+		if _, ok := im.TopicByID(k.topic); !ok {
+			delete(bs.closedHW, k)
 		}
 	}
 }
@@ -260,6 +273,13 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 func (bs *brokerShard) finishClose(p *partition) {
 	remove := !bs.keepLog[p]
 	delete(bs.keepLog, p)
+	if p.rep != nil {
+		if k := (hwKey{p.rep.topicID, p.index}); remove {
+			delete(bs.closedHW, k)
+		} else {
+			bs.closedHW[k] = p.rep.hw
+		}
+	}
 	if err := p.close(remove); err != nil {
 		bs.b.log.Warn("close partition", "topic", p.topic, "partition", p.index, "removed", remove, "err", err)
 	}
@@ -302,6 +322,7 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 // their files let go on another shard.
 func (bs *brokerShard) tickPartitions(now int64) {
 	bs.retentionCheckDue(now)
+	defer bs.checkpointHW(now, false)
 	for _, p := range bs.slots {
 		switch {
 		case p == nil:

@@ -72,12 +72,16 @@ func (bs *brokerShard) newPartitionReplica(p *partition, t metadata.TopicInfo) e
 	cfg := replica.Config{ID: bs.b.cfg.NodeID, AckUnsynced: !p.everyAck,
 		LagTimeMaxMs: bs.b.cfg.ReplicaLagTimeMax.Milliseconds()}
 	end := p.log.End()
+	// The checkpointed high watermark is a hint: never past this log.
+	key := hwKey{t.ID, p.index}
+	hw := min(max(bs.b.hwLoaded[key], bs.closedHW[key]), end)
+	delete(bs.closedHW, key)
 	m, err := replica.NewPartition(cfg, replica.LogState{LogEnd: end, DurableEnd: min(p.log.RecoveryPoint(), end),
-		HighWatermark: 0, Epochs: starts})
+		HighWatermark: hw, Epochs: starts})
 	if err != nil {
 		return fmt.Errorf("server: replica of %s-%d: %w", t.Name, p.index, err)
 	}
-	p.rep = &partitionReplica{m: m, topicID: t.ID, durableSent: min(p.log.RecoveryPoint(), end), writtenSeen: end,
+	p.rep = &partitionReplica{m: m, topicID: t.ID, hw: hw, durableSent: min(p.log.RecoveryPoint(), end), writtenSeen: end,
 		stamped: p.log.LatestEpoch(), serving: map[replicaFetchKey]*replicaFetchCtx{}}
 	m.Tick(nowMs())
 	return nil
