@@ -40,6 +40,9 @@ const (
 	// the other producers' (which count from 0), so that the logs show
 	// which records were sent to the isolated leader.
 	netnsIsoSeqBase = 1 << 30
+	// netnsMajoritySeqBase numbers the records the test sends straight
+	// to the new leader.
+	netnsMajoritySeqBase = 1 << 29
 	// netnsProducesAfterElection is how many produces to the isolated
 	// leader must have been sent after the majority elected a new leader
 	// (its session had lapsed by then) before the partition heals.
@@ -59,7 +62,7 @@ type netnsLoad struct {
 	t        *testing.T
 	stop     chan struct{}
 	acks     chan replAck
-	produced atomic.Int64
+	produced [replPartitions]atomic.Int64 // acknowledged records, by partition
 	wg       sync.WaitGroup
 	acked    []replAck
 }
@@ -70,7 +73,7 @@ func startNetnsLoad(t *testing.T, c *testCluster) *netnsLoad {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			replProducer(t, c, p, l.stop, l.acks, &l.produced)
+			replProducer(t, c, p, l.stop, l.acks, &l.produced[p])
 		}()
 	}
 	return l
@@ -87,16 +90,52 @@ func (l *netnsLoad) drain() {
 	}
 }
 
+// total is the records acknowledged on every partition.
+func (l *netnsLoad) total() int64 {
+	var n int64
+	for p := range l.produced {
+		n += l.produced[p].Load()
+	}
+	return n
+}
+
 // waitProduced waits for more acknowledged records.
 func (l *netnsLoad) waitProduced(what string, more int64) {
 	l.t.Helper()
-	want := l.produced.Load() + more
-	deadline := time.Now().Add(clusterWait)
-	for l.produced.Load() < want {
-		if time.Now().After(deadline) {
-			l.t.Fatalf("%s: producers stuck at %d acknowledged records (want %d)", what, l.produced.Load(), want)
+	want := l.total() + more
+	start := time.Now()
+	for l.total() < want {
+		if time.Since(start) > clusterWait {
+			l.t.Fatalf("%s: producers stuck at %d acknowledged records (want %d)", what, l.total(), want)
 		}
 		l.drain()
+		time.Sleep(clusterPoll)
+	}
+	l.t.Logf("%s: %d more records acknowledged in %v", what, more, time.Since(start).Round(time.Millisecond))
+}
+
+// produceUntilAcked sends one acks=all produce of partition to addr
+// until it is acknowledged, and returns the acknowledgement.
+func produceUntilAcked(t *testing.T, addr string, partition int32, first int) replAck {
+	t.Helper()
+	start := time.Now()
+	for {
+		m := produceMsg(fb.AcksAll, replTopic, partition, replBatch(t, partition, first))
+		m.Value.(*fb.ProduceRequestT).TimeoutMs = netnsIsoTimeoutMs
+		env, _, err := rawCall(addr, m)
+		var code fb.ErrorCode = -1
+		if err == nil {
+			if pr, ok := env.Message.Value.(*fb.ProduceResponseT); ok {
+				part := pr.Topics[0].Partitions[0]
+				if code = part.ErrorCode; code == fb.ErrorCodeNone {
+					t.Logf("partition %d: acknowledged by %s %v after the first try", partition, addr, time.Since(start).Round(time.Millisecond))
+					return replAck{partition: partition, base: part.BaseOffset, first: first}
+				}
+			}
+		}
+		if time.Since(start) > clusterWait {
+			t.Fatalf("partition %d: no produce acknowledged by %s within %v (last: %v, %v)", partition, addr, clusterWait, code, err)
+		}
 		time.Sleep(clusterPoll)
 	}
 }
@@ -227,7 +266,9 @@ func netnsPartitionScenario(t *testing.T, lab *netnsLab, controllerToo bool) {
 	t.Logf("after %v: partition %d led by node %d at epoch %d, controller leader %d",
 		time.Since(cutAt).Round(time.Millisecond), victim.Partition, newLeader.LeaderId, newLeader.LeaderEpoch, after.ControllerId)
 
-	// The majority acknowledges on, on every partition.
+	// The majority acknowledges on: the new leader of the isolated
+	// broker's partition, and the producers of every partition.
+	direct := produceUntilAcked(t, c.nodes[newLeader.LeaderId].clientAddr(), victim.Partition, netnsMajoritySeqBase)
 	load.waitProduced("on the majority side", 100)
 	// The old leader goes on refusing after the majority has moved on.
 	for deadline := time.Now().Add(clusterWait); iso.sentAfterElection.Load() < netnsProducesAfterElection; {
@@ -260,10 +301,11 @@ func netnsPartitionScenario(t *testing.T, lab *netnsLab, controllerToo bool) {
 	t.Logf("node %d back in every ISR %v after the heal", old.id, time.Since(healAt).Round(time.Millisecond))
 	load.waitProduced("after the heal", 100)
 	acked := append(load.finish(), iso.acked...)
+	acked = append(acked, direct)
 	if t.Failed() {
 		return
 	}
-	t.Logf("%d acknowledged produces (%d records)", len(acked), load.produced.Load())
+	t.Logf("%d acknowledged produces (%d records)", len(acked), load.total())
 	c.checkAcked(acked)
 	c.checkReplicasIdentical()
 	netnsCheckTruncated(t, c, iso)
