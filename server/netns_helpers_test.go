@@ -103,10 +103,16 @@ func (l *netnsLab) hubPort(id int32) string   { return fmt.Sprintf("h%d", id) }
 func (l *netnsLab) clusterIP(id int32) string { return fmt.Sprintf("10.77.0.%d", id) }
 
 // cut takes broker id's port of the bridge down: from then on nothing
-// passes between it and the other brokers, in either direction.
+// passes between it and the other brokers, in either direction. A test
+// that fails before it heals leaves the port up for the next.
 func (l *netnsLab) cut(t *testing.T, id int32) {
 	t.Helper()
 	l.ip(t, "-n", netnsHub, "link", "set", l.hubPort(id), "down")
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "-n", netnsHub, "link", "set", l.hubPort(id), "up").CombinedOutput(); err != nil {
+			t.Errorf("heal %s: %v: %s", l.hubPort(id), err, out)
+		}
+	})
 }
 
 // heal brings broker id's port of the bridge up again.

@@ -63,6 +63,7 @@ type netnsLoad struct {
 	stop     chan struct{}
 	acks     chan replAck
 	produced [replPartitions]atomic.Int64 // acknowledged records, by partition
+	stopOnce sync.Once
 	wg       sync.WaitGroup
 	acked    []replAck
 }
@@ -76,7 +77,15 @@ func startNetnsLoad(t *testing.T, c *testCluster) *netnsLoad {
 			replProducer(t, c, p, l.stop, l.acks, &l.produced[p])
 		}()
 	}
+	// A test that fails half way stops its producers before the cluster
+	// goes: they report through t, which must not outlive them.
+	t.Cleanup(l.stopAndWait)
 	return l
+}
+
+func (l *netnsLoad) stopAndWait() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	l.wg.Wait()
 }
 
 func (l *netnsLoad) drain() {
@@ -141,8 +150,7 @@ func produceUntilAcked(t *testing.T, addr string, partition int32, first int) re
 }
 
 func (l *netnsLoad) finish() []replAck {
-	close(l.stop)
-	l.wg.Wait()
+	l.stopAndWait()
 	l.drain()
 	return l.acked
 }
@@ -236,11 +244,17 @@ func netnsPartitionScenario(t *testing.T, lab *netnsLab, controllerToo bool) {
 	cutAt := time.Now()
 	isoStop := make(chan struct{})
 	isoDone := make(chan struct{})
+	var isoStopOnce sync.Once
+	stopIso := func() {
+		isoStopOnce.Do(func() { close(isoStop) })
+		<-isoDone
+	}
 	iso := newIsolatedProducer()
 	go func() {
 		defer close(isoDone)
 		iso.run(t, old.clientAddr(), victim.Partition, isoStop)
 	}()
+	t.Cleanup(stopIso)
 
 	// The majority fences the isolated broker once its session lapses and
 	// elects a new leader of its partition with a higher epoch (and a new
@@ -278,8 +292,7 @@ func netnsPartitionScenario(t *testing.T, lab *netnsLab, controllerToo bool) {
 		}
 		time.Sleep(clusterPoll)
 	}
-	close(isoStop)
-	<-isoDone
+	stopIso()
 	t.Logf("isolated leader: %d produces sent, answered %v", iso.sent, iso.answered)
 	if iso.sent == 0 {
 		t.Fatalf("the isolated producer sent nothing in %v", time.Since(cutAt))
