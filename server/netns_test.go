@@ -22,7 +22,7 @@ import (
 //     reach would shrink its ISR), though it appends them;
 //   - the majority fences it when its session lapses, elects a new leader
 //     of its partitions with a higher leader epoch, and acknowledges on;
-//   - healed, the old leader registers again, truncates the records it
+//   - healed, the old leader is unfenced again, truncates the records it
 //     appended alone and follows the new leader back into every ISR;
 //   - every acknowledged record is at its acknowledged offset, the three
 //     replicas are byte for byte the same below the common log end, and
