@@ -8,7 +8,7 @@ GO ?= go
 FUZZTIME ?= 3s
 BIN := bin
 
-.PHONY: all build run test test-unit test-invariants test-failstop test-replica-long test-replication-long fuzz-smoke bench flamegraph generate lint tools clean
+.PHONY: all build run test test-tools test-unit test-invariants test-failstop test-replica-long test-replication-long fuzz-smoke bench flamegraph generate lint tools clean
 
 all: build
 
@@ -21,7 +21,7 @@ run: build
 
 test: test-unit test-invariants test-failstop test-replica-long fuzz-smoke
 
-test-unit:
+test-unit: test-tools
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
@@ -83,6 +83,16 @@ tools:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flatbuffers-compiler >/dev/null) \
 	      || echo "note: flatc could not be installed; only 'make generate' needs it"; \
 	  else echo "note: flatc missing; only 'make generate' needs it"; fi; }
+
+# ip (Debian's iproute2) is needed by the network-partition test
+# (server/netns_test.go), which runs as root and skips without it; as with
+# flatc, it is installed here when missing and apt-get is usable.
+test-tools:
+	@command -v ip >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null) \
+	      || echo "note: iproute2 could not be installed; the network-partition test will skip"; \
+	  else echo "note: ip missing; the network-partition test will skip"; fi; }
 
 clean:
 	rm -rf $(BIN)
