@@ -152,9 +152,11 @@ type results struct {
 	Peer         *peerResult `json:"peer,omitempty"`
 	// Scaling is the shard scaling sweep (--scaling), run instead of the
 	// suites and the peer.
-	Scaling     *scalingResult `json:"scaling,omitempty"`
-	Comparisons []comparison   `json:"comparisons,omitempty"`
-	Goals       []goal         `json:"goals"`
+	Scaling *scalingResult `json:"scaling,omitempty"`
+	// Replication is the replication section (--replication).
+	Replication *replicationResult `json:"replication,omitempty"`
+	Comparisons []comparison       `json:"comparisons,omitempty"`
+	Goals       []goal             `json:"goals"`
 }
 
 // peerPairs are the Strata cases and the peer runs closest to them.
@@ -222,6 +224,9 @@ func (r *results) compare() {
 	}
 	if r.Scaling != nil {
 		r.Goals = append(r.Goals, r.Scaling.goals()...)
+	}
+	if r.Replication != nil {
+		r.Goals = append(r.Goals, r.Replication.goals()...)
 	}
 	for _, c := range r.Comparisons {
 		r.Goals = append(r.Goals, goal{"each case >= 5x the peer (" + c.StrataCase + " / " + c.PeerRun + ")", c.FlushPolicy,
@@ -391,6 +396,9 @@ func (r *results) markdown() string {
 
 	if r.Scaling != nil {
 		r.Scaling.markdown(w)
+	}
+	if r.Replication != nil {
+		r.Replication.markdown(w)
 	}
 	w("## Goals\n\n| goal | flush policy | measured | |\n| --- | --- | --- | --- |\n")
 	for _, g := range r.Goals {
