@@ -45,6 +45,9 @@ type failoverSample struct {
 	// the kill.
 	LeaderSeenMs float64 `json:"leader_seen_ms"`
 	FirstAckMs   float64 `json:"first_ack_ms"`
+	// Resends are the probe producer's batch resends between the kill and
+	// the first acknowledgement: tries spaced by its backoff.
+	Resends int64 `json:"resends"`
 	// RejoinMs is the restarted broker's start until the topic was fully
 	// in sync again (not part of the failover).
 	RejoinMs float64 `json:"rejoin_ms"`
@@ -147,6 +150,7 @@ func failoverOnce(ctx context.Context, c *cluster) (*failoverSample, error) {
 			return nil, fmt.Errorf("probe producer: no acknowledgement within %s", clusterWaitTimeout)
 		}
 	}
+	resendsBefore := prod.RetryStats().Batches
 	killedAt := c.kill9(target.Leader)
 	gone := time.Now()
 	seen := make(chan time.Time, 1)
@@ -177,6 +181,7 @@ func failoverOnce(ctx context.Context, c *cluster) (*failoverSample, error) {
 			return nil, fmt.Errorf("no acknowledgement within %s of the kill", clusterWaitTimeout)
 		}
 	}
+	s.Resends = prod.RetryStats().Batches - resendsBefore
 	leaderSeen := <-seen
 	if leaderSeen.IsZero() {
 		return nil, fmt.Errorf("no new leader of partition %d in the metadata", target.Partition)

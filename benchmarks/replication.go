@@ -331,14 +331,14 @@ func (r *replicationResult) markdown(w func(string, ...any)) {
 		w("Failover: kill -9 of a partition's leader (not the controller, where one could be chosen) to the first acknowledgement "+
 			"by the new leader, a producer sending one record at a time with acks=all. \"seen\" is when a survivor's metadata first "+
 			"named the new leader (polled every %d ms).\n\n", clusterPollInterval.Milliseconds())
-		w("| timeouts | heartbeat | session | round | killed | was controller | new leader seen ms | first ack ms | rejoin ms |\n")
-		w("| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n")
+		w("| timeouts | heartbeat | session | round | killed | was controller | new leader seen ms | first ack ms | resends | rejoin ms |\n")
+		w("| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n")
 		for _, run := range r.Failover {
 			for i, s := range run.Samples {
-				w("| %s | %s | %s | %d | broker %d | %v | %.0f | %.0f | %.0f |\n", run.Timeouts.Name, run.Timeouts.HeartbeatInterval,
-					run.Timeouts.SessionTimeout, i+1, s.Killed, s.KilledController, s.LeaderSeenMs, s.FirstAckMs, s.RejoinMs)
+				w("| %s | %s | %s | %d | broker %d | %v | %.0f | %.0f | %d | %.0f |\n", run.Timeouts.Name, run.Timeouts.HeartbeatInterval,
+					run.Timeouts.SessionTimeout, i+1, s.Killed, s.KilledController, s.LeaderSeenMs, s.FirstAckMs, s.Resends, s.RejoinMs)
 			}
-			w("| %s | | | median | | | %.0f | **%.0f** | |\n", run.Timeouts.Name, run.MedianSeenMs, run.MedianAckMs)
+			w("| %s | | | median | | | %.0f | **%.0f** | | |\n", run.Timeouts.Name, run.MedianSeenMs, run.MedianAckMs)
 		}
 		w("\n")
 	}
