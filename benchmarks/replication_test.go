@@ -29,8 +29,11 @@ func TestQuickReplication(t *testing.T) {
 		if c.Name != want[i] || f.Records != replQuickRecords || f.Records*f.RecordSizeBytes != f.Bytes || c.OfProduceCeiling <= 0 {
 			t.Errorf("case %d: %+v", i, c)
 		}
-		if !(f.P50Ms <= f.P99Ms && f.P99Ms <= f.P999Ms) {
+		if !(f.P50Ms <= f.P99Ms && f.P99Ms <= f.P999Ms && f.P999Ms <= f.MaxMs) {
 			t.Errorf("%s: percentiles out of order: %+v", c.Name, f)
+		}
+		if c.Warmup.Records != replWarmupRecords || c.Warmup.MaxMs <= 0 {
+			t.Errorf("%s: warm-up %+v, want %d records", c.Name, c.Warmup, replWarmupRecords)
 		}
 	}
 	if r.RF3OverRF1 <= 0 {

@@ -17,6 +17,7 @@ type figures struct {
 	P50Ms           float64 `json:"p50_ms"`
 	P99Ms           float64 `json:"p99_ms"`
 	P999Ms          float64 `json:"p999_ms"`
+	MaxMs           float64 `json:"max_ms"`
 	RecordSizeBytes int64   `json:"record_size_bytes"`
 	Producers       int     `json:"producers"`
 	Consumers       int     `json:"consumers"`
