@@ -55,9 +55,13 @@ fuzz-smoke:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz-smoke.sh
 
 # The benchmark of docs/benchmarks.md: Strata under the sync and never flush
-# policies beside the physical ceiling and NATS JetStream; writes
-# benchmarks/results/<date>-<label>.md and .json. BENCH_FLAGS passes more
-# flags, e.g. BENCH_FLAGS='--duration 5s --label my-laptop'.
+# policies beside the physical ceiling and NATS JetStream, then the
+# replication section (three brokers on this machine: replication factor 3
+# against 1, e2e latency, a follower catching up a 1 GiB backlog, leader
+# failover); writes benchmarks/results/<date>-<label>.md and .json.
+# BENCH_FLAGS passes more flags, e.g. BENCH_FLAGS='--duration 5s --label
+# my-laptop', '--replication=false' to leave the replication section out,
+# or '--suites=false --peer=false' for it alone.
 bench:
 	$(GO) run ./benchmarks $(BENCH_FLAGS)
 

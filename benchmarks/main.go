@@ -73,6 +73,14 @@ type config struct {
 	prebuilt bool
 	peer     bool
 	peerMsgs peerMessages
+	// suites runs the single-broker suites under each flush policy.
+	suites bool
+	// replication runs the replication section (replication.go) with
+	// its flush policy, backlog and failover rounds.
+	replication     bool
+	replFlushPolicy string
+	catchupBytes    int64
+	failoverRepeats int
 }
 
 func main() {
@@ -114,8 +122,33 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.peer, "peer", true, "install and measure the peer, NATS JetStream")
 	fs.Int64Var(&cfg.peerMsgs.small, "peer-msgs-small", defaultPeerMsgsSmall, "messages per 100 B peer run")
 	fs.Int64Var(&cfg.peerMsgs.large, "peer-msgs-large", defaultPeerMsgsLarge, "messages per 1 KiB peer run")
+	fs.BoolVar(&cfg.suites, "suites", true, "run the single-broker suites under each of --policies")
+	fs.BoolVar(&cfg.replication, "replication", true,
+		"run the replication section: three brokers, replication factor 3 against 1, e2e latency, a follower's catch-up, failover")
+	fs.StringVar(&cfg.replFlushPolicy, "replication-flush-policy", "never",
+		"flush policy of the replication section's topics (never: durability from the replicas, as Kafka's default)")
+	catchup := "1GiB"
+	fs.StringVar(&catchup, "catchup-bytes", catchup, "backlog a stopped follower catches up in the replication section (--quick: 16MiB unless given)")
+	fs.IntVar(&cfg.failoverRepeats, "failover-repeats", defaultFailoverRounds,
+		fmt.Sprintf("leader kills under each session timeout in the replication section (--quick: %d unless given)", quickFailoverRounds))
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	n, err := parseByteCount(catchup)
+	if err != nil {
+		return nil, fmt.Errorf("--catchup-bytes: %w", err)
+	}
+	cfg.catchupBytes = n
+	if cfg.quick && !given["catchup-bytes"] {
+		cfg.catchupBytes = replQuickCatchupBytes
+	}
+	if cfg.quick && !given["failover-repeats"] {
+		cfg.failoverRepeats = quickFailoverRounds
+	}
+	if cfg.failoverRepeats < 1 || cfg.failoverRepeats > maxFailoverRepeats {
+		return nil, fmt.Errorf("--failover-repeats %d: must be between 1 and %d", cfg.failoverRepeats, maxFailoverRepeats)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -216,7 +249,10 @@ func run(ctx context.Context, args []string) error {
 		if res.Scaling, err = runScaling(ctx, cfg, strata, loadgen); err != nil {
 			return fmt.Errorf("scaling: %w", err)
 		}
-		cfg.policies, cfg.peer = nil, false
+		cfg.policies, cfg.peer, cfg.replication = nil, false, false
+	}
+	if !cfg.suites {
+		cfg.policies = nil
 	}
 	for _, policy := range cfg.policies {
 		logf("strata: suite under flush policy %s", policy)
@@ -225,6 +261,12 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("flush policy %s: %w", policy, err)
 		}
 		res.Strata = append(res.Strata, *s)
+	}
+	if cfg.replication {
+		logf("replication: three brokers")
+		if res.Replication, err = runReplication(ctx, cfg, strata, loadgen); err != nil {
+			return fmt.Errorf("replication: %w", err)
+		}
 	}
 	if cfg.peer {
 		logf("peer: NATS JetStream")

@@ -17,6 +17,7 @@ type figures struct {
 	P50Ms           float64 `json:"p50_ms"`
 	P99Ms           float64 `json:"p99_ms"`
 	P999Ms          float64 `json:"p999_ms"`
+	MaxMs           float64 `json:"max_ms"`
 	RecordSizeBytes int64   `json:"record_size_bytes"`
 	Producers       int     `json:"producers"`
 	Consumers       int     `json:"consumers"`
@@ -152,9 +153,11 @@ type results struct {
 	Peer         *peerResult `json:"peer,omitempty"`
 	// Scaling is the shard scaling sweep (--scaling), run instead of the
 	// suites and the peer.
-	Scaling     *scalingResult `json:"scaling,omitempty"`
-	Comparisons []comparison   `json:"comparisons,omitempty"`
-	Goals       []goal         `json:"goals"`
+	Scaling *scalingResult `json:"scaling,omitempty"`
+	// Replication is the replication section (--replication).
+	Replication *replicationResult `json:"replication,omitempty"`
+	Comparisons []comparison       `json:"comparisons,omitempty"`
+	Goals       []goal             `json:"goals"`
 }
 
 // peerPairs are the Strata cases and the peer runs closest to them.
@@ -222,6 +225,9 @@ func (r *results) compare() {
 	}
 	if r.Scaling != nil {
 		r.Goals = append(r.Goals, r.Scaling.goals()...)
+	}
+	if r.Replication != nil {
+		r.Goals = append(r.Goals, r.Replication.goals()...)
 	}
 	for _, c := range r.Comparisons {
 		r.Goals = append(r.Goals, goal{"each case >= 5x the peer (" + c.StrataCase + " / " + c.PeerRun + ")", c.FlushPolicy,
@@ -391,6 +397,9 @@ func (r *results) markdown() string {
 
 	if r.Scaling != nil {
 		r.Scaling.markdown(w)
+	}
+	if r.Replication != nil {
+		r.Replication.markdown(w)
 	}
 	w("## Goals\n\n| goal | flush policy | measured | |\n| --- | --- | --- | --- |\n")
 	for _, g := range r.Goals {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,12 +29,17 @@ const (
 	flagRate        = "rate"
 	flagFlushPolicy = "flush-policy"
 	flagProcs       = "procs"
+	flagReplication = "replication-factor"
+	flagMinInsync   = "min-insync-replicas"
 
 	compressionNone = "none"
 	compressionLZ4  = "lz4"
 
 	// flushPolicyConfig is the topic config that sets the flush policy.
 	flushPolicyConfig = "flush.policy"
+	// minInsyncConfig is the topic config that sets how many in-sync
+	// replicas an acks=all produce needs.
+	minInsyncConfig = "min.insync.replicas"
 	// brokerDefaultFlushPolicy is what a topic created without
 	// flush.policy gets: fdatasync before acknowledging.
 	brokerDefaultFlushPolicy = "sync"
@@ -59,6 +65,10 @@ const (
 	maxClients = 1024
 	// maxProcs bounds --procs.
 	maxProcs = 4096
+	// maxReplicationFactor bounds --replication-factor and
+	// --min-insync-replicas: the wire field is an int16, and no cluster
+	// loadgen drives has more brokers than this.
+	maxReplicationFactor = 64
 	// adminTimeout bounds a topic creation or deletion.
 	adminTimeout = 30 * time.Second
 	// drainTimeout bounds the wait for outstanding acknowledgements or
@@ -80,6 +90,10 @@ type clientFlags struct {
 	compression string
 	rate        float64
 	flushPolicy string
+	// replicationFactor and minInsync are the replication of a topic
+	// loadgen creates (0: the broker's default).
+	replicationFactor int
+	minInsync         int
 	// procs is --procs: the Go threads running Go code (GOMAXPROCS) while
 	// the client works; 0 leaves Go's default, one per CPU.
 	procs int
@@ -103,6 +117,10 @@ func (f *clientFlags) register(fs *pflag.FlagSet, which int, defaultTopic string
 	fs.Int32Var(&f.partitions, flagPartitions, f.partitions, "partitions of the topic when loadgen creates it")
 	fs.StringVar(&f.flushPolicy, flagFlushPolicy, "",
 		"flush.policy of the topic when loadgen creates it: sync, never or interval:<ms> (empty: the broker's default, sync)")
+	fs.IntVar(&f.replicationFactor, flagReplication, 0,
+		"replicas of each partition of the topic when loadgen creates it (0: the broker's default)")
+	fs.IntVar(&f.minInsync, flagMinInsync, 0,
+		"min.insync.replicas of the topic when loadgen creates it: the in-sync replicas an acks=all produce needs (0: the broker's default)")
 	fs.IntVar(&f.procs, flagProcs, 0,
 		"CPUs the client's Go code may run on at once (GOMAXPROCS; 0: all); on a machine shared with the broker, fewer leave it room")
 	if which&withProducer != 0 {
@@ -136,6 +154,16 @@ func (f *clientFlags) validate(which int) error {
 	}
 	if err := checkFlushPolicy(f.flushPolicy); err != nil {
 		return err
+	}
+	if f.replicationFactor < 0 || f.replicationFactor > maxReplicationFactor {
+		return fmt.Errorf("--%s must be between 0 and %d, got %d", flagReplication, maxReplicationFactor, f.replicationFactor)
+	}
+	if f.minInsync < 0 || f.minInsync > maxReplicationFactor {
+		return fmt.Errorf("--%s must be between 0 and %d, got %d", flagMinInsync, maxReplicationFactor, f.minInsync)
+	}
+	if f.replicationFactor > 0 && f.minInsync > f.replicationFactor {
+		return fmt.Errorf("--%s %d is more than --%s %d: no produce with acks=all could succeed",
+			flagMinInsync, f.minInsync, flagReplication, f.replicationFactor)
 	}
 	if f.procs < 0 || f.procs > maxProcs {
 		return fmt.Errorf("--%s must be between 0 and %d, got %d", flagProcs, maxProcs, f.procs)
@@ -227,20 +255,35 @@ func flushPolicyLabel(p string) string {
 	return p
 }
 
+// orBrokerDefault renders a topic setting loadgen passes, 0 being the
+// broker's default.
+func orBrokerDefault(n int) string {
+	if n == 0 {
+		return "broker default"
+	}
+	return strconv.Itoa(n)
+}
+
 // topicState is what ensureTopic found or made.
 type topicState struct {
 	partitions []int32
 	created    bool
 }
 
-// ensureTopic creates topic with the given partitions and flush policy when
-// it does not exist, and returns its partition ids either way.
-func ensureTopic(ctx context.Context, cl *client.Client, topic string, partitions int32, flushPolicy string) (topicState, error) {
+// ensureTopic creates f's topic with the partitions, flush policy and
+// replication of f when it does not exist, and returns its partition ids
+// either way.
+func ensureTopic(ctx context.Context, cl *client.Client, f *clientFlags) (topicState, error) {
 	actx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
-	spec := client.TopicSpec{Name: topic, Partitions: partitions}
-	if flushPolicy != "" {
-		spec.Configs = map[string]string{flushPolicyConfig: flushPolicy}
+	topic := f.topic
+	spec := client.TopicSpec{Name: topic, Partitions: f.partitions, ReplicationFactor: int16(f.replicationFactor),
+		Configs: map[string]string{}}
+	if f.flushPolicy != "" {
+		spec.Configs[flushPolicyConfig] = f.flushPolicy
+	}
+	if f.minInsync > 0 {
+		spec.Configs[minInsyncConfig] = strconv.Itoa(f.minInsync)
 	}
 	var st topicState
 	err := client.NewAdmin(cl).CreateTopics(actx, spec)
@@ -276,6 +319,8 @@ type clientDetails struct {
 	Partitions        int      `json:"partitions"`
 	TopicCreated      bool     `json:"topic_created"`
 	FlushPolicy       string   `json:"flush_policy"`
+	ReplicationFactor int      `json:"replication_factor,omitempty"`
+	MinInsync         int      `json:"min_insync_replicas,omitempty"`
 	ClientProcs       int      `json:"client_procs"`
 	Producers         int      `json:"producers,omitempty"`
 	Consumers         int      `json:"consumers,omitempty"`
@@ -301,6 +346,10 @@ func newClientReport(workload, title string, f *clientFlags, which int, st topic
 		TopicCreated: st.created,
 		FlushPolicy:  flushPolicyLabel(f.flushPolicy),
 		ClientProcs:  runtime.GOMAXPROCS(0),
+		// What loadgen asked for when it created the topic; 0: the
+		// broker's default, or a topic that existed.
+		ReplicationFactor: f.replicationFactor,
+		MinInsync:         f.minInsync,
 	}
 	if !st.created {
 		d.FlushPolicy = "existing topic's"
@@ -327,8 +376,8 @@ func newClientReport(workload, title string, f *clientFlags, which int, st topic
 		d.RateRecordsPerSec = f.rate
 	}
 	r.rows = append(r.rows,
-		summaryRow{"topic", fmt.Sprintf("%s, %d partitions, flush policy %s (created: %v)",
-			f.topic, len(st.partitions), d.FlushPolicy, st.created)},
+		summaryRow{"topic", fmt.Sprintf("%s, %d partitions, flush policy %s, replication factor %s, min.insync.replicas %s (created: %v)",
+			f.topic, len(st.partitions), d.FlushPolicy, orBrokerDefault(f.replicationFactor), orBrokerDefault(f.minInsync), st.created)},
 		summaryRow{"brokers", strings.Join(f.brokers, ",")},
 		summaryRow{"client procs", fmt.Sprintf("%d (GOMAXPROCS)", d.ClientProcs)})
 	if which&withProducer != 0 {

@@ -102,7 +102,7 @@ func runProduce(ctx context.Context, wf *workloadFlags, f *clientFlags, stderr i
 		return nil, fmt.Errorf("dial %v: %w", f.brokers, err)
 	}
 	defer cl.Close()
-	st, err := ensureTopic(ctx, cl, f.topic, f.partitions, f.flushPolicy)
+	st, err := ensureTopic(ctx, cl, f)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func runConsume(ctx context.Context, wf *workloadFlags, f *clientFlags, fill boo
 	var st topicState
 	var filled *produceResult
 	if fill {
-		st, err = ensureTopic(ctx, cl, f.topic, f.partitions, f.flushPolicy)
+		st, err = ensureTopic(ctx, cl, f)
 		if err != nil {
 			return nil, err
 		}
@@ -297,7 +297,7 @@ func runE2E(ctx context.Context, wf *workloadFlags, f *clientFlags, stderr io.Wr
 		return nil, fmt.Errorf("dial %v: %w", f.brokers, err)
 	}
 	defer cl.Close()
-	st, err := ensureTopic(ctx, cl, f.topic, f.partitions, f.flushPolicy)
+	st, err := ensureTopic(ctx, cl, f)
 	if err != nil {
 		return nil, err
 	}

@@ -154,6 +154,19 @@ func TestProduceDurationAndRate(t *testing.T) {
 	}
 }
 
+// TestProduceCreatesReplicatedTopic creates the topic with the
+// replication flags: on one broker, replication factor 1 and
+// min.insync.replicas 1 reach the broker, which accepts them, and the
+// report names them.
+func TestProduceCreatesReplicatedTopic(t *testing.T) {
+	b := startBroker(t)
+	stdout, stderr, code := loadgenRun(t, "produce", "--brokers", b.Addr, "--topic", "rf1", "--records", "10",
+		"--replication-factor", "1", "--min-insync-replicas", "1", "--json")
+	if code != 0 || !strings.Contains(stdout, `"replication_factor":1,"min_insync_replicas":1`) {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
 func TestClientWorkloadErrors(t *testing.T) {
 	b := startBroker(t)
 	cases := []struct {
@@ -165,6 +178,9 @@ func TestClientWorkloadErrors(t *testing.T) {
 		{[]string{"produce", "--compression", "zstd"}, exitUsage, "--compression must be none or lz4"},
 		{[]string{"produce", "--flush-policy", "sometimes"}, exitUsage, "--flush-policy must be"},
 		{[]string{"consume", "--procs", "-1"}, exitUsage, "--procs must be between 0 and"},
+		{[]string{"produce", "--replication-factor", "-1"}, exitUsage, "--replication-factor must be between 0 and 64"},
+		{[]string{"produce", "--min-insync-replicas", "65"}, exitUsage, "--min-insync-replicas must be between 0 and 64"},
+		{[]string{"produce", "--replication-factor", "1", "--min-insync-replicas", "2"}, exitUsage, "no produce with acks=all could succeed"},
 		{[]string{"e2e", "--record-size", "4"}, exitUsage, "at least 8 bytes"},
 		{[]string{"e2e", "--rate", "0"}, exitUsage, "--rate must be above 0"},
 		{[]string{"suite", "--record-size", "10"}, exitUsage, "does not apply"},
