@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/strata-db/strata/schema/fb"
 	"golang.org/x/sys/unix"
+	"slices"
 
 	"github.com/strata-db/strata/server/metadata"
 )
@@ -87,13 +88,13 @@ type logDirWork struct {
 // partitions to read. ok is false when the request breaks the walk's bounds.
 func planDescribeLogDirs(m *fb.DescribeLogDirsRequest, msg []byte, im *metadata.Image, self int32, shards int) (resp *fb.DescribeLogDirsResponseT, works []logDirWork, ok bool) {
 	resp = &fb.DescribeLogDirsResponseT{TotalBytes: -1, UsableBytes: -1}
-	// keep answers for one topic: the partitions of it this broker leads
-	// (the partitions it keeps, until followers keep logs too).
+	// keep answers for one topic: the partitions of it this broker is a
+	// replica of, leader or follower (the partitions it keeps a log of).
 	keep := func(t metadata.TopicInfo) {
 		tr := &fb.LogDirTopicT{Name: t.Name, Partitions: []*fb.LogDirPartitionT{}}
 		resp.Topics = append(resp.Topics, tr)
 		for _, p := range t.Partitions {
-			if p.Leader != self {
+			if !slices.Contains(p.Replicas, self) {
 				continue
 			}
 			r := &fb.LogDirPartitionT{Partition: p.Partition, SizeBytes: -1}

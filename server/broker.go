@@ -297,6 +297,13 @@ func (b *Broker) Tick(sh *Shard, now int64) {
 		for _, job := range bs.parked {
 			job.deadlineMs = 0
 		}
+		// Followers' fetches parked here would hold their connections
+		// open until the drain gives up on them.
+		for _, p := range bs.slots {
+			if p != nil {
+				p.abandonReplicaFetches()
+			}
+		}
 	}
 	bs.expireFetches(now)
 	bs.tickPartitions(now)

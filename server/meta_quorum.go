@@ -53,6 +53,10 @@ type quorumMember struct {
 	// auth proves this voter to the others on every connection.
 	auth *transport.Auth
 	node *controller.Node
+	// nodeSet is closed once node is set: the RPC listener serves other
+	// voters from before the node exists (the Raft transport needs it
+	// to start the node), and their commands wait for it.
+	nodeSet chan struct{}
 }
 
 // ClusterAuth is how the voters of a quorum prove themselves to each
@@ -83,7 +87,7 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 		log.Warn("ignoring metadata written before the controller quorum; its topics are not served",
 			"dir", filepath.Join(dataDir, legacyMetadataDir))
 	}
-	q := &quorumMember{log: log}
+	q := &quorumMember{log: log, nodeSet: make(chan struct{})}
 	cfg := controller.Config{Dir: filepath.Join(dataDir, metadataDir), Metadata: mcfg, Logger: raftLogger{log}}
 	if len(voters) == 0 {
 		q.voterID = singleVoterID
@@ -139,6 +143,7 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 		return nil, err
 	}
 	q.node = node
+	close(q.nodeSet)
 	return q, nil
 }
 
@@ -146,6 +151,12 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 // command here only: a voter that does not lead answers not_leader rather
 // than forwarding again, so a request never travels in a circle.
 func (q *quorumMember) serveRPC(ctx context.Context, req *rpcRequest) rpcReply {
+	select {
+	case <-q.nodeSet:
+	case <-ctx.Done():
+		// Still starting: busy, which the caller retries.
+		return rpcReply{Outcome: rpcBusy}
+	}
 	if req.Kind == rpcStatus {
 		st, err := q.node.Status(ctx)
 		if err != nil {

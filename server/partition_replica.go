@@ -221,6 +221,14 @@ func (p *partition) abandonWaiting() {
 			p.maybeFinish(ap)
 		}
 	}
+	p.abandonReplicaFetches()
+}
+
+// abandonReplicaFetches answers NOT_LEADER to every follower fetch waiting
+// here: the partition is closing, or the shard is stopping and its
+// connections must be answered before they close. The machine's own
+// answers to them later find no request and are dropped.
+func (p *partition) abandonReplicaFetches() {
 	if p.rep == nil {
 		return
 	}
@@ -307,14 +315,22 @@ func (p *partition) sendAlterPartition(a replica.AlterPartition) {
 	req := metadata.AlterPartitionRequest{BrokerID: self, BrokerEpoch: epoch, TopicID: r.topicID, Partition: p.index,
 		LeaderEpoch: a.LeaderEpoch, PartitionEpoch: a.PartitionEpoch, ISR: slices.Clone(a.ISR)}
 	r.alterInFlight = true
+	b.log.Info("proposing an ISR change", "topic", p.topic, "partition", p.index, "isr", req.ISR,
+		"leader_epoch", req.LeaderEpoch, "partition_epoch", req.PartitionEpoch)
 	sh := p.shard
 	topic, index, id := p.topic, p.index, r.topicID
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), replicaAlterTimeout)
 		res, err := b.session.alterPartition(ctx, req)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil:
 			b.log.Info("isr change not settled", "topic", topic, "partition", index, "isr", req.ISR, "err", err)
+		case res.Accepted():
+			b.log.Info("isr changed", "topic", topic, "partition", index, "isr", res.Partition.ISR,
+				"partition_epoch", res.Partition.PartitionEpoch)
+		default:
+			b.log.Info("isr change refused", "topic", topic, "partition", index, "isr", req.ISR, "code", res.Code, "detail", res.Detail)
 		}
 		postErr := sh.Post(func(sh *Shard) {
 			obs := b.shards[sh.ID()]

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -101,6 +102,15 @@ func TestReplicationRollingRestart(t *testing.T) {
 		if code := n.cmd.ProcessState.ExitCode(); code != 0 {
 			t.Fatalf("node %d exited with %d after SIGTERM", id, code)
 		}
+		// Its stop answered everything it held, followers' parked
+		// fetches included, instead of waiting on their connections.
+		n.mu.Lock()
+		for _, line := range n.lines {
+			if strings.Contains(line, "stop waits for a connection") || strings.Contains(line, "stop closes a connection still unanswered") {
+				t.Errorf("node %d: %s", id, line)
+			}
+		}
+		n.mu.Unlock()
 		waitAcked(300)
 		c.start(n)
 		c.waitReady(n)
