@@ -31,8 +31,8 @@ const (
 	knownBrokerFlags = flagFenced | flagShuttingDown
 
 	// Smallest encodings, used to bound list counts by the bytes left.
-	minSnapshotBrokerBytes    = 1 + incarnationIDLen + 1 + 1 + 1 + 1 + 1 + minListenerBytes
-	minSnapshotTopicBytes     = topicIDLen + 2 + 1 + 1
+	minSnapshotBrokerBytes = 1 + incarnationIDLen + 1 + 1 + 1 + 1 + 1 + minListenerBytes
+	minSnapshotTopicBytes  = topicIDLen + 2 + 1 + 1
 	// A partition: its replicas (a count and at least one id), an ISR
 	// that may be empty (the last member fenced: its leader is then in
 	// the ELR), the leader, two epochs and the two ELR lists.
