@@ -49,14 +49,16 @@ const (
 
 // clusterNode is one `strata serve` process.
 type clusterNode struct {
-	id    int32
-	args  []string
-	admin string // the metrics listener's address; "" when it has none
-	cmd   *exec.Cmd
-	addr  string // client address, from its ready line
-	mu    sync.Mutex
-	lines []string // its stderr, for failure reports
-	done  chan struct{}
+	id int32
+	// program runs with args (strataBin when empty).
+	program string
+	args    []string
+	admin   string // the metrics listener's address; "" when it has none
+	cmd     *exec.Cmd
+	addr    string // client address, from its ready line
+	mu      sync.Mutex
+	lines   []string // its stderr, for failure reports
+	done    chan struct{}
 }
 
 type testCluster struct {
@@ -136,7 +138,11 @@ func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
 
 // start runs the node's process and follows its stderr.
 func (c *testCluster) start(n *clusterNode) {
-	n.cmd = exec.Command(strataBin, n.args...)
+	program := n.program
+	if program == "" {
+		program = strataBin
+	}
+	n.cmd = exec.Command(program, n.args...)
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
 		c.t.Fatal(err)

@@ -1,15 +1,12 @@
 package server
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/strata-db/strata/client/brokertest"
 )
 
 // A network lab for partition tests: each broker runs in a network
@@ -179,7 +176,9 @@ func newNetnsCluster(t *testing.T, l *netnsLab) *testCluster {
 		t.Fatal(err)
 	}
 	for id := int32(1); id <= int32(l.size); id++ {
-		c.nodes[id] = &clusterNode{id: id, args: []string{"netns", "exec", l.ns(id), strataBin, "serve",
+		// `ip netns exec` execs the broker in place: the process the
+		// test holds is the broker's, so kill reaches it.
+		c.nodes[id] = &clusterNode{id: id, program: "ip", args: []string{"netns", "exec", l.ns(id), strataBin, "serve",
 			"--node-id", fmt.Sprint(id), "--controller-voters", strings.Join(voters, ","),
 			"--cluster-secret-file", secretFile,
 			"--data-dir", filepath.Join(base, fmt.Sprint(id)),
@@ -200,50 +199,10 @@ func newNetnsCluster(t *testing.T, l *netnsLab) *testCluster {
 		}
 	})
 	for _, n := range c.nodes {
-		startInNetns(c, n)
+		c.start(n)
 	}
 	for _, n := range c.nodes {
 		c.waitReady(n)
 	}
 	return c
-}
-
-// startInNetns is testCluster.start through `ip netns exec`, which execs
-// the broker in place: the process the test holds is the broker's, so
-// kill reaches it.
-func startInNetns(c *testCluster, n *clusterNode) {
-	n.cmd = exec.Command("ip", n.args...)
-	stderr, err := n.cmd.StderrPipe()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := n.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	n.done = make(chan struct{})
-	ready := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			line := s.Text()
-			n.mu.Lock()
-			n.lines = append(n.lines, line)
-			n.mu.Unlock()
-			if addr, ok := brokertest.ReadyAddr(line); ok {
-				ready <- addr
-			}
-		}
-		n.cmd.Wait()
-		close(n.done)
-	}()
-	n.addr = ""
-	go func() {
-		select {
-		case a := <-ready:
-			n.mu.Lock()
-			n.addr = a
-			n.mu.Unlock()
-		case <-n.done:
-		}
-	}()
 }
