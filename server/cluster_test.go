@@ -113,6 +113,15 @@ func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
 			n.args = append(n.args, "--admin", n.admin) // the last --admin is taken
 		}
 	}
+	c.startAll()
+	return c
+}
+
+// startAll starts every node (killed, and their stderr shown, when the
+// test ends failed) and waits until each is ready. The voters wait for
+// each other to form a quorum: all start before any is waited for.
+func (c *testCluster) startAll() {
+	t := c.t
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			n.kill()
@@ -125,15 +134,12 @@ func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
 			}
 		}
 	})
-	// The voters wait for each other to form a quorum: start them all
-	// before waiting for any.
 	for _, n := range c.nodes {
 		c.start(n)
 	}
 	for _, n := range c.nodes {
 		c.waitReady(n)
 	}
-	return c
 }
 
 // start runs the node's process and follows its stderr.

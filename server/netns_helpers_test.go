@@ -186,23 +186,6 @@ func newNetnsCluster(t *testing.T, l *netnsLab) *testCluster {
 			"--cores", "1", "--pin=false", "--log-level", "info",
 			"--heartbeat-interval", clusterHeartbeat, "--session-timeout", clusterSession}}
 	}
-	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.kill()
-		}
-		if t.Failed() {
-			for id, n := range c.nodes {
-				n.mu.Lock()
-				t.Logf("node %d stderr:\n%s", id, strings.Join(n.lines, "\n"))
-				n.mu.Unlock()
-			}
-		}
-	})
-	for _, n := range c.nodes {
-		c.start(n)
-	}
-	for _, n := range c.nodes {
-		c.waitReady(n)
-	}
+	c.startAll()
 	return c
 }
