@@ -131,15 +131,21 @@ func (sh *Shard) closeConn(c *conn) {
 		return
 	}
 	c.state = connClosing
+	sh.cancelAndShutdown(c.fd, tag(opCancel, c.slot, c.gen), tag(opShutdown, c.slot, c.gen))
+	c.opsInFlight += 2
+}
+
+// cancelAndShutdown submits a cancel of every SQE on fd, hard-linked to a
+// shutdown of the socket: two completions, tagged cancelTag and
+// shutdownTag. The descriptor stays open until both are in (closeConn).
+func (sh *Shard) cancelAndShutdown(fd int, cancelTag, shutdownTag uint64) {
 	sqe := sh.sqe()
-	sqe.PrepCancelFD(c.fd, ring.AsyncCancelAll)
-	sqe.SetUserData(tag(opCancel, c.slot, c.gen))
+	sqe.PrepCancelFD(fd, ring.AsyncCancelAll)
+	sqe.SetUserData(cancelTag)
 	sqe.SetFlags(ring.SQEIOHardlink)
-	c.opsInFlight++
 	sqe = sh.sqe()
-	sqe.PrepShutdown(c.fd, unix.SHUT_RDWR)
-	sqe.SetUserData(tag(opShutdown, c.slot, c.gen))
-	c.opsInFlight++
+	sqe.PrepShutdown(fd, unix.SHUT_RDWR)
+	sqe.SetUserData(shutdownTag)
 }
 
 func (sh *Shard) opDone(c *conn) {

@@ -327,15 +327,9 @@ func (sh *Shard) closeOut(o *outConn, err error) {
 	}
 	o.state = outClosing
 	o.err = err
-	sqe := sh.sqe()
-	sqe.PrepCancelFD(o.fd, ring.AsyncCancelAll)
-	sqe.SetUserData(tag(opOutClose, o.slot, o.gen))
-	sqe.SetFlags(ring.SQEIOHardlink)
-	o.opsInFlight++
-	sqe = sh.sqe()
-	sqe.PrepShutdown(o.fd, unix.SHUT_RDWR)
-	sqe.SetUserData(tag(opOutClose, o.slot, o.gen))
-	o.opsInFlight++
+	t := tag(opOutClose, o.slot, o.gen)
+	sh.cancelAndShutdown(o.fd, t, t)
+	o.opsInFlight += 2
 }
 
 // maybeFreeOut frees a closing outbound connection's slot once nothing is
