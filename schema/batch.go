@@ -139,51 +139,66 @@ func (b *BatchBuilder) Append(r *Record) error {
 	}
 	fbb := b.fbb
 
+	rec := EncodeRecord(fbb, r.Key, r.Value, len(r.Headers), func(i int) ([]byte, []byte) {
+		return r.Headers[i].Key, r.Headers[i].Value
+	}, r.TimestampMs-b.firstTs, uint32(len(b.records)), &b.headers)
+	b.records = append(b.records, rec)
+	b.estimate += size
+	return nil
+}
+
+// EncodeRecord builds one Record table in fbb: key and value (nil: absent),
+// n headers (header(i) gives the i-th key and value, a nil value absent),
+// and the deltas from the frame's first timestamp and base offset. scratch
+// holds the headers' offsets while they are built. The batch builder and
+// the log cleaner (which re-encodes the records a compaction keeps) both
+// build records here, so a record is laid out one way.
+func EncodeRecord(fbb *flatbuffers.Builder, key, value []byte, n int, header func(i int) (k, v []byte),
+	tsDelta int64, offsetDelta uint32, scratch *[]flatbuffers.UOffsetT) flatbuffers.UOffsetT {
 	var headers flatbuffers.UOffsetT
-	if len(r.Headers) > 0 {
-		b.headers = b.headers[:0]
-		for i := range r.Headers {
-			h := &r.Headers[i]
-			k := fbb.CreateByteString(h.Key)
+	if n > 0 {
+		hdrs := (*scratch)[:0]
+		for i := range n {
+			hk, hv := header(i)
+			k := fbb.CreateByteString(hk) // a FlatBuffers string
 			var v flatbuffers.UOffsetT
-			if h.Value != nil {
-				v = fbb.CreateByteVector(h.Value)
+			if hv != nil {
+				v = fbb.CreateByteVector(hv)
 			}
 			fb.HeaderStart(fbb)
 			fb.HeaderAddKey(fbb, k)
-			if h.Value != nil {
+			if hv != nil {
 				fb.HeaderAddValue(fbb, v)
 			}
-			b.headers = append(b.headers, fb.HeaderEnd(fbb))
+			hdrs = append(hdrs, fb.HeaderEnd(fbb))
 		}
-		fb.RecordStartHeadersVector(fbb, len(b.headers))
-		for i := len(b.headers) - 1; i >= 0; i-- {
-			fbb.PrependUOffsetT(b.headers[i])
+		fb.RecordStartHeadersVector(fbb, len(hdrs))
+		for i := len(hdrs) - 1; i >= 0; i-- {
+			fbb.PrependUOffsetT(hdrs[i])
 		}
-		headers = fbb.EndVector(len(b.headers))
+		headers = fbb.EndVector(len(hdrs))
+		*scratch = hdrs
 	}
-	var key, value flatbuffers.UOffsetT
-	if r.Key != nil {
-		key = fbb.CreateByteVector(r.Key)
+	var k, v flatbuffers.UOffsetT
+	if key != nil {
+		k = fbb.CreateByteVector(key)
 	}
-	if r.Value != nil {
-		value = fbb.CreateByteVector(r.Value)
+	if value != nil {
+		v = fbb.CreateByteVector(value)
 	}
 	fb.RecordStart(fbb)
-	fb.RecordAddTimestampDelta(fbb, r.TimestampMs-b.firstTs)
-	fb.RecordAddOffsetDelta(fbb, uint32(len(b.records)))
-	if r.Key != nil {
-		fb.RecordAddKey(fbb, key)
+	fb.RecordAddTimestampDelta(fbb, tsDelta)
+	fb.RecordAddOffsetDelta(fbb, offsetDelta)
+	if key != nil {
+		fb.RecordAddKey(fbb, k)
 	}
-	if r.Value != nil {
-		fb.RecordAddValue(fbb, value)
+	if value != nil {
+		fb.RecordAddValue(fbb, v)
 	}
 	if headers != 0 {
 		fb.RecordAddHeaders(fbb, headers)
 	}
-	b.records = append(b.records, fb.RecordEnd(fbb))
-	b.estimate += size
-	return nil
+	return fb.RecordEnd(fbb)
 }
 
 // AppendTo seals the batch into a frame appended to dst (header with CRC,

@@ -139,50 +139,8 @@ func (w *frameRewriter) encodeBody(frame []byte, h *schema.FrameHeader, padBytes
 }
 
 func (w *frameRewriter) encodeRecord(v *schema.RecordView, base, firstTs int64) flatbuffers.UOffsetT {
-	fbb := w.fbb
-	var headers flatbuffers.UOffsetT
-	if n := v.HeadersLen(); n > 0 {
-		w.hdrs = w.hdrs[:0]
-		for i := 0; i < n; i++ {
-			hk, hv := v.Header(i)
-			k := fbb.CreateByteString(hk)
-			var val flatbuffers.UOffsetT
-			if hv != nil {
-				val = fbb.CreateByteVector(hv)
-			}
-			fb.HeaderStart(fbb)
-			fb.HeaderAddKey(fbb, k)
-			if hv != nil {
-				fb.HeaderAddValue(fbb, val)
-			}
-			w.hdrs = append(w.hdrs, fb.HeaderEnd(fbb))
-		}
-		fb.RecordStartHeadersVector(fbb, len(w.hdrs))
-		for i := len(w.hdrs) - 1; i >= 0; i-- {
-			fbb.PrependUOffsetT(w.hdrs[i])
-		}
-		headers = fbb.EndVector(len(w.hdrs))
-	}
-	var key, value flatbuffers.UOffsetT
-	if v.Key != nil {
-		key = fbb.CreateByteVector(v.Key)
-	}
-	if v.Value != nil {
-		value = fbb.CreateByteVector(v.Value)
-	}
-	fb.RecordStart(fbb)
-	fb.RecordAddTimestampDelta(fbb, v.TimestampMs-firstTs)
-	fb.RecordAddOffsetDelta(fbb, uint32(v.Offset-base))
-	if v.Key != nil {
-		fb.RecordAddKey(fbb, key)
-	}
-	if v.Value != nil {
-		fb.RecordAddValue(fbb, value)
-	}
-	if headers != 0 {
-		fb.RecordAddHeaders(fbb, headers)
-	}
-	return fb.RecordEnd(fbb)
+	return schema.EncodeRecord(w.fbb, v.Key, v.Value, v.HeadersLen(), v.Header,
+		v.TimestampMs-firstTs, uint32(v.Offset-base), &w.hdrs)
 }
 
 // lz4 body framing, as schema's compress.go writes it: the raw length,
