@@ -138,7 +138,9 @@ func TestReplicationMetricsShowAFollowerDown(t *testing.T) {
 	lp := []string{"partition", "0", "topic", topic}
 	const batches = 3
 	for i := range batches {
-		env, _, err := rawCall(leader.clientAddr(), produceMsg(fb.AcksAll, topic, 0, replBatch(t, 0, i*replRecordsPerBatch)))
+		// Once each, so the counts below are exact: bounded by clusterWait,
+		// not by the raw call's short deadline, which a loaded machine can pass.
+		env, _, err := rawCallWithin(leader.clientAddr(), produceMsg(fb.AcksAll, topic, 0, replBatch(t, 0, i*replRecordsPerBatch)), clusterWait)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,12 +50,19 @@ type replAck struct {
 // rawCall sends one request on a fresh connection and reads its answer;
 // errors are returned, not fatal, so producers can run in goroutines.
 func rawCall(addr string, m *fb.MessageT) (*fb.EnvelopeT, []byte, error) {
-	c, err := net.DialTimeout("tcp", addr, replIOTimeout)
+	return rawCallWithin(addr, m, replIOTimeout)
+}
+
+// rawCallWithin is rawCall with its own bound on the whole call: for a
+// request that must be answered once (not retried, which could append it
+// twice), however loaded the machine is.
+func rawCallWithin(addr string, m *fb.MessageT, timeout time.Duration) (*fb.EnvelopeT, []byte, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(replIOTimeout))
+	c.SetDeadline(time.Now().Add(timeout))
 	enc := schema.NewEncoder()
 	if _, err := c.Write(enc.Encode(&schema.EnvelopeHeader{CorrelationID: 1, ClientID: "repl-test"}, m)); err != nil {
 		return nil, nil, err
