@@ -131,7 +131,8 @@ func sampleMessages() []*fb.MessageT {
 		{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{Topics: []string{"a", "b"}}},
 		{Type: fb.MessageDescribeLogDirsResponse, Value: &fb.DescribeLogDirsResponseT{LogDir: "/var/lib/strata", TotalBytes: 1 << 40,
 			UsableBytes: 1 << 39, Topics: []*fb.LogDirTopicT{
-				{Name: "a", Partitions: []*fb.LogDirPartitionT{{Partition: 0, SizeBytes: 4096}, {Partition: 1, ErrorCode: fb.ErrorCodeStorageError, SizeBytes: -1}}},
+				{Name: "a", Partitions: []*fb.LogDirPartitionT{{Partition: 0, SizeBytes: 4096, BytesInRate: 70123.5, RecordsInRate: 1250},
+					{Partition: 1, ErrorCode: fb.ErrorCodeStorageError, SizeBytes: -1, BytesInRate: -1, RecordsInRate: -1}}},
 				{Name: "b", ErrorCode: fb.ErrorCodeUnknownTopicOrPartition, Partitions: []*fb.LogDirPartitionT{}}}}},
 	}
 }

@@ -4,11 +4,12 @@ package schema
 
 // Sizes of the scalar types the wire schema uses.
 const (
-	sizeBool  = 1
-	sizeByte  = 1
-	sizeShort = 2
-	sizeInt   = 4
-	sizeLong  = 8
+	sizeBool   = 1
+	sizeByte   = 1
+	sizeShort  = 2
+	sizeInt    = 4
+	sizeLong   = 8
+	sizeDouble = 8
 	// sizeErrorCode, sizeApiKey and sizeAcks are the enums' underlying
 	// types: short, ushort and byte.
 	sizeErrorCode = sizeShort
@@ -220,6 +221,8 @@ var (
 		fScalar("partition", sizeInt),
 		fScalar("error_code", sizeErrorCode),
 		fScalar("size_bytes", sizeLong),
+		fScalar("bytes_in_rate", sizeDouble),
+		fScalar("records_in_rate", sizeDouble),
 	}}
 	descLogDirTopic = &tableDesc{name: "LogDirTopic", fields: []field{
 		fString("name").req(),

@@ -66,6 +66,10 @@ type BrokerConfig struct {
 	// log.retention.check.interval.ms; 0: LogRetentionCheckIntervalDefault,
 	// at least LogRetentionCheckIntervalMin).
 	LogRetentionCheckInterval time.Duration
+	// HotPartitionWindow is the span each partition's produce rate is
+	// taken over, for flagging hot partitions (0:
+	// HotPartitionWindowDefault, at least HotPartitionWindowMin).
+	HotPartitionWindow time.Duration
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -129,6 +133,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	cfg.LogRetentionCheckInterval = interval
+	if cfg.HotPartitionWindow, err = hotPartitionWindow(cfg.HotPartitionWindow); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}

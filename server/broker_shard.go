@@ -227,7 +227,7 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, bs: bs, dir: dir,
 		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
 		holds:   map[*segment.Segment]*segmentHold{},
-		metrics: bs.b.metrics.partitions.forPartition(t.Name, index)}
+		metrics: bs.b.metrics.partitions.forPartition(t.Name, index), inRate: newRateWindow(bs.b.cfg.HotPartitionWindow)}
 	p.log, err = ringlog.Open(bs.sh.Ring(), dir, cfg, diskPrefix(slot), p)
 	if err != nil {
 		bs.b.metrics.partitions.drop(t.Name, index)
@@ -329,6 +329,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 		case !p.closing:
 			p.log.Tick(now)
 			p.tickReplica(now)
+			p.publishRates(now)
 			bs.checkStorage(p)
 			bs.applyRetention(p)
 			bs.closeDeletedFiles(p)

@@ -28,6 +28,11 @@ type partition struct {
 	// rep drives the partition's replica machine (partition_replica.go).
 	rep     *partitionReplica
 	metrics *partitionMetrics
+	// inRate is the produce traffic appended while leading, over the hot
+	// partition window (partition_rate.go); ratePublishMs is when its
+	// rates were last published to metrics.
+	inRate        rateWindow
+	ratePublishMs int64
 
 	// parts are log operations in flight, by token; backlog holds the
 	// operations waiting for room in the log's in-flight window (or, for
@@ -246,6 +251,7 @@ func (p *partition) maybeFinish(ap *appendPart) {
 		ap.done(ap.answerCode, -1, -1)
 	default:
 		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())
+		p.countIn(uint64(ap.bytes), uint64(ap.records))
 		ap.done(fb.ErrorCodeNone, ap.base, p.log.LogStart())
 	}
 	if ap.kind == opFollower && ap.err == nil {

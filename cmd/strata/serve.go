@@ -50,6 +50,9 @@ type serveConfig struct {
 	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
 	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
 	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
+	// HotPartitionWindow is the span each partition's produce rate is
+	// taken over, for flagging hot partitions.
+	HotPartitionWindow time.Duration `toml:"hot_partition_window"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -69,12 +72,13 @@ var defaultServeConfig = serveConfig{
 	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
 	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
 	ReplicaLagTimeMax:         server.ReplicaLagTimeMaxDefault,
+	HotPartitionWindow:        server.HotPartitionWindowDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes, log_retention_check_interval"
+	"request_budget_bytes, log_retention_check_interval, replica_lag_time_max, hot_partition_window"
 
 // The roles a node can take.
 const (
@@ -128,6 +132,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
+				override("hot-partition-window", func() { fileCfg.HotPartitionWindow = cfg.HotPartitionWindow })
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -159,6 +164,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"how often each shard deletes the segments past their topic's retention.ms and retention.bytes (at least 100ms)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
+	f.DurationVar(&cfg.HotPartitionWindow, "hot-partition-window", cfg.HotPartitionWindow,
+		"the span each partition's produce rate is taken over, for flagging hot partitions (at least 1s)")
 	return cmd
 }
 
@@ -195,6 +202,9 @@ func serve(cfg serveConfig) error {
 	if cfg.ReplicaLagTimeMax < server.ReplicaLagTimeMaxMin {
 		return usageError{fmt.Errorf("--replica-lag-time-max %v: want at least %v", cfg.ReplicaLagTimeMax, server.ReplicaLagTimeMaxMin)}
 	}
+	if cfg.HotPartitionWindow < server.HotPartitionWindowMin {
+		return usageError{fmt.Errorf("--hot-partition-window %v: want at least %v", cfg.HotPartitionWindow, server.HotPartitionWindowMin)}
+	}
 	if cfg.LogRetentionCheckInterval < server.LogRetentionCheckIntervalMin {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
@@ -203,8 +213,9 @@ func serve(cfg serveConfig) error {
 		// A controller-only node serves no clients and keeps no partition
 		// logs: settings of the broker's would be accepted and ignored.
 		if cfg.RequestBudgetBytes != defaultServeConfig.RequestBudgetBytes ||
-			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval {
-			return usageError{errors.New("--request-budget-bytes and --log-retention-check-interval are broker settings; " +
+			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval ||
+			cfg.HotPartitionWindow != defaultServeConfig.HotPartitionWindow {
+			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval and --hot-partition-window are broker settings; " +
 				"--roles controller serves no clients and keeps no partition logs")}
 		}
 		return serveController(cfg, voters, auth, log)
@@ -216,7 +227,7 @@ func serve(cfg serveConfig) error {
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
 		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax})
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, HotPartitionWindow: cfg.HotPartitionWindow})
 	if err != nil {
 		return err
 	}

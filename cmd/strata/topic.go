@@ -133,6 +133,16 @@ offsets, and the command then exits 1 after the table; a partition with no
 leader shows "-" and is not an error. SIZE is the bytes of the partition's
 segment data on its leader ("-" where the leader cannot say).
 
+BYTES/S and RECORDS/S are the produce traffic the leader appended to the
+partition, per second over its rate window (the broker's
+--hot-partition-window, 1 minute unless set). HOT is how many times the
+mean rate of the topic's partitions a hot partition's rate is, as "6.0x"
+("no" for a partition that is not hot): hot is more than 4 times the mean,
+in bytes or in records, at 64 KiB/s or 1000 records/s at least. All of
+traffic on one partition (a single key, or every record with a null key
+under a key-only partitioner) makes it hot in a topic of 5 partitions or
+more; an even spread flags none.
+
 --under-replicated-partitions and --unavailable-partitions show only the
 partitions whose ISR is smaller than their replicas, or that have no leader
 (both: either); the table is empty when there are none.`,
@@ -157,13 +167,14 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 			if err != nil {
 				return describeFailed(op, name, err)
 			}
+			// Before the selection: a partition is hot by its whole topic.
+			stats := partitionStats(ctx, admin, topics)
 			for i := range topics {
 				topics[i].Partitions = sel.keep(topics[i].Partitions)
 			}
-			sizes := partitionSizes(ctx, admin, topics)
 			var offsetsErr error
 			w := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tELR\tLAST KNOWN ELR\tOFFLINE\tLOG START\tLOG END\tSIZE")
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tELR\tLAST KNOWN ELR\tOFFLINE\tLOG START\tLOG END\tSIZE\tBYTES/S\tRECORDS/S\tHOT")
 			for _, t := range topics {
 				var led []int32
 				for _, p := range t.Partitions {
@@ -179,10 +190,11 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 					}
 				}
 				for _, p := range t.Partitions {
+					st, known := stats[t.Name][p.Partition]
 					fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, p.Partition, leaderCell(p.Leader),
 						p.LeaderEpoch, idsCell(p.Replicas), idsCell(p.ISR), idsCell(p.ELR), idsCell(p.LastKnownELR),
 						idsCell(p.OfflineReplicas), offsetCell(starts, p.Partition), offsetCell(ends, p.Partition),
-						offsetCell(sizes[t.Name], p.Partition))
+						statCells(st, known))
 				}
 			}
 			if err := w.Flush(); err != nil {
@@ -222,6 +234,22 @@ func logRanges(ctx context.Context, cl *client.Client, topic string, parts []int
 		}
 	}
 	return starts, ends, err
+}
+
+// statCells are a partition's SIZE, BYTES/S, RECORDS/S and HOT cells, "-"
+// for what its leader did not say.
+func statCells(st partitionStat, known bool) string {
+	if !known {
+		return "-\t-\t-\t-"
+	}
+	if !st.rateKnown {
+		return fmt.Sprintf("%d\t-\t-\t-", st.sizeBytes)
+	}
+	hot := "no"
+	if st.hot > 0 {
+		hot = fmt.Sprintf("%.1fx", st.hot)
+	}
+	return fmt.Sprintf("%d\t%.0f\t%.1f\t%s", st.sizeBytes, st.rate.BytesPerSec, st.rate.RecordsPerSec, hot)
 }
 
 // offsetCell is a partition's offset in a table, "-" when it is unknown.
