@@ -120,7 +120,7 @@ func topicDescribeCommand(f *clientFlags) *cobra.Command {
 	var sel partitionSelect
 	cmd := &cobra.Command{
 		Use:   "describe [NAME]",
-		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync and eligible replicas, offline replicas, log start and log end",
+		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync and eligible replicas, offline replicas, log start and log end, size, produce rates and hot partitions",
 		Long: `Show each partition of a topic (of every topic when NAME is left out): its
 leader ("none" when it has none) and leader epoch, its replicas, in-sync
 replicas (ISR), eligible leader replicas (ELR: out of the ISR yet known to
@@ -138,10 +138,10 @@ partition, per second over its rate window (the broker's
 --hot-partition-window, 1 minute unless set). HOT is how many times the
 mean rate of the topic's partitions a hot partition's rate is, as "6.0x"
 ("no" for a partition that is not hot): hot is more than 4 times the mean,
-in bytes or in records, at 64 KiB/s or 1000 records/s at least. All of
-traffic on one partition (a single key, or every record with a null key
-under a key-only partitioner) makes it hot in a topic of 5 partitions or
-more; an even spread flags none.
+in bytes or in records, at 64 KiB/s or 1000 records/s at least. All of a
+topic's traffic on one partition (every record with one key) makes it hot
+in a topic of 5 partitions or more; an even spread flags none. The mean is
+the whole topic's, whichever partitions the flags below show.
 
 --under-replicated-partitions and --unavailable-partitions show only the
 partitions whose ISR is smaller than their replicas, or that have no leader
