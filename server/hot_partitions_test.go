@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-db/strata/client"
+	"github.com/strata-db/strata/schema/fb"
 )
 
 // Hot partition test settings: a short rate window, so that traffic is
@@ -194,6 +195,82 @@ func TestHotPartitionFlagged(t *testing.T) {
 		for p := range int32(hotPartitionsTest) {
 			if v.hot[p] != 0 || v.gaugeHot[p] != 0 {
 				t.Fatalf("even spread: partition %d flagged (%vx by its rates, strata_partition_hot %v): %+v", p, v.hot[p], v.gaugeHot[p], v)
+			}
+		}
+	}
+}
+
+// TestHotPartitionSeriesAcrossBrokers runs two brokers with their metrics
+// listeners and a topic of 6 partitions of 2 replicas, its leaderships
+// spread over both. Traffic goes to partition 0 alone. Each broker exports
+// rate series for the partitions it leads and none for those it follows,
+// the follower of partition 0 included once it holds all of it (its
+// replicated appends are not produce traffic); a broker exports
+// strata_partition_hot for the topic only if it leads all of it, since the
+// mean is the whole topic's.
+func TestHotPartitionSeriesAcrossBrokers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two broker processes")
+	}
+	c := newTestClusterAdmin(t, 2, true)
+	const topic = "watched"
+	c.createTopicWith(c.nodes[1], topic, hotPartitionsTest, 2)
+	md := c.waitMetadata(c.nodes[1], "a leader and a full ISR for every partition", func(md *fb.MetadataResponseT) bool {
+		tm := topicOf(md, topic)
+		if tm == nil || len(tm.Partitions) != hotPartitionsTest {
+			return false
+		}
+		for _, p := range tm.Partitions {
+			if p.LeaderId < 0 || len(p.Isr) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	leaders := map[int32]int32{}
+	led := map[int32]int{}
+	for _, p := range topicOf(md, topic).Partitions {
+		leaders[p.Partition] = p.LeaderId
+		led[p.LeaderId]++
+	}
+	lead0 := c.nodes[leaders[0]]
+	// acks=1: the answer does not wait on the follower's first fetch,
+	// which a loaded machine may hold past the call's deadline; the
+	// follower's copy is awaited below.
+	const produces = 3
+	for i := range produces {
+		env, _, err := rawCall(lead0.clientAddr(), produceMsg(fb.AcksLeader, topic, 0, batch(t, i*10, 10, 1000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]; r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("produce: %v", r.ErrorCode)
+		}
+	}
+	p0 := []string{"topic", topic, "partition", "0"}
+	c.waitScrape(lead0, "partition 0's produce rate", func(m map[string]float64) bool {
+		v, ok := series(m, "strata_partition_bytes_in_rate", p0...)
+		return ok && v > 0
+	})
+	for id, n := range c.nodes {
+		m := c.waitScrape(n, "partition 0 whole", func(m map[string]float64) bool {
+			end, ok := series(m, "strata_partition_log_end_offset", p0...)
+			return ok && end == produces*10
+		})
+		for p := range int32(hotPartitionsTest) {
+			labels := []string{"topic", topic, "partition", strconv.Itoa(int(p))}
+			bps, okB := series(m, "strata_partition_bytes_in_rate", labels...)
+			rps, okR := series(m, "strata_partition_records_in_rate", labels...)
+			leads := leaders[p] == id
+			if okB != leads || okR != leads {
+				t.Fatalf("node %d (leads partition %d: %v): rate series present %v, %v", id, p, leads, okB, okR)
+			}
+			if leads && (p == 0) != (bps > 0 && rps > 0) {
+				t.Fatalf("node %d leads partition %d: %v B/s, %v records/s", id, p, bps, rps)
+			}
+			if _, ok := series(m, "strata_partition_hot", labels...); ok != (led[id] == hotPartitionsTest && leads) {
+				t.Fatalf("node %d, leading %d of the topic's partitions: strata_partition_hot of partition %d present: %v",
+					id, led[id], p, ok)
 			}
 		}
 	}

@@ -81,6 +81,9 @@ type partitionCollector struct {
 	bytesIn, recordsIn, bytesOut, logEnd *prometheus.Desc
 	bytesInRate, recordsInRate, hot      *prometheus.Desc
 	replication                          replicationDescs
+	// topicSize is a topic's partition count in the broker's metadata
+	// image, 0 when it does not know the topic.
+	topicSize func(topic string) int
 }
 
 func newPartitionCollector(shardCount int) *partitionCollector {
@@ -99,8 +102,8 @@ func newPartitionCollector(shardCount int) *partitionCollector {
 	c.recordsInRate = prometheus.NewDesc("strata_partition_records_in_rate",
 		"Records produced per second over the hot partition window, by topic and partition, where this broker leads the partition.", labels, nil)
 	c.hot = prometheus.NewDesc("strata_partition_hot",
-		"1 where the partition's produce rate is more than 4 times the mean of the partitions of its topic that this broker leads, "+
-			"and at least 64 KiB/s or 1000 records/s; else 0. Only where this broker leads the partition.", labels, nil)
+		"1 where the partition's produce rate is more than 4 times the mean of its topic's partitions, and at least 64 KiB/s "+
+			"or 1000 records/s; else 0. Only for topics this broker leads every partition of.", labels, nil)
 	return c
 }
 
@@ -164,9 +167,11 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // collectRates sends the produce rates of the partitions this broker
-// leads, and judges each topic's of them (HotPartitions): a broker sees
-// only the partitions it leads, so the mean is theirs (docs/operations.md,
-// "Hot partitions", has the rule that judges over the whole cluster).
+// leads and, for each topic it leads every partition of, which are hot
+// (HotPartitions). The mean is the whole topic's: where other brokers lead
+// some of its partitions, this one cannot judge it and sends no flag
+// (docs/operations.md, "Hot partitions", has the Prometheus rule that
+// judges over the whole cluster).
 func (c *partitionCollector) collectRates(ch chan<- prometheus.Metric) {
 	type led struct {
 		pm *partitionMetrics
@@ -185,9 +190,13 @@ func (c *partitionCollector) collectRates(ch chan<- prometheus.Metric) {
 			rates = append(rates, l.r)
 		}
 		hot := HotPartitions(rates)
+		whole := c.topicSize != nil && c.topicSize(ps[0].pm.topic) == len(ps)
 		for i, l := range ps {
 			ch <- prometheus.MustNewConstMetric(c.bytesInRate, prometheus.GaugeValue, l.r.BytesPerSec, l.pm.topic, l.pm.partition)
 			ch <- prometheus.MustNewConstMetric(c.recordsInRate, prometheus.GaugeValue, l.r.RecordsPerSec, l.pm.topic, l.pm.partition)
+			if !whole {
+				continue
+			}
 			flag := 0.0
 			if hot[i] > 0 {
 				flag = 1
