@@ -199,12 +199,14 @@ func (p *partition) inRates(nowMs int64) (r PartitionRate, ok bool) {
 	return r, true
 }
 
-// publishRates hands the rates to the partition's metrics, once every
-// ratePublishIntervalMs, on the shard's tick. The tick also notices a
-// replica become leader, so its window starts then and not at its first
-// produce.
+// publishRates hands the rates to the partition's metrics on the shard's
+// first tick of each ratePublishIntervalMs of the clock: every partition
+// publishes at about the same time, on every shard, so a scrape compares
+// rates of one moment (a rate rising under new traffic, published a
+// second apart, would read as a skew). The tick also notices a replica
+// become leader, so its window starts then and not at its first produce.
 func (p *partition) publishRates(nowMs int64) {
-	if p.ratePublishMs != 0 && nowMs-p.ratePublishMs < ratePublishIntervalMs && nowMs >= p.ratePublishMs {
+	if p.ratePublishMs != 0 && nowMs/ratePublishIntervalMs == p.ratePublishMs/ratePublishIntervalMs {
 		return
 	}
 	p.ratePublishMs = nowMs
