@@ -146,11 +146,11 @@ type PartitionRate struct {
 }
 
 // HotPartitions judges the partitions of one topic whose rates are known:
-// hot[i] is how many times the topic's mean partition i's rate is, in
-// bytes or in records, where that passes HotFactor and the rate reaches
-// its floor (HotBytesFloorPerSec, HotRecordsFloorPerSec); 0 where the
-// partition is not hot. Of the two measures, the larger factor that makes
-// it hot is given.
+// hot[i] is partition i's rate as a multiple of the mean of rates, in
+// bytes or in records, where that multiple passes HotFactor and the rate
+// reaches its floor (HotBytesFloorPerSec, HotRecordsFloorPerSec); 0 where
+// the partition is not hot. Where both measures make it hot, the larger
+// multiple is given.
 func HotPartitions(rates []PartitionRate) []float64 {
 	hot := make([]float64, len(rates))
 	if len(rates) == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 
 	"github.com/strata-db/strata/client"
 	"github.com/strata-db/strata/server"
@@ -70,39 +71,57 @@ func partitionStats(ctx context.Context, admin *client.Admin, topics []client.To
 				names = append(names, t.Name)
 			}
 		}
-		dirs, err := admin.DescribeLogDirs(ctx, addr, names...)
-		if err != nil {
-			continue
-		}
-		for _, lt := range dirs.Topics {
-			for _, lp := range lt.Partitions {
-				if lt.Err != nil || lp.Err != nil || !leads[id][lt.Name][lp.Partition] {
-					continue
-				}
-				st := partitionStat{sizeBytes: lp.SizeBytes}
-				if rateKnown(lp.BytesInRate) && rateKnown(lp.RecordsInRate) {
-					st.rate, st.rateKnown = server.PartitionRate{BytesPerSec: lp.BytesInRate, RecordsPerSec: lp.RecordsInRate}, true
-				}
-				out[lt.Name][lp.Partition] = st
+		for chunk := range slices.Chunk(names, logDirsTopicsPerRequest) {
+			dirs, err := admin.DescribeLogDirs(ctx, addr, chunk...)
+			if err != nil {
+				continue
 			}
+			keepLed(out, leads[id], dirs)
 		}
 	}
 	for _, stats := range out {
-		var parts []int32
-		var rates []server.PartitionRate
-		for p, st := range stats {
-			if st.rateKnown {
-				parts = append(parts, p)
-				rates = append(rates, st.rate)
-			}
-		}
-		for i, f := range server.HotPartitions(rates) {
-			st := stats[parts[i]]
-			st.hot = f
-			stats[parts[i]] = st
-		}
+		judgeHot(stats)
 	}
 	return out
+}
+
+// logDirsTopicsPerRequest is how many topics one DescribeLogDirs of
+// partitionStats names, well inside the broker's bound on the topics of a
+// request (10000).
+const logDirsTopicsPerRequest = 1000
+
+// keepLed takes from one leader's answer the partitions it leads (led:
+// topic -> partitions, as the metadata says).
+func keepLed(out map[string]map[int32]partitionStat, led map[string]map[int32]bool, dirs client.LogDirInfo) {
+	for _, lt := range dirs.Topics {
+		for _, lp := range lt.Partitions {
+			if lt.Err != nil || lp.Err != nil || !led[lt.Name][lp.Partition] || out[lt.Name] == nil {
+				continue
+			}
+			st := partitionStat{sizeBytes: lp.SizeBytes}
+			if rateKnown(lp.BytesInRate) && rateKnown(lp.RecordsInRate) {
+				st.rate, st.rateKnown = server.PartitionRate{BytesPerSec: lp.BytesInRate, RecordsPerSec: lp.RecordsInRate}, true
+			}
+			out[lt.Name][lp.Partition] = st
+		}
+	}
+}
+
+// judgeHot flags the hot partitions of one topic, from the rates known.
+func judgeHot(stats map[int32]partitionStat) {
+	var parts []int32
+	var rates []server.PartitionRate
+	for p, st := range stats {
+		if st.rateKnown {
+			parts = append(parts, p)
+			rates = append(rates, st.rate)
+		}
+	}
+	for i, f := range server.HotPartitions(rates) {
+		st := stats[parts[i]]
+		st.hot = f
+		stats[parts[i]] = st
+	}
 }
 
 // rateKnown tells a rate from the -1 of a broker that does not lead the
