@@ -4,12 +4,11 @@ package schema
 
 // Sizes of the scalar types the wire schema uses.
 const (
-	sizeBool   = 1
-	sizeByte   = 1
-	sizeShort  = 2
-	sizeInt    = 4
-	sizeLong   = 8
-	sizeDouble = 8
+	sizeBool  = 1
+	sizeByte  = 1
+	sizeShort = 2
+	sizeInt   = 4
+	sizeLong  = 8
 	// sizeErrorCode, sizeApiKey and sizeAcks are the enums' underlying
 	// types: short, ushort and byte.
 	sizeErrorCode = sizeShort
@@ -19,6 +18,10 @@ const (
 	sizeApiVersionRange  = 3 * sizeShort
 	alignApiVersionRange = sizeShort
 )
+
+// sizeDouble is the size of the schema's doubles (the produce rates of
+// LogDirPartition).
+const sizeDouble = 8
 
 var (
 	descApiVersionsRequest = &tableDesc{name: "ApiVersionsRequest", fields: []field{
