@@ -227,3 +227,73 @@ func TestHotPartitionAcrossBrokers(t *testing.T) {
 	}
 	checkOneKeyHot(t, all, "clicks")
 }
+
+// TestHotPartitionNewLeaderStartsFromNothing runs three brokers and a
+// topic of 6 partitions of 3 replicas. Every record has one key, and its
+// partition is HOT. Once that partition's leader is killed, the replica
+// that takes over holds all of its records, replicated, yet shows no
+// produce traffic: what a follower wrote was not sent to it, and its rate
+// window starts when it becomes leader. Nothing is hot any more.
+func TestHotPartitionNewLeaderStartsFromNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three broker processes")
+	}
+	c := brokertest.StartCluster(t, brokertestBin(), 3)
+	all := strings.Join(c.Addrs(), ",")
+	if _, errOut, code := run(t, all, "", "topic", "create", "clicks", "--partitions", "6", "--replication-factor", "3"); code != 0 {
+		t.Fatalf("create topic: %s", errOut)
+	}
+	waitRows(t, all, "every partition led with all three in sync", func(rows []describeRow) bool {
+		for _, r := range rows {
+			if r.leader == "none" || len(strings.Split(r.isr, ",")) != 3 {
+				return false
+			}
+		}
+		return len(rows) == 6
+	}, "clicks")
+	// acks=all: acknowledged once every replica in the ISR holds it.
+	if _, errOut, code := run(t, all, hotCLIInput(), "produce", "clicks", "-k", "null"); code != 0 {
+		t.Fatalf("produce: %s", errOut)
+	}
+	checkOneKeyHot(t, all, "clicks")
+
+	hot := fmt.Sprint(client.KeyPartition([]byte("null"), 6))
+	var victim string
+	for _, r := range describeRows(t, all, "clicks") {
+		if r.partition == hot {
+			victim = r.leader
+		}
+	}
+	var live []string
+	for id := 1; id < len(c.Nodes); id++ {
+		if fmt.Sprint(id) == victim {
+			c.Nodes[id].Kill()
+		} else {
+			live = append(live, c.Nodes[id].Addr)
+		}
+	}
+	alive := strings.Join(live, ",")
+	waitRows(t, alive, "every partition led by a live broker", func(rows []describeRow) bool {
+		for _, r := range rows {
+			if r.leader == "none" || r.leader == victim {
+				return false
+			}
+		}
+		return len(rows) == 6
+	}, "clicks")
+	for p, r := range hotRows(t, alive, "clicks") {
+		if r != [3]string{"0", "0.0", "no"} {
+			t.Fatalf("partition %d after its leader moved: %v, want no traffic and not hot", p, r)
+		}
+	}
+	// The new leader has every record (LOG END).
+	out, errOut, code := run(t, alive, "", "topic", "describe", "clicks")
+	if code != 0 {
+		t.Fatalf("topic describe: %s", errOut)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		if f := strings.Fields(l); f[1] == hot && f[10] != fmt.Sprint(hotCLILines) {
+			t.Fatalf("the key's partition after its leader moved: %q, want a log end of %d", l, hotCLILines)
+		}
+	}
+}
