@@ -102,7 +102,7 @@ func newPartitionCollector(shardCount int) *partitionCollector {
 	c.recordsInRate = prometheus.NewDesc("strata_partition_records_in_rate",
 		"Records produced per second over the hot partition window, by topic and partition, where this broker leads the partition.", labels, nil)
 	c.hot = prometheus.NewDesc("strata_partition_hot",
-		"1 where the partition's produce rate is more than 4 times the mean of its topic's partitions, and at least 64 KiB/s "+
+		"1 where the partition's produce rate is more than 4 times the mean of its topic's other partitions, and at least 64 KiB/s "+
 			"or 1000 records/s; else 0. Only for topics this broker leads every partition of.", labels, nil)
 	return c
 }

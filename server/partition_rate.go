@@ -11,7 +11,7 @@ import (
 // leader (a follower's replicated appends are not traffic sent to it) in a
 // sliding window of buckets: the rate is the window's bytes and records
 // over the time it covers. A partition is hot when its rate is far above
-// the mean of its topic's partitions (HotPartitions); the mean needs every
+// the mean of its topic's other partitions (HotPartitions); the mean needs every
 // partition's rate, which only a reader of every leader has: `strata topic
 // describe` reads them from each leader's DescribeLogDirs, and a Prometheus
 // rule from every broker's series. A broker alone flags, in
@@ -30,10 +30,8 @@ const (
 	// one bucket (10 s of the default window), so the oldest traffic
 	// leaves it in steps of a sixth of it.
 	rateBuckets = 6
-	// HotFactor is how many times the mean rate of its topic's partitions
-	// a partition's rate must pass to be hot. A topic of HotFactor
-	// partitions or fewer never has one: all of its traffic on one
-	// partition is that many times the mean, no more.
+	// HotFactor is how many times the mean rate of its topic's other
+	// partitions a partition's rate must pass to be hot.
 	HotFactor = 4
 	// HotBytesFloorPerSec and HotRecordsFloorPerSec are the rates a hot
 	// partition must also reach, in bytes or in records: a topic that
@@ -146,14 +144,18 @@ type PartitionRate struct {
 }
 
 // HotPartitions judges the partitions of one topic whose rates are known:
-// hot[i] is partition i's rate as a multiple of the mean of rates, in
-// bytes or in records, where that multiple passes HotFactor and the rate
-// reaches its floor (HotBytesFloorPerSec, HotRecordsFloorPerSec); 0 where
-// the partition is not hot. Where both measures make it hot, the larger
-// multiple is given.
+// hot[i] is partition i's rate as a multiple of the mean rate of the
+// topic's *other* partitions, in bytes or in records, where that multiple
+// passes HotFactor and the rate reaches its floor (HotBytesFloorPerSec,
+// HotRecordsFloorPerSec); 0 where the partition is not hot. Where the
+// others carry nothing the multiple is +Inf: the partition has all of the
+// topic's traffic. Where both measures make it hot, the larger multiple is
+// given. The others' mean, not the whole topic's, is the yardstick so that
+// a topic of few partitions can have a hot one: all traffic on one of 3
+// partitions is only 3 times the topic's mean, however large it is.
 func HotPartitions(rates []PartitionRate) []float64 {
 	hot := make([]float64, len(rates))
-	if len(rates) == 0 {
+	if len(rates) < 2 {
 		return hot
 	}
 	var bytes, records float64
@@ -161,10 +163,14 @@ func HotPartitions(rates []PartitionRate) []float64 {
 		bytes += r.BytesPerSec
 		records += r.RecordsPerSec
 	}
-	meanBytes, meanRecords := bytes/float64(len(rates)), records/float64(len(rates))
-	factor := func(rate, mean, floor float64) float64 {
-		if mean <= 0 || rate < floor || math.IsNaN(rate) {
+	others := float64(len(rates) - 1)
+	factor := func(rate, total, floor float64) float64 {
+		if rate < floor || math.IsNaN(rate) {
 			return 0
+		}
+		mean := (total - rate) / others
+		if mean <= 0 {
+			return math.Inf(1)
 		}
 		if f := rate / mean; f > HotFactor {
 			return f
@@ -172,7 +178,7 @@ func HotPartitions(rates []PartitionRate) []float64 {
 		return 0
 	}
 	for i, r := range rates {
-		hot[i] = max(factor(r.BytesPerSec, meanBytes, HotBytesFloorPerSec), factor(r.RecordsPerSec, meanRecords, HotRecordsFloorPerSec))
+		hot[i] = max(factor(r.BytesPerSec, bytes, HotBytesFloorPerSec), factor(r.RecordsPerSec, records, HotRecordsFloorPerSec))
 	}
 	return hot
 }

@@ -126,13 +126,22 @@ func TestHotPartitionsRule(t *testing.T) {
 		}
 	}
 
-	// One key: every record on partition 2. It is 6 times the mean.
-	oneKey := make([]PartitionRate, 6)
-	oneKey[2] = PartitionRate{BytesPerSec: 1 << 20, RecordsPerSec: 1000}
-	hot := HotPartitions(oneKey)
-	for i, f := range hot {
-		if want := map[bool]float64{true: 6, false: 0}[i == 2]; math.Abs(f-want) > 1e-9 {
-			t.Fatalf("one key: partition %d flagged %vx, want %v", i, f, want)
+	// One key: every record on partition 2, none on the others, whatever
+	// the partition count (Kafka's common 3 included).
+	for _, n := range []int{2, 3, 6} {
+		oneKey := make([]PartitionRate, n)
+		oneKey[1] = PartitionRate{BytesPerSec: 1 << 20, RecordsPerSec: 1000}
+		for i, f := range HotPartitions(oneKey) {
+			if want := map[bool]float64{true: math.Inf(1), false: 0}[i == 1]; f != want {
+				t.Fatalf("one key on %d partitions: partition %d flagged %vx, want %v", n, i, f, want)
+			}
+		}
+	}
+	// Most traffic on one: 9 times the mean of the other five.
+	mostly := []PartitionRate{{BytesPerSec: 9e6}, {BytesPerSec: 1e6}, {BytesPerSec: 1e6}, {BytesPerSec: 1e6}, {BytesPerSec: 1e6}, {BytesPerSec: 1e6}}
+	for i, f := range HotPartitions(mostly) {
+		if want := map[bool]float64{true: 9, false: 0}[i == 0]; math.Abs(f-want) > 1e-9 {
+			t.Fatalf("9x skew: partition %d flagged %vx, want %v", i, f, want)
 		}
 	}
 
@@ -145,16 +154,18 @@ func TestHotPartitionsRule(t *testing.T) {
 	// Either floor reached is enough: many small records.
 	small := make([]PartitionRate, 6)
 	small[2] = PartitionRate{BytesPerSec: 20_000, RecordsPerSec: 2_000}
-	if f := HotPartitions(small)[2]; math.Abs(f-6) > 1e-9 {
-		t.Fatalf("above the records floor: flagged %vx, want 6", f)
+	if f := HotPartitions(small)[2]; !math.IsInf(f, 1) {
+		t.Fatalf("above the records floor: flagged %vx, want all of it", f)
 	}
 
-	// The factor must be passed, not met: with 4 partitions, all traffic
-	// on one is exactly 4 times the mean.
-	four := make([]PartitionRate, HotFactor)
-	four[0] = PartitionRate{BytesPerSec: 1 << 30, RecordsPerSec: 1e6}
-	if f := HotPartitions(four)[0]; f != 0 {
-		t.Fatalf("%d partitions: flagged %vx", HotFactor, f)
+	// The factor must be passed, not met: exactly 4 times the others.
+	met := []PartitionRate{{BytesPerSec: 4e6}, {BytesPerSec: 1e6}, {BytesPerSec: 1e6}}
+	if f := HotPartitions(met)[0]; f != 0 {
+		t.Fatalf("%d times the others: flagged %vx", HotFactor, f)
+	}
+	// A topic of one partition has nothing to compare with.
+	if f := HotPartitions([]PartitionRate{{BytesPerSec: 1 << 30}})[0]; f != 0 {
+		t.Fatalf("one partition: flagged %vx", f)
 	}
 
 	// Skewed but not 4 times the mean: 3 partitions at 2x the others.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -246,7 +247,10 @@ func statCells(st partitionStat, known bool) string {
 		return fmt.Sprintf("%d\t-\t-\t-", st.sizeBytes)
 	}
 	hot := "no"
-	if st.hot > 0 {
+	switch {
+	case math.IsInf(st.hot, 1):
+		hot = "all" // the topic's other partitions carry nothing
+	case st.hot > 0:
 		hot = fmt.Sprintf("%.1fx", st.hot)
 	}
 	return fmt.Sprintf("%d\t%.0f\t%.1f\t%s", st.sizeBytes, st.rate.BytesPerSec, st.rate.RecordsPerSec, hot)
