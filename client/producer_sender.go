@@ -158,7 +158,8 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 				if refreshesMetadata(err) {
 					p.cl.invalidate(ps.tp.Topic)
 				}
-				wait = min(wait, p.backOff(ps, addr, err))
+				// The leader watch looks for a new leader meanwhile.
+				wait = min(wait, p.backOff(ps, addr, err), p.leaderWatchInterval())
 			}
 			continue
 		}
@@ -202,7 +203,7 @@ func (p *Producer) backOff(ps *partState, addr string, err error) time.Duration 
 // (bounded by DialTimeoutMs), and returns ready with the partitions it
 // released, and when to poll next.
 func (p *Producer) leaderWatch(watched, ready []*partState, now time.Time) ([]*partState, time.Duration) {
-	interval := time.Duration(min(p.cl.cfg.RetryBackoffMs, leaderWatchIntervalMaxMs)) * time.Millisecond
+	interval := p.leaderWatchInterval()
 	if now.Before(p.leaderPollAt) {
 		return ready, p.leaderPollAt.Sub(now)
 	}
@@ -230,6 +231,11 @@ func (p *Producer) leaderWatch(watched, ready []*partState, now time.Time) ([]*p
 	}
 	p.mu.Unlock()
 	return ready, interval
+}
+
+// leaderWatchInterval is how often leaderWatch asks for the metadata.
+func (p *Producer) leaderWatchInterval() time.Duration {
+	return time.Duration(min(p.cl.cfg.RetryBackoffMs, leaderWatchIntervalMaxMs)) * time.Millisecond
 }
 
 // take moves the queued batches of the given partitions into one request
