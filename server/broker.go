@@ -189,6 +189,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		b.srv.Stop()
 		return nil, err
 	}
+	b.quorum.registerMetrics(b.metrics.reg)
 	bound := b.srv.Addr()
 	listener := metadata.Listener{Name: "PLAINTEXT", Host: bound.Addr().String(), Port: bound.Port()}
 	b.session = newBrokerSession(b.quorum, cfg.NodeID, []metadata.Listener{listener}, cfg.Rack, cfg.HeartbeatInterval,

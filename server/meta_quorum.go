@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-db/strata/server/controller"
@@ -60,6 +61,11 @@ type quorumMember struct {
 	// session carries this broker's heartbeats to the leader
 	// (meta_session.go); nil for a lone voter.
 	session *rpcSession
+	// fences counts the brokers this voter's controller fenced while it
+	// led, by metadata.FenceCause; lossReports the session connections
+	// its listener saw closed and reported.
+	fences      [metadata.FenceConnectionLost + 1]atomic.Int64
+	lossReports atomic.Int64
 }
 
 // ClusterAuth is how the voters of a quorum prove themselves to each
@@ -93,6 +99,9 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 	q := &quorumMember{log: log, nodeSet: make(chan struct{})}
 	cfg := controller.Config{Dir: filepath.Join(dataDir, metadataDir), Metadata: mcfg, Logger: raftLogger{log},
 		OnFence: func(f metadata.Fence) {
+			if int(f.Cause) < len(q.fences) {
+				q.fences[f.Cause].Add(1)
+			}
 			log.Warn("controller fences a broker", "broker", f.ID, "epoch", f.Epoch, "cause", f.Cause.String())
 		}}
 	if len(voters) == 0 {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-db/strata/server/controller"
 	"github.com/strata-db/strata/server/controller/transport"
 	"github.com/strata-db/strata/server/metadata"
@@ -168,6 +170,7 @@ func (q *quorumMember) connectionLost(ctx context.Context, sc sessionConn, remot
 	var nl *controller.NotLeaderError
 	switch {
 	case err == nil:
+		q.lossReports.Add(1)
 		q.log.Info("broker's controller session connection closed; fencing it unless it reconnects within the grace",
 			"broker", sc.broker, "epoch", sc.epoch, "remote", remote)
 	case errors.As(err, &nl):
@@ -175,4 +178,18 @@ func (q *quorumMember) connectionLost(ctx context.Context, sc sessionConn, remot
 	default:
 		q.log.Debug("broker's controller session connection closed", "broker", sc.broker, "err", err)
 	}
+}
+
+// registerMetrics exposes the controller's fences by cause and the
+// connection losses it heard of, both counted while this voter led.
+func (q *quorumMember) registerMetrics(reg *prometheus.Registry) {
+	for _, cause := range []metadata.FenceCause{metadata.FenceSessionLapsed, metadata.FenceConnectionLost} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_controller_broker_fences_total",
+			Help:        "Brokers this node's controller fenced while it led, by cause: a lapsed session or a closed session connection.",
+			ConstLabels: prometheus.Labels{"cause": cause.String()}},
+			func() float64 { return float64(q.fences[cause].Load()) }))
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_controller_session_connections_lost_total",
+		Help: "Brokers' session connections this node's controller saw closed by the broker while it led."},
+		func() float64 { return float64(q.lossReports.Load()) }))
 }

@@ -21,15 +21,15 @@ const failoverTestSession = "10m"
 // factor 3 and min.insync.replicas 2, acks=all producers on every
 // partition. The leader of a partition, not the controller leader, is
 // killed with kill -9; the controller leader sees the broker's session
-// connection close and fences it (its log names connection loss as the
-// cause), the partition gets a new leader that acknowledges more, the
+// connection close and fences it (its log and its fence metric name
+// connection loss as the cause), the partition gets a new leader that acknowledges more, the
 // killed broker comes back into every ISR, and nothing acknowledged is
 // lost, on byte-identical replicas.
 func TestReplicationFailoverOnConnectionLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three broker processes and kills one")
 	}
-	c := newTestClusterArgs(t, 3, false, "--session-timeout", failoverTestSession)
+	c := newTestClusterArgs(t, 3, true, "--session-timeout", failoverTestSession)
 	c.createTopicWith(c.nodes[1], replTopic, replPartitions, 3, &fb.TopicConfigT{Name: "min.insync.replicas", Value: "2"})
 	c.waitReplicated("the topic fully in sync")
 
@@ -108,6 +108,15 @@ func TestReplicationFailoverOnConnectionLoss(t *testing.T) {
 	}
 	if n := c.nodes[md.ControllerId]; n.logHas("controller fences a broker", "cause=session_lapsed") {
 		t.Fatal("the controller leader fenced a broker for a lapsed session")
+	}
+	m, ok := scrapeMetrics(c.nodes[md.ControllerId])
+	if !ok {
+		t.Fatal("no metrics from the controller leader")
+	}
+	lost, _ := series(m, "strata_controller_broker_fences_total", "cause", "connection_lost")
+	lapsed, _ := series(m, "strata_controller_broker_fences_total", "cause", "session_lapsed")
+	if lost != 1 || lapsed != 0 {
+		t.Fatalf("controller leader's fences: %v for connection loss, %v for lapsed sessions; want 1 and 0", lost, lapsed)
 	}
 
 	c.start(victim)
