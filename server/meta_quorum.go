@@ -408,6 +408,12 @@ func StartController(cfg ControllerConfig) (*ControllerNode, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = DefaultSessionTimeout
 	}
+	if cfg.ConnectionLossGrace == 0 {
+		cfg.ConnectionLossGrace = DefaultConnectionLossGrace
+	}
+	if cfg.ConnectionLossGrace >= cfg.SessionTimeout {
+		return nil, fmt.Errorf("server: connection-loss grace %v is not below the session timeout %v", cfg.ConnectionLossGrace, cfg.SessionTimeout)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
