@@ -51,6 +51,11 @@ type BrokerConfig struct {
 	// (DefaultSessionTimeout; every voter should use the same).
 	HeartbeatInterval time.Duration
 	SessionTimeout    time.Duration
+	// ConnectionLossGrace is how long the controller leader waits, after
+	// a broker's session connection ends, for a heartbeat on a new one
+	// before fencing it (DefaultConnectionLossGrace; negative: only the
+	// session timeout fences; every voter should use the same).
+	ConnectionLossGrace time.Duration
 	// JoinTimeout bounds the wait at start for the controller to register
 	// and unfence this broker (DefaultJoinTimeout).
 	JoinTimeout time.Duration
@@ -119,6 +124,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.HeartbeatInterval >= cfg.SessionTimeout {
 		return nil, fmt.Errorf("server: heartbeat interval %v is not below the session timeout %v", cfg.HeartbeatInterval, cfg.SessionTimeout)
 	}
+	if cfg.ConnectionLossGrace == 0 {
+		cfg.ConnectionLossGrace = DefaultConnectionLossGrace
+	}
+	if cfg.ConnectionLossGrace >= cfg.SessionTimeout {
+		return nil, fmt.Errorf("server: connection-loss grace %v is not below the session timeout %v", cfg.ConnectionLossGrace, cfg.SessionTimeout)
+	}
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
 	}
@@ -180,11 +191,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	b.quorum, err = startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
-		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
+		sessionConfig(cfg.SessionTimeout, cfg.ConnectionLossGrace), cfg.Logger)
 	if err != nil {
 		b.srv.Stop()
 		return nil, err
 	}
+	b.quorum.registerMetrics(b.metrics.reg)
 	bound := b.srv.Addr()
 	listener := metadata.Listener{Name: "PLAINTEXT", Host: bound.Addr().String(), Port: bound.Port()}
 	b.session = newBrokerSession(b.quorum, cfg.NodeID, []metadata.Listener{listener}, cfg.Rack, cfg.HeartbeatInterval,

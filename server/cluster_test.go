@@ -89,6 +89,12 @@ func newTestCluster(t *testing.T, size int) *testCluster { return newTestCluster
 // newTestClusterAdmin is newTestCluster with, when admin is set, each
 // node's admin (metrics) listener on a port of its own.
 func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
+	return newTestClusterArgs(t, size, admin)
+}
+
+// newTestClusterArgs is newTestClusterAdmin with more flags for every
+// node, after the usual ones (a flag given twice takes the last value).
+func newTestClusterArgs(t *testing.T, size int, admin bool, extra ...string) *testCluster {
 	c := &testCluster{t: t, nodes: map[int32]*clusterNode{}}
 	ports := freePorts(t, 3*size)
 	var voters []string
@@ -112,6 +118,7 @@ func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
 			n.admin = ports[2*size+int(id)-1]
 			n.args = append(n.args, "--admin", n.admin) // the last --admin is taken
 		}
+		c.nodes[id].args = append(c.nodes[id].args, extra...)
 	}
 	c.startAll()
 	return c

@@ -37,6 +37,10 @@ type serveConfig struct {
 	Rack              string        `toml:"rack"`
 	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
 	SessionTimeout    time.Duration `toml:"session_timeout"`
+	// BrokerConnectionLossGrace is how long the controller leader waits
+	// for a broker whose session connection closed to reconnect before
+	// fencing it (negative: only the session timeout fences).
+	BrokerConnectionLossGrace time.Duration `toml:"broker_connection_loss_grace"`
 	// ClusterSecretFile holds the secret every voter of the quorum proves
 	// it knows; ClusterInsecure runs a quorum without one, by choice.
 	ClusterSecretFile string `toml:"cluster_secret_file"`
@@ -69,6 +73,7 @@ var defaultServeConfig = serveConfig{
 	// them in --help.
 	HeartbeatInterval:         server.DefaultHeartbeatInterval,
 	SessionTimeout:            server.DefaultSessionTimeout,
+	BrokerConnectionLossGrace: server.DefaultConnectionLossGrace,
 	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
 	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
 	ReplicaLagTimeMax:         server.ReplicaLagTimeMaxDefault,
@@ -77,7 +82,7 @@ var defaultServeConfig = serveConfig{
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
-	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
+	"controller_voters, roles, rack, heartbeat_interval, session_timeout, broker_connection_loss_grace, cluster_secret_file, cluster_insecure, " +
 	"request_budget_bytes, log_retention_check_interval, replica_lag_time_max, hot_partition_window"
 
 // The roles a node can take.
@@ -127,6 +132,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("rack", func() { fileCfg.Rack = cfg.Rack })
 				override("heartbeat-interval", func() { fileCfg.HeartbeatInterval = cfg.HeartbeatInterval })
 				override("session-timeout", func() { fileCfg.SessionTimeout = cfg.SessionTimeout })
+				override("broker-connection-loss-grace", func() { fileCfg.BrokerConnectionLossGrace = cfg.BrokerConnectionLossGrace })
 				override("cluster-secret-file", func() { fileCfg.ClusterSecretFile = cfg.ClusterSecretFile })
 				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
@@ -154,6 +160,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often the broker renews its controller session")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout,
 		"how long the controller waits for a broker's heartbeat before fencing it (the same on every voter)")
+	f.DurationVar(&cfg.BrokerConnectionLossGrace, "broker-connection-loss-grace", cfg.BrokerConnectionLossGrace,
+		"how long the controller waits for a broker whose controller connection closed to reconnect before fencing it, below --session-timeout (the same on every voter; negative: off)")
 	f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile,
 		"file holding the cluster secret (at least 16 bytes, the same on every voter); a quorum needs it or --cluster-insecure")
 	f.BoolVar(&cfg.ClusterInsecure, "cluster-insecure", cfg.ClusterInsecure,
@@ -226,7 +234,8 @@ func serve(cfg serveConfig) error {
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
-		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
+		ConnectionLossGrace: cfg.BrokerConnectionLossGrace,
+		RequestBudgetBytes:  cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
 		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, HotPartitionWindow: cfg.HotPartitionWindow})
 	if err != nil {
 		return err
@@ -309,7 +318,7 @@ func parseRoles(s string) (broker, controller bool, err error) {
 // serveController runs a controller-only node until a signal.
 func serveController(cfg serveConfig, voters []server.Voter, auth server.ClusterAuth, log *slog.Logger) error {
 	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters, ClusterAuth: auth,
-		SessionTimeout: cfg.SessionTimeout, Logger: log})
+		SessionTimeout: cfg.SessionTimeout, ConnectionLossGrace: cfg.BrokerConnectionLossGrace, Logger: log})
 	if err != nil {
 		return err
 	}

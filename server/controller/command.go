@@ -135,9 +135,26 @@ func ElectLeader(topic string, partition int32) Command {
 	}}
 }
 
-// tickCommand is the leader's periodic session check.
-func tickCommand() Command {
+// tickCommand is the leader's periodic session check; onFence (may be
+// nil) hears of every broker it fences, and why.
+func tickCommand(onFence func(metadata.Fence)) Command {
 	return Command{"Tick", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
-		return c.Tick(now)
+		records, err := c.Tick(now)
+		if err == nil && onFence != nil {
+			for _, f := range c.LastFences() {
+				onFence(f)
+			}
+		}
+		return records, err
+	}}
+}
+
+// BrokerConnectionLost reports that a broker's session connection to
+// this leader ended (metadata.ConnectionLostRequest): unless it heartbeats
+// on a newer connection within the grace, a Tick fences it. Only the
+// leader's own RPC listener sends it, about connections it accepted.
+func BrokerConnectionLost(req metadata.ConnectionLostRequest) Command {
+	return Command{"BrokerConnectionLost", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		return c.BrokerConnectionLost(req, now)
 	}}
 }
