@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -457,13 +458,19 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 
 // ApplyRetention deletes closed segments past the time and size bounds.
 func (l *Log) ApplyRetention(nowMs int64) error {
+	return l.ApplyRetentionBelow(nowMs, math.MaxInt64)
+}
+
+// ApplyRetentionBelow is ApplyRetention bounded to segments wholly below
+// limit (Core.ApplyRetentionBelow).
+func (l *Log) ApplyRetentionBelow(nowMs, limit int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.waitSync()
 	if err := l.usable(); err != nil {
 		return err
 	}
-	removed, rerr := l.core.ApplyRetention(nowMs)
+	removed, rerr := l.core.ApplyRetentionBelow(nowMs, limit)
 	if err := l.deleteSegments(removed); err != nil {
 		return err
 	}

@@ -394,13 +394,20 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 // (synchronously, and refused while a roll's syncs are in flight, like
 // DeleteRecordsBefore).
 func (l *Log) ApplyRetention(nowMs int64) error {
+	return l.ApplyRetentionBelow(nowMs, math.MaxInt64)
+}
+
+// ApplyRetentionBelow is ApplyRetention bounded to segments wholly below
+// limit (segment.Core.ApplyRetentionBelow): a replicated partition passes
+// its high watermark.
+func (l *Log) ApplyRetentionBelow(nowMs, limit int64) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
 	if l.rollSyncInFlight() {
 		return ErrBusy
 	}
-	err := l.sync.ApplyRetention(nowMs)
+	err := l.sync.ApplyRetentionBelow(nowMs, limit)
 	l.hot.trim(l.core.LogStart())
 	return l.storageFailed(err)
 }
