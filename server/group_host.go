@@ -341,9 +341,17 @@ func (bs *brokerShard) groupsAfterImage() {
 	}
 }
 
+// groupTickIntervalMs is how often the coordinators' timers run: sessions
+// and rebalance timeouts are seconds long, and a tick walks every group.
+const groupTickIntervalMs = 250
+
 // tickGroups runs the coordinators' timers.
 func (bs *brokerShard) tickGroups(now int64) {
 	bs.syncGroupHosts(now)
+	if now < bs.nextGroupTickMs {
+		return
+	}
+	bs.nextGroupTickMs = now + groupTickIntervalMs
 	for _, h := range bs.groups {
 		if h.c != nil {
 			bs.writeGroupRecords(h, h.c.Tick(now), now)

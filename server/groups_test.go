@@ -4,9 +4,11 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/group"
 )
 
 // startGroupBroker is a broker of two shards (so group requests cross
@@ -153,5 +155,60 @@ func TestGroupCommitFetch(t *testing.T) {
 	}
 	if d := g.describe(); d.ErrorCode != fb.ErrorCodeGroupIdNotFound {
 		t.Fatalf("describe after delete: %v", d.ErrorCode)
+	}
+}
+
+// TestGroupSessionsAndTopics: the coordinators' timers and the metadata
+// reach them. A member that stops heartbeating is removed once its session
+// lapses and its partitions go to the member left; a topic created after
+// a member subscribed to it is assigned to it.
+func TestGroupSessionsAndTopics(t *testing.T) {
+	b, err := StartBroker(BrokerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Cores: 2, NodeID: 1,
+		OffsetsTopicPartitions: 3, Group: group.Config{SessionTimeoutMs: 5000},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	addr := b.Addr().String()
+	c := newTestClient(t, addr)
+	if code := c.createTopic("orders", 4); code != fb.ErrorCodeNone {
+		t.Fatalf("create topic: %v", code)
+	}
+	g := newGroupTester(t, "billing", func() []string { return []string{addr} })
+	m1, m2 := g.member("m1", "orders", "later"), g.member("m2", "orders", "later")
+	m1.heartbeat()
+	m2.heartbeat()
+	converge(t, 2, m1, m2)
+	// m2 goes silent; m1 heartbeats on (well within its session, even
+	// with a slow disk under each acknowledgement) until it holds
+	// everything.
+	deadline := time.Now().Add(groupTestWait)
+	for m1.count() != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("m1 owns %v; m2's partitions never came", m1.owned)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := m1.heartbeat(); r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("heartbeat: %v", r.ErrorCode)
+		}
+	}
+	if d := g.describe(); len(d.Members) != 1 || d.Members[0].MemberId != "m1" {
+		t.Fatalf("members after m2's session lapsed: %s", describeState(d))
+	}
+	if r := m2.heartbeat(); r.ErrorCode != fb.ErrorCodeUnknownMemberId {
+		t.Fatalf("heartbeat of a removed member: %v", r.ErrorCode)
+	}
+	if code := c.createTopic("later", 2); code != fb.ErrorCodeNone {
+		t.Fatalf("create topic: %v", code)
+	}
+	for len(m1.owned["later"]) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("m1 owns %v; the new topic never came", m1.owned)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := m1.heartbeat(); r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("heartbeat: %v", r.ErrorCode)
+		}
 	}
 }
