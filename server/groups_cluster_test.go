@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
 )
 
@@ -133,5 +134,71 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 	want["orders-0"] = 99_999
 	if got := g.fetchAll(); !maps.Equal(got, want) {
 		t.Fatalf("after the new commit: offsets %v, want %v", got, want)
+	}
+}
+
+// TestGroupCommitWithoutReplicas: with both other brokers down (and with
+// them the controller quorum, so the ISR cannot shrink), a commit cannot
+// be acknowledged: the coordinator answers it with a retriable error, not
+// a success, and drops its state; once the brokers are back it loads the
+// log again and serves every acknowledged commit, and the member goes on.
+func TestGroupCommitWithoutReplicas(t *testing.T) {
+	c := newTestClusterArgs(t, 3, false, groupClusterArgs...)
+	c.createTopic(c.nodes[1], "orders", 4, 3)
+	g := newGroupTester(t, "billing", c.liveAddrs)
+	m := g.member("m1", "orders")
+	if r := m.heartbeat(); r.ErrorCode != fb.ErrorCodeNone || m.count() != 4 {
+		t.Fatalf("join: %v %v", r.ErrorCode, m.owned)
+	}
+	if r := g.commit(m, m.epoch, "orders", map[int32]int64{0: 10, 1: 11, 2: 12, 3: 13}); r.ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("commit: %v", r.ErrorCode)
+	}
+	g.find()
+	coord := g.node
+	var others []*clusterNode
+	for id, n := range c.nodes {
+		if id != coord {
+			others = append(others, n)
+			n.kill()
+		}
+	}
+	env, _, err := rawCallWithin(g.coord, &fb.MessageT{Type: fb.MessageOffsetCommitRequest, Value: &fb.OffsetCommitRequestT{
+		GroupId: "billing", MemberId: m.id, MemberEpoch: m.epoch, Topics: []*fb.OffsetCommitTopicT{{Name: "orders",
+			Partitions: []*fb.OffsetCommitPartitionT{{Partition: 0, CommittedOffset: 20}}}}}}, groupTestWait)
+	if err != nil {
+		t.Fatalf("commit without replicas: %v", err)
+	}
+	code := env.Message.Value.(*fb.OffsetCommitResponseT).ErrorCode
+	if code == fb.ErrorCodeNone || !schema.ErrorRetriable(code) {
+		t.Fatalf("commit without replicas answered %v, want a retriable error", code)
+	}
+	t.Logf("commit without replicas: %s", schema.ErrorName(code))
+	for _, n := range others {
+		c.start(n)
+	}
+	for _, n := range others {
+		c.waitReady(n)
+	}
+	got := g.fetchAll()
+	t.Logf("offsets after the outage: %v", got)
+	// The refused commit may have been written (its outcome was unknown,
+	// as for any produce that timed out); everything acknowledged is there.
+	if got["orders-0"] != 10 && got["orders-0"] != 20 {
+		t.Fatalf("orders-0 at %d after the outage", got["orders-0"])
+	}
+	for p, want := range map[string]int64{"orders-1": 11, "orders-2": 12, "orders-3": 13} {
+		if got[p] != want {
+			t.Fatalf("%s at %d after the outage, want %d", p, got[p], want)
+		}
+	}
+	epoch := m.epoch
+	if r := m.heartbeat(); r.ErrorCode != fb.ErrorCodeNone || r.MemberEpoch != epoch {
+		t.Fatalf("heartbeat after the outage: %v epoch %d (was %d)", r.ErrorCode, r.MemberEpoch, epoch)
+	}
+	if r := g.commit(m, m.epoch, "orders", map[int32]int64{0: 30}); r.ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("commit after the outage: %v", r.ErrorCode)
+	}
+	if got := g.fetchAll(); got["orders-0"] != 30 {
+		t.Fatalf("orders-0 at %d, want 30", got["orders-0"])
 	}
 }
