@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"log/slog"
+	"maps"
 	"testing"
 	"time"
 
@@ -209,6 +210,152 @@ func TestGroupSessionsAndTopics(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		if r := m1.heartbeat(); r.ErrorCode != fb.ErrorCodeNone {
 			t.Fatalf("heartbeat: %v", r.ErrorCode)
+		}
+	}
+}
+
+// TestGroupLogCompacted: the offsets log is compacted under the
+// coordinator (small segments, tombstones dropped at once) and a
+// restarted broker loads what compaction left: the same offsets, members,
+// epochs and assignments, a deleted group gone and the group of the same
+// name made after it intact.
+func TestGroupLogCompacted(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *Broker {
+		b, err := StartBroker(BrokerConfig{DataDir: dir, Listen: "127.0.0.1:0", Cores: 2, NodeID: 1,
+			LogRetentionCheckInterval: retentionCheckIntervalTest, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := start()
+	addr := b.Addr().String()
+	brokers := func() []string { return []string{addr} }
+	c := newTestClient(t, addr)
+	if code := c.createTopic(schema.OffsetsTopic, 1, topicConfigs("segment.bytes=4096", "cleanup.policy=compact",
+		"min.cleanable.dirty.ratio=0.01", "delete.retention.ms=0")...); code != fb.ErrorCodeNone {
+		t.Fatalf("create the offsets topic: %v", code)
+	}
+	if code := c.createTopic("orders", 4); code != fb.ErrorCodeNone {
+		t.Fatalf("create topic: %v", code)
+	}
+	// A group made, deleted, and made again under the same name.
+	tmp := newGroupTester(t, "temp", brokers)
+	t1 := tmp.member("t1", "orders")
+	t1.heartbeat()
+	tmp.commit(t1, t1.epoch, "orders", map[int32]int64{0: 1, 1: 1, 2: 1, 3: 1})
+	t1.epoch, t1.owned = schema.MemberEpochLeave, nil
+	t1.heartbeat()
+	env := tmp.call(&fb.MessageT{Type: fb.MessageDeleteGroupsRequest, Value: &fb.DeleteGroupsRequestT{GroupIds: []string{"temp"}}})
+	if code := env.Message.Value.(*fb.DeleteGroupsResponseT).Results[0].ErrorCode; code != fb.ErrorCodeNone {
+		t.Fatalf("delete: %v", code)
+	}
+	// Made again by an admin commit: a group that never computed an
+	// assignment, so nothing of its own overwrites the old group's
+	// AssignmentEpoch record.
+	if r := tmp.commit(nil, -1, "orders", map[int32]int64{3: 7}); r.ErrorCode != fb.ErrorCodeNone || r.Topics[0].Partitions[0].ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("admin commit: %v", r.ErrorCode)
+	}
+	// A group with a long history of commits.
+	g := newGroupTester(t, "billing", brokers)
+	m1, m2 := g.member("m1", "orders"), g.member("m2", "orders")
+	m1.heartbeat()
+	for round := int64(0); round < 150; round++ {
+		g.commit(m1, m1.epoch, "orders", map[int32]int64{0: round, 1: round, 2: round, 3: round})
+	}
+	m2.heartbeat()
+	converge(t, 2, m1, m2)
+	for round := int64(150); round < 250; round++ {
+		for _, m := range []*testMember{m1, m2} {
+			commit := map[int32]int64{}
+			for _, p := range m.owned["orders"] {
+				commit[p] = round
+			}
+			if r := g.commit(m, m.epoch, "orders", commit); r.ErrorCode != fb.ErrorCodeNone {
+				t.Fatalf("commit: %v", r.ErrorCode)
+			}
+		}
+	}
+	// Wait until the cleaner has left fewer than a third of the records.
+	deadline := time.Now().Add(groupTestWait)
+	for {
+		kept, end := countRecords(t, c, schema.OffsetsTopic)
+		if kept < end/3 {
+			t.Logf("compacted: %d records of %d kept", kept, end)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offsets log not compacted: %d records of %d kept", kept, end)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wantOffsets, wantGroup := g.fetchAll(), describeState(g.describe())
+	wantTmpOffsets, wantTmp := tmp.fetchAll(), describeState(tmp.describe())
+	if len(wantTmpOffsets) != 1 || wantTmpOffsets["orders-3"] != 7 {
+		t.Fatalf("the group made again holds %v", wantTmpOffsets)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	b = start()
+	defer b.Stop()
+	addr = b.Addr().String()
+	g.coord, tmp.coord = "", ""
+	if got := g.fetchAll(); !maps.Equal(got, wantOffsets) {
+		t.Fatalf("offsets after the reload: %v, want %v", got, wantOffsets)
+	}
+	if got := describeState(g.describe()); got != wantGroup {
+		t.Fatalf("group after the reload:\n%s\nwant\n%s", got, wantGroup)
+	}
+	if got := tmp.fetchAll(); !maps.Equal(got, wantTmpOffsets) {
+		t.Fatalf("offsets of the group made again after the reload: %v, want %v", got, wantTmpOffsets)
+	}
+	if got := describeState(tmp.describe()); got != wantTmp {
+		t.Fatalf("group made again after the reload:\n%s\nwant\n%s", got, wantTmp)
+	}
+	for _, m := range []*testMember{m1, m2} {
+		epoch := m.epoch
+		if r := m.heartbeat(); r.ErrorCode != fb.ErrorCodeNone || r.MemberEpoch != epoch {
+			t.Fatalf("%s after the reload: %v epoch %d (was %d)", m.id, r.ErrorCode, r.MemberEpoch, epoch)
+		}
+	}
+}
+
+// countRecords reads partition 0 of topic from its log start and returns
+// how many records it holds and where it ends.
+func countRecords(t *testing.T, c *testClient, topic string) (kept, end int64) {
+	t.Helper()
+	var br schema.BatchReader
+	var v schema.RecordView
+	off := int64(0)
+	for {
+		env, trailing := c.call(fetchMsg(topic, 0, off, 0, 0))
+		r := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0]
+		if r.ErrorCode == fb.ErrorCodeOffsetOutOfRange && off < r.LogStartOffset {
+			off = r.LogStartOffset
+			continue
+		}
+		if r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("fetch at %d: %v", off, r.ErrorCode)
+		}
+		if len(trailing) == 0 {
+			return kept, r.HighWatermark
+		}
+		for len(trailing) > 0 {
+			n, err := schema.PeekFrameLength(trailing, schema.MaxFrameBytes)
+			if err != nil || n > len(trailing) {
+				break // a frame cut short by the byte limit: fetched again
+			}
+			if err := br.Reset(trailing[:n]); err != nil {
+				t.Fatalf("fetch at %d: %v", off, err)
+			}
+			for br.Next(&v) {
+				kept++
+			}
+			h := br.Header()
+			off = h.NextOffset()
+			trailing = trailing[n:]
 		}
 	}
 }
