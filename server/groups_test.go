@@ -54,6 +54,12 @@ func TestGroupHeartbeatAssigns(t *testing.T) {
 	if d.ErrorCode != fb.ErrorCodeNone || d.GroupState != schema.GroupStateStable || len(d.Members) != 2 {
 		t.Fatalf("describe: %s", describeState(d))
 	}
+	for _, mem := range d.Members {
+		// rawCall's client id, from the member's last heartbeat.
+		if mem.ClientId != "repl-test" || len(mem.SubscribedTopicNames) != 1 || len(mem.TargetAssignment) != 1 {
+			t.Fatalf("described member: %+v", mem)
+		}
+	}
 	// A heartbeat from an epoch the member never had is fenced.
 	stale := &testMember{g: g, id: m1.id, epoch: m1.epoch + 7, owned: m1.owned}
 	if r := stale.heartbeat(); r.ErrorCode != fb.ErrorCodeFencedMemberEpoch {
