@@ -365,3 +365,30 @@ func countRecords(t *testing.T, c *testClient, topic string) (kept, end int64) {
 		}
 	}
 }
+
+// TestGroupCommitTooLarge: a commit whose records could not fit one batch
+// of the offsets log is refused whole with MESSAGE_TOO_LARGE, and the
+// coordinator goes on serving.
+func TestGroupCommitTooLarge(t *testing.T) {
+	b := startGroupBroker(t, t.TempDir())
+	defer b.Stop()
+	addr := b.Addr().String()
+	g := newGroupTester(t, "billing", func() []string { return []string{addr} })
+	big := &fb.OffsetCommitTopicT{Name: "orders"}
+	md := string(make([]byte, 4000))
+	for p := int32(0); p < 2200; p++ {
+		big.Partitions = append(big.Partitions, &fb.OffsetCommitPartitionT{Partition: p, CommittedOffset: 1, CommittedMetadata: md})
+	}
+	env := g.call(&fb.MessageT{Type: fb.MessageOffsetCommitRequest, Value: &fb.OffsetCommitRequestT{GroupId: "billing",
+		MemberEpoch: -1, Topics: []*fb.OffsetCommitTopicT{big}}})
+	r := env.Message.Value.(*fb.OffsetCommitResponseT)
+	if r.ErrorCode != fb.ErrorCodeMessageTooLarge || r.Topics[0].Partitions[2199].ErrorCode != fb.ErrorCodeMessageTooLarge {
+		t.Fatalf("commit of %d bytes: %v", 2200*4000, r.ErrorCode)
+	}
+	if r := g.commit(nil, -1, "orders", map[int32]int64{0: 5}); r.ErrorCode != fb.ErrorCodeNone || r.Topics[0].Partitions[0].ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("small commit after it: %v", r.ErrorCode)
+	}
+	if got := g.fetchAll(); len(got) != 1 || got["orders-0"] != 5 {
+		t.Fatalf("offsets: %v", got)
+	}
+}
