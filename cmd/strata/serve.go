@@ -57,6 +57,11 @@ type serveConfig struct {
 	// HotPartitionWindow is the span each partition's produce rate is
 	// taken over, for flagging hot partitions.
 	HotPartitionWindow time.Duration `toml:"hot_partition_window"`
+	// OffsetsTopicPartitions and OffsetsTopicReplicationFactor shape the
+	// __consumer_offsets topic, created on the first group lookup (Kafka's
+	// offsets.topic.num.partitions and offsets.topic.replication.factor).
+	OffsetsTopicPartitions        int32 `toml:"offsets_topic_partitions"`
+	OffsetsTopicReplicationFactor int16 `toml:"offsets_topic_replication_factor"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -71,19 +76,22 @@ var defaultServeConfig = serveConfig{
 	Roles:    roleBroker + "," + roleController,
 	// The session defaults are the broker's own; naming them here shows
 	// them in --help.
-	HeartbeatInterval:         server.DefaultHeartbeatInterval,
-	SessionTimeout:            server.DefaultSessionTimeout,
-	BrokerConnectionLossGrace: server.DefaultConnectionLossGrace,
-	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
-	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
-	ReplicaLagTimeMax:         server.ReplicaLagTimeMaxDefault,
-	HotPartitionWindow:        server.HotPartitionWindowDefault,
+	HeartbeatInterval:             server.DefaultHeartbeatInterval,
+	SessionTimeout:                server.DefaultSessionTimeout,
+	BrokerConnectionLossGrace:     server.DefaultConnectionLossGrace,
+	RequestBudgetBytes:            server.RequestBudgetBytesDefault,
+	LogRetentionCheckInterval:     server.LogRetentionCheckIntervalDefault,
+	ReplicaLagTimeMax:             server.ReplicaLagTimeMaxDefault,
+	HotPartitionWindow:            server.HotPartitionWindowDefault,
+	OffsetsTopicPartitions:        server.OffsetsTopicPartitionsDefault,
+	OffsetsTopicReplicationFactor: server.OffsetsTopicReplicationFactorDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, broker_connection_loss_grace, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes, log_retention_check_interval, replica_lag_time_max, hot_partition_window"
+	"request_budget_bytes, log_retention_check_interval, replica_lag_time_max, hot_partition_window, " +
+	"offsets_topic_partitions, offsets_topic_replication_factor"
 
 // The roles a node can take.
 const (
@@ -139,6 +147,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
 				override("hot-partition-window", func() { fileCfg.HotPartitionWindow = cfg.HotPartitionWindow })
+				override("offsets-topic-partitions", func() { fileCfg.OffsetsTopicPartitions = cfg.OffsetsTopicPartitions })
+				override("offsets-topic-replication-factor", func() {
+					fileCfg.OffsetsTopicReplicationFactor = cfg.OffsetsTopicReplicationFactor
+				})
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -174,6 +186,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
 	f.DurationVar(&cfg.HotPartitionWindow, "hot-partition-window", cfg.HotPartitionWindow,
 		"the span each partition's produce rate is taken over, for flagging hot partitions (at least 1s)")
+	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", cfg.OffsetsTopicPartitions,
+		"partitions of __consumer_offsets, created on the first consumer-group lookup")
+	f.Int16Var(&cfg.OffsetsTopicReplicationFactor, "offsets-topic-replication-factor", cfg.OffsetsTopicReplicationFactor,
+		"replicas of each __consumer_offsets partition (at most the live brokers when it is created)")
 	return cmd
 }
 
@@ -213,6 +229,10 @@ func serve(cfg serveConfig) error {
 	if cfg.HotPartitionWindow < server.HotPartitionWindowMin {
 		return usageError{fmt.Errorf("--hot-partition-window %v: want at least %v", cfg.HotPartitionWindow, server.HotPartitionWindowMin)}
 	}
+	if cfg.OffsetsTopicPartitions < 1 || cfg.OffsetsTopicReplicationFactor < 1 {
+		return usageError{fmt.Errorf("--offsets-topic-partitions %d and --offsets-topic-replication-factor %d: want at least 1",
+			cfg.OffsetsTopicPartitions, cfg.OffsetsTopicReplicationFactor)}
+	}
 	if cfg.LogRetentionCheckInterval < server.LogRetentionCheckIntervalMin {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
@@ -236,7 +256,8 @@ func serve(cfg serveConfig) error {
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
 		ConnectionLossGrace: cfg.BrokerConnectionLossGrace,
 		RequestBudgetBytes:  cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, HotPartitionWindow: cfg.HotPartitionWindow})
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, HotPartitionWindow: cfg.HotPartitionWindow,
+		OffsetsTopicPartitions: cfg.OffsetsTopicPartitions, OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor})
 	if err != nil {
 		return err
 	}
