@@ -46,6 +46,7 @@ var errorInfos = map[fb.ErrorCode]errorInfo{
 	fb.ErrorCodeNotController:                {"NOT_CONTROLLER", "this broker is not the active controller", true},
 	fb.ErrorCodeDuplicateSequence:            {"DUPLICATE_SEQUENCE", "the batch repeats one already written for this producer", false},
 	fb.ErrorCodeOutOfOrderSequence:           {"OUT_OF_ORDER_SEQUENCE", "the batch's sequence number leaves a gap for this producer", false},
+	fb.ErrorCodeUnsupportedCompressionType:   {"UNSUPPORTED_COMPRESSION_TYPE", "a batch's codec is not the one the topic's compression.type names", false},
 }
 
 // ErrorName is the documented name of c, such as "NOT_LEADER", or

@@ -7,42 +7,51 @@ import "strconv"
 type ApiKey uint16
 
 const (
-	ApiKeyApiVersions     ApiKey = 0
-	ApiKeyMetadata        ApiKey = 1
-	ApiKeyCreateTopics    ApiKey = 2
-	ApiKeyDeleteTopics    ApiKey = 3
-	ApiKeyProduce         ApiKey = 4
-	ApiKeyFetch           ApiKey = 5
-	ApiKeyListOffsets     ApiKey = 6
-	ApiKeyDescribeQuorum  ApiKey = 32
-	ApiKeyReplicaFetch    ApiKey = 33
-	ApiKeyDescribeLogDirs ApiKey = 35
+	ApiKeyApiVersions             ApiKey = 0
+	ApiKeyMetadata                ApiKey = 1
+	ApiKeyCreateTopics            ApiKey = 2
+	ApiKeyDeleteTopics            ApiKey = 3
+	ApiKeyProduce                 ApiKey = 4
+	ApiKeyFetch                   ApiKey = 5
+	ApiKeyListOffsets             ApiKey = 6
+	ApiKeyDescribeConfigs         ApiKey = 16
+	ApiKeyIncrementalAlterConfigs ApiKey = 17
+	ApiKeyCreatePartitions        ApiKey = 18
+	ApiKeyDescribeQuorum          ApiKey = 32
+	ApiKeyReplicaFetch            ApiKey = 33
+	ApiKeyDescribeLogDirs         ApiKey = 35
 )
 
 var EnumNamesApiKey = map[ApiKey]string{
-	ApiKeyApiVersions:     "ApiVersions",
-	ApiKeyMetadata:        "Metadata",
-	ApiKeyCreateTopics:    "CreateTopics",
-	ApiKeyDeleteTopics:    "DeleteTopics",
-	ApiKeyProduce:         "Produce",
-	ApiKeyFetch:           "Fetch",
-	ApiKeyListOffsets:     "ListOffsets",
-	ApiKeyDescribeQuorum:  "DescribeQuorum",
-	ApiKeyReplicaFetch:    "ReplicaFetch",
-	ApiKeyDescribeLogDirs: "DescribeLogDirs",
+	ApiKeyApiVersions:             "ApiVersions",
+	ApiKeyMetadata:                "Metadata",
+	ApiKeyCreateTopics:            "CreateTopics",
+	ApiKeyDeleteTopics:            "DeleteTopics",
+	ApiKeyProduce:                 "Produce",
+	ApiKeyFetch:                   "Fetch",
+	ApiKeyListOffsets:             "ListOffsets",
+	ApiKeyDescribeConfigs:         "DescribeConfigs",
+	ApiKeyIncrementalAlterConfigs: "IncrementalAlterConfigs",
+	ApiKeyCreatePartitions:        "CreatePartitions",
+	ApiKeyDescribeQuorum:          "DescribeQuorum",
+	ApiKeyReplicaFetch:            "ReplicaFetch",
+	ApiKeyDescribeLogDirs:         "DescribeLogDirs",
 }
 
 var EnumValuesApiKey = map[string]ApiKey{
-	"ApiVersions":     ApiKeyApiVersions,
-	"Metadata":        ApiKeyMetadata,
-	"CreateTopics":    ApiKeyCreateTopics,
-	"DeleteTopics":    ApiKeyDeleteTopics,
-	"Produce":         ApiKeyProduce,
-	"Fetch":           ApiKeyFetch,
-	"ListOffsets":     ApiKeyListOffsets,
-	"DescribeQuorum":  ApiKeyDescribeQuorum,
-	"ReplicaFetch":    ApiKeyReplicaFetch,
-	"DescribeLogDirs": ApiKeyDescribeLogDirs,
+	"ApiVersions":             ApiKeyApiVersions,
+	"Metadata":                ApiKeyMetadata,
+	"CreateTopics":            ApiKeyCreateTopics,
+	"DeleteTopics":            ApiKeyDeleteTopics,
+	"Produce":                 ApiKeyProduce,
+	"Fetch":                   ApiKeyFetch,
+	"ListOffsets":             ApiKeyListOffsets,
+	"DescribeConfigs":         ApiKeyDescribeConfigs,
+	"IncrementalAlterConfigs": ApiKeyIncrementalAlterConfigs,
+	"CreatePartitions":        ApiKeyCreatePartitions,
+	"DescribeQuorum":          ApiKeyDescribeQuorum,
+	"ReplicaFetch":            ApiKeyReplicaFetch,
+	"DescribeLogDirs":         ApiKeyDescribeLogDirs,
 }
 
 func (v ApiKey) String() string {

@@ -33,6 +33,7 @@ const (
 	ErrorCodeNotController                ErrorCode = 23
 	ErrorCodeDuplicateSequence            ErrorCode = 24
 	ErrorCodeOutOfOrderSequence           ErrorCode = 25
+	ErrorCodeUnsupportedCompressionType   ErrorCode = 26
 )
 
 var EnumNamesErrorCode = map[ErrorCode]string{
@@ -62,6 +63,7 @@ var EnumNamesErrorCode = map[ErrorCode]string{
 	ErrorCodeNotController:                "NotController",
 	ErrorCodeDuplicateSequence:            "DuplicateSequence",
 	ErrorCodeOutOfOrderSequence:           "OutOfOrderSequence",
+	ErrorCodeUnsupportedCompressionType:   "UnsupportedCompressionType",
 }
 
 var EnumValuesErrorCode = map[string]ErrorCode{
@@ -91,6 +93,7 @@ var EnumValuesErrorCode = map[string]ErrorCode{
 	"NotController":                ErrorCodeNotController,
 	"DuplicateSequence":            ErrorCodeDuplicateSequence,
 	"OutOfOrderSequence":           ErrorCodeOutOfOrderSequence,
+	"UnsupportedCompressionType":   ErrorCodeUnsupportedCompressionType,
 }
 
 func (v ErrorCode) String() string {

@@ -11,75 +11,93 @@ import (
 type Message byte
 
 const (
-	MessageNONE                    Message = 0
-	MessageApiVersionsRequest      Message = 1
-	MessageApiVersionsResponse     Message = 2
-	MessageMetadataRequest         Message = 3
-	MessageMetadataResponse        Message = 4
-	MessageCreateTopicsRequest     Message = 5
-	MessageCreateTopicsResponse    Message = 6
-	MessageDeleteTopicsRequest     Message = 7
-	MessageDeleteTopicsResponse    Message = 8
-	MessageProduceRequest          Message = 9
-	MessageProduceResponse         Message = 10
-	MessageFetchRequest            Message = 11
-	MessageFetchResponse           Message = 12
-	MessageListOffsetsRequest      Message = 13
-	MessageListOffsetsResponse     Message = 14
-	MessageDescribeQuorumRequest   Message = 15
-	MessageDescribeQuorumResponse  Message = 16
-	MessageDescribeLogDirsRequest  Message = 17
-	MessageDescribeLogDirsResponse Message = 18
-	MessageReplicaFetchRequest     Message = 19
-	MessageReplicaFetchResponse    Message = 20
+	MessageNONE                            Message = 0
+	MessageApiVersionsRequest              Message = 1
+	MessageApiVersionsResponse             Message = 2
+	MessageMetadataRequest                 Message = 3
+	MessageMetadataResponse                Message = 4
+	MessageCreateTopicsRequest             Message = 5
+	MessageCreateTopicsResponse            Message = 6
+	MessageDeleteTopicsRequest             Message = 7
+	MessageDeleteTopicsResponse            Message = 8
+	MessageProduceRequest                  Message = 9
+	MessageProduceResponse                 Message = 10
+	MessageFetchRequest                    Message = 11
+	MessageFetchResponse                   Message = 12
+	MessageListOffsetsRequest              Message = 13
+	MessageListOffsetsResponse             Message = 14
+	MessageDescribeQuorumRequest           Message = 15
+	MessageDescribeQuorumResponse          Message = 16
+	MessageDescribeLogDirsRequest          Message = 17
+	MessageDescribeLogDirsResponse         Message = 18
+	MessageReplicaFetchRequest             Message = 19
+	MessageReplicaFetchResponse            Message = 20
+	MessageDescribeConfigsRequest          Message = 21
+	MessageDescribeConfigsResponse         Message = 22
+	MessageIncrementalAlterConfigsRequest  Message = 23
+	MessageIncrementalAlterConfigsResponse Message = 24
+	MessageCreatePartitionsRequest         Message = 25
+	MessageCreatePartitionsResponse        Message = 26
 )
 
 var EnumNamesMessage = map[Message]string{
-	MessageNONE:                    "NONE",
-	MessageApiVersionsRequest:      "ApiVersionsRequest",
-	MessageApiVersionsResponse:     "ApiVersionsResponse",
-	MessageMetadataRequest:         "MetadataRequest",
-	MessageMetadataResponse:        "MetadataResponse",
-	MessageCreateTopicsRequest:     "CreateTopicsRequest",
-	MessageCreateTopicsResponse:    "CreateTopicsResponse",
-	MessageDeleteTopicsRequest:     "DeleteTopicsRequest",
-	MessageDeleteTopicsResponse:    "DeleteTopicsResponse",
-	MessageProduceRequest:          "ProduceRequest",
-	MessageProduceResponse:         "ProduceResponse",
-	MessageFetchRequest:            "FetchRequest",
-	MessageFetchResponse:           "FetchResponse",
-	MessageListOffsetsRequest:      "ListOffsetsRequest",
-	MessageListOffsetsResponse:     "ListOffsetsResponse",
-	MessageDescribeQuorumRequest:   "DescribeQuorumRequest",
-	MessageDescribeQuorumResponse:  "DescribeQuorumResponse",
-	MessageDescribeLogDirsRequest:  "DescribeLogDirsRequest",
-	MessageDescribeLogDirsResponse: "DescribeLogDirsResponse",
-	MessageReplicaFetchRequest:     "ReplicaFetchRequest",
-	MessageReplicaFetchResponse:    "ReplicaFetchResponse",
+	MessageNONE:                            "NONE",
+	MessageApiVersionsRequest:              "ApiVersionsRequest",
+	MessageApiVersionsResponse:             "ApiVersionsResponse",
+	MessageMetadataRequest:                 "MetadataRequest",
+	MessageMetadataResponse:                "MetadataResponse",
+	MessageCreateTopicsRequest:             "CreateTopicsRequest",
+	MessageCreateTopicsResponse:            "CreateTopicsResponse",
+	MessageDeleteTopicsRequest:             "DeleteTopicsRequest",
+	MessageDeleteTopicsResponse:            "DeleteTopicsResponse",
+	MessageProduceRequest:                  "ProduceRequest",
+	MessageProduceResponse:                 "ProduceResponse",
+	MessageFetchRequest:                    "FetchRequest",
+	MessageFetchResponse:                   "FetchResponse",
+	MessageListOffsetsRequest:              "ListOffsetsRequest",
+	MessageListOffsetsResponse:             "ListOffsetsResponse",
+	MessageDescribeQuorumRequest:           "DescribeQuorumRequest",
+	MessageDescribeQuorumResponse:          "DescribeQuorumResponse",
+	MessageDescribeLogDirsRequest:          "DescribeLogDirsRequest",
+	MessageDescribeLogDirsResponse:         "DescribeLogDirsResponse",
+	MessageReplicaFetchRequest:             "ReplicaFetchRequest",
+	MessageReplicaFetchResponse:            "ReplicaFetchResponse",
+	MessageDescribeConfigsRequest:          "DescribeConfigsRequest",
+	MessageDescribeConfigsResponse:         "DescribeConfigsResponse",
+	MessageIncrementalAlterConfigsRequest:  "IncrementalAlterConfigsRequest",
+	MessageIncrementalAlterConfigsResponse: "IncrementalAlterConfigsResponse",
+	MessageCreatePartitionsRequest:         "CreatePartitionsRequest",
+	MessageCreatePartitionsResponse:        "CreatePartitionsResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
-	"NONE":                    MessageNONE,
-	"ApiVersionsRequest":      MessageApiVersionsRequest,
-	"ApiVersionsResponse":     MessageApiVersionsResponse,
-	"MetadataRequest":         MessageMetadataRequest,
-	"MetadataResponse":        MessageMetadataResponse,
-	"CreateTopicsRequest":     MessageCreateTopicsRequest,
-	"CreateTopicsResponse":    MessageCreateTopicsResponse,
-	"DeleteTopicsRequest":     MessageDeleteTopicsRequest,
-	"DeleteTopicsResponse":    MessageDeleteTopicsResponse,
-	"ProduceRequest":          MessageProduceRequest,
-	"ProduceResponse":         MessageProduceResponse,
-	"FetchRequest":            MessageFetchRequest,
-	"FetchResponse":           MessageFetchResponse,
-	"ListOffsetsRequest":      MessageListOffsetsRequest,
-	"ListOffsetsResponse":     MessageListOffsetsResponse,
-	"DescribeQuorumRequest":   MessageDescribeQuorumRequest,
-	"DescribeQuorumResponse":  MessageDescribeQuorumResponse,
-	"DescribeLogDirsRequest":  MessageDescribeLogDirsRequest,
-	"DescribeLogDirsResponse": MessageDescribeLogDirsResponse,
-	"ReplicaFetchRequest":     MessageReplicaFetchRequest,
-	"ReplicaFetchResponse":    MessageReplicaFetchResponse,
+	"NONE":                            MessageNONE,
+	"ApiVersionsRequest":              MessageApiVersionsRequest,
+	"ApiVersionsResponse":             MessageApiVersionsResponse,
+	"MetadataRequest":                 MessageMetadataRequest,
+	"MetadataResponse":                MessageMetadataResponse,
+	"CreateTopicsRequest":             MessageCreateTopicsRequest,
+	"CreateTopicsResponse":            MessageCreateTopicsResponse,
+	"DeleteTopicsRequest":             MessageDeleteTopicsRequest,
+	"DeleteTopicsResponse":            MessageDeleteTopicsResponse,
+	"ProduceRequest":                  MessageProduceRequest,
+	"ProduceResponse":                 MessageProduceResponse,
+	"FetchRequest":                    MessageFetchRequest,
+	"FetchResponse":                   MessageFetchResponse,
+	"ListOffsetsRequest":              MessageListOffsetsRequest,
+	"ListOffsetsResponse":             MessageListOffsetsResponse,
+	"DescribeQuorumRequest":           MessageDescribeQuorumRequest,
+	"DescribeQuorumResponse":          MessageDescribeQuorumResponse,
+	"DescribeLogDirsRequest":          MessageDescribeLogDirsRequest,
+	"DescribeLogDirsResponse":         MessageDescribeLogDirsResponse,
+	"ReplicaFetchRequest":             MessageReplicaFetchRequest,
+	"ReplicaFetchResponse":            MessageReplicaFetchResponse,
+	"DescribeConfigsRequest":          MessageDescribeConfigsRequest,
+	"DescribeConfigsResponse":         MessageDescribeConfigsResponse,
+	"IncrementalAlterConfigsRequest":  MessageIncrementalAlterConfigsRequest,
+	"IncrementalAlterConfigsResponse": MessageIncrementalAlterConfigsResponse,
+	"CreatePartitionsRequest":         MessageCreatePartitionsRequest,
+	"CreatePartitionsResponse":        MessageCreatePartitionsResponse,
 }
 
 func (v Message) String() string {
@@ -139,6 +157,18 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*ReplicaFetchRequestT).Pack(builder)
 	case MessageReplicaFetchResponse:
 		return t.Value.(*ReplicaFetchResponseT).Pack(builder)
+	case MessageDescribeConfigsRequest:
+		return t.Value.(*DescribeConfigsRequestT).Pack(builder)
+	case MessageDescribeConfigsResponse:
+		return t.Value.(*DescribeConfigsResponseT).Pack(builder)
+	case MessageIncrementalAlterConfigsRequest:
+		return t.Value.(*IncrementalAlterConfigsRequestT).Pack(builder)
+	case MessageIncrementalAlterConfigsResponse:
+		return t.Value.(*IncrementalAlterConfigsResponseT).Pack(builder)
+	case MessageCreatePartitionsRequest:
+		return t.Value.(*CreatePartitionsRequestT).Pack(builder)
+	case MessageCreatePartitionsResponse:
+		return t.Value.(*CreatePartitionsResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -205,6 +235,24 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageReplicaFetchResponse:
 		x := ReplicaFetchResponse{_tab: table}
 		return &MessageT{Type: MessageReplicaFetchResponse, Value: x.UnPack()}
+	case MessageDescribeConfigsRequest:
+		x := DescribeConfigsRequest{_tab: table}
+		return &MessageT{Type: MessageDescribeConfigsRequest, Value: x.UnPack()}
+	case MessageDescribeConfigsResponse:
+		x := DescribeConfigsResponse{_tab: table}
+		return &MessageT{Type: MessageDescribeConfigsResponse, Value: x.UnPack()}
+	case MessageIncrementalAlterConfigsRequest:
+		x := IncrementalAlterConfigsRequest{_tab: table}
+		return &MessageT{Type: MessageIncrementalAlterConfigsRequest, Value: x.UnPack()}
+	case MessageIncrementalAlterConfigsResponse:
+		x := IncrementalAlterConfigsResponse{_tab: table}
+		return &MessageT{Type: MessageIncrementalAlterConfigsResponse, Value: x.UnPack()}
+	case MessageCreatePartitionsRequest:
+		x := CreatePartitionsRequest{_tab: table}
+		return &MessageT{Type: MessageCreatePartitionsRequest, Value: x.UnPack()}
+	case MessageCreatePartitionsResponse:
+		x := CreatePartitionsResponse{_tab: table}
+		return &MessageT{Type: MessageCreatePartitionsResponse, Value: x.UnPack()}
 	}
 	return nil
 }
