@@ -81,7 +81,9 @@ func (c *Core) CommitAppend(p *AppendPlan) error {
 	a.next = p.NextOffset
 	c.end = p.NextOffset
 	c.pending--
-	if a.size > c.cfg.SegmentBytes || a.next-a.base > relOffsetMax {
+	// Appends stay below the allocated end, which growth keeps within the
+	// segment size of its time (Reconfigure may lower it since).
+	if a.size > a.allocated || a.size > segmentBytesMax || a.next-a.base > relOffsetMax {
 		panic(fmt.Sprintf("segment: segment %d grew to %d bytes, %d offsets", a.base, a.size, a.next-a.base))
 	}
 	c.check()
