@@ -283,6 +283,12 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.replicaFetch(req)
 	case fb.ApiKeyDescribeLogDirs:
 		bs.describeLogDirs(req)
+	case fb.ApiKeyDescribeConfigs:
+		bs.describeConfigs(req)
+	case fb.ApiKeyIncrementalAlterConfigs:
+		bs.incrementalAlterConfigs(req)
+	case fb.ApiKeyCreatePartitions:
+		bs.createPartitions(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}
