@@ -130,7 +130,7 @@ func (a *Admin) AlterConfigs(ctx context.Context, validateOnly bool, changes ...
 // CreatePartitions grows a topic to count partitions; with validateOnly
 // the broker checks and adds none. A count at or below the topic's is
 // INVALID_PARTITIONS. This client's producers see the new count at once;
-// others at their next metadata refresh.
+// others at their next metadata refresh (at the latest MetadataMaxAgeMs).
 func (a *Admin) CreatePartitions(ctx context.Context, topic string, count int32, validateOnly bool) error {
 	req := &fb.CreatePartitionsRequestT{TimeoutMs: adminTimeoutMsDefault, ValidateOnly: validateOnly,
 		Topics: []*fb.CreatePartitionsTopicT{{Name: topic, Count: count}}}
@@ -153,6 +153,12 @@ func (a *Admin) CreatePartitions(ctx context.Context, topic string, count int32,
 	if err != nil {
 		return err
 	}
-	a.cl.invalidate(topic)
+	if len(errs) == 0 {
+		// This client's producers place records over the new count from
+		// now on: the broker answered once it serves the new partitions.
+		if _, err := a.cl.fetchMetadata(ctx, []string{topic}); err != nil {
+			a.cl.invalidate(topic)
+		}
+	}
 	return errors.Join(errs...)
 }
