@@ -25,13 +25,12 @@ func (c *Core) Reconfigure(cfg Config) error {
 	return nil
 }
 
-// Reconfigure is Core.Reconfigure for the synchronous driver.
+// Reconfigure is Core.Reconfigure for the synchronous driver. Only the
+// core takes the new settings: l.cfg stays the open-time config, which a
+// compaction build reads on its own goroutine (its index sizes never
+// change), and appends read the changing ones from the core.
 func (l *Log) Reconfigure(cfg Config) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.core.Reconfigure(cfg); err != nil {
-		return err
-	}
-	l.cfg = l.core.Config()
-	return nil
+	return l.core.Reconfigure(cfg)
 }

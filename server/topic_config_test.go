@@ -282,3 +282,54 @@ func TestCompressionTypeOnProduce(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushPolicyAndSegmentSizeAtRunTime switches a topic's flush policy
+// and segment size while records flow: every produce is answered at the
+// offset that follows the last, and a lowered segment.bytes rolls the
+// log into segments of the new size.
+func TestFlushPolicyAndSegmentSizeAtRunTime(t *testing.T) {
+	dir := t.TempDir()
+	b := startRetentionBroker(t, dir)
+	c := newTestClient(t, b.Addr().String())
+	const topic = "flushes"
+	if code := c.createTopic(topic, 1); code != fb.ErrorCodeNone {
+		t.Fatal(code)
+	}
+	next := int64(0)
+	produce := func(acks fb.Acks) {
+		t.Helper()
+		env, _ := c.call(produceMsg(acks, topic, 0, batch(t, int(next), 20, nowMs())))
+		r := env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]
+		if r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != next {
+			t.Fatalf("produce at %d: %v base %d", next, r.ErrorCode, r.BaseOffset)
+		}
+		next += 20
+	}
+	for _, policy := range []string{"interval:50", "never", "sync"} {
+		if r := c.alterConfigs(topic, false, []string{"flush.policy=" + policy}); r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("flush.policy=%s: %v %s", policy, r.ErrorCode, r.ErrorMessage)
+		}
+		produce(fb.AcksLeader)
+		produce(fb.AcksAll)
+	}
+	logs, _ := partitionFiles(t, partitionDir(dir, topic, 0))
+	if len(logs) != 1 {
+		t.Fatalf("segments %v before lowering segment.bytes", logs)
+	}
+	if r := c.alterConfigs(topic, false, []string{"segment.bytes=4096"}); r.ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("segment.bytes: %v %s", r.ErrorCode, r.ErrorMessage)
+	}
+	for range 20 {
+		produce(fb.AcksAll)
+	}
+	if logs, _ = partitionFiles(t, partitionDir(dir, topic, 0)); len(logs) < 5 {
+		t.Fatalf("segments %v after lowering segment.bytes to 4096", logs)
+	}
+	env, tr := c.call(fetchMsg(topic, 0, 0, 0, 0))
+	if fr := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0]; fr.ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("fetch: %v", fr.ErrorCode)
+	}
+	if recs := records(t, tr); int64(len(recs)) != next || recs[len(recs)-1].Offset != next-1 {
+		t.Fatalf("read back %d records, want %d", len(recs), next)
+	}
+}
