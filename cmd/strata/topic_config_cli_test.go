@@ -75,6 +75,12 @@ func TestTopicAlterConfigAndAddPartitions(t *testing.T) {
 			}
 		}
 	}
+	// The whole line, as docs/operations.md shows it.
+	_, errOut, _ := run(t, b.Addr, "", "topic", "alter-config", "events", "--set", "partitions=4")
+	if want := "strata: alter configs of topic \"events\": INVALID_CONFIG: partitions cannot be changed: " +
+		"the partition count grows with CreatePartitions (strata topic add-partitions), never by a config\n"; errOut != want {
+		t.Fatalf("refusal line %q, want %q", errOut, want)
+	}
 	if _, _, code := run(t, b.Addr, "", "topic", "alter-config", "events"); code != 2 {
 		t.Fatalf("alter-config with nothing to change: exit %d, want 2", code)
 	}
