@@ -51,7 +51,29 @@ func (c *Controller) AlterTopicConfigs(req AlterTopicConfigsRequest) ([]Record, 
 	if err != nil {
 		return nil, err
 	}
-	return c.commit([]Record{TopicConfigRecord{ID: t.id, Configs: configs}})
+	records, err := c.commit([]Record{TopicConfigRecord{ID: t.id, Configs: configs}})
+	if err != nil {
+		return nil, err
+	}
+	// The election rules read min.insync.replicas and
+	// unclean.leader.election.enable: each partition is settled again
+	// under the new configs, in the same batch. A lowered minimum that the
+	// ISR now meets empties the ELR; unclean election turned on elects a
+	// leader for a partition that has none but a live replica.
+	var changes []Record
+	for i, p := range t.partitions {
+		if rec, changed := changeRecord(t, int32(i), settle(t, p, p.isr, c.state.isLive, false)); changed {
+			changes = append(changes, rec)
+		}
+	}
+	if len(changes) == 0 {
+		return records, nil
+	}
+	more, err := c.commit(changes)
+	if err != nil {
+		return nil, err
+	}
+	return append(records, more...), nil
 }
 
 // CreatePartitionsRequest grows a topic to Count partitions.
