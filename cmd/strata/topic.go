@@ -158,6 +158,9 @@ whether alter-config can change it.`,
 				op = fmt.Sprintf("describe topic %q", name)
 			}
 			if configs {
+				if sel.underReplicated || sel.unavailable {
+					return usageError{fmt.Errorf("--configs shows configs, not partitions: it does not go with --under-replicated-partitions or --unavailable-partitions")}
+				}
 				return describeConfigs(cmd, f, op, name, names)
 			}
 			ctx, cl, done, err := f.admin()

@@ -81,6 +81,9 @@ func TestTopicAlterConfigAndAddPartitions(t *testing.T) {
 		"the partition count grows with CreatePartitions (strata topic add-partitions), never by a config\n"; errOut != want {
 		t.Fatalf("refusal line %q, want %q", errOut, want)
 	}
+	if _, _, code := run(t, b.Addr, "", "topic", "describe", "events", "--configs", "--unavailable-partitions"); code != 2 {
+		t.Fatalf("--configs with a partition filter: exit %d, want 2", code)
+	}
 	if _, _, code := run(t, b.Addr, "", "topic", "alter-config", "events"); code != 2 {
 		t.Fatalf("alter-config with nothing to change: exit %d, want 2", code)
 	}
