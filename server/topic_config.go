@@ -101,5 +101,5 @@ func (bs *brokerShard) reconfigure(p *partition, t metadata.TopicInfo) {
 	}
 	// Retention by the new bounds at the next tick, not the next interval.
 	p.retentionDue = true
-	bs.b.log.Info("topic configs applied", "topic", p.topic, "partition", p.index)
+	bs.b.log.Debug("topic configs applied", "topic", p.topic, "partition", p.index)
 }
