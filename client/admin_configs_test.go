@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/strata-db/strata/schema"
@@ -88,5 +89,49 @@ func TestAdminConfigsAndPartitions(t *testing.T) {
 	}
 	if perPartition[1] == 0 || perPartition[2] == 0 {
 		t.Fatalf("records per partition %v: the new partitions took none", perPartition)
+	}
+}
+
+// TestProducerLZ4OnAnLZ4Topic: a topic whose compression.type is lz4
+// takes every batch of a producer set to lz4, one lz4 cannot shrink
+// included, and refuses a producer that does not compress.
+func TestProducerLZ4OnAnLZ4Topic(t *testing.T) {
+	_, cl, ctx := startBroker(t)
+	const topic = "lz4-only"
+	if err := NewAdmin(cl).CreateTopics(ctx, TopicSpec{Name: topic, Partitions: 1,
+		Configs: map[string]string{"compression.type": "lz4"}}); err != nil {
+		t.Fatal(err)
+	}
+	noise := make([]byte, 2048)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := range noise { // xorshift: nothing for lz4 to find
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		noise[i] = byte(x)
+	}
+	send := func(compression uint16, value []byte) error {
+		t.Helper()
+		p, err := NewProducer(cl, ProducerConfig{Compression: compression, LingerMs: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		errc := make(chan error, 1)
+		if err := p.Send(ctx, &Record{Topic: topic, Partition: 0, Value: value}, func(_ int32, _ int64, err error) { errc <- err }); err != nil {
+			t.Fatal(err)
+		}
+		p.Flush(ctx) // the callback has the batch's outcome
+		return <-errc
+	}
+	if err := send(CompressionLZ4, []byte(strings.Repeat("compressible ", 100))); err != nil {
+		t.Fatalf("compressible lz4 batch: %v", err)
+	}
+	if err := send(CompressionLZ4, noise); err != nil {
+		t.Fatalf("incompressible lz4 batch: %v", err)
+	}
+	var ce *schema.CodeError
+	if err := send(CompressionNone, []byte("plain")); !errors.As(err, &ce) || ce.Code != fb.ErrorCodeUnsupportedCompressionType {
+		t.Fatalf("uncompressed batch on an lz4 topic: %v", err)
 	}
 }
