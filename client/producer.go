@@ -74,7 +74,9 @@ type ProducerConfig struct {
 	// BufferBytes bounds the records held (batching, in flight, awaiting
 	// retry). Send waits for room, or fails when its context ends.
 	BufferBytes int
-	// Compression is CompressionNone or CompressionLZ4.
+	// Compression is CompressionNone or CompressionLZ4. Under lz4 every
+	// batch is lz4, also one lz4 cannot shrink (a little larger then), so
+	// that a topic whose compression.type is lz4 takes all of them.
 	Compression uint16
 	// DeliveryTimeoutMs bounds the time from Send to the callback, as
 	// Kafka's delivery.timeout.ms: retries stop when it passes and the
@@ -359,7 +361,9 @@ func (p *Producer) partition(tp TopicPartition) (*partState, error) {
 	if ps := p.parts[tp]; ps != nil {
 		return ps, nil
 	}
-	b, err := schema.NewBatchBuilder(schema.BatchOptions{Compression: p.cfg.Compression, ProducerID: -1, BaseSequence: -1})
+	// KeepCodec: a batch lz4 cannot shrink still goes as lz4, so that a
+	// topic whose compression.type is lz4 takes every batch.
+	b, err := schema.NewBatchBuilder(schema.BatchOptions{Compression: p.cfg.Compression, KeepCodec: true, ProducerID: -1, BaseSequence: -1})
 	if err != nil {
 		return nil, err
 	}

@@ -171,6 +171,20 @@ func sampleMessages() []*fb.MessageT {
 		{Type: fb.MessageDeleteGroupsRequest, Value: &fb.DeleteGroupsRequestT{GroupIds: []string{"g"}}},
 		{Type: fb.MessageDeleteGroupsResponse, Value: &fb.DeleteGroupsResponseT{Results: []*fb.DeletableGroupResultT{
 			{GroupId: "g", ErrorCode: fb.ErrorCodeNonEmptyGroup, ErrorMessage: "m"}}}},
+		{Type: fb.MessageDescribeConfigsRequest, Value: &fb.DescribeConfigsRequestT{Topics: []string{"a"}}},
+		{Type: fb.MessageDescribeConfigsResponse, Value: &fb.DescribeConfigsResponseT{Topics: []*fb.DescribeConfigsTopicT{
+			{Name: "a", Configs: []*fb.DescribedConfigT{{Name: "partitions", Value: "3", ReadOnly: true},
+				{Name: "retention.ms", Value: "604800000", IsDefault: true}}},
+			{Name: "b", ErrorCode: fb.ErrorCodeUnknownTopicOrPartition, ErrorMessage: "no such topic", Configs: []*fb.DescribedConfigT{}}}}},
+		{Type: fb.MessageIncrementalAlterConfigsRequest, Value: &fb.IncrementalAlterConfigsRequestT{TimeoutMs: 5000, ValidateOnly: true,
+			Topics: []*fb.AlterConfigsTopicT{{Name: "a", Configs: []*fb.AlterableConfigT{
+				{Name: "retention.bytes", Op: fb.AlterConfigOpSet, Value: "1048576"}, {Name: "segment.ms", Op: fb.AlterConfigOpDelete}}}}}},
+		{Type: fb.MessageIncrementalAlterConfigsResponse, Value: &fb.IncrementalAlterConfigsResponseT{Topics: []*fb.AlterConfigsTopicResultT{
+			{Name: "a", ErrorCode: fb.ErrorCodeInvalidConfig, ErrorMessage: "partitions cannot be altered"}}}},
+		{Type: fb.MessageCreatePartitionsRequest, Value: &fb.CreatePartitionsRequestT{TimeoutMs: 5000,
+			Topics: []*fb.CreatePartitionsTopicT{{Name: "a", Count: 6}}}},
+		{Type: fb.MessageCreatePartitionsResponse, Value: &fb.CreatePartitionsResponseT{Topics: []*fb.CreatePartitionsTopicResultT{
+			{Name: "a", ErrorCode: fb.ErrorCodeInvalidPartitions, ErrorMessage: "topic a has 6 partitions"}}}},
 	}
 }
 

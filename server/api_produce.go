@@ -203,11 +203,11 @@ func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, ac
 	// log untouched.
 	var records uint32
 	for rest := frames; len(rest) > 0; {
-		if len(rest) >= 4 && int64(binary.LittleEndian.Uint32(rest)) > int64(p.maxMessageBytes) {
+		if len(rest) >= 4 && int64(binary.LittleEndian.Uint32(rest)) > int64(p.limits.maxMessageBytes) {
 			done(fb.ErrorCodeMessageTooLarge, -1, -1)
 			return
 		}
-		n, err := schema.PeekFrameLength(rest, p.maxMessageBytes)
+		n, err := schema.PeekFrameLength(rest, p.limits.maxMessageBytes)
 		if err != nil || n > len(rest) {
 			done(fb.ErrorCodeCorruptMessage, -1, -1)
 			return
@@ -215,6 +215,12 @@ func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, ac
 		h, err := schema.CheckFrame(rest[:n])
 		if err != nil {
 			done(fb.ErrorCodeCorruptMessage, -1, -1)
+			return
+		}
+		if c := p.limits.compression; c >= 0 && int(h.Compression()) != c {
+			// compression.type names a codec, and the broker never
+			// recompresses: a batch in another is refused whole.
+			done(fb.ErrorCodeUnsupportedCompressionType, -1, -1)
 			return
 		}
 		records += h.RecordCount

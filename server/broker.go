@@ -340,6 +340,12 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.listGroups(req)
 	case fb.ApiKeyDeleteGroups:
 		bs.deleteGroups(req)
+	case fb.ApiKeyDescribeConfigs:
+		bs.describeConfigs(req)
+	case fb.ApiKeyIncrementalAlterConfigs:
+		bs.incrementalAlterConfigs(req)
+	case fb.ApiKeyCreatePartitions:
+		bs.createPartitions(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}

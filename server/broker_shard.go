@@ -126,6 +126,10 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			tp = &topicPartitions{id: t.ID, parts: make([]*partition, len(t.Partitions))}
 			bs.topics[t.Name] = tp
 		}
+		if grown := len(t.Partitions) - len(tp.parts); grown > 0 {
+			// CreatePartitions: the topic has more partitions now.
+			tp.parts = append(tp.parts, make([]*partition, grown)...)
+		}
 		for _, p := range t.Partitions {
 			if ownerShard(t.Name, p.Partition, n) != bs.id {
 				continue
@@ -146,6 +150,7 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 					bs.closePartition(cur, false)
 					continue
 				}
+				bs.reconfigure(cur, t)
 				cur.stepReplica(replicaImage(im, t, p))
 				continue
 			}
@@ -213,17 +218,6 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	maxMsg := defaultMaxMessageBytes
-	if v, ok := t.Configs[metadata.ConfigMaxMessageBytes]; ok {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			maxMsg = min(n, schema.MaxFrameBytes)
-		}
-	}
-	if cfg.SegmentBytes > 0 {
-		// A frame must fit a segment: the log would refuse it after the
-		// replica machine had placed it.
-		maxMsg = min(maxMsg, int(cfg.SegmentBytes))
-	}
 	var slot uint32
 	if n := len(bs.freeSlots); n > 0 {
 		slot = bs.freeSlots[n-1]
@@ -235,7 +229,7 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 		slot = uint32(len(bs.slots))
 		bs.slots = append(bs.slots, nil)
 	}
-	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, bs: bs, dir: dir,
+	p := &partition{topic: t.Name, index: index, slot: slot, configs: t.Configs, limits: limitsOf(t.Configs, cfg), shard: bs.sh, bs: bs, dir: dir,
 		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
 		holds:   map[*segment.Segment]*segmentHold{},
 		metrics: bs.b.metrics.partitions.forPartition(t.Name, index), inRate: newRateWindow(bs.b.cfg.HotPartitionWindow)}

@@ -83,6 +83,12 @@ type rpcRequest struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 	StartIndex uint32            `json:"start_index,omitempty"`
 	Partition  int32             `json:"partition,omitempty"`
+	// AlterTopicConfigs (with Topic) and its validation: the keys to set
+	// and to delete; CreatePartitions (with Topic and StartIndex) and its
+	// validation: the partition count to grow to.
+	Set    map[string]string `json:"set,omitempty"`
+	Delete []string          `json:"delete,omitempty"`
+	Count  int               `json:"count,omitempty"`
 	// AlterPartition (with BrokerID, Epoch, TopicID and Partition): the
 	// leader's view of the partition and the ISR it proposes.
 	LeaderEpoch    int32   `json:"leader_epoch,omitempty"`
@@ -107,6 +113,11 @@ const (
 	rpcReportOffline       = "report_offline_replica"
 	rpcAlterPartition      = "alter_partition"
 	rpcStatus              = "status"
+
+	rpcAlterConfigs             = "alter_topic_configs"
+	rpcValidateAlterConfigs     = "validate_alter_topic_configs"
+	rpcCreatePartitions         = "create_partitions"
+	rpcValidateCreatePartitions = "validate_create_partitions"
 )
 
 // command turns a request into the controller command it names.
@@ -133,6 +144,14 @@ func (r *rpcRequest) command() (controller.Command, error) {
 			TopicID: r.TopicID, Partition: r.Partition}), nil
 	case rpcAlterPartition:
 		return controller.AlterPartition(r.alterPartitionRequest()), nil
+	case rpcAlterConfigs:
+		return controller.AlterTopicConfigs(r.alterConfigsRequest()), nil
+	case rpcValidateAlterConfigs:
+		return controller.Validate(controller.AlterTopicConfigs(r.alterConfigsRequest())), nil
+	case rpcCreatePartitions:
+		return controller.CreatePartitions(r.createPartitionsRequest()), nil
+	case rpcValidateCreatePartitions:
+		return controller.Validate(controller.CreatePartitions(r.createPartitionsRequest())), nil
 	}
 	return controller.Command{}, fmt.Errorf("server: unknown controller request %q", r.Kind)
 }
@@ -153,6 +172,14 @@ func (r *rpcRequest) checkCaller(peer uint64) error {
 
 func (r *rpcRequest) createTopicRequest() metadata.CreateTopicRequest {
 	return metadata.CreateTopicRequest{Name: r.Topic, ID: r.TopicID, Configs: r.Configs, StartIndex: r.StartIndex}
+}
+
+func (r *rpcRequest) alterConfigsRequest() metadata.AlterTopicConfigsRequest {
+	return metadata.AlterTopicConfigsRequest{Topic: r.Topic, Set: r.Set, Delete: r.Delete}
+}
+
+func (r *rpcRequest) createPartitionsRequest() metadata.CreatePartitionsRequest {
+	return metadata.CreatePartitionsRequest{Topic: r.Topic, Count: r.Count, StartIndex: r.StartIndex}
 }
 
 // rpcReply answers one request. Outcome says how it ended; the other

@@ -17,14 +17,18 @@ import (
 // shard's ring, the appends waiting to be acknowledged, and the fetches
 // waiting for data.
 type partition struct {
-	topic           string
-	index           int32
-	slot            uint32 // in the shard's partition table; routes its CQEs
-	log             *ringlog.Log
-	everyAck        bool // FlushEveryAck: only synced data is visible
-	maxMessageBytes int
-	shard           *Shard
-	bs              *brokerShard
+	topic    string
+	index    int32
+	slot     uint32 // in the shard's partition table; routes its CQEs
+	log      *ringlog.Log
+	everyAck bool // FlushEveryAck: only synced data is visible
+	// configs are the topic configs the partition runs with (the image's
+	// map, never modified), and limits what produce checks by them
+	// (topic_config.go).
+	configs map[string]string
+	limits  partitionLimits
+	shard   *Shard
+	bs      *brokerShard
 	// rep drives the partition's replica machine (partition_replica.go).
 	rep     *partitionReplica
 	metrics *partitionMetrics

@@ -27,9 +27,10 @@ func newTable(w io.Writer) *tabwriter.Writer {
 
 func topicCommand() *cobra.Command {
 	var f clientFlags
-	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
+	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe, alter and delete topics"}
 	addClientFlags(cmd, &f, timeoutAdminUse)
-	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
+	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f),
+		topicAlterConfigCommand(&f), topicAddPartitionsCommand(&f))
 	explainTimeouts(cmd, &f)
 	return cmd
 }
@@ -42,10 +43,13 @@ func topicCreateCommand(f *clientFlags) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a topic",
 		Long: `Create a topic: NAME is 1 to 249 characters of [a-zA-Z0-9._-], not "." or
-"..". Its settings (--config) are fixed when it is created; docs/operations.md
-lists them: retention.ms, retention.bytes, segment.bytes, segment.ms,
-max.message.bytes, flush.policy, min.insync.replicas and
-unclean.leader.election.enable.`,
+"..". Its settings (--config), each honoured by the broker or refused:
+retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,
+flush.policy, min.insync.replicas, unclean.leader.election.enable,
+cleanup.policy, min.cleanable.dirty.ratio, min.compaction.lag.ms,
+max.compaction.lag.ms, delete.retention.ms and compression.type.
+docs/configuration.md gives each one's default and values. All but
+partitions and replication.factor can be changed later with alter-config.`,
 		Example: `  strata topic create events --partitions 3
   strata topic create audit --config retention.ms=604800000 --config max.message.bytes=4194304`,
 		Args: args(1, "the topic name"),
@@ -119,6 +123,7 @@ func replicationFactor(t client.TopicInfo) int {
 
 func topicDescribeCommand(f *clientFlags) *cobra.Command {
 	var sel partitionSelect
+	var configs bool
 	cmd := &cobra.Command{
 		Use:   "describe [NAME]",
 		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync and eligible replicas, offline replicas, log start and log end, size, produce rates and hot partitions",
@@ -146,10 +151,15 @@ the whole topic's, whichever partitions the flags below show.
 
 --under-replicated-partitions and --unavailable-partitions show only the
 partitions whose ISR is smaller than their replicas, or that have no leader
-(both: either); the table is empty when there are none.`,
+(both: either); the table is empty when there are none.
+
+--configs shows the topic's configs instead: every key with its value,
+whether that value is the default (the topic sets nothing for it), and
+whether alter-config can change it.`,
 		Example: `  strata topic describe events
   strata topic describe --under-replicated-partitions
-  strata topic describe events --unavailable-partitions`,
+  strata topic describe events --unavailable-partitions
+  strata topic describe events --configs`,
 		Args: argsUpTo(1, "at most one topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			op, name := "describe topics", ""
@@ -157,6 +167,12 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 			if len(a) == 1 {
 				name, names = a[0], a
 				op = fmt.Sprintf("describe topic %q", name)
+			}
+			if configs {
+				if sel.underReplicated || sel.unavailable {
+					return usageError{fmt.Errorf("--configs shows configs, not partitions: it does not go with --under-replicated-partitions or --unavailable-partitions")}
+				}
+				return describeConfigs(cmd, f, op, name, names)
 			}
 			ctx, cl, done, err := f.admin()
 			if err != nil {
@@ -205,6 +221,7 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 		},
 	}
 	sel.addFlags(cmd)
+	cmd.Flags().BoolVar(&configs, "configs", false, "show every config with its value and whether it is the default")
 	return cmd
 }
 

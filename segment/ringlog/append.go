@@ -48,7 +48,7 @@ func (l *Log) AppendChecked(frame []byte, h schema.FrameHeader, token uint64) (i
 		return 0, err
 	}
 	l.enter()
-	if err := l.checkAppend(frame, &h); err != nil {
+	if err := l.checkAppend(frame, &h, false); err != nil {
 		return 0, err
 	}
 	base := l.nextOffset
@@ -75,7 +75,7 @@ func (l *Log) AppendReplicated(frame []byte, h schema.FrameHeader, token uint64)
 		return 0, err
 	}
 	l.enter()
-	if err := l.checkAppend(frame, &h); err != nil {
+	if err := l.checkAppend(frame, &h, true); err != nil {
 		return 0, err
 	}
 	if h.BaseOffset != l.nextOffset {
@@ -88,12 +88,15 @@ func (l *Log) AppendReplicated(frame []byte, h schema.FrameHeader, token uint64)
 	return h.BaseOffset, nil
 }
 
-// checkAppend is what every append checks before taking a slot.
-func (l *Log) checkAppend(frame []byte, h *schema.FrameHeader) error {
+// checkAppend is what every append checks before taking a slot. A new
+// frame must fit a segment; a replicated one may be larger than today's
+// segment size (the topic lowered it after the leader wrote the frame),
+// and the core gives it a segment of its own.
+func (l *Log) checkAppend(frame []byte, h *schema.FrameHeader, replicated bool) error {
 	if int(h.Length) != len(frame) {
 		return fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
 	}
-	if int64(h.Length) > l.cfg.SegmentBytes {
+	if !replicated && int64(h.Length) > l.cfg.SegmentBytes {
 		return fmt.Errorf("%w: %d bytes, segment %d", segment.ErrFrameTooLarge, h.Length, l.cfg.SegmentBytes)
 	}
 	if l.tail-l.head >= appendsMax {

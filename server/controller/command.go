@@ -158,3 +158,36 @@ func BrokerConnectionLost(req metadata.ConnectionLostRequest) Command {
 		return c.BrokerConnectionLost(req, now)
 	}}
 }
+
+// AlterTopicConfigs changes a topic's configs (metadata.AlterTopicConfigs).
+func AlterTopicConfigs(req metadata.AlterTopicConfigsRequest) Command {
+	req.Set, req.Delete = maps.Clone(req.Set), slices.Clone(req.Delete)
+	return Command{"AlterTopicConfigs", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.AlterTopicConfigs(req)
+	}}
+}
+
+// CreatePartitions grows a topic's partition count.
+func CreatePartitions(req metadata.CreatePartitionsRequest) Command {
+	return Command{"CreatePartitions", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.CreatePartitions(req)
+	}}
+}
+
+// Validate runs cmd against a copy of the leader's state and proposes
+// nothing (the validate_only of IncrementalAlterConfigs and
+// CreatePartitions): its answer is the command's, as of every proposal
+// before it.
+func Validate(cmd Command) Command {
+	return Command{"Validate" + cmd.name, func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		st, err := metadata.Restore(c.State().AppendSnapshot(nil))
+		if err != nil {
+			return nil, err
+		}
+		cfg := metadata.Config{SessionTimeoutMs: c.SessionTimeoutMs()}
+		if _, err := cmd.run(metadata.NewController(st, cfg, now), now); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}}
+}
