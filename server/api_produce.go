@@ -56,8 +56,8 @@ func (bs *brokerShard) produce(req *Request) {
 	origin := bs.sh
 	for _, w := range works {
 		if w.owner == bs.id {
-			bs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64) {
-				job.partDone(w.result, code, base, logStart)
+			bs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64, msg string) {
+				job.partDone(w.result, code, base, logStart, msg)
 			})
 			continue
 		}
@@ -65,14 +65,14 @@ func (bs *brokerShard) produce(req *Request) {
 		err := owner.PostFrom(origin, func(osh *Shard) {
 			obs := bs.b.shards[osh.ID()]
 			obs.sh = osh
-			obs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64) {
-				if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart) }); err != nil {
+			obs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64, msg string) {
+				if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart, msg) }); err != nil {
 					bs.b.log.Error("produce result not delivered to its shard", "err", err)
 				}
 			})
 		})
 		if err != nil {
-			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1)
+			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1, "")
 		}
 	}
 }
@@ -155,8 +155,8 @@ func planProduce(m *fb.ProduceRequest, msg []byte, im *metadata.Image, shards in
 }
 
 // partDone records one partition's result; the last one answers.
-func (job *produceJob) partDone(r *fb.ProducePartitionResponseT, code fb.ErrorCode, base, logStart int64) {
-	r.ErrorCode, r.BaseOffset, r.LogStartOffset = code, base, logStart
+func (job *produceJob) partDone(r *fb.ProducePartitionResponseT, code fb.ErrorCode, base, logStart int64, msg string) {
+	r.ErrorCode, r.BaseOffset, r.LogStartOffset, r.ErrorMessage = code, base, logStart, msg
 	if job.left--; job.left == 0 {
 		job.hold.Release()
 		job.finish()
@@ -179,18 +179,25 @@ func (job *produceJob) finish() {
 // them to the log; done runs on that shard when they are durable under the
 // flush policy (or at once, for an error).
 func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, acks fb.Acks, timeoutMs int64,
-	done func(code fb.ErrorCode, base, logStart int64)) {
+	done func(code fb.ErrorCode, base, logStart int64, msg string)) {
 	p := bs.leaderAt(topic, index)
 	if p == nil {
-		done(bs.missingPartitionCode(topic, index), -1, -1)
+		done(bs.missingPartitionCode(topic, index), -1, -1, "")
 		return
 	}
 	if p.offline() {
-		done(bs.storageErrorCode(p), -1, -1)
+		done(bs.storageErrorCode(p), -1, -1, "")
+		return
+	}
+	if bs.b.disk.full() {
+		// Refused before the replica machine gives it offsets: nothing
+		// of it is appended (disk_space.go).
+		code, msg := bs.b.disk.refusal()
+		done(code, -1, -1, msg)
 		return
 	}
 	if len(frames) == 0 {
-		done(fb.ErrorCodeCorruptMessage, -1, -1)
+		done(fb.ErrorCodeCorruptMessage, -1, -1, "")
 		return
 	}
 	// Check every frame before appending any, so a bad frame leaves the
@@ -198,17 +205,17 @@ func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, ac
 	var records uint32
 	for rest := frames; len(rest) > 0; {
 		if len(rest) >= 4 && int64(binary.LittleEndian.Uint32(rest)) > int64(p.maxMessageBytes) {
-			done(fb.ErrorCodeMessageTooLarge, -1, -1)
+			done(fb.ErrorCodeMessageTooLarge, -1, -1, "")
 			return
 		}
 		n, err := schema.PeekFrameLength(rest, p.maxMessageBytes)
 		if err != nil || n > len(rest) {
-			done(fb.ErrorCodeCorruptMessage, -1, -1)
+			done(fb.ErrorCodeCorruptMessage, -1, -1, "")
 			return
 		}
 		h, err := schema.CheckFrame(rest[:n])
 		if err != nil {
-			done(fb.ErrorCodeCorruptMessage, -1, -1)
+			done(fb.ErrorCodeCorruptMessage, -1, -1, "")
 			return
 		}
 		records += h.RecordCount

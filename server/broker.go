@@ -66,6 +66,13 @@ type BrokerConfig struct {
 	// log.retention.check.interval.ms; 0: LogRetentionCheckIntervalDefault,
 	// at least LogRetentionCheckIntervalMin).
 	LogRetentionCheckInterval time.Duration
+	// LogDirMinFreeBytes and LogDirMinFreeRatio are the room the broker
+	// keeps free in its data folder's file system: below the smaller of
+	// the two, producers and topic creation are refused as for a full
+	// disk (disk_space.go). 0: LogDirMinFreeBytesDefault and
+	// LogDirMinFreeRatioDefault; negative: that bound is off.
+	LogDirMinFreeBytes int64
+	LogDirMinFreeRatio float64
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -94,6 +101,8 @@ type Broker struct {
 	hwWriter *hwCheckpointer
 	// dirLock holds the data folder's lock until Stop has closed the logs.
 	dirLock *os.File
+	// disk is the data folder's room and the disk alarm.
+	disk *diskSpace
 }
 
 // StartBroker starts serving, starts the controller voter (replaying its
@@ -129,6 +138,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	cfg.LogRetentionCheckInterval = interval
+	if cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio, err = resolveMinFree(cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -167,6 +179,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	// request on (the shards' counters are read at scrape time).
 	b.metrics = newBrokerMetrics(b)
 	b.storageFailures = newStorageFailuresCounter(b.metrics.reg)
+	b.disk = newDiskSpace(cfg.DataDir, cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio, cfg.Logger, b.metrics.reg)
+	defer func() {
+		if !started {
+			b.disk.stop()
+		}
+	}()
 	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger,
 		RequestBudgetBytes: cfg.RequestBudgetBytes})
 	if err != nil {
@@ -234,6 +252,7 @@ func (b *Broker) Stop() error {
 		err = markCleanShutdown(b.cfg.DataDir, epoch)
 	}
 	err = errors.Join(err, b.quorum.stop())
+	b.disk.stop()
 	// Last: another broker may open the folder once every log is closed.
 	return errors.Join(err, b.dirLock.Close())
 }
@@ -298,10 +317,12 @@ func (b *Broker) Tick(sh *Shard, now int64) {
 			job.deadlineMs = 0
 		}
 		// Followers' fetches parked here would hold their connections
-		// open until the drain gives up on them.
+		// open until the drain gives up on them; a log held for lack of
+		// room would never go idle.
 		for _, p := range bs.slots {
 			if p != nil {
 				p.abandonReplicaFetches()
+				bs.giveUpSpace(p, "the broker is stopping")
 			}
 		}
 	}

@@ -263,6 +263,7 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 	p := bs.slots[slot]
 	p.complete(cqe)
 	bs.checkStorage(p)
+	bs.noteSpace(p)
 	if p.closing && p.closable() {
 		bs.finishClose(p)
 	}
@@ -273,6 +274,10 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 func (bs *brokerShard) finishClose(p *partition) {
 	remove := !bs.keepLog[p]
 	delete(bs.keepLog, p)
+	if p.heldForSpace {
+		p.heldForSpace = false
+		bs.b.disk.holding.Add(-1)
+	}
 	if p.rep != nil {
 		if k := (hwKey{p.rep.topicID, p.index}); remove {
 			delete(bs.closedHW, k)
@@ -310,6 +315,7 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 	}
 	p.failWaiters()
 	p.abandonWaiting()
+	bs.giveUpSpace(p, "it is closing")
 	if p.closable() {
 		bs.finishClose(p)
 	}
@@ -330,6 +336,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 			p.log.Tick(now)
 			p.tickReplica(now)
 			bs.checkStorage(p)
+			bs.noteSpace(p)
 			bs.applyRetention(p)
 			bs.closeDeletedFiles(p)
 		case p.closable():

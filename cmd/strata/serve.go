@@ -47,6 +47,11 @@ type serveConfig struct {
 	// LogRetentionCheckInterval is how often each shard applies topic
 	// retention (Kafka's log.retention.check.interval.ms).
 	LogRetentionCheckInterval time.Duration `toml:"log_retention_check_interval"`
+	// LogDirMinFreeBytes and LogDirMinFreeRatio are the room kept free in
+	// the data folder's file system: below the smaller, producers are
+	// refused as for a full disk (negative: that bound off).
+	LogDirMinFreeBytes int64   `toml:"log_dir_min_free_bytes"`
+	LogDirMinFreeRatio float64 `toml:"log_dir_min_free_ratio"`
 	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
 	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
 	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
@@ -68,13 +73,15 @@ var defaultServeConfig = serveConfig{
 	SessionTimeout:            server.DefaultSessionTimeout,
 	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
 	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
+	LogDirMinFreeBytes:        server.LogDirMinFreeBytesDefault,
+	LogDirMinFreeRatio:        server.LogDirMinFreeRatioDefault,
 	ReplicaLagTimeMax:         server.ReplicaLagTimeMaxDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes, log_retention_check_interval"
+	"request_budget_bytes, log_retention_check_interval, log_dir_min_free_bytes, log_dir_min_free_ratio"
 
 // The roles a node can take.
 const (
@@ -127,6 +134,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
+				override("log-dir-min-free-bytes", func() { fileCfg.LogDirMinFreeBytes = cfg.LogDirMinFreeBytes })
+				override("log-dir-min-free-ratio", func() { fileCfg.LogDirMinFreeRatio = cfg.LogDirMinFreeRatio })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
 				cfg = fileCfg
 			}
@@ -157,6 +166,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"memory for large requests being received or served, shared equally by the shards; beyond it, connections wait to send more")
 	f.DurationVar(&cfg.LogRetentionCheckInterval, "log-retention-check-interval", cfg.LogRetentionCheckInterval,
 		"how often each shard deletes the segments past their topic's retention.ms and retention.bytes (at least 100ms)")
+	f.Int64Var(&cfg.LogDirMinFreeBytes, "log-dir-min-free-bytes", cfg.LogDirMinFreeBytes,
+		"bytes kept free in the data folder's file system: below the smaller of this and the ratio, producers and topic creation are refused (negative: off)")
+	f.Float64Var(&cfg.LogDirMinFreeRatio, "log-dir-min-free-ratio", cfg.LogDirMinFreeRatio,
+		"share of the data folder's file system kept free, below 1 (negative: off)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
 	return cmd
@@ -199,12 +212,17 @@ func serve(cfg serveConfig) error {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
 	}
+	if cfg.LogDirMinFreeRatio >= 1 {
+		return usageError{fmt.Errorf("--log-dir-min-free-ratio %v: want below 1 (negative: off)", cfg.LogDirMinFreeRatio)}
+	}
 	if !broker {
 		// A controller-only node serves no clients and keeps no partition
 		// logs: settings of the broker's would be accepted and ignored.
 		if cfg.RequestBudgetBytes != defaultServeConfig.RequestBudgetBytes ||
-			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval {
-			return usageError{errors.New("--request-budget-bytes and --log-retention-check-interval are broker settings; " +
+			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval ||
+			cfg.LogDirMinFreeBytes != defaultServeConfig.LogDirMinFreeBytes ||
+			cfg.LogDirMinFreeRatio != defaultServeConfig.LogDirMinFreeRatio {
+			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval and --log-dir-min-free-* are broker settings; " +
 				"--roles controller serves no clients and keeps no partition logs")}
 		}
 		return serveController(cfg, voters, auth, log)
@@ -216,7 +234,7 @@ func serve(cfg serveConfig) error {
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
 		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax})
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, LogDirMinFreeBytes: cfg.LogDirMinFreeBytes, LogDirMinFreeRatio: cfg.LogDirMinFreeRatio})
 	if err != nil {
 		return err
 	}

@@ -286,6 +286,9 @@ func (l *Log) writeDone(index uint32, res int32) {
 		}
 	}
 	rec.state = stWritten
+	if err == nil {
+		l.roomFound()
+	}
 	if err != nil {
 		// What reached the disk is unknown, and a write error may come
 		// back from the next fdatasync of any earlier write: nothing not

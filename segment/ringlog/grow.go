@@ -74,4 +74,5 @@ func (l *Log) growDone(index uint32, res int32) {
 		return
 	}
 	l.core.Grown(&l.growth)
+	l.roomFound()
 }

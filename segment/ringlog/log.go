@@ -125,6 +125,10 @@ type Log struct {
 	noSpace        bool
 	noSpaceRetryMs int64
 	noSpaceErr     error
+	// spaceShort stays set from a refusal until a retried growth or
+	// write succeeds, so that NoSpace does not flicker off between a
+	// retry's submission and its refusal.
+	spaceShort bool
 
 	flushes    [flushWaitersMax]flushWaiter
 	flushHead  uint32

@@ -38,7 +38,7 @@ const noSpaceRetryIntervalMs = 250
 // holdForSpace records that an allocation or a write found no room.
 func (l *Log) holdForSpace(err error) {
 	l.stats.NoSpace++
-	l.noSpace = true
+	l.noSpace, l.spaceShort = true, true
 	l.noSpaceErr = err
 	l.noSpaceRetryMs = l.cfg.NowMs() + noSpaceRetryIntervalMs
 }
@@ -61,8 +61,14 @@ func (l *Log) retrySpace() {
 	l.pump()
 }
 
-// NoSpace reports whether the log is holding work because the file system
-// had no room the last time it tried, and the error it got then. It stays
-// true until a retry submits the held work (the retry may find no room
-// again).
-func (l *Log) NoSpace() (bool, error) { return l.noSpace, l.noSpaceErr }
+// NoSpace reports whether the log is short of room: a growth or write
+// found none and no retry has succeeded since; and the error it got then.
+func (l *Log) NoSpace() (bool, error) { return l.spaceShort, l.noSpaceErr }
+
+// roomFound notes a growth or write that succeeded: room is back, unless
+// the log holds again (a later completion found none).
+func (l *Log) roomFound() {
+	if !l.noSpace {
+		l.spaceShort = false
+	}
+}
