@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"fmt"
 	"time"
 
 	"github.com/strata-db/strata/schema"
@@ -218,10 +219,37 @@ func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, ac
 			done(fb.ErrorCodeCorruptMessage, -1, -1, "")
 			return
 		}
+		if p.compacted {
+			if msg := keylessRecord(rest[:n], topic, index); msg != "" {
+				done(fb.ErrorCodeCorruptMessage, -1, -1, msg)
+				return
+			}
+		}
 		records += h.RecordCount
 		rest = rest[n:]
 	}
 	p.startAppend(frames, records, acks, timeoutMs, done)
+}
+
+// keylessRecord decodes a checked frame's records for a compacted topic
+// and names the first without a key, or returns "". Kafka refuses such a
+// batch whole with INVALID_RECORD ("Compacted topic cannot accept message
+// without key"); Strata answers CORRUPT_MESSAGE, its code for a record the
+// broker will not store, with the reason, and appends nothing of the
+// request's frames for the partition. The cleaner would keep a keyless
+// record for ever: nothing can supersede it.
+func keylessRecord(frame []byte, topic string, index int32) string {
+	var br schema.BatchReader
+	if err := br.ResetCRCChecked(frame); err != nil {
+		return fmt.Sprintf("record batch to %s/%d cannot be decoded: %v", topic, index, err)
+	}
+	var v schema.RecordView
+	for i := 0; br.Next(&v); i++ {
+		if v.Key == nil {
+			return fmt.Sprintf("record %d of the batch to %s/%d has no key; a topic with cleanup.policy=compact keeps the latest record of each key, so every record needs one", i, topic, index)
+		}
+	}
+	return ""
 }
 
 // nowMs is the broker's wall clock.

@@ -224,7 +224,8 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 		slot = uint32(len(bs.slots))
 		bs.slots = append(bs.slots, nil)
 	}
-	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, bs: bs, dir: dir,
+	_, compacted, _ := compactionConfig(t.Configs)
+	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, bs: bs, dir: dir, compacted: compacted,
 		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
 		holds:   map[*segment.Segment]*segmentHold{},
 		metrics: bs.b.metrics.partitions.forPartition(t.Name, index)}

@@ -28,8 +28,9 @@ import (
 // cleanup.policy=compact alone turns retention.ms and retention.bytes off
 // (applyCleanupPolicy); compact,delete applies both.
 //
-// Records without a key are kept by the cleaner; refusing them at produce
-// for a compacted topic, as Kafka does, is not done yet.
+// Records without a key would be kept by the cleaner for ever; a produce
+// to a compacted topic refuses them as Kafka does (keylessRecord,
+// api_produce.go).
 
 // cleanerBackoffMaxMs is Kafka's log.cleaner.backoff.ms default.
 const cleanerBackoffMaxMs = 15_000

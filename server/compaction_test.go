@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +112,63 @@ func TestCompactionOnBroker(t *testing.T) {
 			t.Fatalf("%d records of %d left after %v", total, compactionKeys*compactionRounds, retentionWait)
 		}
 		time.Sleep(retentionPoll)
+	}
+}
+
+// TestCompactedTopicRefusesKeylessRecords: a produce to a compacted topic
+// whose batch holds a record without a key is refused whole with
+// CORRUPT_MESSAGE (Kafka's INVALID_RECORD) and a message naming the
+// record, and nothing of it is appended: the next keyed produce gets the
+// offset the refused one would have. An empty key is a key. A topic
+// without cleanup.policy=compact takes keyless records.
+func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
+	b := startRetentionBroker(t, t.TempDir())
+	c := newTestClient(t, b.Addr().String())
+	for _, tc := range []struct {
+		topic, policy string
+	}{{"compacted", "compact"}, {"both", "compact,delete"}, {"plain", "delete"}} {
+		if code := c.createTopic(tc.topic, 1, topicConfigs("cleanup.policy="+tc.policy)...); code != fb.ErrorCodeNone {
+			t.Fatal(code)
+		}
+		produce := func(keys ...[]byte) *fb.ProducePartitionResponseT {
+			bb, err := schema.NewBatchBuilder(schema.BatchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range keys {
+				if err := bb.Append(&schema.Record{Key: k, Value: []byte(strconv.Itoa(i)), TimestampMs: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			frame, _ := bb.AppendTo(nil)
+			env, _ := c.call(produceMsg(fb.AcksAll, tc.topic, 0, frame))
+			return env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]
+		}
+		if r := produce([]byte("a"), []byte{}); r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != 0 {
+			t.Fatalf("%s: keyed produce: %v base %d", tc.topic, r.ErrorCode, r.BaseOffset)
+		}
+		r := produce([]byte("b"), nil, []byte("c"))
+		if tc.policy == "delete" {
+			if r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != 2 {
+				t.Fatalf("%s: keyless record refused: %v %q", tc.topic, r.ErrorCode, r.ErrorMessage)
+			}
+			continue
+		}
+		if r.ErrorCode != fb.ErrorCodeCorruptMessage || r.BaseOffset != -1 || !strings.Contains(r.ErrorMessage, "record 1 ") ||
+			!strings.Contains(r.ErrorMessage, "no key") {
+			t.Fatalf("%s: keyless record: %v %q base %d", tc.topic, r.ErrorCode, r.ErrorMessage, r.BaseOffset)
+		}
+		if r := produce([]byte("d")); r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != 2 {
+			t.Fatalf("%s: keyed produce after the refusal: %v base %d (the refused batch was appended)", tc.topic, r.ErrorCode, r.BaseOffset)
+		}
+		env, trailing := c.call(fetchMsg(tc.topic, 0, 0, 0, 0))
+		if fr := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0]; fr.ErrorCode != fb.ErrorCodeNone || fr.HighWatermark != 3 {
+			t.Fatalf("%s: fetch: %v hw %d", tc.topic, fr.ErrorCode, fr.HighWatermark)
+		}
+		// a, the empty key, d: the refused batch left nothing.
+		recs := records(t, trailing)
+		if len(recs) != 3 || string(recs[0].Key) != "a" || recs[1].Offset != 1 || string(recs[2].Key) != "d" || recs[2].Offset != 2 {
+			t.Fatalf("%s: the log holds %+v", tc.topic, recs)
+		}
 	}
 }

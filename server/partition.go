@@ -23,8 +23,11 @@ type partition struct {
 	log             *ringlog.Log
 	everyAck        bool // FlushEveryAck: only synced data is visible
 	maxMessageBytes int
-	shard           *Shard
-	bs              *brokerShard
+	// compacted: cleanup.policy holds compact, so every produced record
+	// needs a key (api_produce.go).
+	compacted bool
+	shard     *Shard
+	bs        *brokerShard
 	// rep drives the partition's replica machine (partition_replica.go).
 	rep     *partitionReplica
 	metrics *partitionMetrics
