@@ -73,6 +73,14 @@ type BrokerConfig struct {
 	// LogDirMinFreeRatioDefault; negative: that bound is off.
 	LogDirMinFreeBytes int64
 	LogDirMinFreeRatio float64
+	// LogCleanerDedupeBufferBytes is the memory of the compaction
+	// cleaners' key maps, split among the shards (Kafka's
+	// log.cleaner.dedupe.buffer.size; 0: LogCleanerDedupeBufferBytesDefault).
+	// LogCleanerIOMaxBytesPerSecond throttles what they read and write,
+	// split the same way (Kafka's log.cleaner.io.max.bytes.per.second; 0:
+	// no throttle).
+	LogCleanerDedupeBufferBytes   int64
+	LogCleanerIOMaxBytesPerSecond int64
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -103,6 +111,9 @@ type Broker struct {
 	dirLock *os.File
 	// disk is the data folder's room and the disk alarm.
 	disk *diskSpace
+	// cleanerMapBytes and cleanerIORate are each shard's share of the
+	// cleaner settings (compaction.go).
+	cleanerMapBytes, cleanerIORate int64
 }
 
 // StartBroker starts serving, starts the controller voter (replaying its
@@ -168,7 +179,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, dirLock: dirLock, hwLoaded: loadHW(cfg.DataDir), hwWriter: newHWCheckpointer(cfg.DataDir)}
+	mapBytes, ioRate, err := cleanerShares(cfg.LogCleanerDedupeBufferBytes, cfg.LogCleanerIOMaxBytesPerSecond, cores)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger, dirLock: dirLock, hwLoaded: loadHW(cfg.DataDir), hwWriter: newHWCheckpointer(cfg.DataDir),
+		cleanerMapBytes: mapBytes, cleanerIORate: ioRate}
 	// Requests that arrive before the first image is served see an empty
 	// cluster.
 	b.image.Store(metadata.NewState().Image())

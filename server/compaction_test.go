@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -255,4 +256,87 @@ func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
 			t.Fatalf("%s: the log holds %+v", tc.topic, recs)
 		}
 	}
+}
+
+// TestCleanerBrokerSettingsHonoured runs a broker whose cleaner key map
+// is the least allowed (1 MiB for its one shard: 39,321 keys a round) and
+// whose cleaner I/O is throttled, on a compacted topic of 50,000 distinct
+// keys: the first round stops where its map filled, short of the end
+// (the next goes on from there), and its I/O was held back by the
+// throttle. Both are read from the round's debug line.
+func TestCleanerBrokerSettingsHonoured(t *testing.T) {
+	const (
+		keys      = 50_000
+		perBatch  = 1000
+		mapKeys   = (LogCleanerDedupeBufferBytesPerShardMin / 24) * 90 / 100
+		ioPerSec  = 512 << 10
+		roundLine = "msg=compacted"
+	)
+	logs := &lockedBuffer{}
+	b, err := StartBroker(BrokerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Cores: 1, NodeID: 1,
+		Logger:                      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		LogRetentionCheckInterval:   retentionCheckIntervalTest,
+		LogCleanerDedupeBufferBytes: LogCleanerDedupeBufferBytesPerShardMin, LogCleanerIOMaxBytesPerSecond: ioPerSec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	c := newTestClient(t, b.Addr().String())
+	if code := c.createTopic("many", 1, topicConfigs("segment.bytes=65536", "cleanup.policy=compact",
+		"min.cleanable.dirty.ratio=0.01", "flush.policy=never")...); code != fb.ErrorCodeNone {
+		t.Fatal(code)
+	}
+	for from := 0; from < keys; from += perBatch {
+		bb, err := schema.NewBatchBuilder(schema.BatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := from; k < from+perBatch; k++ {
+			if err := bb.Append(&schema.Record{Key: []byte(fmt.Sprintf("key-%06d", k)), Value: []byte("v"), TimestampMs: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frame, _ := bb.AppendTo(nil)
+		env, _ := c.call(produceMsg(fb.AcksAll, "many", 0, frame))
+		if pr := env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]; pr.ErrorCode != fb.ErrorCodeNone {
+			t.Fatal(pr.ErrorCode)
+		}
+	}
+	var line string
+	deadline := time.Now().Add(2 * retentionWait)
+	for line == "" {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, roundLine) {
+				line = l
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cleaner round within %v", 2*retentionWait)
+		}
+		time.Sleep(retentionPoll)
+	}
+	field := func(name string) string {
+		_, v, ok := strings.Cut(line, " "+name+"=")
+		if !ok {
+			t.Fatalf("no %s in %q", name, line)
+		}
+		v, _, _ = strings.Cut(v, " ")
+		return v
+	}
+	upTo, err := strconv.ParseInt(field("cleanedUpTo"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upTo <= 0 || upTo > mapKeys || upTo >= keys {
+		t.Fatalf("the first round cleaned up to %d: the map holds %d keys, the topic %d", upTo, mapKeys, keys)
+	}
+	throttled, err := time.ParseDuration(field("throttledFor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if throttled <= 0 {
+		t.Fatalf("the round read %s and wrote %s bytes and was never throttled (%q)", field("bytesRead"), field("bytesWritten"), line)
+	}
+	t.Logf("first round: cleaned up to %d of %d, read %s, wrote %s, throttled for %v", upTo, keys, field("bytesRead"), field("bytesWritten"), throttled)
 }

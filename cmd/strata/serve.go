@@ -52,6 +52,12 @@ type serveConfig struct {
 	// refused as for a full disk (negative: that bound off).
 	LogDirMinFreeBytes int64   `toml:"log_dir_min_free_bytes"`
 	LogDirMinFreeRatio float64 `toml:"log_dir_min_free_ratio"`
+	// LogCleanerDedupeBufferSize and LogCleanerIOMaxBytesPerSecond are the
+	// compaction cleaners' key-map memory and I/O throttle, split among
+	// the shards (Kafka's log.cleaner.dedupe.buffer.size and
+	// log.cleaner.io.max.bytes.per.second).
+	LogCleanerDedupeBufferSize    int64 `toml:"log_cleaner_dedupe_buffer_size"`
+	LogCleanerIOMaxBytesPerSecond int64 `toml:"log_cleaner_io_max_bytes_per_second"`
 	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
 	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
 	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
@@ -69,19 +75,22 @@ var defaultServeConfig = serveConfig{
 	Roles:    roleBroker + "," + roleController,
 	// The session defaults are the broker's own; naming them here shows
 	// them in --help.
-	HeartbeatInterval:         server.DefaultHeartbeatInterval,
-	SessionTimeout:            server.DefaultSessionTimeout,
-	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
-	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
-	LogDirMinFreeBytes:        server.LogDirMinFreeBytesDefault,
-	LogDirMinFreeRatio:        server.LogDirMinFreeRatioDefault,
-	ReplicaLagTimeMax:         server.ReplicaLagTimeMaxDefault,
+	HeartbeatInterval:             server.DefaultHeartbeatInterval,
+	SessionTimeout:                server.DefaultSessionTimeout,
+	RequestBudgetBytes:            server.RequestBudgetBytesDefault,
+	LogRetentionCheckInterval:     server.LogRetentionCheckIntervalDefault,
+	LogDirMinFreeBytes:            server.LogDirMinFreeBytesDefault,
+	LogDirMinFreeRatio:            server.LogDirMinFreeRatioDefault,
+	LogCleanerDedupeBufferSize:    server.LogCleanerDedupeBufferBytesDefault,
+	LogCleanerIOMaxBytesPerSecond: server.LogCleanerIOMaxBytesPerSecondDefault,
+	ReplicaLagTimeMax:             server.ReplicaLagTimeMaxDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes, log_retention_check_interval, log_dir_min_free_bytes, log_dir_min_free_ratio"
+	"request_budget_bytes, log_retention_check_interval, log_dir_min_free_bytes, log_dir_min_free_ratio, " +
+	"log_cleaner_dedupe_buffer_size, log_cleaner_io_max_bytes_per_second"
 
 // The roles a node can take.
 const (
@@ -136,6 +145,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
 				override("log-dir-min-free-bytes", func() { fileCfg.LogDirMinFreeBytes = cfg.LogDirMinFreeBytes })
 				override("log-dir-min-free-ratio", func() { fileCfg.LogDirMinFreeRatio = cfg.LogDirMinFreeRatio })
+				override("log-cleaner-dedupe-buffer-size", func() { fileCfg.LogCleanerDedupeBufferSize = cfg.LogCleanerDedupeBufferSize })
+				override("log-cleaner-io-max-bytes-per-second", func() { fileCfg.LogCleanerIOMaxBytesPerSecond = cfg.LogCleanerIOMaxBytesPerSecond })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
 				cfg = fileCfg
 			}
@@ -170,6 +181,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"bytes kept free in the data folder's file system: below the smaller of this and the ratio, producers and topic creation are refused (negative: off)")
 	f.Float64Var(&cfg.LogDirMinFreeRatio, "log-dir-min-free-ratio", cfg.LogDirMinFreeRatio,
 		"share of the data folder's file system kept free, below 1 (negative: off)")
+	f.Int64Var(&cfg.LogCleanerDedupeBufferSize, "log-cleaner-dedupe-buffer-size", cfg.LogCleanerDedupeBufferSize,
+		"memory for the compaction cleaners' key maps (24 bytes a key), split equally among the shards; at least 1 MiB a shard")
+	f.Int64Var(&cfg.LogCleanerIOMaxBytesPerSecond, "log-cleaner-io-max-bytes-per-second", cfg.LogCleanerIOMaxBytesPerSecond,
+		"bytes a second the compaction cleaners may read and write together, split equally among the shards (0: no throttle)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
 	return cmd
@@ -212,6 +227,13 @@ func serve(cfg serveConfig) error {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
 	}
+	if cfg.LogCleanerDedupeBufferSize < server.LogCleanerDedupeBufferBytesPerShardMin {
+		return usageError{fmt.Errorf("--log-cleaner-dedupe-buffer-size %d: want at least %d a shard",
+			cfg.LogCleanerDedupeBufferSize, server.LogCleanerDedupeBufferBytesPerShardMin)}
+	}
+	if cfg.LogCleanerIOMaxBytesPerSecond < 0 {
+		return usageError{fmt.Errorf("--log-cleaner-io-max-bytes-per-second %d: want 0 (no throttle) or more", cfg.LogCleanerIOMaxBytesPerSecond)}
+	}
 	if cfg.LogDirMinFreeRatio >= 1 {
 		return usageError{fmt.Errorf("--log-dir-min-free-ratio %v: want below 1 (negative: off)", cfg.LogDirMinFreeRatio)}
 	}
@@ -221,8 +243,10 @@ func serve(cfg serveConfig) error {
 		if cfg.RequestBudgetBytes != defaultServeConfig.RequestBudgetBytes ||
 			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval ||
 			cfg.LogDirMinFreeBytes != defaultServeConfig.LogDirMinFreeBytes ||
-			cfg.LogDirMinFreeRatio != defaultServeConfig.LogDirMinFreeRatio {
-			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval and --log-dir-min-free-* are broker settings; " +
+			cfg.LogDirMinFreeRatio != defaultServeConfig.LogDirMinFreeRatio ||
+			cfg.LogCleanerDedupeBufferSize != defaultServeConfig.LogCleanerDedupeBufferSize ||
+			cfg.LogCleanerIOMaxBytesPerSecond != defaultServeConfig.LogCleanerIOMaxBytesPerSecond {
+			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval, --log-dir-min-free-* and --log-cleaner-* are broker settings; " +
 				"--roles controller serves no clients and keeps no partition logs")}
 		}
 		return serveController(cfg, voters, auth, log)
@@ -234,7 +258,8 @@ func serve(cfg serveConfig) error {
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
 		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, LogDirMinFreeBytes: cfg.LogDirMinFreeBytes, LogDirMinFreeRatio: cfg.LogDirMinFreeRatio})
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, LogDirMinFreeBytes: cfg.LogDirMinFreeBytes, LogDirMinFreeRatio: cfg.LogDirMinFreeRatio,
+		LogCleanerDedupeBufferBytes: cfg.LogCleanerDedupeBufferSize, LogCleanerIOMaxBytesPerSecond: cfg.LogCleanerIOMaxBytesPerSecond})
 	if err != nil {
 		return err
 	}
