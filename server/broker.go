@@ -17,6 +17,7 @@ import (
 	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/segment"
 	"github.com/strata-db/strata/server/controller"
 	"github.com/strata-db/strata/server/metadata"
 )
@@ -100,6 +101,10 @@ type Broker struct {
 	// storageFailed is set by the first (no clean shutdown after it).
 	storageFailures prometheus.Counter
 	storageFailed   atomic.Bool
+	// logsGivenUp is set once a log held for lack of room was failed to
+	// close it (disk_space.go): it closed without flushing, so the
+	// shutdown is not clean either.
+	logsGivenUp atomic.Bool
 	// heartbeating is set once the heartbeat loop runs.
 	heartbeating bool
 	// hwLoaded are the high watermarks the last process checkpointed
@@ -263,9 +268,15 @@ func (b *Broker) Stop() error {
 		err = errors.Join(err, bs.closeAll())
 	}
 	b.hwWriter.stop()
-	if epoch := b.session.epoch.Load(); err == nil && epoch > 0 && !b.storageFailed.Load() {
+	if epoch := b.session.epoch.Load(); err == nil && epoch > 0 && !b.storageFailed.Load() && !b.logsGivenUp.Load() {
 		// Every log closed flushed: the next process may prove it.
 		err = markCleanShutdown(b.cfg.DataDir, epoch)
+		if segment.IsNoSpace(err) {
+			// A full disk: the next start is taken as unclean, which
+			// costs eligible-leader places, not data.
+			b.log.Warn("no room to mark the shutdown clean", "err", err)
+			err = nil
+		}
 	}
 	err = errors.Join(err, b.quorum.stop())
 	b.disk.stop()

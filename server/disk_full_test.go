@@ -282,6 +282,16 @@ func checkLoggedOnce(t *testing.T, logs *lockedBuffer) {
 // produces are accepted again without a restart, and every acknowledged
 // record reads back, before and after a restart.
 func TestDiskFullNoSpaceLeft(t *testing.T) {
+	t.Run("room returns", func(t *testing.T) { diskFullNoSpaceLeft(t, false) })
+	t.Run("stop while full", func(t *testing.T) { diskFullNoSpaceLeft(t, true) })
+}
+
+// diskFullNoSpaceLeft is TestDiskFullNoSpaceLeft; with stopWhileFull the
+// broker is stopped while the produce waits for room instead: the stop
+// does not wait for room, the waiting produce is not acknowledged, and
+// after room returns a restart serves every acknowledged record and takes
+// produces at the end of them.
+func diskFullNoSpaceLeft(t *testing.T, stopWhileFull bool) {
 	mnt := t.TempDir()
 	mountTestExt4(t, mnt, diskFullFSBytes)
 	dir := filepath.Join(mnt, "data")
@@ -308,8 +318,15 @@ func TestDiskFullNoSpaceLeft(t *testing.T) {
 	var held int64 = -1
 	for range diskFullFramesMax {
 		at := next
+		frame := valueFrame(t, at)
+		pc.send(produceMsg(fb.AcksAll, "fill", 0, frame))
 		go func() {
-			env, _ := pc.call(produceMsg(fb.AcksAll, "fill", 0, valueFrame(t, at)))
+			// No t.Fatal here: a stop closes the connection under it.
+			env, _, err := pc.tryRecv()
+			if err != nil {
+				answers <- answer{&fb.ProducePartitionResponseT{ErrorCode: fb.ErrorCodeUnknown, ErrorMessage: err.Error(), BaseOffset: -1}, at}
+				return
+			}
 			answers <- answer{env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0], at}
 		}()
 		var a answer
@@ -348,6 +365,33 @@ func TestDiskFullNoSpaceLeft(t *testing.T) {
 	default:
 	}
 
+	if stopWhileFull {
+		if err := b.Stop(); err != nil {
+			t.Fatalf("stop while a log holds for room: %v", err)
+		}
+		select {
+		case a := <-answers:
+			if a.r.ErrorCode == fb.ErrorCodeNone {
+				t.Fatalf("the produce at %d waiting for room was acknowledged by a stop", a.next)
+			}
+		case <-time.After(retentionWait):
+			t.Fatal("the produce waiting for room got no answer and no close from the stop")
+		}
+		if err := os.Remove(ballast); err != nil {
+			t.Fatal(err)
+		}
+		b = startDiskBroker(t, dir, logs, -1)
+		c = newTestClient(t, b.Addr().String())
+		waitLeader(t, c, "fill", 1, "the broker leads the partition after the restart")
+		readBackAll(t, c, "fill", next)
+		if r := produceAt(t, c, "fill", next); r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != next {
+			t.Fatalf("produce after the restart: %v %q base %d (the log should end at the last acknowledged record)", r.ErrorCode, r.ErrorMessage, r.BaseOffset)
+		}
+		if strings.Contains(logs.String(), "partition storage failed") {
+			t.Fatal("a full disk was logged as a storage failure")
+		}
+		return
+	}
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}

@@ -201,6 +201,7 @@ func (bs *brokerShard) giveUpSpace(p *partition, why string) {
 		return
 	}
 	p.storageFailureNoticed = true // not logged, counted or reported as one
+	bs.b.logsGivenUp.Store(true)
 	p.log.Fail(fmt.Errorf("server: %s-%d closed while it held appends for lack of room (%s)", p.topic, p.index, why))
 	bs.noteSpace(p)
 }
