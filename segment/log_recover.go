@@ -148,7 +148,7 @@ func (l *Log) recover() error {
 			return err
 		}
 		l.core.Flushed(l.core.End())
-		if err := l.writeCheckpoint(); err != nil {
+		if err := l.writeCheckpointMayLag(); err != nil {
 			return err
 		}
 	}

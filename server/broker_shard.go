@@ -268,6 +268,7 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 	p := bs.slots[slot]
 	p.complete(cqe)
 	bs.checkStorage(p)
+	bs.noteSpace(p)
 	if p.closing && p.closable() {
 		bs.finishClose(p)
 	}
@@ -278,6 +279,10 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 func (bs *brokerShard) finishClose(p *partition) {
 	remove := !bs.keepLog[p]
 	delete(bs.keepLog, p)
+	if p.heldForSpace {
+		p.heldForSpace = false
+		bs.b.disk.holding.Add(-1)
+	}
 	if p.rep != nil {
 		if k := (hwKey{p.rep.topicID, p.index}); remove {
 			delete(bs.closedHW, k)
@@ -315,6 +320,7 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 	}
 	p.failWaiters()
 	p.abandonWaiting()
+	bs.giveUpSpace(p, "it is closing")
 	if p.closable() {
 		bs.finishClose(p)
 	}
@@ -336,6 +342,7 @@ func (bs *brokerShard) tickPartitions(now int64) {
 			p.tickReplica(now)
 			p.publishRates(now)
 			bs.checkStorage(p)
+			bs.noteSpace(p)
 			bs.applyRetention(p)
 			bs.closeDeletedFiles(p)
 		case p.closable():

@@ -244,7 +244,7 @@ func (bs *brokerShard) writeGroupRecords(h *groupHost, recs []group.Record, now 
 	}
 	h.written++
 	seq := h.written
-	h.p.startAppend(frame, count, fb.AcksAll, offsetsCommitTimeoutMs, func(code fb.ErrorCode, _, _ int64) {
+	h.p.startAppend(frame, count, fb.AcksAll, offsetsCommitTimeoutMs, func(code fb.ErrorCode, _, _ int64, _ string) {
 		bs.groupBatchDone(h, seq, code)
 	})
 }

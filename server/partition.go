@@ -61,6 +61,9 @@ type partition struct {
 	storageFailureNoticed bool
 	// offlineReport: what the controller was told of it.
 	offlineReport offlineReport
+	// heldForSpace: the log holds appends for lack of room, counted in
+	// the broker's disk alarm (disk_space.go).
+	heldForSpace bool
 }
 
 // appendPart is one operation in the partition's queue for its log: a
@@ -76,7 +79,7 @@ type appendPart struct {
 	bytes    int
 	err      error
 	finished bool
-	done     func(code fb.ErrorCode, base, logStart int64)
+	done     func(code fb.ErrorCode, base, logStart int64, msg string)
 
 	// The replica machine's part: the leader epoch the frames are
 	// stamped with (opLeader) or carry (opFollower), the offset the
@@ -115,7 +118,7 @@ func (p *partition) highWatermark() int64 {
 // gives them their offsets and queues them for the log; done runs on this
 // shard once the acks are met (the machine says) and the log has reported
 // every frame, or one failed.
-func (p *partition) startAppend(frames []byte, records uint32, acks fb.Acks, timeoutMs int64, done func(code fb.ErrorCode, base, logStart int64)) {
+func (p *partition) startAppend(frames []byte, records uint32, acks fb.Acks, timeoutMs int64, done func(code fb.ErrorCode, base, logStart int64, msg string)) {
 	p.nextToken++
 	ap := &appendPart{kind: opLeader, token: p.nextToken, rest: frames, base: -1, records: records, bytes: len(frames),
 		done: done, acks: acks, expectBase: -1}
@@ -250,13 +253,13 @@ func (p *partition) maybeFinish(ap *appendPart) {
 	switch {
 	case ap.kind != opLeader:
 	case ap.err != nil:
-		ap.done(fb.ErrorCodeStorageError, -1, -1)
+		ap.done(fb.ErrorCodeStorageError, -1, -1, "")
 	case ap.answered && ap.answerCode != fb.ErrorCodeNone:
-		ap.done(ap.answerCode, -1, -1)
+		ap.done(ap.answerCode, -1, -1, "")
 	default:
 		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())
 		p.countIn(uint64(ap.bytes), uint64(ap.records))
-		ap.done(fb.ErrorCodeNone, ap.base, p.log.LogStart())
+		ap.done(fb.ErrorCodeNone, ap.base, p.log.LogStart(), "")
 	}
 	if ap.kind == opFollower && ap.err == nil {
 		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())

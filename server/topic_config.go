@@ -39,6 +39,9 @@ type partitionLimits struct {
 	// compression is the codec every frame must carry, or -1 for any
 	// (compression.type producer).
 	compression int
+	// compacted: cleanup.policy holds compact, so every produced record
+	// needs a key (api_produce.go).
+	compacted bool
 }
 
 // limitsOf reads a topic's produce limits; cfg is its log config.
@@ -60,6 +63,7 @@ func limitsOf(configs map[string]string, cfg segment.Config) partitionLimits {
 	case metadata.CompressionLZ4:
 		l.compression = schema.CompressionLZ4
 	}
+	_, l.compacted, _ = compactionConfig(configs)
 	return l
 }
 

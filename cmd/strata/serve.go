@@ -51,6 +51,17 @@ type serveConfig struct {
 	// LogRetentionCheckInterval is how often each shard applies topic
 	// retention (Kafka's log.retention.check.interval.ms).
 	LogRetentionCheckInterval time.Duration `toml:"log_retention_check_interval"`
+	// LogDirMinFreeBytes and LogDirMinFreeRatio are the room kept free in
+	// the data folder's file system: below the smaller, producers are
+	// refused as for a full disk (negative: that bound off).
+	LogDirMinFreeBytes int64   `toml:"log_dir_min_free_bytes"`
+	LogDirMinFreeRatio float64 `toml:"log_dir_min_free_ratio"`
+	// LogCleanerDedupeBufferSize and LogCleanerIOMaxBytesPerSecond are the
+	// compaction cleaners' key-map memory and I/O throttle, split among
+	// the shards (Kafka's log.cleaner.dedupe.buffer.size and
+	// log.cleaner.io.max.bytes.per.second).
+	LogCleanerDedupeBufferSize    int64 `toml:"log_cleaner_dedupe_buffer_size"`
+	LogCleanerIOMaxBytesPerSecond int64 `toml:"log_cleaner_io_max_bytes_per_second"`
 	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
 	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
 	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
@@ -85,12 +96,17 @@ var defaultServeConfig = serveConfig{
 	HotPartitionWindow:            server.HotPartitionWindowDefault,
 	OffsetsTopicPartitions:        server.OffsetsTopicPartitionsDefault,
 	OffsetsTopicReplicationFactor: server.OffsetsTopicReplicationFactorDefault,
+	LogDirMinFreeBytes:            server.LogDirMinFreeBytesDefault,
+	LogDirMinFreeRatio:            server.LogDirMinFreeRatioDefault,
+	LogCleanerDedupeBufferSize:    server.LogCleanerDedupeBufferBytesDefault,
+	LogCleanerIOMaxBytesPerSecond: server.LogCleanerIOMaxBytesPerSecondDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, broker_connection_loss_grace, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes, log_retention_check_interval, replica_lag_time_max, hot_partition_window, " +
+	"request_budget_bytes, log_retention_check_interval, log_dir_min_free_bytes, log_dir_min_free_ratio, " +
+	"log_cleaner_dedupe_buffer_size, log_cleaner_io_max_bytes_per_second, replica_lag_time_max, hot_partition_window, " +
 	"offsets_topic_partitions, offsets_topic_replication_factor"
 
 // The roles a node can take.
@@ -145,6 +161,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
+				override("log-dir-min-free-bytes", func() { fileCfg.LogDirMinFreeBytes = cfg.LogDirMinFreeBytes })
+				override("log-dir-min-free-ratio", func() { fileCfg.LogDirMinFreeRatio = cfg.LogDirMinFreeRatio })
+				override("log-cleaner-dedupe-buffer-size", func() { fileCfg.LogCleanerDedupeBufferSize = cfg.LogCleanerDedupeBufferSize })
+				override("log-cleaner-io-max-bytes-per-second", func() { fileCfg.LogCleanerIOMaxBytesPerSecond = cfg.LogCleanerIOMaxBytesPerSecond })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
 				override("hot-partition-window", func() { fileCfg.HotPartitionWindow = cfg.HotPartitionWindow })
 				override("offsets-topic-partitions", func() { fileCfg.OffsetsTopicPartitions = cfg.OffsetsTopicPartitions })
@@ -182,6 +202,14 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"memory for large requests being received or served, shared equally by the shards; beyond it, connections wait to send more")
 	f.DurationVar(&cfg.LogRetentionCheckInterval, "log-retention-check-interval", cfg.LogRetentionCheckInterval,
 		"how often each shard deletes the segments past their topic's retention.ms and retention.bytes (at least 100ms)")
+	f.Int64Var(&cfg.LogDirMinFreeBytes, "log-dir-min-free-bytes", cfg.LogDirMinFreeBytes,
+		"bytes kept free in the data folder's file system: below the smaller of this and the ratio, producers and topic creation are refused (negative: off)")
+	f.Float64Var(&cfg.LogDirMinFreeRatio, "log-dir-min-free-ratio", cfg.LogDirMinFreeRatio,
+		"share of the data folder's file system kept free, below 1 (negative: off)")
+	f.Int64Var(&cfg.LogCleanerDedupeBufferSize, "log-cleaner-dedupe-buffer-size", cfg.LogCleanerDedupeBufferSize,
+		"memory for the compaction cleaners' key maps (24 bytes a key), split equally among the shards; at least 1 MiB a shard")
+	f.Int64Var(&cfg.LogCleanerIOMaxBytesPerSecond, "log-cleaner-io-max-bytes-per-second", cfg.LogCleanerIOMaxBytesPerSecond,
+		"bytes a second the compaction cleaners may read and write together, split equally among the shards (0: no throttle)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
 	f.DurationVar(&cfg.HotPartitionWindow, "hot-partition-window", cfg.HotPartitionWindow,
@@ -237,13 +265,28 @@ func serve(cfg serveConfig) error {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
 	}
+	if cfg.LogCleanerDedupeBufferSize < server.LogCleanerDedupeBufferBytesPerShardMin {
+		return usageError{fmt.Errorf("--log-cleaner-dedupe-buffer-size %d: want at least %d a shard",
+			cfg.LogCleanerDedupeBufferSize, server.LogCleanerDedupeBufferBytesPerShardMin)}
+	}
+	if cfg.LogCleanerIOMaxBytesPerSecond < 0 {
+		return usageError{fmt.Errorf("--log-cleaner-io-max-bytes-per-second %d: want 0 (no throttle) or more", cfg.LogCleanerIOMaxBytesPerSecond)}
+	}
+	if cfg.LogDirMinFreeRatio >= 1 {
+		return usageError{fmt.Errorf("--log-dir-min-free-ratio %v: want below 1 (negative: off)", cfg.LogDirMinFreeRatio)}
+	}
 	if !broker {
 		// A controller-only node serves no clients and keeps no partition
 		// logs: settings of the broker's would be accepted and ignored.
 		if cfg.RequestBudgetBytes != defaultServeConfig.RequestBudgetBytes ||
 			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval ||
+			cfg.LogDirMinFreeBytes != defaultServeConfig.LogDirMinFreeBytes ||
+			cfg.LogDirMinFreeRatio != defaultServeConfig.LogDirMinFreeRatio ||
+			cfg.LogCleanerDedupeBufferSize != defaultServeConfig.LogCleanerDedupeBufferSize ||
+			cfg.LogCleanerIOMaxBytesPerSecond != defaultServeConfig.LogCleanerIOMaxBytesPerSecond ||
 			cfg.HotPartitionWindow != defaultServeConfig.HotPartitionWindow {
-			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval and --hot-partition-window are broker settings; " +
+			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval, --log-dir-min-free-*, --log-cleaner-* " +
+				"and --hot-partition-window are broker settings; " +
 				"--roles controller serves no clients and keeps no partition logs")}
 		}
 		return serveController(cfg, voters, auth, log)
@@ -257,7 +300,9 @@ func serve(cfg serveConfig) error {
 		ConnectionLossGrace: cfg.BrokerConnectionLossGrace,
 		RequestBudgetBytes:  cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
 		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, HotPartitionWindow: cfg.HotPartitionWindow,
-		OffsetsTopicPartitions: cfg.OffsetsTopicPartitions, OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor})
+		OffsetsTopicPartitions: cfg.OffsetsTopicPartitions, OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
+		LogDirMinFreeBytes: cfg.LogDirMinFreeBytes, LogDirMinFreeRatio: cfg.LogDirMinFreeRatio,
+		LogCleanerDedupeBufferBytes: cfg.LogCleanerDedupeBufferSize, LogCleanerIOMaxBytesPerSecond: cfg.LogCleanerIOMaxBytesPerSecond})
 	if err != nil {
 		return err
 	}

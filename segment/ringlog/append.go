@@ -162,7 +162,7 @@ func (l *Log) pump() {
 // old segment is closed only after all its writes completed), and while a
 // growth of the active segment is in flight (grow.go).
 func (l *Log) startQueued() {
-	for l.start < l.tail && l.err == nil && l.growing == 0 {
+	for l.start < l.tail && l.err == nil && l.growing == 0 && !l.noSpace {
 		rec := &l.recs[l.start%appendsMax]
 		now := l.cfg.NowMs()
 		if l.core.ShouldRoll(int64(rec.hdr.Length), rec.hdr.RecordCount, now) {
@@ -267,6 +267,12 @@ func (l *Log) writeDone(index uint32, res int32) {
 	}
 	var err error
 	switch {
+	case res < 0 && segment.IsNoSpace(unix.Errno(-res)):
+		// Nothing past rec.written reached the file: the rest is
+		// written again once there is room (nospace.go).
+		rec.state = stNoSpace
+		l.holdForSpace(fmt.Errorf("ringlog: write segment %d at %d: %w", rec.plan.Segment.Base(), rec.plan.Pos+rec.written, unix.Errno(-res)))
+		return
 	case res < 0:
 		err = unix.Errno(-res)
 	case res == 0:
@@ -283,6 +289,9 @@ func (l *Log) writeDone(index uint32, res int32) {
 		}
 	}
 	rec.state = stWritten
+	if err == nil {
+		l.roomFound()
+	}
 	if err != nil {
 		// What reached the disk is unknown, and a write error may come
 		// back from the next fdatasync of any earlier write: nothing not
@@ -344,7 +353,7 @@ func (l *Log) failAt(seq uint64, err error) {
 	for s := l.failedSeq; s < l.tail; s++ {
 		rec := &l.recs[s%appendsMax]
 		switch rec.state {
-		case stQueued, stWritten, stCommitted:
+		case stQueued, stWritten, stCommitted, stNoSpace:
 			l.report(rec, ferr)
 		}
 	}
