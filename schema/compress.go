@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/pierrec/lz4/v4"
 )
@@ -56,9 +57,22 @@ func compressBody(c *lz4.Compressor, dst, body []byte, keep bool) (out []byte, o
 	return dst[:start+lz4LengthBytes+n], true
 }
 
+// bodiesDecompressed counts lz4 bodies decompressed in this process. The
+// broker promises never to decompress on the produce and fetch paths (it
+// checks length, version and CRC, and serves the stored bytes); the
+// cleaner is the one part of it that decompresses. Tests read the count
+// around produce and fetch requests to hold the broker to that. One atomic
+// add per body costs nothing beside the lz4 work it counts.
+var bodiesDecompressed atomic.Int64
+
+// BodiesDecompressed is how many lz4 bodies this process has decompressed
+// so far (by any BatchReader: consumers, the cleaner, tools).
+func BodiesDecompressed() int64 { return bodiesDecompressed.Load() }
+
 // decompressBody expands an lz4 body into scratch (grown as needed, and
 // returned for reuse) and returns the raw body.
 func decompressBody(scratch, z []byte) (raw, newScratch []byte, err error) {
+	bodiesDecompressed.Add(1)
 	if len(z) <= lz4LengthBytes {
 		return nil, scratch, fmt.Errorf("%w: lz4 body of %d bytes", ErrBodyCompression, len(z))
 	}
