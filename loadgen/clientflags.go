@@ -88,6 +88,8 @@ type clientFlags struct {
 	batchBytes  byteSize
 	linger      time.Duration
 	compression string
+	// values is --values: what the records hold (values.go).
+	values      string
 	rate        float64
 	flushPolicy string
 	// replicationFactor and minInsync are the replication of a topic
@@ -133,6 +135,8 @@ func (f *clientFlags) register(fs *pflag.FlagSet, which int, defaultTopic string
 			fmt.Sprintf("producer batch size in bytes (1..%s)", formatByteSize(maxProducerBatchBytes)))
 		fs.DurationVar(&f.linger, flagLinger, defaultLinger, "how long a batch that is not full waits for more records (0: send at once)")
 		fs.StringVar(&f.compression, flagCompression, compressionNone, "batch compression: none or lz4")
+		fs.StringVar(&f.values, flagValues, valuesFill,
+			"record values: fill (one value repeated, which lz4 shrinks to nothing) or json (JSON-like events, each its own)")
 	}
 	if which&withConsumer != 0 {
 		fs.IntVar(&f.consumers, flagConsumers, 1, "consumers, each with its own connection and a share of the partitions")
@@ -183,6 +187,9 @@ func (f *clientFlags) validate(which int) error {
 			return fmt.Errorf("--%s must not be negative, got %s", flagLinger, f.linger)
 		}
 		if _, err := parseCompression(f.compression); err != nil {
+			return err
+		}
+		if err := checkValues(f.values); err != nil {
 			return err
 		}
 	}
@@ -327,6 +334,7 @@ type clientDetails struct {
 	Acks              string   `json:"acks,omitempty"`
 	LingerMs          float64  `json:"linger_ms,omitempty"`
 	Compression       string   `json:"compression,omitempty"`
+	Values            string   `json:"values,omitempty"`
 	RateRecordsPerSec float64  `json:"rate_records_per_sec,omitempty"`
 	// Produced is what the producers had acknowledged (e2e, and consume
 	// with --fill).
@@ -367,6 +375,7 @@ func newClientReport(workload, title string, f *clientFlags, which int, st topic
 		d.Acks = f.acks
 		d.LingerMs = float64(f.linger) / float64(time.Millisecond)
 		d.Compression = f.compression
+		d.Values = f.values
 		r.BatchBytes = int64(f.batchBytes)
 	}
 	if which&withConsumer != 0 {
@@ -381,8 +390,8 @@ func newClientReport(workload, title string, f *clientFlags, which int, st topic
 		summaryRow{"brokers", strings.Join(f.brokers, ",")},
 		summaryRow{"client procs", fmt.Sprintf("%d (GOMAXPROCS)", d.ClientProcs)})
 	if which&withProducer != 0 {
-		r.rows = append(r.rows, summaryRow{"producers", fmt.Sprintf("%d, acks %s, batch %d B, linger %s, compression %s",
-			f.producers, f.acks, f.batchBytes, f.linger, f.compression)})
+		r.rows = append(r.rows, summaryRow{"producers", fmt.Sprintf("%d, acks %s, batch %d B, linger %s, compression %s, values %s",
+			f.producers, f.acks, f.batchBytes, f.linger, f.compression, f.values)})
 	}
 	if which&withConsumer != 0 {
 		r.rows = append(r.rows, summaryRow{"consumers", fmt.Sprint(f.consumers)})

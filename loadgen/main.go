@@ -16,7 +16,8 @@
 // produce, consume, e2e and suite use the client library (client/) against
 // the brokers of --brokers, on --topic (created with --partitions and
 // --flush-policy when it does not exist). They take --producers, --acks,
-// --batch-bytes (the producer's batch), --linger, --compression,
+// --batch-bytes (the producer's batch), --linger, --compression, --values
+// (fill or JSON-like; values.go),
 // --consumers and --rate (records per second across the producers) where
 // they apply; each producer and consumer has a connection of its own.
 // produce's latency is per record, from Send to its acknowledgement
@@ -85,7 +86,7 @@
 //	hostname, nproc, cpu_model, kernel_release, go_version
 //	                        the machine the figures belong to
 //	brokers, topic, partitions, topic_created, flush_policy, producers,
-//	consumers, acks, linger_ms, compression, rate_records_per_sec
+//	consumers, acks, linger_ms, compression, values, rate_records_per_sec
 //	                        the client workloads' settings
 //	produced, produce_p50_ms, produce_p99_ms
 //	                        e2e and consume --fill: what the producers had

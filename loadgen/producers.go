@@ -33,6 +33,7 @@ type produceJob struct {
 	topic      string
 	producers  int
 	recordSize int64
+	values     string // --values
 	// records is the total to send (0: no limit); deadline ends the
 	// sending by time (zero: no limit).
 	records  int64
@@ -108,7 +109,7 @@ func (j *produceJob) run(ctx context.Context, start time.Time) (produceResult, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outcomes[i], errs[i] = j.runOne(ctx, quota, j.rate/float64(j.producers), start)
+			outcomes[i], errs[i] = j.runOne(ctx, i, quota, j.rate/float64(j.producers), start)
 		}()
 	}
 	wg.Wait()
@@ -146,9 +147,9 @@ func shareOf(total int64, i, n int) int64 {
 	return share
 }
 
-// runOne is one producer. quota 0 sends until the deadline; rate 0 sends
-// as fast as Send returns.
-func (j *produceJob) runOne(ctx context.Context, quota int64, rate float64, start time.Time) (producerOutcome, error) {
+// runOne is producer index (which seeds its values). quota 0 sends until
+// the deadline; rate 0 sends as fast as Send returns.
+func (j *produceJob) runOne(ctx context.Context, index int, quota int64, rate float64, start time.Time) (producerOutcome, error) {
 	out := producerOutcome{acks: &ackState{lat: newLatencyRecorder()}}
 	cl, err := client.Dial(ctx, j.cfg)
 	if err != nil {
@@ -159,8 +160,7 @@ func (j *produceJob) runOne(ctx context.Context, quota int64, rate float64, star
 	if err != nil {
 		return out, err
 	}
-	value := make([]byte, j.recordSize)
-	fillRecords(value, j.recordSize)
+	pool := newValuePool(j.values, j.recordSize, uint64(index)+1)
 
 	var sent int64
 	var sendErr error
@@ -185,6 +185,7 @@ func (j *produceJob) runOne(ctx context.Context, quota int64, rate float64, star
 			}
 		}
 		sentNs := j.clock.since(now)
+		value := pool.value()
 		if j.stamp {
 			binary.LittleEndian.PutUint64(value, uint64(sentNs))
 		}

@@ -134,6 +134,7 @@ func newProduceJob(wf *workloadFlags, f *clientFlags, start time.Time, prog *pro
 		topic:      f.topic,
 		producers:  f.producers,
 		recordSize: int64(wf.recordSizeBytes),
+		values:     f.values,
 		records:    wf.records,
 		rate:       f.rate,
 		clock:      monoClock{base: start},
