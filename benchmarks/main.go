@@ -83,6 +83,10 @@ type config struct {
 	failoverRepeats int
 	// failoverOnly runs only the replication section's failover probes.
 	failoverOnly bool
+	// compressionRounds is the rounds of the compression section
+	// (compression.go; 0: none); compressionOnly runs only it.
+	compressionRounds int
+	compressionOnly   bool
 }
 
 func main() {
@@ -135,8 +139,21 @@ func parseFlags(args []string) (*config, error) {
 		fmt.Sprintf("leader kills under each session timeout in the replication section (--quick: %d unless given)", quickFailoverRounds))
 	fs.BoolVar(&cfg.failoverOnly, "failover-only", false,
 		"run only the failover probes of the replication section (no suites, peer, ceilings, throughput, e2e or catch-up)")
+	fs.IntVar(&cfg.compressionRounds, "compression-rounds", defaultCompressionRounds,
+		"rounds of the compression section: JSON-like records produced and consumed uncompressed and with lz4 (0: none)")
+	fs.BoolVar(&cfg.compressionOnly, "compression-only", false,
+		"run only the compression section (no suites, peer or replication)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if cfg.compressionOnly {
+		cfg.suites, cfg.peer, cfg.replication = false, false, false
+		if cfg.compressionRounds < 1 {
+			return nil, fmt.Errorf("--compression-only with --compression-rounds %d", cfg.compressionRounds)
+		}
+	}
+	if cfg.compressionRounds < 0 {
+		return nil, fmt.Errorf("--compression-rounds %d: must not be negative", cfg.compressionRounds)
 	}
 	if cfg.failoverOnly {
 		cfg.suites, cfg.peer, cfg.replication = false, false, true
@@ -150,6 +167,9 @@ func parseFlags(args []string) (*config, error) {
 	cfg.catchupBytes = n
 	if cfg.quick && !given["catchup-bytes"] {
 		cfg.catchupBytes = replQuickCatchupBytes
+	}
+	if cfg.quick && !given["compression-rounds"] {
+		cfg.compressionRounds = 1
 	}
 	if cfg.quick && !given["failover-repeats"] {
 		cfg.failoverRepeats = quickFailoverRounds
@@ -257,6 +277,10 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("scaling: %w", err)
 		}
 		cfg.policies, cfg.peer, cfg.replication = nil, false, false
+		cfg.compressionRounds = 0
+	}
+	if cfg.failoverOnly {
+		cfg.compressionRounds = 0
 	}
 	if !cfg.suites {
 		cfg.policies = nil
@@ -273,6 +297,12 @@ func run(ctx context.Context, args []string) error {
 		logf("replication: three brokers")
 		if res.Replication, err = runReplication(ctx, cfg, strata, loadgen); err != nil {
 			return fmt.Errorf("replication: %w", err)
+		}
+	}
+	if cfg.compressionRounds > 0 {
+		logf("compression: %d rounds", cfg.compressionRounds)
+		if res.Compression, err = runCompression(ctx, cfg, strata, loadgen); err != nil {
+			return fmt.Errorf("compression: %w", err)
 		}
 	}
 	if cfg.peer {

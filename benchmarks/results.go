@@ -156,6 +156,8 @@ type results struct {
 	Scaling *scalingResult `json:"scaling,omitempty"`
 	// Replication is the replication section (--replication).
 	Replication *replicationResult `json:"replication,omitempty"`
+	// Compression is the compression section (--compression-rounds).
+	Compression *compressionResult `json:"compression,omitempty"`
 	Comparisons []comparison       `json:"comparisons,omitempty"`
 	Goals       []goal             `json:"goals"`
 }
@@ -400,6 +402,9 @@ func (r *results) markdown() string {
 	}
 	if r.Replication != nil {
 		r.Replication.markdown(w)
+	}
+	if r.Compression != nil {
+		r.Compression.markdown(w)
 	}
 	w("## Goals\n\n| goal | flush policy | measured | |\n| --- | --- | --- | --- |\n")
 	for _, g := range r.Goals {
