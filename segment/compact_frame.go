@@ -24,10 +24,15 @@ import (
 // most of its records is padded with an unreferenced zero-filled byte
 // vector up to recordCount bytes: FlatBuffers readers follow offsets only,
 // and the verifier accepts bytes no offset names. An lz4 body is
-// recompressed with lz4; when the compressed body would be too small for
-// its record count (the padding itself compresses about 255:1), the frame
-// is stored uncompressed with its codec bits cleared, the one header
-// field that then changes.
+// recompressed with lz4. Its bound is on the compressed length (a record
+// count of at most 255 x its bytes), so a compressed body too short for
+// its record count is padded before compression with an unreferenced
+// vector of pseudo-random bytes, which lz4 cannot shrink: recordCount/255
+// of them (and a margin) make it long enough, at a 255th of the cost of
+// zero padding an uncompressed body. Only if that still falls short
+// (lz4 found matches in the padding, which the margin makes all but
+// impossible) is the frame stored uncompressed, zero-padded, with its
+// codec bits cleared, the one header field that then changes.
 
 // frameRewriter re-encodes frames; it reuses its buffers across frames and
 // is not safe for concurrent use.
@@ -83,21 +88,32 @@ func (w *frameRewriter) rewrite(frame []byte, keep recordKeep) ([]byte, error) {
 	if w.kept == 0 {
 		return nil, nil
 	}
-	body, err := w.encodeBody(frame, &h, 0)
+	body, err := w.encodeBody(frame, &h, 0, false)
 	if err != nil {
 		return nil, err
 	}
 	compressed := false
 	if h.Compression() == schema.CompressionLZ4 {
-		if z, ok := w.compress(body, h.RecordCount); ok {
+		z, ok := w.compress(body, h.RecordCount)
+		if !ok {
+			pad := int(h.RecordCount)/lz4ExpansionMax + lz4PadMarginBytes
+			if body, err = w.encodeBody(frame, &h, pad, true); err != nil {
+				return nil, err
+			}
+			z, ok = w.compress(body, h.RecordCount)
+		}
+		if ok {
 			body, compressed = z, true
 		} else {
 			h.Attributes &^= schema.AttrCompressionMask
+			if body, err = w.encodeBody(frame, &h, 0, false); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !compressed && len(body) < int(h.RecordCount) {
 		// The padding vector's length word comes on top of padBytes.
-		if body, err = w.encodeBody(frame, &h, int(h.RecordCount)-len(body)); err != nil {
+		if body, err = w.encodeBody(frame, &h, int(h.RecordCount)-len(body), false); err != nil {
 			return nil, err
 		}
 	}
@@ -108,8 +124,9 @@ func (w *frameRewriter) rewrite(frame []byte, keep recordKeep) ([]byte, error) {
 }
 
 // encodeBody builds the body of the records keepBits marks, with padBytes
-// of unreferenced zeros.
-func (w *frameRewriter) encodeBody(frame []byte, h *schema.FrameHeader, padBytes int) ([]byte, error) {
+// of unreferenced zeros, or of pseudo-random bytes with noise (the
+// padding of a body to compress).
+func (w *frameRewriter) encodeBody(frame []byte, h *schema.FrameHeader, padBytes int, noise bool) ([]byte, error) {
 	if err := w.rd.ResetCRCChecked(frame); err != nil {
 		return nil, err
 	}
@@ -117,7 +134,12 @@ func (w *frameRewriter) encodeBody(frame []byte, h *schema.FrameHeader, padBytes
 	fbb.Reset()
 	if padBytes > 0 {
 		// Built first, so it sits at the end of the finished buffer.
-		w.pad = growZero(w.pad, padBytes)
+		w.pad = growLen(w.pad, padBytes)
+		if noise {
+			fillNoise(w.pad)
+		} else {
+			clear(w.pad)
+		}
 		fbb.CreateByteVector(w.pad)
 	}
 	w.recs = w.recs[:0]
@@ -149,7 +171,26 @@ const (
 	lz4RawLengthBytes = 4
 	lz4ExpansionMax   = 255
 	lz4SlackBytes     = 16
+	// lz4PadMarginBytes is added to the noise padding of a sparse lz4
+	// body, beyond recordCount/255: room for the few bytes lz4 might
+	// still save on it.
+	lz4PadMarginBytes = 64
 )
+
+// fillNoise fills b with pseudo-random bytes (xorshift64*, fixed seed:
+// a cleaned frame's bytes depend only on what it keeps).
+func fillNoise(b []byte) {
+	x := uint64(0x9E3779B97F4A7C15)
+	for i := 0; i < len(b); i += 8 {
+		x ^= x >> 12
+		x ^= x << 25
+		x ^= x >> 27
+		v := x * 0x2545F4914F6CDD1D
+		for j := 0; j < 8 && i+j < len(b); j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+}
 
 // compress returns the lz4 form of body, or ok=false when the result
 // would be too short for records offsets (see above).
@@ -174,7 +215,7 @@ func (w *frameRewriter) compress(body []byte, records uint32) ([]byte, bool) {
 	return z, true
 }
 
-func growZero(b []byte, n int) []byte {
+func growLen(b []byte, n int) []byte {
 	if cap(b) < n {
 		return make([]byte, n)
 	}
