@@ -27,6 +27,8 @@ const (
 	// look while waiting for the cleaner: they roll segments, so that
 	// the last round ends up in a closed segment the cleaner may clean.
 	compressFillerPerPoll = 100
+	// compressPendingMax bounds the records sent and not yet settled.
+	compressPendingMax = compressKeys * compressRounds
 )
 
 // jsonValue is a JSON-like value of about 300 bytes: fixed field names
@@ -136,11 +138,28 @@ func TestCompressedTopicRoundTrip(t *testing.T) {
 	sent := map[string]map[int64]sentRecord{topic: {}, plainTopic: {}}
 	tsBase := time.Now().Add(-time.Minute).UnixMilli()
 	var seq int64
-	// send produces the records in order and waits for all of them,
-	// keeping what was given for each offset.
+	// send hands the records to the producer in order, and settle waits
+	// for every record sent so far; the callbacks keep what was given for
+	// each offset.
+	errs := make(chan error, compressPendingMax)
+	pending := 0
+	settle := func() {
+		t.Helper()
+		if err := prod.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for ; pending > 0; pending-- {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	send := func(topic string, keys []string, version int) {
 		t.Helper()
-		errs := make(chan error, len(keys))
+		if pending+len(keys) > compressPendingMax {
+			t.Fatalf("%d records pending, more than the test's %d", pending+len(keys), compressPendingMax)
+		}
+		pending += len(keys)
 		for _, k := range keys {
 			seq++
 			r := sentRecord{key: []byte(k), value: jsonValue(rng, k, version),
@@ -153,14 +172,6 @@ func TestCompressedTopicRoundTrip(t *testing.T) {
 				}
 				errs <- err
 			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := prod.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		for range keys {
-			if err := <-errs; err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -185,9 +196,11 @@ func TestCompressedTopicRoundTrip(t *testing.T) {
 		}
 		send(topic, round, v)
 	}
+	settle()
 	producedDecompressed := schema.BodiesDecompressed() - before
 	before = schema.BodiesDecompressed()
 	send(plainTopic, keys, 0)
+	settle()
 	if d := schema.BodiesDecompressed() - before; d != 0 {
 		t.Fatalf("producing lz4 batches to a delete topic decompressed %d bodies", d)
 	}
@@ -263,6 +276,7 @@ func TestCompressedTopicRoundTrip(t *testing.T) {
 			filler++
 		}
 		send(topic, fill, 0)
+		settle()
 		top := end + int64(filler)
 		frames, _ := fetchFrames(t, raw, topic, 0, top)
 		if done := checkCleaned(t, frames, byBase, sent[topic], latest, end, top); done {
