@@ -2,6 +2,7 @@ package client
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -107,6 +108,9 @@ type memberAnswer struct {
 	epoch      int32
 	intervalMs int64
 	assignment []TopicPartition
+	// cause is the refusal as the wire told it (a *schema.CodeError), for
+	// the error a refusal that ends the member carries.
+	cause error
 }
 
 // ErrorCodeName is a wire error code's name as the core compares it; the
@@ -354,7 +358,7 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 		}
 		return
 	case a.code != "":
-		m.fail(&groupError{group: m.cfg.groupID, code: a.code})
+		m.fail(&groupError{group: m.cfg.groupID, code: a.code, cause: a.cause})
 		return
 	}
 	if m.sentIncarn != m.incarnation || m.state == stateLeft || m.state == stateFailed {
@@ -490,11 +494,17 @@ func (m *memberCore) finish(err error) {
 type groupError struct {
 	group string
 	code  ErrorCodeName
+	cause error
 }
 
 func (e *groupError) Error() string {
-	return "group " + e.group + ": heartbeat refused: " + e.code
+	if e.cause != nil {
+		return "group " + strconv.Quote(e.group) + ": heartbeat refused: " + e.cause.Error()
+	}
+	return "group " + strconv.Quote(e.group) + ": heartbeat refused: " + e.code
 }
+
+func (e *groupError) Unwrap() error { return e.cause }
 
 // tpSet is a set of partitions.
 type tpSet map[TopicPartition]struct{}
