@@ -44,6 +44,21 @@ var messageInfo = [...]struct {
 	fb.MessageDescribeLogDirsResponse: {fb.ApiKeyDescribeLogDirs, true},
 	fb.MessageReplicaFetchRequest:     {fb.ApiKeyReplicaFetch, false},
 	fb.MessageReplicaFetchResponse:    {fb.ApiKeyReplicaFetch, true},
+
+	fb.MessageFindCoordinatorRequest:         {fb.ApiKeyFindCoordinator, false},
+	fb.MessageFindCoordinatorResponse:        {fb.ApiKeyFindCoordinator, true},
+	fb.MessageConsumerGroupHeartbeatRequest:  {fb.ApiKeyConsumerGroupHeartbeat, false},
+	fb.MessageConsumerGroupHeartbeatResponse: {fb.ApiKeyConsumerGroupHeartbeat, true},
+	fb.MessageOffsetCommitRequest:            {fb.ApiKeyOffsetCommit, false},
+	fb.MessageOffsetCommitResponse:           {fb.ApiKeyOffsetCommit, true},
+	fb.MessageOffsetFetchRequest:             {fb.ApiKeyOffsetFetch, false},
+	fb.MessageOffsetFetchResponse:            {fb.ApiKeyOffsetFetch, true},
+	fb.MessageConsumerGroupDescribeRequest:   {fb.ApiKeyConsumerGroupDescribe, false},
+	fb.MessageConsumerGroupDescribeResponse:  {fb.ApiKeyConsumerGroupDescribe, true},
+	fb.MessageListGroupsRequest:              {fb.ApiKeyListGroups, false},
+	fb.MessageListGroupsResponse:             {fb.ApiKeyListGroups, true},
+	fb.MessageDeleteGroupsRequest:            {fb.ApiKeyDeleteGroups, false},
+	fb.MessageDeleteGroupsResponse:           {fb.ApiKeyDeleteGroups, true},
 }
 
 // MessageApiKey is the API a union member belongs to; ok is false for NONE
@@ -357,6 +372,104 @@ func (e *Envelope) ReplicaFetchRequest() (m fb.ReplicaFetchRequest, err error) {
 // ReplicaFetchResponse returns the message as a ReplicaFetchResponse.
 func (e *Envelope) ReplicaFetchResponse() (m fb.ReplicaFetchResponse, err error) {
 	t, err := e.table(fb.MessageReplicaFetchResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// FindCoordinatorRequest returns the message as a FindCoordinatorRequest.
+func (e *Envelope) FindCoordinatorRequest() (m fb.FindCoordinatorRequest, err error) {
+	t, err := e.table(fb.MessageFindCoordinatorRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// FindCoordinatorResponse returns the message as a FindCoordinatorResponse.
+func (e *Envelope) FindCoordinatorResponse() (m fb.FindCoordinatorResponse, err error) {
+	t, err := e.table(fb.MessageFindCoordinatorResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ConsumerGroupHeartbeatRequest returns the message as a ConsumerGroupHeartbeatRequest.
+func (e *Envelope) ConsumerGroupHeartbeatRequest() (m fb.ConsumerGroupHeartbeatRequest, err error) {
+	t, err := e.table(fb.MessageConsumerGroupHeartbeatRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ConsumerGroupHeartbeatResponse returns the message as a ConsumerGroupHeartbeatResponse.
+func (e *Envelope) ConsumerGroupHeartbeatResponse() (m fb.ConsumerGroupHeartbeatResponse, err error) {
+	t, err := e.table(fb.MessageConsumerGroupHeartbeatResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// OffsetCommitRequest returns the message as a OffsetCommitRequest.
+func (e *Envelope) OffsetCommitRequest() (m fb.OffsetCommitRequest, err error) {
+	t, err := e.table(fb.MessageOffsetCommitRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// OffsetCommitResponse returns the message as a OffsetCommitResponse.
+func (e *Envelope) OffsetCommitResponse() (m fb.OffsetCommitResponse, err error) {
+	t, err := e.table(fb.MessageOffsetCommitResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// OffsetFetchRequest returns the message as a OffsetFetchRequest.
+func (e *Envelope) OffsetFetchRequest() (m fb.OffsetFetchRequest, err error) {
+	t, err := e.table(fb.MessageOffsetFetchRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// OffsetFetchResponse returns the message as a OffsetFetchResponse.
+func (e *Envelope) OffsetFetchResponse() (m fb.OffsetFetchResponse, err error) {
+	t, err := e.table(fb.MessageOffsetFetchResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ConsumerGroupDescribeRequest returns the message as a ConsumerGroupDescribeRequest.
+func (e *Envelope) ConsumerGroupDescribeRequest() (m fb.ConsumerGroupDescribeRequest, err error) {
+	t, err := e.table(fb.MessageConsumerGroupDescribeRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ConsumerGroupDescribeResponse returns the message as a ConsumerGroupDescribeResponse.
+func (e *Envelope) ConsumerGroupDescribeResponse() (m fb.ConsumerGroupDescribeResponse, err error) {
+	t, err := e.table(fb.MessageConsumerGroupDescribeResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ListGroupsRequest returns the message as a ListGroupsRequest.
+func (e *Envelope) ListGroupsRequest() (m fb.ListGroupsRequest, err error) {
+	t, err := e.table(fb.MessageListGroupsRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// ListGroupsResponse returns the message as a ListGroupsResponse.
+func (e *Envelope) ListGroupsResponse() (m fb.ListGroupsResponse, err error) {
+	t, err := e.table(fb.MessageListGroupsResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteGroupsRequest returns the message as a DeleteGroupsRequest.
+func (e *Envelope) DeleteGroupsRequest() (m fb.DeleteGroupsRequest, err error) {
+	t, err := e.table(fb.MessageDeleteGroupsRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteGroupsResponse returns the message as a DeleteGroupsResponse.
+func (e *Envelope) DeleteGroupsResponse() (m fb.DeleteGroupsResponse, err error) {
+	t, err := e.table(fb.MessageDeleteGroupsResponse)
 	m.Init(t.Bytes, t.Pos)
 	return m, err
 }

@@ -46,6 +46,19 @@ var errorInfos = map[fb.ErrorCode]errorInfo{
 	fb.ErrorCodeNotController:                {"NOT_CONTROLLER", "this broker is not the active controller", true},
 	fb.ErrorCodeDuplicateSequence:            {"DUPLICATE_SEQUENCE", "the batch repeats one already written for this producer", false},
 	fb.ErrorCodeOutOfOrderSequence:           {"OUT_OF_ORDER_SEQUENCE", "the batch's sequence number leaves a gap for this producer", false},
+	fb.ErrorCodeNotCoordinator:               {"NOT_COORDINATOR", "this broker is not the group's coordinator; find the coordinator again", true},
+	fb.ErrorCodeCoordinatorNotAvailable:      {"COORDINATOR_NOT_AVAILABLE", "the group's coordinator is not available yet (its offsets partition has no leader, or is being created)", true},
+	fb.ErrorCodeCoordinatorLoadInProgress:    {"COORDINATOR_LOAD_IN_PROGRESS", "the coordinator is still loading the group's state from its log", true},
+	fb.ErrorCodeUnknownMemberId:              {"UNKNOWN_MEMBER_ID", "the member is not in the group; rejoin with epoch 0 owning nothing", false},
+	fb.ErrorCodeFencedMemberEpoch:            {"FENCED_MEMBER_EPOCH", "the member epoch is not the member's; give up every partition and rejoin with epoch 0", false},
+	fb.ErrorCodeUnreleasedInstanceId:         {"UNRELEASED_INSTANCE_ID", "another member holds the instance id and has not left", false},
+	fb.ErrorCodeGroupMaxSizeReached:          {"GROUP_MAX_SIZE_REACHED", "the group has as many members as it may", false},
+	fb.ErrorCodeStaleMemberEpoch:             {"STALE_MEMBER_EPOCH", "the member epoch is not the member's current one, or the member does not own the partition; heartbeat for the current epoch", false},
+	fb.ErrorCodeGroupIdNotFound:              {"GROUP_ID_NOT_FOUND", "no such group", false},
+	fb.ErrorCodeUnsupportedAssignor:          {"UNSUPPORTED_ASSIGNOR", "the coordinator has no server assignor of that name", false},
+	fb.ErrorCodeInvalidRegularExpression:     {"INVALID_REGULAR_EXPRESSION", "the subscription regular expression does not compile (RE2 syntax)", false},
+	fb.ErrorCodeNonEmptyGroup:                {"NON_EMPTY_GROUP", "the group still has members", false},
+	fb.ErrorCodeOffsetMetadataTooLarge:       {"OFFSET_METADATA_TOO_LARGE", "the commit's metadata is longer than the coordinator accepts", false},
 }
 
 // ErrorName is the documented name of c, such as "NOT_LEADER", or

@@ -133,6 +133,43 @@ func sampleMessages() []*fb.MessageT {
 			UsableBytes: 1 << 39, Topics: []*fb.LogDirTopicT{
 				{Name: "a", Partitions: []*fb.LogDirPartitionT{{Partition: 0, SizeBytes: 4096}, {Partition: 1, ErrorCode: fb.ErrorCodeStorageError, SizeBytes: -1}}},
 				{Name: "b", ErrorCode: fb.ErrorCodeUnknownTopicOrPartition, Partitions: []*fb.LogDirPartitionT{}}}}},
+		{Type: fb.MessageReplicaFetchRequest, Value: &fb.ReplicaFetchRequestT{ReplicaId: 2, Topic: "a", TopicId: []byte{1, 2, 3, 4},
+			Partition: 1, CurrentLeaderEpoch: 4, Gen: 9, Seq: 3, LogEnd: 100, LastFetchedEpoch: 4, DurableEnd: 90,
+			WindowStart: 100, WindowEnd: 200, MaxWaitMs: 500, MaxBytes: 1 << 20}},
+		{Type: fb.MessageReplicaFetchResponse, Value: &fb.ReplicaFetchResponseT{LeaderEpoch: 4, Gen: 9, Seq: 3, HasDiverging: true,
+			DivergingEpoch: 3, DivergingEndOffset: 80, HighWatermark: 95, LogStartOffset: 0, LogEnd: 120, WindowStart: 100,
+			WindowEnd: 200, Limit: 120, FramesBytes: 7}},
+		{Type: fb.MessageFindCoordinatorRequest, Value: &fb.FindCoordinatorRequestT{GroupId: "g"}},
+		{Type: fb.MessageFindCoordinatorResponse, Value: &fb.FindCoordinatorResponseT{ErrorMessage: "m", NodeId: 2, Host: "h2", Port: 9092}},
+		{Type: fb.MessageConsumerGroupHeartbeatRequest, Value: &fb.ConsumerGroupHeartbeatRequestT{GroupId: "g", MemberId: "m1",
+			InstanceId: "i1", MemberEpoch: 3, RebalanceTimeoutMs: 30000, SubscribedTopicNames: []string{"a", "b"},
+			SubscribedTopicRegex: "x.*", ServerAssignor: "uniform",
+			OwnedTopicPartitions: []*fb.GroupTopicPartitionsT{{Topic: "a", Partitions: []int32{0, 2}}}}},
+		{Type: fb.MessageConsumerGroupHeartbeatResponse, Value: &fb.ConsumerGroupHeartbeatResponseT{ErrorCode: fb.ErrorCodeFencedMemberEpoch,
+			ErrorMessage: "m", MemberId: "m1", MemberEpoch: 4, HeartbeatIntervalMs: 5000,
+			Assignment: []*fb.GroupTopicPartitionsT{{Topic: "a", Partitions: []int32{0}}, {Topic: "b", Partitions: []int32{1, 3}}}}},
+		{Type: fb.MessageOffsetCommitRequest, Value: &fb.OffsetCommitRequestT{GroupId: "g", MemberId: "m1", MemberEpoch: 4,
+			Topics: []*fb.OffsetCommitTopicT{{Name: "a", Partitions: []*fb.OffsetCommitPartitionT{{Partition: 0, CommittedOffset: 42, CommittedMetadata: "md"}}}}}},
+		{Type: fb.MessageOffsetCommitResponse, Value: &fb.OffsetCommitResponseT{ErrorCode: fb.ErrorCodeStaleMemberEpoch, ErrorMessage: "m",
+			Topics: []*fb.OffsetCommitTopicResponseT{{Name: "a", Partitions: []*fb.OffsetCommitPartitionResponseT{{Partition: 0, ErrorCode: fb.ErrorCodeStaleMemberEpoch}}}}}},
+		{Type: fb.MessageOffsetFetchRequest, Value: &fb.OffsetFetchRequestT{GroupId: "g", MemberId: "m1", MemberEpoch: 4,
+			Topics: []*fb.GroupTopicPartitionsT{{Topic: "a", Partitions: []int32{0, 1}}}}},
+		{Type: fb.MessageOffsetFetchResponse, Value: &fb.OffsetFetchResponseT{ErrorMessage: "m", Topics: []*fb.OffsetFetchTopicResponseT{
+			{Name: "a", Partitions: []*fb.OffsetFetchPartitionResponseT{{Partition: 0, CommittedOffset: 42, CommittedMetadata: "md"}, {Partition: 1, CommittedOffset: -1}}}}}},
+		{Type: fb.MessageConsumerGroupDescribeRequest, Value: &fb.ConsumerGroupDescribeRequestT{GroupIds: []string{"g", "h"}}},
+		{Type: fb.MessageConsumerGroupDescribeResponse, Value: &fb.ConsumerGroupDescribeResponseT{Groups: []*fb.DescribedGroupT{
+			{GroupId: "g", GroupState: "Reconciling", GroupEpoch: 5, AssignmentEpoch: 5, AssignorName: "uniform", ErrorMessage: "m",
+				Members: []*fb.DescribedGroupMemberT{{MemberId: "m1", InstanceId: "i1", ClientId: "c1", ClientHost: "127.0.0.1:5000",
+					MemberEpoch: 4, SubscribedTopicNames: []string{"a"}, SubscribedTopicRegex: "x", ServerAssignor: "range",
+					Assignment:        []*fb.GroupTopicPartitionsT{{Topic: "a", Partitions: []int32{0}}},
+					PendingRevocation: []*fb.GroupTopicPartitionsT{{Topic: "a", Partitions: []int32{1}}},
+					TargetAssignment:  []*fb.GroupTopicPartitionsT{{Topic: "a", Partitions: []int32{0, 2}}}}}},
+			{GroupId: "h", ErrorCode: fb.ErrorCodeGroupIdNotFound, GroupState: "Dead", Members: []*fb.DescribedGroupMemberT{}}}}},
+		{Type: fb.MessageListGroupsRequest, Value: &fb.ListGroupsRequestT{StatesFilter: []string{"Stable"}}},
+		{Type: fb.MessageListGroupsResponse, Value: &fb.ListGroupsResponseT{Groups: []*fb.ListedGroupT{{GroupId: "g", GroupState: "Stable"}}}},
+		{Type: fb.MessageDeleteGroupsRequest, Value: &fb.DeleteGroupsRequestT{GroupIds: []string{"g"}}},
+		{Type: fb.MessageDeleteGroupsResponse, Value: &fb.DeleteGroupsResponseT{Results: []*fb.DeletableGroupResultT{
+			{GroupId: "g", ErrorCode: fb.ErrorCodeNonEmptyGroup, ErrorMessage: "m"}}}},
 	}
 }
 

@@ -267,6 +267,147 @@ var (
 		fScalar("frames_bytes", sizeInt),
 	}}
 
+	descGroupTopicPartitions = &tableDesc{name: "GroupTopicPartitions", fields: []field{
+		fString("topic").req(),
+		fScalarVector("partitions", sizeInt),
+	}}
+
+	descFindCoordinatorRequest = &tableDesc{name: "FindCoordinatorRequest", fields: []field{
+		fString("group_id").req(),
+	}}
+	descFindCoordinatorResponse = &tableDesc{name: "FindCoordinatorResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+		fScalar("node_id", sizeInt),
+		fString("host"),
+		fScalar("port", sizeShort),
+	}}
+
+	descConsumerGroupHeartbeatRequest = &tableDesc{name: "ConsumerGroupHeartbeatRequest", fields: []field{
+		fString("group_id").req(),
+		fString("member_id"),
+		fString("instance_id"),
+		fScalar("member_epoch", sizeInt),
+		fScalar("rebalance_timeout_ms", sizeInt),
+		fStringVector("subscribed_topic_names"),
+		fString("subscribed_topic_regex"),
+		fString("server_assignor"),
+		fTableVector("owned_topic_partitions", descGroupTopicPartitions),
+	}}
+	descConsumerGroupHeartbeatResponse = &tableDesc{name: "ConsumerGroupHeartbeatResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+		fString("member_id"),
+		fScalar("member_epoch", sizeInt),
+		fScalar("heartbeat_interval_ms", sizeInt),
+		fTableVector("assignment", descGroupTopicPartitions),
+	}}
+
+	descOffsetCommitPartition = &tableDesc{name: "OffsetCommitPartition", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("committed_offset", sizeLong),
+		fString("committed_metadata"),
+	}}
+	descOffsetCommitTopic = &tableDesc{name: "OffsetCommitTopic", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descOffsetCommitPartition),
+	}}
+	descOffsetCommitRequest = &tableDesc{name: "OffsetCommitRequest", fields: []field{
+		fString("group_id").req(),
+		fString("member_id"),
+		fScalar("member_epoch", sizeInt),
+		fTableVector("topics", descOffsetCommitTopic),
+	}}
+	descOffsetCommitPartitionResponse = &tableDesc{name: "OffsetCommitPartitionResponse", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("error_code", sizeErrorCode),
+	}}
+	descOffsetCommitTopicResponse = &tableDesc{name: "OffsetCommitTopicResponse", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descOffsetCommitPartitionResponse),
+	}}
+	descOffsetCommitResponse = &tableDesc{name: "OffsetCommitResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+		fTableVector("topics", descOffsetCommitTopicResponse),
+	}}
+
+	descOffsetFetchRequest = &tableDesc{name: "OffsetFetchRequest", fields: []field{
+		fString("group_id").req(),
+		fString("member_id"),
+		fScalar("member_epoch", sizeInt),
+		fTableVector("topics", descGroupTopicPartitions),
+	}}
+	descOffsetFetchPartitionResponse = &tableDesc{name: "OffsetFetchPartitionResponse", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("committed_offset", sizeLong),
+		fString("committed_metadata"),
+		fScalar("error_code", sizeErrorCode),
+	}}
+	descOffsetFetchTopicResponse = &tableDesc{name: "OffsetFetchTopicResponse", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descOffsetFetchPartitionResponse),
+	}}
+	descOffsetFetchResponse = &tableDesc{name: "OffsetFetchResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+		fTableVector("topics", descOffsetFetchTopicResponse),
+	}}
+
+	descConsumerGroupDescribeRequest = &tableDesc{name: "ConsumerGroupDescribeRequest", fields: []field{
+		fStringVector("group_ids"),
+	}}
+	descDescribedGroupMember = &tableDesc{name: "DescribedGroupMember", fields: []field{
+		fString("member_id").req(),
+		fString("instance_id"),
+		fString("client_id"),
+		fString("client_host"),
+		fScalar("member_epoch", sizeInt),
+		fStringVector("subscribed_topic_names"),
+		fString("subscribed_topic_regex"),
+		fString("server_assignor"),
+		fTableVector("assignment", descGroupTopicPartitions),
+		fTableVector("pending_revocation", descGroupTopicPartitions),
+		fTableVector("target_assignment", descGroupTopicPartitions),
+	}}
+	descDescribedGroup = &tableDesc{name: "DescribedGroup", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+		fString("group_id").req(),
+		fString("group_state"),
+		fScalar("group_epoch", sizeInt),
+		fScalar("assignment_epoch", sizeInt),
+		fString("assignor_name"),
+		fTableVector("members", descDescribedGroupMember),
+	}}
+	descConsumerGroupDescribeResponse = &tableDesc{name: "ConsumerGroupDescribeResponse", fields: []field{
+		fTableVector("groups", descDescribedGroup),
+	}}
+
+	descListGroupsRequest = &tableDesc{name: "ListGroupsRequest", fields: []field{
+		fStringVector("states_filter"),
+	}}
+	descListedGroup = &tableDesc{name: "ListedGroup", fields: []field{
+		fString("group_id").req(),
+		fString("group_state"),
+	}}
+	descListGroupsResponse = &tableDesc{name: "ListGroupsResponse", fields: []field{
+		fScalar("error_code", sizeErrorCode),
+		fTableVector("groups", descListedGroup),
+	}}
+
+	descDeleteGroupsRequest = &tableDesc{name: "DeleteGroupsRequest", fields: []field{
+		fStringVector("group_ids"),
+	}}
+	descDeletableGroupResult = &tableDesc{name: "DeletableGroupResult", fields: []field{
+		fString("group_id").req(),
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+	}}
+	descDeleteGroupsResponse = &tableDesc{name: "DeleteGroupsResponse", fields: []field{
+		fTableVector("results", descDeletableGroupResult),
+	}}
+
 	// descMessage lists the union members in tag order (tag 1 first).
 	descMessage = &unionDesc{name: "Message", members: []*tableDesc{
 		descApiVersionsRequest,
@@ -289,6 +430,20 @@ var (
 		descDescribeLogDirsResponse,
 		descReplicaFetchRequest,
 		descReplicaFetchResponse,
+		descFindCoordinatorRequest,
+		descFindCoordinatorResponse,
+		descConsumerGroupHeartbeatRequest,
+		descConsumerGroupHeartbeatResponse,
+		descOffsetCommitRequest,
+		descOffsetCommitResponse,
+		descOffsetFetchRequest,
+		descOffsetFetchResponse,
+		descConsumerGroupDescribeRequest,
+		descConsumerGroupDescribeResponse,
+		descListGroupsRequest,
+		descListGroupsResponse,
+		descDeleteGroupsRequest,
+		descDeleteGroupsResponse,
 	}}
 
 	descEnvelope = &tableDesc{name: "Envelope", fields: envelopeFields()}
@@ -320,7 +475,8 @@ const (
 	// envelopeBytesMin is the length prefix, root offset and identifier.
 	envelopeBytesMin = LengthPrefixBytes + uoffsetBytes + fileIdentifierBytes
 	// envelopeDepthMax: envelope, message, topic, partition, with room for
-	// one more level in a later version.
+	// one more level, which ConsumerGroupDescribe takes (envelope, message,
+	// group, member, topic).
 	envelopeDepthMax = 5
 	// envelopeObjectsMax bounds the tables, vectors and strings of one
 	// message.

@@ -33,6 +33,19 @@ const (
 	ErrorCodeNotController                ErrorCode = 23
 	ErrorCodeDuplicateSequence            ErrorCode = 24
 	ErrorCodeOutOfOrderSequence           ErrorCode = 25
+	ErrorCodeNotCoordinator               ErrorCode = 26
+	ErrorCodeCoordinatorNotAvailable      ErrorCode = 27
+	ErrorCodeCoordinatorLoadInProgress    ErrorCode = 28
+	ErrorCodeUnknownMemberId              ErrorCode = 29
+	ErrorCodeFencedMemberEpoch            ErrorCode = 30
+	ErrorCodeUnreleasedInstanceId         ErrorCode = 31
+	ErrorCodeGroupMaxSizeReached          ErrorCode = 32
+	ErrorCodeStaleMemberEpoch             ErrorCode = 33
+	ErrorCodeGroupIdNotFound              ErrorCode = 34
+	ErrorCodeUnsupportedAssignor          ErrorCode = 35
+	ErrorCodeInvalidRegularExpression     ErrorCode = 36
+	ErrorCodeNonEmptyGroup                ErrorCode = 37
+	ErrorCodeOffsetMetadataTooLarge       ErrorCode = 38
 )
 
 var EnumNamesErrorCode = map[ErrorCode]string{
@@ -62,6 +75,19 @@ var EnumNamesErrorCode = map[ErrorCode]string{
 	ErrorCodeNotController:                "NotController",
 	ErrorCodeDuplicateSequence:            "DuplicateSequence",
 	ErrorCodeOutOfOrderSequence:           "OutOfOrderSequence",
+	ErrorCodeNotCoordinator:               "NotCoordinator",
+	ErrorCodeCoordinatorNotAvailable:      "CoordinatorNotAvailable",
+	ErrorCodeCoordinatorLoadInProgress:    "CoordinatorLoadInProgress",
+	ErrorCodeUnknownMemberId:              "UnknownMemberId",
+	ErrorCodeFencedMemberEpoch:            "FencedMemberEpoch",
+	ErrorCodeUnreleasedInstanceId:         "UnreleasedInstanceId",
+	ErrorCodeGroupMaxSizeReached:          "GroupMaxSizeReached",
+	ErrorCodeStaleMemberEpoch:             "StaleMemberEpoch",
+	ErrorCodeGroupIdNotFound:              "GroupIdNotFound",
+	ErrorCodeUnsupportedAssignor:          "UnsupportedAssignor",
+	ErrorCodeInvalidRegularExpression:     "InvalidRegularExpression",
+	ErrorCodeNonEmptyGroup:                "NonEmptyGroup",
+	ErrorCodeOffsetMetadataTooLarge:       "OffsetMetadataTooLarge",
 }
 
 var EnumValuesErrorCode = map[string]ErrorCode{
@@ -91,6 +117,19 @@ var EnumValuesErrorCode = map[string]ErrorCode{
 	"NotController":                ErrorCodeNotController,
 	"DuplicateSequence":            ErrorCodeDuplicateSequence,
 	"OutOfOrderSequence":           ErrorCodeOutOfOrderSequence,
+	"NotCoordinator":               ErrorCodeNotCoordinator,
+	"CoordinatorNotAvailable":      ErrorCodeCoordinatorNotAvailable,
+	"CoordinatorLoadInProgress":    ErrorCodeCoordinatorLoadInProgress,
+	"UnknownMemberId":              ErrorCodeUnknownMemberId,
+	"FencedMemberEpoch":            ErrorCodeFencedMemberEpoch,
+	"UnreleasedInstanceId":         ErrorCodeUnreleasedInstanceId,
+	"GroupMaxSizeReached":          ErrorCodeGroupMaxSizeReached,
+	"StaleMemberEpoch":             ErrorCodeStaleMemberEpoch,
+	"GroupIdNotFound":              ErrorCodeGroupIdNotFound,
+	"UnsupportedAssignor":          ErrorCodeUnsupportedAssignor,
+	"InvalidRegularExpression":     ErrorCodeInvalidRegularExpression,
+	"NonEmptyGroup":                ErrorCodeNonEmptyGroup,
+	"OffsetMetadataTooLarge":       ErrorCodeOffsetMetadataTooLarge,
 }
 
 func (v ErrorCode) String() string {

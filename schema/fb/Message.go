@@ -11,75 +11,117 @@ import (
 type Message byte
 
 const (
-	MessageNONE                    Message = 0
-	MessageApiVersionsRequest      Message = 1
-	MessageApiVersionsResponse     Message = 2
-	MessageMetadataRequest         Message = 3
-	MessageMetadataResponse        Message = 4
-	MessageCreateTopicsRequest     Message = 5
-	MessageCreateTopicsResponse    Message = 6
-	MessageDeleteTopicsRequest     Message = 7
-	MessageDeleteTopicsResponse    Message = 8
-	MessageProduceRequest          Message = 9
-	MessageProduceResponse         Message = 10
-	MessageFetchRequest            Message = 11
-	MessageFetchResponse           Message = 12
-	MessageListOffsetsRequest      Message = 13
-	MessageListOffsetsResponse     Message = 14
-	MessageDescribeQuorumRequest   Message = 15
-	MessageDescribeQuorumResponse  Message = 16
-	MessageDescribeLogDirsRequest  Message = 17
-	MessageDescribeLogDirsResponse Message = 18
-	MessageReplicaFetchRequest     Message = 19
-	MessageReplicaFetchResponse    Message = 20
+	MessageNONE                           Message = 0
+	MessageApiVersionsRequest             Message = 1
+	MessageApiVersionsResponse            Message = 2
+	MessageMetadataRequest                Message = 3
+	MessageMetadataResponse               Message = 4
+	MessageCreateTopicsRequest            Message = 5
+	MessageCreateTopicsResponse           Message = 6
+	MessageDeleteTopicsRequest            Message = 7
+	MessageDeleteTopicsResponse           Message = 8
+	MessageProduceRequest                 Message = 9
+	MessageProduceResponse                Message = 10
+	MessageFetchRequest                   Message = 11
+	MessageFetchResponse                  Message = 12
+	MessageListOffsetsRequest             Message = 13
+	MessageListOffsetsResponse            Message = 14
+	MessageDescribeQuorumRequest          Message = 15
+	MessageDescribeQuorumResponse         Message = 16
+	MessageDescribeLogDirsRequest         Message = 17
+	MessageDescribeLogDirsResponse        Message = 18
+	MessageReplicaFetchRequest            Message = 19
+	MessageReplicaFetchResponse           Message = 20
+	MessageFindCoordinatorRequest         Message = 21
+	MessageFindCoordinatorResponse        Message = 22
+	MessageConsumerGroupHeartbeatRequest  Message = 23
+	MessageConsumerGroupHeartbeatResponse Message = 24
+	MessageOffsetCommitRequest            Message = 25
+	MessageOffsetCommitResponse           Message = 26
+	MessageOffsetFetchRequest             Message = 27
+	MessageOffsetFetchResponse            Message = 28
+	MessageConsumerGroupDescribeRequest   Message = 29
+	MessageConsumerGroupDescribeResponse  Message = 30
+	MessageListGroupsRequest              Message = 31
+	MessageListGroupsResponse             Message = 32
+	MessageDeleteGroupsRequest            Message = 33
+	MessageDeleteGroupsResponse           Message = 34
 )
 
 var EnumNamesMessage = map[Message]string{
-	MessageNONE:                    "NONE",
-	MessageApiVersionsRequest:      "ApiVersionsRequest",
-	MessageApiVersionsResponse:     "ApiVersionsResponse",
-	MessageMetadataRequest:         "MetadataRequest",
-	MessageMetadataResponse:        "MetadataResponse",
-	MessageCreateTopicsRequest:     "CreateTopicsRequest",
-	MessageCreateTopicsResponse:    "CreateTopicsResponse",
-	MessageDeleteTopicsRequest:     "DeleteTopicsRequest",
-	MessageDeleteTopicsResponse:    "DeleteTopicsResponse",
-	MessageProduceRequest:          "ProduceRequest",
-	MessageProduceResponse:         "ProduceResponse",
-	MessageFetchRequest:            "FetchRequest",
-	MessageFetchResponse:           "FetchResponse",
-	MessageListOffsetsRequest:      "ListOffsetsRequest",
-	MessageListOffsetsResponse:     "ListOffsetsResponse",
-	MessageDescribeQuorumRequest:   "DescribeQuorumRequest",
-	MessageDescribeQuorumResponse:  "DescribeQuorumResponse",
-	MessageDescribeLogDirsRequest:  "DescribeLogDirsRequest",
-	MessageDescribeLogDirsResponse: "DescribeLogDirsResponse",
-	MessageReplicaFetchRequest:     "ReplicaFetchRequest",
-	MessageReplicaFetchResponse:    "ReplicaFetchResponse",
+	MessageNONE:                           "NONE",
+	MessageApiVersionsRequest:             "ApiVersionsRequest",
+	MessageApiVersionsResponse:            "ApiVersionsResponse",
+	MessageMetadataRequest:                "MetadataRequest",
+	MessageMetadataResponse:               "MetadataResponse",
+	MessageCreateTopicsRequest:            "CreateTopicsRequest",
+	MessageCreateTopicsResponse:           "CreateTopicsResponse",
+	MessageDeleteTopicsRequest:            "DeleteTopicsRequest",
+	MessageDeleteTopicsResponse:           "DeleteTopicsResponse",
+	MessageProduceRequest:                 "ProduceRequest",
+	MessageProduceResponse:                "ProduceResponse",
+	MessageFetchRequest:                   "FetchRequest",
+	MessageFetchResponse:                  "FetchResponse",
+	MessageListOffsetsRequest:             "ListOffsetsRequest",
+	MessageListOffsetsResponse:            "ListOffsetsResponse",
+	MessageDescribeQuorumRequest:          "DescribeQuorumRequest",
+	MessageDescribeQuorumResponse:         "DescribeQuorumResponse",
+	MessageDescribeLogDirsRequest:         "DescribeLogDirsRequest",
+	MessageDescribeLogDirsResponse:        "DescribeLogDirsResponse",
+	MessageReplicaFetchRequest:            "ReplicaFetchRequest",
+	MessageReplicaFetchResponse:           "ReplicaFetchResponse",
+	MessageFindCoordinatorRequest:         "FindCoordinatorRequest",
+	MessageFindCoordinatorResponse:        "FindCoordinatorResponse",
+	MessageConsumerGroupHeartbeatRequest:  "ConsumerGroupHeartbeatRequest",
+	MessageConsumerGroupHeartbeatResponse: "ConsumerGroupHeartbeatResponse",
+	MessageOffsetCommitRequest:            "OffsetCommitRequest",
+	MessageOffsetCommitResponse:           "OffsetCommitResponse",
+	MessageOffsetFetchRequest:             "OffsetFetchRequest",
+	MessageOffsetFetchResponse:            "OffsetFetchResponse",
+	MessageConsumerGroupDescribeRequest:   "ConsumerGroupDescribeRequest",
+	MessageConsumerGroupDescribeResponse:  "ConsumerGroupDescribeResponse",
+	MessageListGroupsRequest:              "ListGroupsRequest",
+	MessageListGroupsResponse:             "ListGroupsResponse",
+	MessageDeleteGroupsRequest:            "DeleteGroupsRequest",
+	MessageDeleteGroupsResponse:           "DeleteGroupsResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
-	"NONE":                    MessageNONE,
-	"ApiVersionsRequest":      MessageApiVersionsRequest,
-	"ApiVersionsResponse":     MessageApiVersionsResponse,
-	"MetadataRequest":         MessageMetadataRequest,
-	"MetadataResponse":        MessageMetadataResponse,
-	"CreateTopicsRequest":     MessageCreateTopicsRequest,
-	"CreateTopicsResponse":    MessageCreateTopicsResponse,
-	"DeleteTopicsRequest":     MessageDeleteTopicsRequest,
-	"DeleteTopicsResponse":    MessageDeleteTopicsResponse,
-	"ProduceRequest":          MessageProduceRequest,
-	"ProduceResponse":         MessageProduceResponse,
-	"FetchRequest":            MessageFetchRequest,
-	"FetchResponse":           MessageFetchResponse,
-	"ListOffsetsRequest":      MessageListOffsetsRequest,
-	"ListOffsetsResponse":     MessageListOffsetsResponse,
-	"DescribeQuorumRequest":   MessageDescribeQuorumRequest,
-	"DescribeQuorumResponse":  MessageDescribeQuorumResponse,
-	"DescribeLogDirsRequest":  MessageDescribeLogDirsRequest,
-	"DescribeLogDirsResponse": MessageDescribeLogDirsResponse,
-	"ReplicaFetchRequest":     MessageReplicaFetchRequest,
-	"ReplicaFetchResponse":    MessageReplicaFetchResponse,
+	"NONE":                           MessageNONE,
+	"ApiVersionsRequest":             MessageApiVersionsRequest,
+	"ApiVersionsResponse":            MessageApiVersionsResponse,
+	"MetadataRequest":                MessageMetadataRequest,
+	"MetadataResponse":               MessageMetadataResponse,
+	"CreateTopicsRequest":            MessageCreateTopicsRequest,
+	"CreateTopicsResponse":           MessageCreateTopicsResponse,
+	"DeleteTopicsRequest":            MessageDeleteTopicsRequest,
+	"DeleteTopicsResponse":           MessageDeleteTopicsResponse,
+	"ProduceRequest":                 MessageProduceRequest,
+	"ProduceResponse":                MessageProduceResponse,
+	"FetchRequest":                   MessageFetchRequest,
+	"FetchResponse":                  MessageFetchResponse,
+	"ListOffsetsRequest":             MessageListOffsetsRequest,
+	"ListOffsetsResponse":            MessageListOffsetsResponse,
+	"DescribeQuorumRequest":          MessageDescribeQuorumRequest,
+	"DescribeQuorumResponse":         MessageDescribeQuorumResponse,
+	"DescribeLogDirsRequest":         MessageDescribeLogDirsRequest,
+	"DescribeLogDirsResponse":        MessageDescribeLogDirsResponse,
+	"ReplicaFetchRequest":            MessageReplicaFetchRequest,
+	"ReplicaFetchResponse":           MessageReplicaFetchResponse,
+	"FindCoordinatorRequest":         MessageFindCoordinatorRequest,
+	"FindCoordinatorResponse":        MessageFindCoordinatorResponse,
+	"ConsumerGroupHeartbeatRequest":  MessageConsumerGroupHeartbeatRequest,
+	"ConsumerGroupHeartbeatResponse": MessageConsumerGroupHeartbeatResponse,
+	"OffsetCommitRequest":            MessageOffsetCommitRequest,
+	"OffsetCommitResponse":           MessageOffsetCommitResponse,
+	"OffsetFetchRequest":             MessageOffsetFetchRequest,
+	"OffsetFetchResponse":            MessageOffsetFetchResponse,
+	"ConsumerGroupDescribeRequest":   MessageConsumerGroupDescribeRequest,
+	"ConsumerGroupDescribeResponse":  MessageConsumerGroupDescribeResponse,
+	"ListGroupsRequest":              MessageListGroupsRequest,
+	"ListGroupsResponse":             MessageListGroupsResponse,
+	"DeleteGroupsRequest":            MessageDeleteGroupsRequest,
+	"DeleteGroupsResponse":           MessageDeleteGroupsResponse,
 }
 
 func (v Message) String() string {
@@ -139,6 +181,34 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*ReplicaFetchRequestT).Pack(builder)
 	case MessageReplicaFetchResponse:
 		return t.Value.(*ReplicaFetchResponseT).Pack(builder)
+	case MessageFindCoordinatorRequest:
+		return t.Value.(*FindCoordinatorRequestT).Pack(builder)
+	case MessageFindCoordinatorResponse:
+		return t.Value.(*FindCoordinatorResponseT).Pack(builder)
+	case MessageConsumerGroupHeartbeatRequest:
+		return t.Value.(*ConsumerGroupHeartbeatRequestT).Pack(builder)
+	case MessageConsumerGroupHeartbeatResponse:
+		return t.Value.(*ConsumerGroupHeartbeatResponseT).Pack(builder)
+	case MessageOffsetCommitRequest:
+		return t.Value.(*OffsetCommitRequestT).Pack(builder)
+	case MessageOffsetCommitResponse:
+		return t.Value.(*OffsetCommitResponseT).Pack(builder)
+	case MessageOffsetFetchRequest:
+		return t.Value.(*OffsetFetchRequestT).Pack(builder)
+	case MessageOffsetFetchResponse:
+		return t.Value.(*OffsetFetchResponseT).Pack(builder)
+	case MessageConsumerGroupDescribeRequest:
+		return t.Value.(*ConsumerGroupDescribeRequestT).Pack(builder)
+	case MessageConsumerGroupDescribeResponse:
+		return t.Value.(*ConsumerGroupDescribeResponseT).Pack(builder)
+	case MessageListGroupsRequest:
+		return t.Value.(*ListGroupsRequestT).Pack(builder)
+	case MessageListGroupsResponse:
+		return t.Value.(*ListGroupsResponseT).Pack(builder)
+	case MessageDeleteGroupsRequest:
+		return t.Value.(*DeleteGroupsRequestT).Pack(builder)
+	case MessageDeleteGroupsResponse:
+		return t.Value.(*DeleteGroupsResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -205,6 +275,48 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageReplicaFetchResponse:
 		x := ReplicaFetchResponse{_tab: table}
 		return &MessageT{Type: MessageReplicaFetchResponse, Value: x.UnPack()}
+	case MessageFindCoordinatorRequest:
+		x := FindCoordinatorRequest{_tab: table}
+		return &MessageT{Type: MessageFindCoordinatorRequest, Value: x.UnPack()}
+	case MessageFindCoordinatorResponse:
+		x := FindCoordinatorResponse{_tab: table}
+		return &MessageT{Type: MessageFindCoordinatorResponse, Value: x.UnPack()}
+	case MessageConsumerGroupHeartbeatRequest:
+		x := ConsumerGroupHeartbeatRequest{_tab: table}
+		return &MessageT{Type: MessageConsumerGroupHeartbeatRequest, Value: x.UnPack()}
+	case MessageConsumerGroupHeartbeatResponse:
+		x := ConsumerGroupHeartbeatResponse{_tab: table}
+		return &MessageT{Type: MessageConsumerGroupHeartbeatResponse, Value: x.UnPack()}
+	case MessageOffsetCommitRequest:
+		x := OffsetCommitRequest{_tab: table}
+		return &MessageT{Type: MessageOffsetCommitRequest, Value: x.UnPack()}
+	case MessageOffsetCommitResponse:
+		x := OffsetCommitResponse{_tab: table}
+		return &MessageT{Type: MessageOffsetCommitResponse, Value: x.UnPack()}
+	case MessageOffsetFetchRequest:
+		x := OffsetFetchRequest{_tab: table}
+		return &MessageT{Type: MessageOffsetFetchRequest, Value: x.UnPack()}
+	case MessageOffsetFetchResponse:
+		x := OffsetFetchResponse{_tab: table}
+		return &MessageT{Type: MessageOffsetFetchResponse, Value: x.UnPack()}
+	case MessageConsumerGroupDescribeRequest:
+		x := ConsumerGroupDescribeRequest{_tab: table}
+		return &MessageT{Type: MessageConsumerGroupDescribeRequest, Value: x.UnPack()}
+	case MessageConsumerGroupDescribeResponse:
+		x := ConsumerGroupDescribeResponse{_tab: table}
+		return &MessageT{Type: MessageConsumerGroupDescribeResponse, Value: x.UnPack()}
+	case MessageListGroupsRequest:
+		x := ListGroupsRequest{_tab: table}
+		return &MessageT{Type: MessageListGroupsRequest, Value: x.UnPack()}
+	case MessageListGroupsResponse:
+		x := ListGroupsResponse{_tab: table}
+		return &MessageT{Type: MessageListGroupsResponse, Value: x.UnPack()}
+	case MessageDeleteGroupsRequest:
+		x := DeleteGroupsRequest{_tab: table}
+		return &MessageT{Type: MessageDeleteGroupsRequest, Value: x.UnPack()}
+	case MessageDeleteGroupsResponse:
+		x := DeleteGroupsResponse{_tab: table}
+		return &MessageT{Type: MessageDeleteGroupsResponse, Value: x.UnPack()}
 	}
 	return nil
 }
