@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/strata-db/strata/schema"
 )
 
 // The group member's protocol state machine: sans-IO, in the manner of
@@ -23,9 +25,9 @@ import (
 // Member epochs with a meaning of their own in a heartbeat (the
 // coordinator's, docs/consumer-groups.md).
 const (
-	memberEpochJoin        int32 = 0
-	memberEpochLeave       int32 = -1
-	memberEpochStaticLeave int32 = -2
+	memberEpochJoin        = schema.MemberEpochJoin
+	memberEpochLeave       = schema.MemberEpochLeave
+	memberEpochStaticLeave = schema.MemberEpochStaticLeave
 )
 
 // sessionTimeoutMsDefault is the coordinator's default session
@@ -108,6 +110,10 @@ type memberAnswer struct {
 	epoch      int32
 	intervalMs int64
 	assignment []TopicPartition
+	// retriable marks a code worth a retry at the same coordinator after
+	// a backoff (REQUEST_TIMED_OUT: the answer's write did not commit in
+	// time).
+	retriable bool
 	// cause is the refusal as the wire told it (a *schema.CodeError), for
 	// the error a refusal that ends the member carries.
 	cause error
@@ -327,6 +333,14 @@ func (m *memberCore) heartbeatFailed(nowMs int64) {
 	m.lookAgain(nowMs)
 }
 
+// coordinatorLost: another request to the coordinator (a commit, an
+// offset fetch) found it gone or moved; look it up again.
+func (m *memberCore) coordinatorLost(nowMs int64) {
+	if m.coordKnown {
+		m.lookAgain(nowMs)
+	}
+}
+
 // lookAgain drops the coordinator and schedules a lookup and the
 // heartbeat after a backoff.
 func (m *memberCore) lookAgain(nowMs int64) {
@@ -347,6 +361,10 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 	switch {
 	case coordinatorMoved(a.code):
 		m.lookAgain(nowMs)
+		return
+	case a.retriable:
+		m.hbAttempts++
+		m.nextHbMs = nowMs + m.cfg.backoffMs(m.hbAttempts)
 		return
 	case a.code == codeFencedMemberEpoch || a.code == codeUnknownMemberID:
 		switch {

@@ -22,7 +22,9 @@ import (
 //	found now=<ms>                        coordinator lookup answered
 //	find-failed now=<ms> [fatal]          lookup failed (retriable unless fatal)
 //	answer now=<ms> [error=CODE] [epoch=] [member=] [interval=] [assignment=(t-0,...)]
+//	    [retriable]                       the code is worth a retry (REQUEST_TIMED_OUT)
 //	hb-failed now=<ms>                    heartbeat got no answer
+//	coordinator-lost now=<ms>             a commit found the coordinator moved
 //	revoked now=<ms> parts=(t-0,...)      the application confirms a revocation
 //	assigned now=<ms> parts=(t-0,...)     the application confirms an assignment
 //	leave now=<ms>
@@ -86,13 +88,16 @@ func (h *memberHarness) run(t *testing.T, d *datadriven.TestData) string {
 		h.m.coordinatorFailed(errors.New("lookup refused"), !d.HasArg("fatal"), now)
 	case "answer":
 		a := memberAnswer{code: memberStrArg(d, "error", ""), memberID: memberStrArg(d, "member", ""),
-			epoch: int32(memberIntArg(t, d, "epoch", 0)), intervalMs: memberIntArg(t, d, "interval", 0)}
+			epoch: int32(memberIntArg(t, d, "epoch", 0)), intervalMs: memberIntArg(t, d, "interval", 0),
+			retriable: d.HasArg("retriable")}
 		for _, s := range memberListArg(d, "assignment", nil) {
 			a.assignment = append(a.assignment, parseTP(t, d, s))
 		}
 		h.m.heartbeatAnswered(a, now)
 	case "hb-failed":
 		h.m.heartbeatFailed(now)
+	case "coordinator-lost":
+		h.m.coordinatorLost(now)
 	case "revoked":
 		parts := h.parts(t, d)
 		for _, tp := range parts {
