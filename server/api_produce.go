@@ -144,6 +144,12 @@ func planProduce(m *fb.ProduceRequest, msg []byte, im *metadata.Image, shards in
 			if !w.claimPartition(name, p.Partition()) {
 				return plan, false
 			}
+			if name == schema.OffsetsTopic {
+				// Only the group coordinators write the offsets log: a
+				// record from elsewhere could not be replayed.
+				r.ErrorCode, r.ErrorMessage = fb.ErrorCodeInvalidTopic, "the offsets topic is written by the group coordinators only"
+				continue
+			}
 			if !known || p.Partition() < 0 || int(p.Partition()) >= len(info.Partitions) {
 				r.ErrorCode = fb.ErrorCodeUnknownTopicOrPartition
 				continue

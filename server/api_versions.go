@@ -7,6 +7,8 @@ import "github.com/strata-db/strata/schema/fb"
 var supportedAPIs = []fb.ApiKey{
 	fb.ApiKeyApiVersions, fb.ApiKeyMetadata, fb.ApiKeyCreateTopics, fb.ApiKeyDeleteTopics,
 	fb.ApiKeyProduce, fb.ApiKeyFetch, fb.ApiKeyListOffsets, fb.ApiKeyDescribeQuorum, fb.ApiKeyDescribeLogDirs, fb.ApiKeyReplicaFetch,
+	fb.ApiKeyFindCoordinator, fb.ApiKeyConsumerGroupHeartbeat, fb.ApiKeyOffsetCommit, fb.ApiKeyOffsetFetch,
+	fb.ApiKeyConsumerGroupDescribe, fb.ApiKeyListGroups, fb.ApiKeyDeleteGroups,
 }
 
 func (bs *brokerShard) apiVersions(req *Request) {

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
 	"github.com/strata-db/strata/server/controller"
+	"github.com/strata-db/strata/server/group"
 	"github.com/strata-db/strata/server/metadata"
 )
 
@@ -66,6 +67,16 @@ type BrokerConfig struct {
 	// log.retention.check.interval.ms; 0: LogRetentionCheckIntervalDefault,
 	// at least LogRetentionCheckIntervalMin).
 	LogRetentionCheckInterval time.Duration
+	// OffsetsTopicPartitions and OffsetsTopicReplicationFactor shape the
+	// __consumer_offsets topic this broker creates when a group lookup
+	// finds it missing (0: OffsetsTopicPartitionsDefault and
+	// OffsetsTopicReplicationFactorDefault; the topic gets at most as many
+	// replicas as there are live brokers).
+	OffsetsTopicPartitions        int32
+	OffsetsTopicReplicationFactor int16
+	// Group is the consumer-group coordinators' settings (zero fields:
+	// group's defaults).
+	Group group.Config
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -94,6 +105,9 @@ type Broker struct {
 	hwWriter *hwCheckpointer
 	// dirLock holds the data folder's lock until Stop has closed the logs.
 	dirLock *os.File
+	// offsetsCreating is set while a proposal to create __consumer_offsets
+	// is out (group_route.go).
+	offsetsCreating atomic.Bool
 }
 
 // StartBroker starts serving, starts the controller voter (replaying its
@@ -123,6 +137,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		cfg.ReplicaLagTimeMax = ReplicaLagTimeMaxDefault
 	case cfg.ReplicaLagTimeMax < ReplicaLagTimeMaxMin:
 		return nil, fmt.Errorf("server: replica lag time max %v is below %v", cfg.ReplicaLagTimeMax, ReplicaLagTimeMaxMin)
+	}
+	if cfg.OffsetsTopicPartitions == 0 {
+		cfg.OffsetsTopicPartitions = OffsetsTopicPartitionsDefault
+	}
+	if cfg.OffsetsTopicReplicationFactor == 0 {
+		cfg.OffsetsTopicReplicationFactor = OffsetsTopicReplicationFactorDefault
+	}
+	if cfg.OffsetsTopicPartitions < 0 || cfg.OffsetsTopicReplicationFactor < 0 {
+		return nil, fmt.Errorf("server: offsets topic partitions %d and replication factor %d must be positive",
+			cfg.OffsetsTopicPartitions, cfg.OffsetsTopicReplicationFactor)
 	}
 	interval, err := retentionInterval(cfg.LogRetentionCheckInterval)
 	if err != nil {
@@ -283,6 +307,20 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.replicaFetch(req)
 	case fb.ApiKeyDescribeLogDirs:
 		bs.describeLogDirs(req)
+	case fb.ApiKeyFindCoordinator:
+		bs.findCoordinator(req)
+	case fb.ApiKeyConsumerGroupHeartbeat:
+		bs.groupHeartbeat(req)
+	case fb.ApiKeyOffsetCommit:
+		bs.offsetCommit(req)
+	case fb.ApiKeyOffsetFetch:
+		bs.offsetFetch(req)
+	case fb.ApiKeyConsumerGroupDescribe:
+		bs.groupDescribe(req)
+	case fb.ApiKeyListGroups:
+		bs.listGroups(req)
+	case fb.ApiKeyDeleteGroups:
+		bs.deleteGroups(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}
@@ -307,6 +345,13 @@ func (b *Broker) Tick(sh *Shard, now int64) {
 	}
 	bs.expireFetches(now)
 	bs.tickPartitions(now)
+	if sh.Draining() {
+		// The coordinators' waiting answers go out before the connections
+		// close.
+		bs.dropAllGroupHosts()
+		return
+	}
+	bs.tickGroups(now)
 }
 
 // CompleteDisk routes a partition log's completion to its partition.

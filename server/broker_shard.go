@@ -59,6 +59,14 @@ type brokerShard struct {
 	nextRetentionMs int64
 	// compaction is the shard's cleaner (compaction.go).
 	compaction *shardCompaction
+	// groups are the consumer-group coordinators of the offsets
+	// partitions this shard owns and leads, by partition (group_host.go);
+	// groupBuilder encodes their batches; groupTopicsMap is the topic
+	// metadata they assign from, as of image groupTopicsOf.
+	groups         map[int32]*groupHost
+	groupBuilder   *schema.BatchBuilder
+	groupTopicsOf  *metadata.Image
+	groupTopicsMap map[string]int32
 }
 
 type topicPartitions struct {
@@ -68,7 +76,7 @@ type topicPartitions struct {
 
 func newBrokerShard(b *Broker, id int) *brokerShard {
 	bs := &brokerShard{b: b, id: id, enc: schema.NewEncoder(), topics: map[string]*topicPartitions{},
-		keepLog: map[*partition]bool{}, closedHW: map[hwKey]int64{}}
+		keepLog: map[*partition]bool{}, closedHW: map[hwKey]int64{}, groups: map[int32]*groupHost{}}
 	bs.fetcher = newReplicaFetcher(bs)
 	return bs
 }
@@ -164,6 +172,7 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			delete(bs.closedHW, k)
 		}
 	}
+	bs.groupsAfterImage()
 }
 
 // closingAt reports whether a partition's log is still closing after this

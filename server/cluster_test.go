@@ -89,6 +89,12 @@ func newTestCluster(t *testing.T, size int) *testCluster { return newTestCluster
 // newTestClusterAdmin is newTestCluster with, when admin is set, each
 // node's admin (metrics) listener on a port of its own.
 func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
+	return newTestClusterArgs(t, size, admin)
+}
+
+// newTestClusterArgs is newTestClusterAdmin with more serve flags for
+// every node.
+func newTestClusterArgs(t *testing.T, size int, admin bool, extra ...string) *testCluster {
 	c := &testCluster{t: t, nodes: map[int32]*clusterNode{}}
 	ports := freePorts(t, 3*size)
 	var voters []string
@@ -107,6 +113,7 @@ func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
 			"--data-dir", filepath.Join(base, fmt.Sprint(id)), "--listen", ports[size+int(id)-1], "--admin", "",
 			"--cores", "1", "--pin=false", "--log-level", "info",
 			"--heartbeat-interval", clusterHeartbeat, "--session-timeout", clusterSession}}
+		c.nodes[id].args = append(c.nodes[id].args, extra...)
 		if admin {
 			n := c.nodes[id]
 			n.admin = ports[2*size+int(id)-1]

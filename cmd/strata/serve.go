@@ -50,6 +50,11 @@ type serveConfig struct {
 	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
 	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
 	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
+	// OffsetsTopicPartitions and OffsetsTopicReplicationFactor shape the
+	// __consumer_offsets topic, created on the first group lookup (Kafka's
+	// offsets.topic.num.partitions and offsets.topic.replication.factor).
+	OffsetsTopicPartitions        int32 `toml:"offsets_topic_partitions"`
+	OffsetsTopicReplicationFactor int16 `toml:"offsets_topic_replication_factor"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -64,17 +69,20 @@ var defaultServeConfig = serveConfig{
 	Roles:    roleBroker + "," + roleController,
 	// The session defaults are the broker's own; naming them here shows
 	// them in --help.
-	HeartbeatInterval:         server.DefaultHeartbeatInterval,
-	SessionTimeout:            server.DefaultSessionTimeout,
-	RequestBudgetBytes:        server.RequestBudgetBytesDefault,
-	LogRetentionCheckInterval: server.LogRetentionCheckIntervalDefault,
-	ReplicaLagTimeMax:         server.ReplicaLagTimeMaxDefault,
+	HeartbeatInterval:             server.DefaultHeartbeatInterval,
+	SessionTimeout:                server.DefaultSessionTimeout,
+	RequestBudgetBytes:            server.RequestBudgetBytesDefault,
+	LogRetentionCheckInterval:     server.LogRetentionCheckIntervalDefault,
+	ReplicaLagTimeMax:             server.ReplicaLagTimeMaxDefault,
+	OffsetsTopicPartitions:        server.OffsetsTopicPartitionsDefault,
+	OffsetsTopicReplicationFactor: server.OffsetsTopicReplicationFactorDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes, log_retention_check_interval"
+	"request_budget_bytes, log_retention_check_interval, replica_lag_time_max, offsets_topic_partitions, " +
+	"offsets_topic_replication_factor"
 
 // The roles a node can take.
 const (
@@ -128,6 +136,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
+				override("offsets-topic-partitions", func() { fileCfg.OffsetsTopicPartitions = cfg.OffsetsTopicPartitions })
+				override("offsets-topic-replication-factor", func() {
+					fileCfg.OffsetsTopicReplicationFactor = cfg.OffsetsTopicReplicationFactor
+				})
 				cfg = fileCfg
 			}
 			return serve(cfg)
@@ -159,6 +171,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"how often each shard deletes the segments past their topic's retention.ms and retention.bytes (at least 100ms)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
+	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", cfg.OffsetsTopicPartitions,
+		"partitions of __consumer_offsets, created on the first consumer-group lookup")
+	f.Int16Var(&cfg.OffsetsTopicReplicationFactor, "offsets-topic-replication-factor", cfg.OffsetsTopicReplicationFactor,
+		"replicas of each __consumer_offsets partition (at most the live brokers when it is created)")
 	return cmd
 }
 
@@ -195,6 +211,10 @@ func serve(cfg serveConfig) error {
 	if cfg.ReplicaLagTimeMax < server.ReplicaLagTimeMaxMin {
 		return usageError{fmt.Errorf("--replica-lag-time-max %v: want at least %v", cfg.ReplicaLagTimeMax, server.ReplicaLagTimeMaxMin)}
 	}
+	if cfg.OffsetsTopicPartitions < 1 || cfg.OffsetsTopicReplicationFactor < 1 {
+		return usageError{fmt.Errorf("--offsets-topic-partitions %d and --offsets-topic-replication-factor %d: want at least 1",
+			cfg.OffsetsTopicPartitions, cfg.OffsetsTopicReplicationFactor)}
+	}
 	if cfg.LogRetentionCheckInterval < server.LogRetentionCheckIntervalMin {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
@@ -216,7 +236,8 @@ func serve(cfg serveConfig) error {
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
 		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax})
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, OffsetsTopicPartitions: cfg.OffsetsTopicPartitions,
+		OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,8 @@ const (
 	ErrUnsupportedAssignor
 	// ErrOffsetMetadataTooLarge: commit metadata above maxOffsetMetadataLen.
 	ErrOffsetMetadataTooLarge
+	// ErrNonEmptyGroup: a group with members cannot be deleted.
+	ErrNonEmptyGroup
 )
 
 var errorNames = [...]string{
@@ -48,6 +50,7 @@ var errorNames = [...]string{
 	ErrGroupIDNotFound:          "GROUP_ID_NOT_FOUND",
 	ErrUnsupportedAssignor:      "UNSUPPORTED_ASSIGNOR",
 	ErrOffsetMetadataTooLarge:   "OFFSET_METADATA_TOO_LARGE",
+	ErrNonEmptyGroup:            "NON_EMPTY_GROUP",
 }
 
 func (e ErrorCode) String() string {

@@ -142,6 +142,13 @@ func (h *harness) checkReplay(t *testing.T, d *datadriven.TestData, now int64) {
 	if got, want := c.Describe(), h.c.Describe(); got != want {
 		d.Fatalf(t, "replayed state differs:\n%s\nlive:\n%s", got, want)
 	}
+	c, err = replayCompacted(h.cfg, h.log, now)
+	if err != nil {
+		d.Fatalf(t, "replay of the compacted log: %v", err)
+	}
+	if got, want := c.Describe(), h.c.Describe(); got != want {
+		d.Fatalf(t, "state replayed from the compacted log differs:\n%s\nlive:\n%s", got, want)
+	}
 }
 
 func (h *harness) heartbeat(t *testing.T, d *datadriven.TestData, now int64) (string, []Record) {
