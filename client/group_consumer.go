@@ -74,7 +74,13 @@ type GroupConfig struct {
 	// coordinator is told they are let go of: the last moment to commit
 	// for them. OnLost runs instead of OnRevoked for partitions the member
 	// lost (fenced, or its session over), whose commits the coordinator
-	// refuses; nil: OnRevoked runs. The partitions are sorted.
+	// refuses; nil: OnRevoked runs. The partitions are sorted. Their
+	// context carries Poll's values but not its deadline (a Poll that
+	// waits 100 ms must not cut short the commits before a revocation):
+	// it ends after Config.RetryTimeoutMs; inside Close, Close's context.
+	// A callback that does not return holds up the revocation, and the
+	// coordinator removes a member that holds partitions past its
+	// rebalance timeout (300 s by default).
 	OnAssigned func(ctx context.Context, parts []TopicPartition)
 	OnRevoked  func(ctx context.Context, parts []TopicPartition)
 	OnLost     func(ctx context.Context, parts []TopicPartition)
@@ -274,7 +280,9 @@ func (g *GroupConsumer) handle(ctx context.Context) error {
 		}
 		switch a.kind {
 		case actRevoke:
-			g.revoke(ctx, a.parts, a.lost)
+			cctx, cancel := g.callbackContext(ctx)
+			g.revoke(cctx, a.parts, a.lost)
+			cancel()
 		case actAssign:
 			for _, tp := range a.parts {
 				g.held[tp] = &heldPart{}
@@ -284,7 +292,9 @@ func (g *GroupConsumer) handle(ctx context.Context) error {
 			// them if its target moved on meanwhile.
 			g.d.assigned(a.parts)
 			if g.cfg.OnAssigned != nil {
-				g.cfg.OnAssigned(ctx, a.parts)
+				cctx, cancel := g.callbackContext(ctx)
+				g.cfg.OnAssigned(cctx, a.parts)
+				cancel()
 			}
 		case actCommit:
 			g.com.commitAsync(g.positions(nil, true), nil)
@@ -294,6 +304,18 @@ func (g *GroupConsumer) handle(ctx context.Context) error {
 			g.left = true
 		}
 	}
+}
+
+// callbackContext is the context of a callback and of a revocation's
+// commit: Poll's values without its deadline, bounded by RetryTimeoutMs
+// (Kafka's default.api.timeout.ms), since a Poll with a short deadline
+// must not make the commit before a revocation fail; inside Close, Close's
+// own context.
+func (g *GroupConsumer) callbackContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if g.closed {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), time.Duration(g.cl.cfg.RetryTimeoutMs)*time.Millisecond)
 }
 
 // revoke lets go of parts: an auto-commit of their positions (unless

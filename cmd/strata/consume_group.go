@@ -66,7 +66,9 @@ func consumeGroup(ctx context.Context, cl *client.Client, w io.Writer, o *consum
 	cfg := client.GroupConfig{GroupID: o.group, Topics: []string{o.topic}, Reset: reset, DisableAutoCommit: true,
 		OnRevoked: func(ctx context.Context, parts []client.TopicPartition) {
 			bw.Flush()
-			commit(ctx, parts)
+			cctx, cancel := context.WithTimeout(ctx, groupCloseTimeout)
+			defer cancel()
+			commit(cctx, parts)
 			for _, tp := range parts {
 				delete(printed, tp)
 			}
@@ -87,7 +89,14 @@ func consumeGroup(ctx context.Context, cl *client.Client, w io.Writer, o *consum
 	lastCommit := time.Now()
 	var n int64
 	for {
-		recs, err := gc.Poll(pollCtx)
+		// Each Poll waits at most until the next commit is due, so that
+		// what was printed is committed even while nothing more comes.
+		tctx, cancel := context.WithDeadline(pollCtx, lastCommit.Add(groupCommitInterval))
+		recs, err := gc.Poll(tctx)
+		cancel()
+		if err != nil && pollCtx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = nil
+		}
 		if err != nil {
 			if cause := context.Cause(pollCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
 				err = cause
