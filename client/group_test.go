@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,18 +75,18 @@ type testMember struct {
 	done chan error
 }
 
-// startMember dials a client of its own (as a process would have) and
-// starts a member of cfg's group.
+// startMember dials a client of its own (as a process would have) to addrs
+// (comma-separated) and starts a member of cfg's group.
 func startMember(t *testing.T, addr string, own *ownership, name string, cfg GroupConfig) *testMember {
 	return startMemberHook(t, addr, own, name, cfg, nil)
 }
 
 // startMemberHook is startMember with a hook run (on the member's Poll
 // goroutine) after each OnAssigned.
-func startMemberHook(t *testing.T, addr string, own *ownership, name string, cfg GroupConfig,
+func startMemberHook(t *testing.T, addrs string, own *ownership, name string, cfg GroupConfig,
 	assignedHook func(m *testMember, ctx context.Context, parts []TopicPartition)) *testMember {
 	t.Helper()
-	cl, err := Dial(context.Background(), Config{Brokers: []string{addr}, RetryBackoffMs: 20, RetryBackoffMaxMs: 200,
+	cl, err := Dial(context.Background(), Config{Brokers: strings.Split(addrs, ","), RetryBackoffMs: 20, RetryBackoffMaxMs: 200,
 		ResponseTimeoutMs: responseTimeoutMsTest, ClientID: name})
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +221,7 @@ func balanced(members []*testMember, topic string, n int) bool {
 
 func produceTo(t *testing.T, ctx context.Context, cl *Client, topic string, partitions, perPartition int) {
 	t.Helper()
-	p, err := NewProducer(cl, ProducerConfig{Acks: AcksAll})
+	p, err := NewProducer(cl, ProducerConfig{Acks: AcksAll, ManualPartitions: true})
 	if err != nil {
 		t.Fatal(err)
 	}
