@@ -201,7 +201,7 @@ func (c *committer) commit(ctx context.Context, offsets map[TopicPartition]int64
 			err = errNoCoordinator
 		default:
 			var per map[TopicPartition]error
-			per, err = g.cl.commitOnce(ctx, addr, group, m, left)
+			per, err = g.coord.commitOnce(ctx, addr, group, m, left)
 			for tp, perr := range per {
 				switch {
 				case perr == nil:
@@ -277,7 +277,7 @@ func (g *GroupConsumer) positionPending(ctx context.Context) error {
 		var offs map[TopicPartition]committedOffset
 		err := errNoCoordinator
 		if ok {
-			offs, err = g.cl.fetchOffsetsOnce(ctx, addr, g.cfg.GroupID, m, want)
+			offs, err = g.coord.fetchOffsetsOnce(ctx, addr, g.cfg.GroupID, m, want)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -137,7 +137,12 @@ var ErrNoCommittedOffset = errors.New("strata client: no committed offset and au
 // concurrent use, except that Commit and CommitAsync may be called from
 // the callbacks.
 type GroupConsumer struct {
-	cl    *Client
+	cl *Client
+	// coord is cl's configuration with connections of its own, for the
+	// coordinator's requests: a heartbeat must not wait in line behind a
+	// fetch's long poll on a shared connection (Kafka's clients also
+	// keep a separate coordinator connection).
+	coord *Client
 	cfg   GroupConfig
 	cons  *Consumer
 	fetch *ownedAssignor
@@ -186,11 +191,11 @@ func NewGroupConsumer(cl *Client, cfg GroupConfig) (*GroupConsumer, error) {
 	if !cfg.DisableAutoCommit {
 		mc.autoCommitIntervalMs = int64(cfg.AutoCommitIntervalMs)
 	}
-	g := &GroupConsumer{cl: cl, cfg: cfg, fetch: &ownedAssignor{}, held: map[TopicPartition]*heldPart{}}
+	g := &GroupConsumer{cl: cl, coord: cl.sibling(), cfg: cfg, fetch: &ownedAssignor{}, held: map[TopicPartition]*heldPart{}}
 	g.cons = NewConsumer(cl, ConsumerConfig{Reset: cfg.Reset, MaxWaitMs: cfg.MaxWaitMs, MinBytes: cfg.MinBytes,
 		MaxBytes: cfg.MaxBytes, PartitionMaxBytes: cfg.PartitionMaxBytes, Assignor: g.fetch, ReuseFetchBuffers: cfg.ReuseFetchBuffers})
 	hbTimeout := min(time.Duration(cl.cfg.ResponseTimeoutMs), time.Duration(cfg.SessionTimeoutMs/heartbeatTimeoutDiv)) * time.Millisecond
-	g.d = newGroupDriver(cl, newMemberCore(mc), hbTimeout)
+	g.d = newGroupDriver(g.coord, newMemberCore(mc), hbTimeout)
 	g.cons.wake = g.d.appReady
 	g.com = newCommitter(g)
 	go g.d.run()
@@ -409,6 +414,7 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		g.retryWake.Stop()
 	}
 	g.cons.Close()
+	g.coord.Close()
 	return err
 }
 
