@@ -3,7 +3,6 @@ package server
 import (
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
-	"github.com/strata-db/strata/server/group"
 )
 
 // groupsPerRequestMax bounds the groups one ConsumerGroupDescribe or
@@ -46,7 +45,7 @@ func (bs *brokerShard) groupDescribe(req *Request) {
 				reply(func(o *brokerShard) { resp.Groups[i] = d; done(o) })
 				return
 			}
-			d := describedGroup(gh.c, id)
+			d := describedGroup(gh, id)
 			gh.answerAfter(func(code fb.ErrorCode) {
 				if code != fb.ErrorCodeNone {
 					d = &fb.DescribedGroupT{GroupId: id, ErrorCode: code, Members: []*fb.DescribedGroupMemberT{}}
@@ -57,8 +56,8 @@ func (bs *brokerShard) groupDescribe(req *Request) {
 	}
 }
 
-func describedGroup(c *group.Coordinator, id string) *fb.DescribedGroupT {
-	g, ok := c.DescribeGroup(id)
+func describedGroup(gh *groupHost, id string) *fb.DescribedGroupT {
+	g, ok := gh.c.DescribeGroup(id)
 	if !ok {
 		return &fb.DescribedGroupT{GroupId: id, ErrorCode: fb.ErrorCodeGroupIdNotFound, GroupState: schema.GroupStateDead,
 			Members: []*fb.DescribedGroupMemberT{}}
@@ -67,6 +66,7 @@ func describedGroup(c *group.Coordinator, id string) *fb.DescribedGroupT {
 		AssignorName: g.Assignor, Members: []*fb.DescribedGroupMemberT{}}
 	for _, mem := range g.Members {
 		d.Members = append(d.Members, &fb.DescribedGroupMemberT{MemberId: mem.ID, InstanceId: mem.InstanceID,
+			ClientId:    gh.clients[groupMemberKey{id, mem.ID}],
 			MemberEpoch: mem.Epoch, SubscribedTopicNames: mem.Topics, SubscribedTopicRegex: mem.Regex,
 			ServerAssignor: mem.Assignor, Assignment: topicPartitionsT(mem.Assigned),
 			PendingRevocation: topicPartitionsT(mem.Pending), TargetAssignment: topicPartitionsT(mem.Target)})

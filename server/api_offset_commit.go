@@ -32,6 +32,13 @@ func (bs *brokerShard) offsetCommit(req *Request) {
 			reply(func(o *brokerShard) { answer(o, commitResponse(shape, code, nil)) })
 			return
 		}
+		if commitBatchBytesMax(cr) > gh.p.maxMessageBytes {
+			// Refused before the coordinator sees it: a batch the log
+			// would refuse drops the coordinator, and a client sending
+			// the commit again would have it reload the log each time.
+			reply(func(o *brokerShard) { answer(o, commitResponse(shape, fb.ErrorCodeMessageTooLarge, nil)) })
+			return
+		}
 		now := nowMs()
 		r, recs := gh.c.CommitOffsets(cr, now)
 		obs.writeGroupRecords(gh, recs, now)
@@ -106,4 +113,22 @@ func commitResponse(shape commitShape, code fb.ErrorCode, codes []group.ErrorCod
 		resp.Topics = append(resp.Topics, tr)
 	}
 	return resp
+}
+
+// Upper bounds of the encoding of a commit's records (group.AppendKey and
+// AppendValue, varints at their longest) and of the batch around them
+// (schema.BatchBuilder's per-record and per-body overheads, the frame
+// header), so that a commit whose batch could pass the partition's
+// max.message.bytes is refused whole.
+const (
+	commitRecordBytesMax = 96 + 2 + 2 + 2 + 5 + 1 + 10 + 2 + 10
+	commitBatchFixedMax  = 64 + 64 + 96 + 2 + 2 + 1 + 5 + 10 + 10 + 10
+)
+
+func commitBatchBytesMax(cr group.CommitRequest) int {
+	n := commitBatchFixedMax + len(cr.GroupID)
+	for _, o := range cr.Offsets {
+		n += commitRecordBytesMax + len(cr.GroupID) + len(o.Topic) + len(o.Metadata)
+	}
+	return n
 }

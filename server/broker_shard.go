@@ -67,6 +67,8 @@ type brokerShard struct {
 	groupBuilder   *schema.BatchBuilder
 	groupTopicsOf  *metadata.Image
 	groupTopicsMap map[string]int32
+	// nextGroupTickMs is when the coordinators' timers next run.
+	nextGroupTickMs int64
 }
 
 type topicPartitions struct {

@@ -57,6 +57,40 @@ type groupHost struct {
 	// after.
 	dropped  bool
 	dropCode fb.ErrorCode
+	// clients is the client id of each member's last heartbeat here, for
+	// ConsumerGroupDescribe (memory only: empty after a failover until the
+	// members heartbeat); members that left are pruned on the tick.
+	clients           map[groupMemberKey]string
+	nextClientPruneMs int64
+}
+
+type groupMemberKey struct{ group, member string }
+
+// groupClientPruneIntervalMs is how often the client ids of members that
+// are gone are forgotten.
+const groupClientPruneIntervalMs = 10_000
+
+// noteClient remembers the client id a member heartbeats with.
+func (h *groupHost) noteClient(groupID, memberID, clientID string) {
+	k := groupMemberKey{groupID, memberID}
+	if !h.c.IsMember(groupID, memberID) || clientID == "" {
+		delete(h.clients, k)
+		return
+	}
+	h.clients[k] = clientID
+}
+
+// pruneClients forgets the client ids of members no longer in their group.
+func (h *groupHost) pruneClients(now int64) {
+	if now < h.nextClientPruneMs {
+		return
+	}
+	h.nextClientPruneMs = now + groupClientPruneIntervalMs
+	for k := range h.clients {
+		if !h.c.IsMember(k.group, k.member) {
+			delete(h.clients, k)
+		}
+	}
 }
 
 type groupWait struct {
@@ -96,7 +130,8 @@ func (bs *brokerShard) syncGroupHosts(now int64) {
 		idx := int32(i)
 		h := bs.groups[idx]
 		if h == nil {
-			h = &groupHost{index: idx, p: p, epoch: p.rep.m.LeaderEpoch(), done: map[uint64]bool{}}
+			h = &groupHost{index: idx, p: p, epoch: p.rep.m.LeaderEpoch(), done: map[uint64]bool{},
+				clients: map[groupMemberKey]string{}}
 			bs.groups[idx] = h
 		}
 		if h.c == nil && h.loadErr == nil {
@@ -341,12 +376,21 @@ func (bs *brokerShard) groupsAfterImage() {
 	}
 }
 
+// groupTickIntervalMs is how often the coordinators' timers run: sessions
+// and rebalance timeouts are seconds long, and a tick walks every group.
+const groupTickIntervalMs = 250
+
 // tickGroups runs the coordinators' timers.
 func (bs *brokerShard) tickGroups(now int64) {
 	bs.syncGroupHosts(now)
+	if now < bs.nextGroupTickMs {
+		return
+	}
+	bs.nextGroupTickMs = now + groupTickIntervalMs
 	for _, h := range bs.groups {
 		if h.c != nil {
 			bs.writeGroupRecords(h, h.c.Tick(now), now)
+			h.pruneClients(now)
 		}
 	}
 }

@@ -3,10 +3,13 @@ package server
 import (
 	"io"
 	"log/slog"
+	"maps"
 	"testing"
+	"time"
 
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/server/group"
 )
 
 // startGroupBroker is a broker of two shards (so group requests cross
@@ -50,6 +53,12 @@ func TestGroupHeartbeatAssigns(t *testing.T) {
 	d := g.describe()
 	if d.ErrorCode != fb.ErrorCodeNone || d.GroupState != schema.GroupStateStable || len(d.Members) != 2 {
 		t.Fatalf("describe: %s", describeState(d))
+	}
+	for _, mem := range d.Members {
+		// rawCall's client id, from the member's last heartbeat.
+		if mem.ClientId != "repl-test" || len(mem.SubscribedTopicNames) != 1 || len(mem.TargetAssignment) != 1 {
+			t.Fatalf("described member: %+v", mem)
+		}
 	}
 	// A heartbeat from an epoch the member never had is fenced.
 	stale := &testMember{g: g, id: m1.id, epoch: m1.epoch + 7, owned: m1.owned}
@@ -153,5 +162,233 @@ func TestGroupCommitFetch(t *testing.T) {
 	}
 	if d := g.describe(); d.ErrorCode != fb.ErrorCodeGroupIdNotFound {
 		t.Fatalf("describe after delete: %v", d.ErrorCode)
+	}
+}
+
+// TestGroupSessionsAndTopics: the coordinators' timers and the metadata
+// reach them. A member that stops heartbeating is removed once its session
+// lapses and its partitions go to the member left; a topic created after
+// a member subscribed to it is assigned to it.
+func TestGroupSessionsAndTopics(t *testing.T) {
+	b, err := StartBroker(BrokerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Cores: 2, NodeID: 1,
+		OffsetsTopicPartitions: 3, Group: group.Config{SessionTimeoutMs: 5000},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	addr := b.Addr().String()
+	c := newTestClient(t, addr)
+	if code := c.createTopic("orders", 4); code != fb.ErrorCodeNone {
+		t.Fatalf("create topic: %v", code)
+	}
+	g := newGroupTester(t, "billing", func() []string { return []string{addr} })
+	m1, m2 := g.member("m1", "orders", "later"), g.member("m2", "orders", "later")
+	m1.heartbeat()
+	m2.heartbeat()
+	converge(t, 2, m1, m2)
+	// m2 goes silent; m1 heartbeats on (well within its session, even
+	// with a slow disk under each acknowledgement) until it holds
+	// everything.
+	deadline := time.Now().Add(groupTestWait)
+	for m1.count() != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("m1 owns %v; m2's partitions never came", m1.owned)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := m1.heartbeat(); r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("heartbeat: %v", r.ErrorCode)
+		}
+	}
+	if d := g.describe(); len(d.Members) != 1 || d.Members[0].MemberId != "m1" {
+		t.Fatalf("members after m2's session lapsed: %s", describeState(d))
+	}
+	if r := m2.heartbeat(); r.ErrorCode != fb.ErrorCodeUnknownMemberId {
+		t.Fatalf("heartbeat of a removed member: %v", r.ErrorCode)
+	}
+	if code := c.createTopic("later", 2); code != fb.ErrorCodeNone {
+		t.Fatalf("create topic: %v", code)
+	}
+	for len(m1.owned["later"]) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("m1 owns %v; the new topic never came", m1.owned)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if r := m1.heartbeat(); r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("heartbeat: %v", r.ErrorCode)
+		}
+	}
+}
+
+// TestGroupLogCompacted: the offsets log is compacted under the
+// coordinator (small segments, tombstones dropped at once) and a
+// restarted broker loads what compaction left: the same offsets, members,
+// epochs and assignments, a deleted group gone and the group of the same
+// name made after it intact.
+func TestGroupLogCompacted(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *Broker {
+		b, err := StartBroker(BrokerConfig{DataDir: dir, Listen: "127.0.0.1:0", Cores: 2, NodeID: 1,
+			LogRetentionCheckInterval: retentionCheckIntervalTest, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := start()
+	addr := b.Addr().String()
+	brokers := func() []string { return []string{addr} }
+	c := newTestClient(t, addr)
+	if code := c.createTopic(schema.OffsetsTopic, 1, topicConfigs("segment.bytes=4096", "cleanup.policy=compact",
+		"min.cleanable.dirty.ratio=0.01", "delete.retention.ms=0")...); code != fb.ErrorCodeNone {
+		t.Fatalf("create the offsets topic: %v", code)
+	}
+	if code := c.createTopic("orders", 4); code != fb.ErrorCodeNone {
+		t.Fatalf("create topic: %v", code)
+	}
+	// A group made, deleted, and made again under the same name.
+	tmp := newGroupTester(t, "temp", brokers)
+	t1 := tmp.member("t1", "orders")
+	t1.heartbeat()
+	tmp.commit(t1, t1.epoch, "orders", map[int32]int64{0: 1, 1: 1, 2: 1, 3: 1})
+	t1.epoch, t1.owned = schema.MemberEpochLeave, nil
+	t1.heartbeat()
+	env := tmp.call(&fb.MessageT{Type: fb.MessageDeleteGroupsRequest, Value: &fb.DeleteGroupsRequestT{GroupIds: []string{"temp"}}})
+	if code := env.Message.Value.(*fb.DeleteGroupsResponseT).Results[0].ErrorCode; code != fb.ErrorCodeNone {
+		t.Fatalf("delete: %v", code)
+	}
+	// Made again by an admin commit: a group that never computed an
+	// assignment, so nothing of its own overwrites the old group's
+	// AssignmentEpoch record.
+	if r := tmp.commit(nil, -1, "orders", map[int32]int64{3: 7}); r.ErrorCode != fb.ErrorCodeNone || r.Topics[0].Partitions[0].ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("admin commit: %v", r.ErrorCode)
+	}
+	// A group with a long history of commits.
+	g := newGroupTester(t, "billing", brokers)
+	m1, m2 := g.member("m1", "orders"), g.member("m2", "orders")
+	m1.heartbeat()
+	for round := int64(0); round < 150; round++ {
+		g.commit(m1, m1.epoch, "orders", map[int32]int64{0: round, 1: round, 2: round, 3: round})
+	}
+	m2.heartbeat()
+	converge(t, 2, m1, m2)
+	for round := int64(150); round < 250; round++ {
+		for _, m := range []*testMember{m1, m2} {
+			commit := map[int32]int64{}
+			for _, p := range m.owned["orders"] {
+				commit[p] = round
+			}
+			if r := g.commit(m, m.epoch, "orders", commit); r.ErrorCode != fb.ErrorCodeNone {
+				t.Fatalf("commit: %v", r.ErrorCode)
+			}
+		}
+	}
+	// Wait until the cleaner has left fewer than a third of the records.
+	deadline := time.Now().Add(groupTestWait)
+	for {
+		kept, end := countRecords(t, c, schema.OffsetsTopic)
+		if kept < end/3 {
+			t.Logf("compacted: %d records of %d kept", kept, end)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offsets log not compacted: %d records of %d kept", kept, end)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wantOffsets, wantGroup := g.fetchAll(), describeState(g.describe())
+	wantTmpOffsets, wantTmp := tmp.fetchAll(), describeState(tmp.describe())
+	if len(wantTmpOffsets) != 1 || wantTmpOffsets["orders-3"] != 7 {
+		t.Fatalf("the group made again holds %v", wantTmpOffsets)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	b = start()
+	defer b.Stop()
+	addr = b.Addr().String()
+	g.coord, tmp.coord = "", ""
+	if got := g.fetchAll(); !maps.Equal(got, wantOffsets) {
+		t.Fatalf("offsets after the reload: %v, want %v", got, wantOffsets)
+	}
+	if got := describeState(g.describe()); got != wantGroup {
+		t.Fatalf("group after the reload:\n%s\nwant\n%s", got, wantGroup)
+	}
+	if got := tmp.fetchAll(); !maps.Equal(got, wantTmpOffsets) {
+		t.Fatalf("offsets of the group made again after the reload: %v, want %v", got, wantTmpOffsets)
+	}
+	if got := describeState(tmp.describe()); got != wantTmp {
+		t.Fatalf("group made again after the reload:\n%s\nwant\n%s", got, wantTmp)
+	}
+	for _, m := range []*testMember{m1, m2} {
+		epoch := m.epoch
+		if r := m.heartbeat(); r.ErrorCode != fb.ErrorCodeNone || r.MemberEpoch != epoch {
+			t.Fatalf("%s after the reload: %v epoch %d (was %d)", m.id, r.ErrorCode, r.MemberEpoch, epoch)
+		}
+	}
+}
+
+// countRecords reads partition 0 of topic from its log start and returns
+// how many records it holds and where it ends.
+func countRecords(t *testing.T, c *testClient, topic string) (kept, end int64) {
+	t.Helper()
+	var br schema.BatchReader
+	var v schema.RecordView
+	off := int64(0)
+	for {
+		env, trailing := c.call(fetchMsg(topic, 0, off, 0, 0))
+		r := env.Message.Value.(*fb.FetchResponseT).Topics[0].Partitions[0]
+		if r.ErrorCode == fb.ErrorCodeOffsetOutOfRange && off < r.LogStartOffset {
+			off = r.LogStartOffset
+			continue
+		}
+		if r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("fetch at %d: %v", off, r.ErrorCode)
+		}
+		if len(trailing) == 0 {
+			return kept, r.HighWatermark
+		}
+		for len(trailing) > 0 {
+			n, err := schema.PeekFrameLength(trailing, schema.MaxFrameBytes)
+			if err != nil || n > len(trailing) {
+				break // a frame cut short by the byte limit: fetched again
+			}
+			if err := br.Reset(trailing[:n]); err != nil {
+				t.Fatalf("fetch at %d: %v", off, err)
+			}
+			for br.Next(&v) {
+				kept++
+			}
+			h := br.Header()
+			off = h.NextOffset()
+			trailing = trailing[n:]
+		}
+	}
+}
+
+// TestGroupCommitTooLarge: a commit whose records could not fit one batch
+// of the offsets log is refused whole with MESSAGE_TOO_LARGE, and the
+// coordinator goes on serving.
+func TestGroupCommitTooLarge(t *testing.T) {
+	b := startGroupBroker(t, t.TempDir())
+	defer b.Stop()
+	addr := b.Addr().String()
+	g := newGroupTester(t, "billing", func() []string { return []string{addr} })
+	big := &fb.OffsetCommitTopicT{Name: "orders"}
+	md := string(make([]byte, 4000))
+	for p := int32(0); p < 2200; p++ {
+		big.Partitions = append(big.Partitions, &fb.OffsetCommitPartitionT{Partition: p, CommittedOffset: 1, CommittedMetadata: md})
+	}
+	env := g.call(&fb.MessageT{Type: fb.MessageOffsetCommitRequest, Value: &fb.OffsetCommitRequestT{GroupId: "billing",
+		MemberEpoch: -1, Topics: []*fb.OffsetCommitTopicT{big}}})
+	r := env.Message.Value.(*fb.OffsetCommitResponseT)
+	if r.ErrorCode != fb.ErrorCodeMessageTooLarge || r.Topics[0].Partitions[2199].ErrorCode != fb.ErrorCodeMessageTooLarge {
+		t.Fatalf("commit of %d bytes: %v", 2200*4000, r.ErrorCode)
+	}
+	if r := g.commit(nil, -1, "orders", map[int32]int64{0: 5}); r.ErrorCode != fb.ErrorCodeNone || r.Topics[0].Partitions[0].ErrorCode != fb.ErrorCodeNone {
+		t.Fatalf("small commit after it: %v", r.ErrorCode)
+	}
+	if got := g.fetchAll(); len(got) != 1 || got["orders-0"] != 5 {
+		t.Fatalf("offsets: %v", got)
 	}
 }

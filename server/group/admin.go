@@ -103,3 +103,9 @@ func (c *Coordinator) DeleteGroup(id string) (ErrorCode, []Record) {
 	c.emit(Record{Type: RecordGroup, Tombstone: true, Group: id})
 	return ErrNone, c.take()
 }
+
+// IsMember reports whether the group has the member.
+func (c *Coordinator) IsMember(groupID, memberID string) bool {
+	g := c.groups[groupID]
+	return g != nil && g.members[memberID] != nil
+}
