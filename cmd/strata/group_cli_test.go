@@ -53,7 +53,7 @@ func TestGroupCLI(t *testing.T) {
 		t.Fatalf("group list: %q", out)
 	}
 	out, _ := mustRun("", "group", "describe", "g1")
-	for _, want := range []string{"group: g1\n", "state: Empty\n", "\nmembers: 0\n", "MEMBER  INSTANCE  CLIENT  HOST  EPOCH  ASSIGNED  REVOKING\n",
+	for _, want := range []string{"group: g1\n", "state: Empty\n", "\nmembers: 0\n", "MEMBER  INSTANCE  CLIENT  EPOCH  ASSIGNED  REVOKING\n",
 		"TOPIC   PARTITION  COMMITTED  LOG END  LAG  MEMBER\n"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("group describe lacks %q:\n%s", want, out)
