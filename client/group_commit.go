@@ -47,8 +47,12 @@ type committer struct {
 	queue     []*commitJob
 	closing   bool
 	committed map[TopicPartition]int64 // the last offset committed or fetched
-	wake      chan struct{}
-	done      chan struct{}
+	// autoQueued is set while an auto-commit waits or runs: the next one
+	// is skipped rather than queued behind it, so a slow coordinator
+	// cannot make auto-commits pile up.
+	autoQueued bool
+	wake       chan struct{}
+	done       chan struct{}
 }
 
 type commitJob struct {
@@ -133,6 +137,35 @@ func (c *committer) commitAsync(offsets map[TopicPartition]int64, cb func(map[To
 			cb(offsets, ErrClosed)
 		}
 	}
+}
+
+// autoCommit queues an auto-commit of offsets unless one is still queued.
+func (c *committer) autoCommit(offsets map[TopicPartition]int64) {
+	if len(offsets) == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.autoQueued {
+		c.mu.Unlock()
+		return
+	}
+	c.autoQueued = true
+	c.mu.Unlock()
+	c.commitAsync(offsets, func(map[TopicPartition]int64, error) {
+		// A failure leaves the last commit in place; the next interval
+		// commits the positions again.
+		c.mu.Lock()
+		c.autoQueued = false
+		c.mu.Unlock()
+	})
+}
+
+// forget drops what is known of tp's committed offset: the member let go
+// of it, and its next owner may commit it.
+func (c *committer) forget(tp TopicPartition) {
+	c.mu.Lock()
+	delete(c.committed, tp)
+	c.mu.Unlock()
 }
 
 // close lets the queued commits finish (within ctx) and stops the

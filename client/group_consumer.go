@@ -302,7 +302,7 @@ func (g *GroupConsumer) handle(ctx context.Context) error {
 				cancel()
 			}
 		case actCommit:
-			g.com.commitAsync(g.positions(nil, true), nil)
+			g.com.autoCommit(g.positions(nil, true))
 		case actFail:
 			g.err = a.err
 		case actLeft:
@@ -343,6 +343,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, parts []TopicPartition, lost
 	for _, tp := range parts {
 		delete(g.held, tp)
 		delete(g.cons.seeks, tp) // a Seek never adopted must not place a later assignment
+		g.com.forget(tp)         // others may commit it from now on
 	}
 	g.fetch.remove(parts)
 	g.d.revoked(parts)
