@@ -65,7 +65,8 @@ func (bs *brokerShard) groupHeartbeat(req *Request) {
 // cannot exist.
 func readHeartbeat(m *fb.ConsumerGroupHeartbeatRequest) (hb group.HeartbeatRequest, ok bool) {
 	hb = group.HeartbeatRequest{GroupID: string(m.GroupId()), MemberID: string(m.MemberId()),
-		InstanceID: string(m.InstanceId()), MemberEpoch: m.MemberEpoch(), ServerAssignor: string(m.ServerAssignor())}
+		InstanceID: string(m.InstanceId()), MemberEpoch: m.MemberEpoch(), ServerAssignor: string(m.ServerAssignor()),
+		RebalanceTimeoutMs: int64(m.RebalanceTimeoutMs())}
 	t := m.Table()
 	names, regex := t.Offset(heartbeatSubscribedNamesSlot) != 0, len(m.SubscribedTopicRegex()) > 0
 	if names || regex {
