@@ -56,6 +56,7 @@ type HeartbeatResponse struct {
 // and one step of the member's reconciliation toward its target.
 func (c *Coordinator) Heartbeat(req HeartbeatRequest, nowMs int64) (HeartbeatResponse, []Record) {
 	resp := c.heartbeat(req, nowMs)
+	c.observeRebalance(req.GroupID, req.MemberID, nowMs)
 	resp.HeartbeatIntervalMs = c.cfg.HeartbeatIntervalMs
 	return resp, c.take()
 }
