@@ -163,6 +163,11 @@ type memberCore struct {
 	// incarnation counts the member's starts over (fenced, unknown,
 	// session over): an answer to a heartbeat of an earlier one is stale.
 	incarnation uint64
+	// known: the coordinator has answered this member id and not said it
+	// does not know it since. A member known to it sends a leave even
+	// when fenced, so its partitions are freed now rather than at the
+	// end of its session.
+	known bool
 
 	coordKnown   bool
 	findInFlight bool
@@ -239,7 +244,7 @@ func (m *memberCore) tick(nowMs int64) {
 		m.emit(memberAction{kind: actCommit})
 		m.commitAtMs = nowMs + m.cfg.autoCommitIntervalMs
 	}
-	if m.state == stateLeaving && m.epoch <= 0 && !m.hbInFlight && m.holdsNothing() {
+	if m.state == stateLeaving && !m.known && !m.hbInFlight && m.holdsNothing() {
 		// Never joined, or out of the group already: nothing to tell. (A
 		// join whose answer was lost leaves a member that its session
 		// removes.)
@@ -355,7 +360,11 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 	m.hbInFlight = false
 	sent := m.sent
 	if sent.epoch < 0 {
-		m.finish(nil) // whatever it says, the member is out
+		if coordinatorMoved(a.code) {
+			m.lookAgain(nowMs) // tell the coordinator where it is now
+			return
+		}
+		m.finish(nil) // whatever else it says, the member is out
 		return
 	}
 	switch {
@@ -367,9 +376,15 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 		m.nextHbMs = nowMs + m.cfg.backoffMs(m.hbAttempts)
 		return
 	case a.code == codeFencedMemberEpoch || a.code == codeUnknownMemberID:
+		if a.code == codeUnknownMemberID {
+			m.known = false
+		}
 		switch {
 		case m.state == stateLeaving:
-			m.epoch = memberEpochJoin // out of the group already: no leave to send
+			// What it still holds is lost. Fenced, it is still in the
+			// group, and its leave frees its partitions now; unknown,
+			// there is nothing to tell.
+			m.epoch = memberEpochJoin
 			m.reconcile(true)
 		case m.sentIncarn == m.incarnation:
 			m.startOver(nowMs)
@@ -383,6 +398,7 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 		return // an answer to the member's earlier life
 	}
 	m.hbAttempts = 0
+	m.known = true
 	if a.memberID != "" {
 		m.memberID = a.memberID
 	}
@@ -394,7 +410,8 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 	m.nextHbMs = nowMs + m.intervalMs
 	switch m.state {
 	case stateLeaving:
-		return // it lets go of everything whatever the target
+		m.nextHbMs = nowMs // the leave goes at once
+		return             // it lets go of everything whatever the target
 	case stateJoining:
 		m.state = stateStable
 		m.commitAtMs = nowMs + m.cfg.autoCommitIntervalMs
