@@ -21,7 +21,7 @@ func (bs *brokerShard) groupHeartbeat(req *Request) {
 		return
 	}
 	h, ref, seq, start := bs.header(), req.Conn, req.Seq, bs.reqStart
-	clientID := string(bs.env.ClientId())
+	client := groupClient{id: string(bs.env.ClientId()), host: req.PeerHost()}
 	answer := func(obs *brokerShard, resp *fb.ConsumerGroupHeartbeatResponseT) {
 		groupAnswer(obs, h, ref, seq, start, &fb.MessageT{Type: fb.MessageConsumerGroupHeartbeatResponse, Value: resp})
 	}
@@ -44,7 +44,7 @@ func (bs *brokerShard) groupHeartbeat(req *Request) {
 		r, recs := gh.c.Heartbeat(hb, now)
 		obs.writeGroupRecords(gh, recs, now)
 		if r.Error == group.ErrNone {
-			gh.noteClient(hb.GroupID, r.MemberID, clientID)
+			gh.noteClient(hb.GroupID, r.MemberID, client)
 		}
 		resp := &fb.ConsumerGroupHeartbeatResponseT{ErrorCode: groupCode(r.Error), MemberId: r.MemberID,
 			MemberEpoch: r.MemberEpoch, HeartbeatIntervalMs: int32(r.HeartbeatIntervalMs)}
@@ -65,7 +65,8 @@ func (bs *brokerShard) groupHeartbeat(req *Request) {
 // cannot exist.
 func readHeartbeat(m *fb.ConsumerGroupHeartbeatRequest) (hb group.HeartbeatRequest, ok bool) {
 	hb = group.HeartbeatRequest{GroupID: string(m.GroupId()), MemberID: string(m.MemberId()),
-		InstanceID: string(m.InstanceId()), MemberEpoch: m.MemberEpoch(), ServerAssignor: string(m.ServerAssignor())}
+		InstanceID: string(m.InstanceId()), MemberEpoch: m.MemberEpoch(), ServerAssignor: string(m.ServerAssignor()),
+		RebalanceTimeoutMs: int64(m.RebalanceTimeoutMs())}
 	t := m.Table()
 	names, regex := t.Offset(heartbeatSubscribedNamesSlot) != 0, len(m.SubscribedTopicRegex()) > 0
 	if names || regex {

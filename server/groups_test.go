@@ -36,7 +36,24 @@ func TestGroupHeartbeatAssigns(t *testing.T) {
 	if code := c.createTopic("orders", 4); code != fb.ErrorCodeNone {
 		t.Fatalf("create topic: %v", code)
 	}
+	// The first lookup finds no offsets topic: it is created, and the
+	// answer says to retry.
+	env, _ := c.call(&fb.MessageT{Type: fb.MessageFindCoordinatorRequest, Value: &fb.FindCoordinatorRequestT{GroupId: "billing"}})
+	if fc := env.Message.Value.(*fb.FindCoordinatorResponseT); fc.ErrorCode != fb.ErrorCodeCoordinatorNotAvailable || fc.NodeId != -1 {
+		t.Fatalf("first lookup: %+v", fc)
+	}
 	g := newGroupTester(t, "billing", func() []string { return []string{addr} })
+	g.find()
+	if g.node != 1 || g.coord != addr {
+		t.Fatalf("coordinator %d at %s, want 1 at %s", g.node, g.coord, addr)
+	}
+	// One broker: one replica (not the default three), the configured
+	// partitions.
+	env, _ = c.call(&fb.MessageT{Type: fb.MessageMetadataRequest, Value: &fb.MetadataRequestT{Topics: []string{schema.OffsetsTopic}}})
+	tm := topicOf(env.Message.Value.(*fb.MetadataResponseT), schema.OffsetsTopic)
+	if tm == nil || len(tm.Partitions) != 3 || len(tm.Partitions[0].Replicas) != 1 {
+		t.Fatalf("offsets topic: %+v", tm)
+	}
 	m1, m2 := g.member("", "orders"), g.member("", "orders")
 	r := m1.heartbeat()
 	if r.ErrorCode != fb.ErrorCodeNone || r.MemberId == "" || r.MemberEpoch <= 0 || m1.count() != 4 {
@@ -55,8 +72,9 @@ func TestGroupHeartbeatAssigns(t *testing.T) {
 		t.Fatalf("describe: %s", describeState(d))
 	}
 	for _, mem := range d.Members {
-		// rawCall's client id, from the member's last heartbeat.
-		if mem.ClientId != "repl-test" || len(mem.SubscribedTopicNames) != 1 || len(mem.TargetAssignment) != 1 {
+		// rawCall's client id and address, from the member's last
+		// heartbeat.
+		if mem.ClientId != "repl-test" || mem.ClientHost != "127.0.0.1" || len(mem.SubscribedTopicNames) != 1 || len(mem.TargetAssignment) != 1 {
 			t.Fatalf("described member: %+v", mem)
 		}
 	}

@@ -41,9 +41,11 @@ type MemberDescription struct {
 	Topics     []string
 	Regex      string
 	Assignor   string
-	Assigned   []TopicPartition
-	Pending    []TopicPartition
-	Target     []TopicPartition
+	// RebalanceTimeoutMs is the member's own, 0 for the coordinator's.
+	RebalanceTimeoutMs int64
+	Assigned           []TopicPartition
+	Pending            []TopicPartition
+	Target             []TopicPartition
 }
 
 func groupState(g *group) string {
@@ -80,7 +82,7 @@ func (c *Coordinator) DescribeGroup(id string) (d GroupDescription, ok bool) {
 	for _, mid := range g.sortedMemberIDs() {
 		m := g.members[mid]
 		d.Members = append(d.Members, MemberDescription{ID: m.id, InstanceID: m.instanceID, Epoch: m.epoch,
-			Topics: slices.Clone(m.topics), Regex: m.regex, Assignor: m.assignor,
+			Topics: slices.Clone(m.topics), Regex: m.regex, Assignor: m.assignor, RebalanceTimeoutMs: m.rebalanceTimeoutMs,
 			Assigned: m.assigned.sorted(), Pending: m.pending.sorted(), Target: g.target[m.id].sorted()})
 	}
 	return d, true

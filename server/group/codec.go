@@ -68,6 +68,7 @@ func AppendValue(dst []byte, r Record) []byte {
 		}
 		dst = appendString(dst, r.Regex)
 		dst = appendString(dst, r.Assignor)
+		dst = binary.AppendVarint(dst, r.RebalanceTimeoutMs)
 	case RecordTarget:
 		dst = appendParts(dst, r.Partitions)
 	case RecordAssignmentEpoch:
@@ -165,6 +166,7 @@ func DecodeRecord(key, value []byte) (Record, error) {
 		}
 		r.Regex = v.str(maxRegexLen)
 		r.Assignor = v.str(maxAssignorNameLen)
+		r.RebalanceTimeoutMs = v.varint()
 	case RecordTarget:
 		r.Partitions = v.parts()
 	case RecordAssignmentEpoch:

@@ -59,7 +59,7 @@ func sampleRecords() []Record {
 	tps := []TopicPartition{{"a", 0}, {"a", 2}, {"b", 1}}
 	return []Record{
 		{Type: RecordGroup, Group: "g", Epoch: 3, MetadataHash: 0xfeedface, EmptySinceMs: -1, MemberSeq: 2},
-		{Type: RecordMember, Group: "g", MemberID: "m1", InstanceID: "i1", Topics: []string{"a", "b"}, Assignor: "range"},
+		{Type: RecordMember, Group: "g", MemberID: "m1", InstanceID: "i1", Topics: []string{"a", "b"}, Assignor: "range", RebalanceTimeoutMs: 60000},
 		{Type: RecordMember, Group: "g", MemberID: "m2", Regex: "x-.*"},
 		{Type: RecordTarget, Group: "g", MemberID: "m1", Partitions: tps},
 		{Type: RecordAssignmentEpoch, Group: "g", Epoch: 3},
@@ -93,8 +93,8 @@ func TestCodecRoundTrip(t *testing.T) {
 func TestCodecGolden(t *testing.T) {
 	want := []struct{ key, value string }{
 		{"000101 67", "00 06 cef5b7f70f 01 02"},
-		{"000201 67 026d31", "00 026931 02 0161 0162 00 0572616e6765"},
-		{"000201 67 026d32", "00 00 00 04782d2e2a 00"},
+		{"000201 67 026d31", "00 026931 02 0161 0162 00 0572616e6765 c0a907"},
+		{"000201 67 026d32", "00 00 00 04782d2e2a 00 00"},
 		{"000301 67 026d31", "00 02 0161 02 00 04 0162 01 02"},
 		{"000401 67", "00 06"},
 		{"000501 67 026d31", "00 06 04 01 0161 02 00 04 01 0162 01 02"},

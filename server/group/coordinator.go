@@ -78,7 +78,11 @@ func (c *Coordinator) Tick(nowMs int64) []Record {
 		for _, mid := range g.sortedMemberIDs() {
 			m := g.members[mid]
 			lapsed := nowMs-m.lastHeartbeatMs > c.cfg.SessionTimeoutMs
-			stuck := len(m.pending) > 0 && nowMs-m.revokeSinceMs > c.cfg.RebalanceTimeoutMs
+			rebalance := c.cfg.RebalanceTimeoutMs
+			if m.rebalanceTimeoutMs > 0 {
+				rebalance = m.rebalanceTimeoutMs
+			}
+			stuck := len(m.pending) > 0 && nowMs-m.revokeSinceMs > rebalance
 			if lapsed || stuck {
 				c.removeMember(g, m, nowMs)
 			}

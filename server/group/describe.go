@@ -28,6 +28,9 @@ func (c *Coordinator) Describe() string {
 				fmt.Fprintf(&b, " instance=%s", m.instanceID)
 			}
 			fmt.Fprintf(&b, " epoch=%d prev=%d", m.epoch, m.prevEpoch)
+			if m.rebalanceTimeoutMs > 0 {
+				fmt.Fprintf(&b, " rebalance=%d", m.rebalanceTimeoutMs)
+			}
 			if m.regex != "" {
 				fmt.Fprintf(&b, " regex=%q", m.regex)
 			} else {

@@ -34,6 +34,10 @@ type HeartbeatRequest struct {
 	// asked to revoke and has not yet let go of. A joining member owns
 	// nothing.
 	Owned []TopicPartition
+	// RebalanceTimeoutMs is how long the member may hold partitions it was
+	// asked to revoke (its max.poll.interval.ms); 0 or less keeps what it
+	// sent before, or the coordinator's setting if it never sent one.
+	RebalanceTimeoutMs int64
 }
 
 // HeartbeatResponse answers a heartbeat.
@@ -204,7 +208,7 @@ func (c *Coordinator) join(g *group, req HeartbeatRequest, nowMs int64) (*group,
 	if id == "" {
 		id = c.newMemberID(req.GroupID, nowMs)
 	}
-	c.emit(memberRecord(req.GroupID, id, req.InstanceID, *req.Subscription, req.ServerAssignor))
+	c.emit(memberRecord(req.GroupID, id, req.InstanceID, *req.Subscription, req.ServerAssignor, max(req.RebalanceTimeoutMs, 0)))
 	g = c.groups[req.GroupID]
 	m := g.members[id]
 	c.writeCurrent(g, m, 0, 0, partSet{}, partSet{})
@@ -245,7 +249,11 @@ func (c *Coordinator) replaceStatic(g *group, old *member, req HeartbeatRequest,
 	if assignor == "" {
 		assignor = old.assignor
 	}
-	c.emit(memberRecord(g.id, id, req.InstanceID, *req.Subscription, assignor))
+	rebalance := old.rebalanceTimeoutMs
+	if req.RebalanceTimeoutMs > 0 {
+		rebalance = req.RebalanceTimeoutMs
+	}
+	c.emit(memberRecord(g.id, id, req.InstanceID, *req.Subscription, assignor, rebalance))
 	m := g.members[id]
 	if hadTarget {
 		c.emit(Record{Type: RecordTarget, Group: g.id, MemberID: id, Partitions: target.sorted()})
@@ -266,12 +274,12 @@ func compileSubscription(expr string) (*regexp.Regexp, error) {
 	return regexp.Compile("^(?:" + expr + ")$")
 }
 
-func memberRecord(groupID, memberID, instanceID string, s Subscription, assignor string) Record {
+func memberRecord(groupID, memberID, instanceID string, s Subscription, assignor string, rebalanceTimeoutMs int64) Record {
 	topics := slices.Clone(s.Topics)
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 	return Record{Type: RecordMember, Group: groupID, MemberID: memberID, InstanceID: instanceID,
-		Topics: topics, Regex: s.Regex, Assignor: assignor}
+		Topics: topics, Regex: s.Regex, Assignor: assignor, RebalanceTimeoutMs: rebalanceTimeoutMs}
 }
 
 func sameSubscription(a, b Subscription) bool {
@@ -282,7 +290,8 @@ func sameSubscription(a, b Subscription) bool {
 }
 
 // updateSubscription records a changed subscription or assignor and starts
-// a new group epoch for it.
+// a new group epoch for it; a changed rebalance timeout alone is recorded
+// without one (it changes no assignment).
 func (c *Coordinator) updateSubscription(g *group, m *member, req HeartbeatRequest) {
 	sub := Subscription{Topics: m.topics, Regex: m.regex}
 	if req.Subscription != nil {
@@ -292,11 +301,18 @@ func (c *Coordinator) updateSubscription(g *group, m *member, req HeartbeatReque
 	if req.ServerAssignor != "" {
 		assignor = req.ServerAssignor
 	}
-	if sameSubscription(sub, Subscription{Topics: m.topics, Regex: m.regex}) && assignor == m.assignor {
+	rebalance := m.rebalanceTimeoutMs
+	if req.RebalanceTimeoutMs > 0 {
+		rebalance = req.RebalanceTimeoutMs
+	}
+	same := sameSubscription(sub, Subscription{Topics: m.topics, Regex: m.regex}) && assignor == m.assignor
+	if same && rebalance == m.rebalanceTimeoutMs {
 		return
 	}
-	c.emit(memberRecord(g.id, m.id, m.instanceID, sub, assignor))
-	c.bumpEpoch(g)
+	c.emit(memberRecord(g.id, m.id, m.instanceID, sub, assignor, rebalance))
+	if !same {
+		c.bumpEpoch(g)
+	}
 }
 
 // reconcile moves the member's current assignment one step toward its

@@ -136,6 +136,9 @@ type member struct {
 	regex    string
 	re       *regexp.Regexp
 	assignor string
+	// rebalanceTimeoutMs is the member's own rebalance timeout, 0 for the
+	// coordinator's (durable).
+	rebalanceTimeoutMs int64
 	// epoch and prevEpoch are the member epoch and the one before it
 	// (durable); epoch is EpochStaticLeave while a static member is away.
 	epoch, prevEpoch int32

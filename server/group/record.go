@@ -65,9 +65,12 @@ type Record struct {
 	Topics     []string
 	Regex      string
 	Assignor   string
-	PrevEpoch  int32
-	Partitions []TopicPartition
-	Pending    []TopicPartition
+	// RebalanceTimeoutMs is the member's own (RecordMember), 0 for the
+	// coordinator's.
+	RebalanceTimeoutMs int64
+	PrevEpoch          int32
+	Partitions         []TopicPartition
+	Pending            []TopicPartition
 
 	// RecordOffset.
 	Topic     string
@@ -111,6 +114,9 @@ func (r Record) String() string {
 		}
 		if r.Assignor != "" {
 			fmt.Fprintf(&b, " assignor=%s", r.Assignor)
+		}
+		if r.RebalanceTimeoutMs > 0 {
+			fmt.Fprintf(&b, " rebalance=%d", r.RebalanceTimeoutMs)
 		}
 	case RecordTarget:
 		fmt.Fprintf(&b, " member=%s %s", r.MemberID, fmtParts(r.Partitions))
@@ -191,7 +197,10 @@ func (c *Coordinator) apply(r Record) error {
 			m = &member{id: r.MemberID, assigned: partSet{}, pending: partSet{}, lastHeartbeatMs: c.replayNowMs}
 			g.members[r.MemberID] = m
 		}
-		m.instanceID, m.regex, m.assignor = r.InstanceID, r.Regex, r.Assignor
+		if r.RebalanceTimeoutMs < 0 {
+			return fmt.Errorf("member %q: rebalance timeout %d", r.MemberID, r.RebalanceTimeoutMs)
+		}
+		m.instanceID, m.regex, m.assignor, m.rebalanceTimeoutMs = r.InstanceID, r.Regex, r.Assignor, r.RebalanceTimeoutMs
 		m.topics = slices.Clone(r.Topics)
 		m.re = nil
 		if r.Regex != "" {
