@@ -52,6 +52,8 @@ type memberConfig struct {
 	// often while the member holds partitions.
 	autoCommitIntervalMs int64
 	sessionTimeoutMs     int64
+	// rebalanceTimeoutMs goes in every heartbeat; -1: the coordinator's.
+	rebalanceTimeoutMs int32
 	// backoff is the wait before retry number attempt (1 for the first).
 	backoffMs func(attempt int) int64
 }
@@ -101,6 +103,9 @@ type memberHeartbeat struct {
 	regex      string
 	assignor   string
 	owned      []TopicPartition // sorted
+	// rebalanceTimeoutMs is how long the member may hold partitions it
+	// was asked to revoke; -1: the coordinator's setting.
+	rebalanceTimeoutMs int32
 }
 
 // memberAnswer is a heartbeat's answer as the core reads it.
@@ -262,7 +267,8 @@ func (m *memberCore) tick(nowMs int64) {
 		return
 	}
 	hb := memberHeartbeat{memberID: m.memberID, instanceID: m.cfg.instanceID, epoch: m.epoch,
-		topics: m.cfg.topics, regex: m.cfg.regex, assignor: m.cfg.assignor, owned: m.owned()}
+		topics: m.cfg.topics, regex: m.cfg.regex, assignor: m.cfg.assignor, owned: m.owned(),
+		rebalanceTimeoutMs: m.cfg.rebalanceTimeoutMs}
 	switch m.state {
 	case stateJoining:
 		if !m.holdsNothing() {
