@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -402,6 +403,12 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 	}
 	if m.sentIncarn != m.incarnation || m.state == stateLeft || m.state == stateFailed {
 		return // an answer to the member's earlier life
+	}
+	if a.epoch <= 0 {
+		// An accepted heartbeat always gets a real epoch; going on with
+		// this one would make the next heartbeat a join or a leave.
+		m.fail(fmt.Errorf("group %q: the coordinator accepted a heartbeat with member epoch %d", m.cfg.groupID, a.epoch))
+		return
 	}
 	m.hbAttempts = 0
 	m.known = true
