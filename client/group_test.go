@@ -298,8 +298,9 @@ func readAll(members []*testMember, n int) func() bool {
 	}
 }
 
-// TestGroupFiveOnFour: five members of a group on four partitions end
-// with four holding one each and exactly one idle.
+// TestGroupFiveOnFour: five members of a group on four partitions, asking
+// for the range assignor, end with four holding one each and exactly one
+// idle.
 func TestGroupFiveOnFour(t *testing.T) {
 	b, cl, ctx := startBroker(t)
 	createTopic(t, ctx, cl, "four", 4)
@@ -307,7 +308,7 @@ func TestGroupFiveOnFour(t *testing.T) {
 	var members []*testMember
 	for i := range 5 {
 		members = append(members, startMember(t, b.Addr, own, fmt.Sprintf("m%d", i),
-			GroupConfig{GroupID: "five", Topics: []string{"four"}}))
+			GroupConfig{GroupID: "five", Topics: []string{"four"}, ServerAssignor: AssignorRange}))
 	}
 	waitGroup(t, "one each and one idle", members, func() bool {
 		idle, ones := 0, 0
@@ -322,12 +323,15 @@ func TestGroupFiveOnFour(t *testing.T) {
 		return idle == 1 && ones == 4 && balanced(members, "four", 4)
 	})
 	own.check(t)
-	desc, err := NewAdmin(cl).DescribeGroup(ctx, "five")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(desc.Members) != 5 {
-		t.Fatalf("describe: %d members, want 5: %+v", len(desc.Members), desc)
+	// Every member reaches the group's epoch at its next heartbeat.
+	var desc GroupDescription
+	waitGroup(t, "the group stable", members, func() bool {
+		var err error
+		desc, err = NewAdmin(cl).DescribeGroup(ctx, "five")
+		return err == nil && desc.State == GroupStateStable
+	})
+	if len(desc.Members) != 5 || desc.Assignor != AssignorRange {
+		t.Fatalf("describe: %d members, assignor %q; want 5 and range: %+v", len(desc.Members), desc.Assignor, desc)
 	}
 }
 
