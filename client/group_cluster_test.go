@@ -10,15 +10,23 @@ import (
 )
 
 // TestGroupCoordinatorMoves: a member of a group coordinated by one of
-// three brokers keeps reading and committing when that broker stops: its
-// heartbeats and commits meet a lost connection or NOT_COORDINATOR, it
-// finds the new coordinator (the new leader of the group's offsets
-// partition, replicated on all three) and goes on there. The commits made
-// before the move are still there after it.
+// three brokers keeps reading and committing when that broker stops
+// (gracefully, handing its leaderships over) or is killed (-9, fenced by
+// the controller after its session): its heartbeats and commits meet a
+// lost connection, NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE, it finds
+// the new coordinator (the new leader of the group's offsets partition,
+// replicated on all three) and goes on there. The commits made before the
+// move are still there after it.
 func TestGroupCoordinatorMoves(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three broker processes")
 	}
+	for _, how := range []string{"stop", "kill"} {
+		t.Run(how, func(t *testing.T) { coordinatorMoves(t, how == "kill") })
+	}
+}
+
+func coordinatorMoves(t *testing.T, kill bool) {
 	c := brokertest.StartCluster(t, strataBin, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*groupWait)
 	defer cancel()
@@ -58,7 +66,9 @@ func TestGroupCoordinatorMoves(t *testing.T) {
 	if coord == nil {
 		t.Fatalf("the coordinator %s is none of the cluster's brokers %v", addr, c.Addrs())
 	}
-	if err := coord.Stop(); err != nil {
+	if kill {
+		coord.Kill()
+	} else if err := coord.Stop(); err != nil {
 		t.Fatalf("stop the coordinator: %v", err)
 	}
 	produceTo(t, ctx, cl, "moved", 2, 10)

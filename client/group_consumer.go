@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"sync"
@@ -68,6 +69,12 @@ type GroupConfig struct {
 	// the coordinator has removed it by then. Keep it at the coordinator's
 	// setting; the heartbeat interval comes from the coordinator.
 	SessionTimeoutMs int
+	// RebalanceTimeoutMs is Kafka's max.poll.interval.ms as the member
+	// sends it in its heartbeats: how long it may hold partitions it was
+	// asked to revoke (its application not calling Poll, or OnRevoked not
+	// returning) before the coordinator removes it. 0: the coordinator's
+	// setting (300 000).
+	RebalanceTimeoutMs int
 	// OnAssigned runs inside Poll when partitions are given to the member,
 	// before they are fetched (a Seek there places them). OnRevoked runs
 	// inside Poll (or Close) when partitions are taken away, before the
@@ -80,7 +87,7 @@ type GroupConfig struct {
 	// it ends after Config.RetryTimeoutMs; inside Close, Close's context.
 	// A callback that does not return holds up the revocation, and the
 	// coordinator removes a member that holds partitions past its
-	// rebalance timeout (300 s by default).
+	// rebalance timeout (RebalanceTimeoutMs).
 	OnAssigned func(ctx context.Context, parts []TopicPartition)
 	OnRevoked  func(ctx context.Context, parts []TopicPartition)
 	OnLost     func(ctx context.Context, parts []TopicPartition)
@@ -108,8 +115,10 @@ func (c GroupConfig) validate() error {
 		return fmt.Errorf("strata client: GroupConfig.ServerAssignor %q: the coordinator has %q and %q", c.ServerAssignor, AssignorUniform, AssignorRange)
 	case c.Reset < ResetLatest || c.Reset > ResetNone:
 		return fmt.Errorf("strata client: GroupConfig.Reset %d is not a reset policy", c.Reset)
-	case c.AutoCommitIntervalMs < 0 || c.SessionTimeoutMs < 0:
+	case c.AutoCommitIntervalMs < 0 || c.SessionTimeoutMs < 0 || c.RebalanceTimeoutMs < 0:
 		return errors.New("strata client: GroupConfig intervals must not be negative")
+	case c.RebalanceTimeoutMs > math.MaxInt32:
+		return fmt.Errorf("strata client: GroupConfig.RebalanceTimeoutMs %d is above the wire's %d", c.RebalanceTimeoutMs, math.MaxInt32)
 	}
 	for _, t := range c.Topics {
 		if t == "" {
@@ -186,10 +195,13 @@ func NewGroupConsumer(cl *Client, cfg GroupConfig) (*GroupConsumer, error) {
 	}
 	mc := memberConfig{groupID: cfg.GroupID, memberID: base64.RawURLEncoding.EncodeToString(id), instanceID: cfg.InstanceID,
 		topics: slices.Clone(cfg.Topics), regex: cfg.TopicRegex, assignor: cfg.ServerAssignor,
-		sessionTimeoutMs: int64(cfg.SessionTimeoutMs),
-		backoffMs:        func(attempt int) int64 { return cl.cfg.backoff(attempt).Milliseconds() }}
+		sessionTimeoutMs: int64(cfg.SessionTimeoutMs), rebalanceTimeoutMs: -1,
+		backoffMs: func(attempt int) int64 { return cl.cfg.backoff(attempt).Milliseconds() }}
 	if !cfg.DisableAutoCommit {
 		mc.autoCommitIntervalMs = int64(cfg.AutoCommitIntervalMs)
+	}
+	if cfg.RebalanceTimeoutMs > 0 {
+		mc.rebalanceTimeoutMs = int32(cfg.RebalanceTimeoutMs)
 	}
 	g := &GroupConsumer{cl: cl, coord: cl.sibling(), cfg: cfg, fetch: &ownedAssignor{}, held: map[TopicPartition]*heldPart{}}
 	g.cons = NewConsumer(cl, ConsumerConfig{Reset: cfg.Reset, MaxWaitMs: cfg.MaxWaitMs, MinBytes: cfg.MinBytes,

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,8 @@ type memberConfig struct {
 	// often while the member holds partitions.
 	autoCommitIntervalMs int64
 	sessionTimeoutMs     int64
+	// rebalanceTimeoutMs goes in every heartbeat; -1: the coordinator's.
+	rebalanceTimeoutMs int32
 	// backoff is the wait before retry number attempt (1 for the first).
 	backoffMs func(attempt int) int64
 }
@@ -101,6 +104,9 @@ type memberHeartbeat struct {
 	regex      string
 	assignor   string
 	owned      []TopicPartition // sorted
+	// rebalanceTimeoutMs is how long the member may hold partitions it
+	// was asked to revoke; -1: the coordinator's setting.
+	rebalanceTimeoutMs int32
 }
 
 // memberAnswer is a heartbeat's answer as the core reads it.
@@ -163,6 +169,11 @@ type memberCore struct {
 	// incarnation counts the member's starts over (fenced, unknown,
 	// session over): an answer to a heartbeat of an earlier one is stale.
 	incarnation uint64
+	// known: the coordinator has answered this member id and not said it
+	// does not know it since. A member known to it sends a leave even
+	// when fenced, so its partitions are freed now rather than at the
+	// end of its session.
+	known bool
 
 	coordKnown   bool
 	findInFlight bool
@@ -239,7 +250,7 @@ func (m *memberCore) tick(nowMs int64) {
 		m.emit(memberAction{kind: actCommit})
 		m.commitAtMs = nowMs + m.cfg.autoCommitIntervalMs
 	}
-	if m.state == stateLeaving && m.epoch <= 0 && !m.hbInFlight && m.holdsNothing() {
+	if m.state == stateLeaving && !m.known && !m.hbInFlight && m.holdsNothing() {
 		// Never joined, or out of the group already: nothing to tell. (A
 		// join whose answer was lost leaves a member that its session
 		// removes.)
@@ -257,7 +268,8 @@ func (m *memberCore) tick(nowMs int64) {
 		return
 	}
 	hb := memberHeartbeat{memberID: m.memberID, instanceID: m.cfg.instanceID, epoch: m.epoch,
-		topics: m.cfg.topics, regex: m.cfg.regex, assignor: m.cfg.assignor, owned: m.owned()}
+		topics: m.cfg.topics, regex: m.cfg.regex, assignor: m.cfg.assignor, owned: m.owned(),
+		rebalanceTimeoutMs: m.cfg.rebalanceTimeoutMs}
 	switch m.state {
 	case stateJoining:
 		if !m.holdsNothing() {
@@ -355,7 +367,11 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 	m.hbInFlight = false
 	sent := m.sent
 	if sent.epoch < 0 {
-		m.finish(nil) // whatever it says, the member is out
+		if coordinatorMoved(a.code) {
+			m.lookAgain(nowMs) // tell the coordinator where it is now
+			return
+		}
+		m.finish(nil) // whatever else it says, the member is out
 		return
 	}
 	switch {
@@ -367,9 +383,15 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 		m.nextHbMs = nowMs + m.cfg.backoffMs(m.hbAttempts)
 		return
 	case a.code == codeFencedMemberEpoch || a.code == codeUnknownMemberID:
+		if a.code == codeUnknownMemberID {
+			m.known = false
+		}
 		switch {
 		case m.state == stateLeaving:
-			m.epoch = memberEpochJoin // out of the group already: no leave to send
+			// What it still holds is lost. Fenced, it is still in the
+			// group, and its leave frees its partitions now; unknown,
+			// there is nothing to tell.
+			m.epoch = memberEpochJoin
 			m.reconcile(true)
 		case m.sentIncarn == m.incarnation:
 			m.startOver(nowMs)
@@ -382,7 +404,14 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 	if m.sentIncarn != m.incarnation || m.state == stateLeft || m.state == stateFailed {
 		return // an answer to the member's earlier life
 	}
+	if a.epoch <= 0 {
+		// An accepted heartbeat always gets a real epoch; going on with
+		// this one would make the next heartbeat a join or a leave.
+		m.fail(fmt.Errorf("group %q: the coordinator accepted a heartbeat with member epoch %d", m.cfg.groupID, a.epoch))
+		return
+	}
 	m.hbAttempts = 0
+	m.known = true
 	if a.memberID != "" {
 		m.memberID = a.memberID
 	}
@@ -394,7 +423,8 @@ func (m *memberCore) heartbeatAnswered(a memberAnswer, nowMs int64) {
 	m.nextHbMs = nowMs + m.intervalMs
 	switch m.state {
 	case stateLeaving:
-		return // it lets go of everything whatever the target
+		m.nextHbMs = nowMs // the leave goes at once
+		return             // it lets go of everything whatever the target
 	case stateJoining:
 		m.state = stateStable
 		m.commitAtMs = nowMs + m.cfg.autoCommitIntervalMs

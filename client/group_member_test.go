@@ -74,6 +74,7 @@ func (h *memberHarness) run(t *testing.T, d *datadriven.TestData) string {
 			assignor:             memberStrArg(d, "assignor", ""),
 			autoCommitIntervalMs: memberIntArg(t, d, "autocommit", 0),
 			sessionTimeoutMs:     memberIntArg(t, d, "session", 0),
+			rebalanceTimeoutMs:   -1,
 			// 100 ms doubling to 1 s, as the client's defaults.
 			backoffMs: func(attempt int) int64 { return min(int64(100)<<min(attempt-1, 10), 1000) },
 		}

@@ -241,8 +241,10 @@ func produceTo(t *testing.T, ctx context.Context, cl *Client, topic string, part
 // TestGroupTwoMembersShare: one member takes all four partitions, a
 // second joins and the coordinator moves two to it incrementally; by the
 // members' own callbacks no partition is ever held by both, and every
-// record each returns is of a partition it holds. When the second leaves,
-// the first gets them back.
+// record each returns is of a partition it holds. Records written after
+// each move are read exactly once between the two: auto-commit commits a
+// partition's position before it is let go of, and its next owner starts
+// there. When the second leaves, the first gets its partitions back.
 func TestGroupTwoMembersShare(t *testing.T) {
 	b, cl, ctx := startBroker(t)
 	createTopic(t, ctx, cl, "shared", 4)
@@ -250,36 +252,55 @@ func TestGroupTwoMembersShare(t *testing.T) {
 	own := newOwnership()
 	cfg := GroupConfig{GroupID: "pair", Topics: []string{"shared"}, Reset: ResetEarliest}
 	a := startMember(t, b.Addr, own, "a", cfg)
-	waitGroup(t, "a holding all four", []*testMember{a}, func() bool { return len(a.held()) == 4 })
+	members := []*testMember{a}
+	waitGroup(t, "a holding all four", members, func() bool { return len(a.held()) == 4 })
+	waitGroup(t, "the first 20 records read", members, readAll(members, 20))
 	c := startMember(t, b.Addr, own, "c", cfg)
-	members := []*testMember{a, c}
+	members = append(members, c)
 	waitGroup(t, "two and two", members, func() bool { return balanced(members, "shared", 4) })
 	own.check(t)
+	produceTo(t, ctx, cl, "shared", 4, 5)
+	waitGroup(t, "the next 20 records read", members, readAll(members, 40))
 	if err := c.close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	if h := c.held(); len(h) != 0 {
 		t.Fatalf("closed member still holds %v", h)
 	}
-	waitGroup(t, "a holding all four again", []*testMember{a}, func() bool { return len(a.held()) == 4 })
+	waitGroup(t, "a holding all four again", members, func() bool { return len(a.held()) == 4 })
 	own.check(t)
-	// Every record was read at least once by some member, none of a
-	// partition its reader did not hold (checked as they came).
-	waitGroup(t, "all 20 records read", members, func() bool {
-		seen := map[string]bool{}
+	produceTo(t, ctx, cl, "shared", 4, 5)
+	waitGroup(t, "the last 20 records read", members, readAll(members, 60))
+}
+
+// readAll reports whether the members read n distinct records between
+// them, failing the test if any record was read twice.
+func readAll(members []*testMember, n int) func() bool {
+	return func() bool {
+		seen := map[TopicPartition]map[int64]string{}
+		total := 0
 		for _, m := range members {
 			m.mu.Lock()
 			for _, r := range m.records {
-				seen[string(r.Value)] = true
+				tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
+				if seen[tp] == nil {
+					seen[tp] = map[int64]string{}
+				}
+				if by, dup := seen[tp][r.Offset]; dup {
+					m.err = fmt.Errorf("%s/%d@%d read by %s and by %s", r.Topic, r.Partition, r.Offset, by, m.name)
+				}
+				seen[tp][r.Offset] = m.name
+				total++
 			}
 			m.mu.Unlock()
 		}
-		return len(seen) == 20
-	})
+		return total == n
+	}
 }
 
-// TestGroupFiveOnFour: five members of a group on four partitions end
-// with four holding one each and exactly one idle.
+// TestGroupFiveOnFour: five members of a group on four partitions, asking
+// for the range assignor, end with four holding one each and exactly one
+// idle.
 func TestGroupFiveOnFour(t *testing.T) {
 	b, cl, ctx := startBroker(t)
 	createTopic(t, ctx, cl, "four", 4)
@@ -287,7 +308,7 @@ func TestGroupFiveOnFour(t *testing.T) {
 	var members []*testMember
 	for i := range 5 {
 		members = append(members, startMember(t, b.Addr, own, fmt.Sprintf("m%d", i),
-			GroupConfig{GroupID: "five", Topics: []string{"four"}}))
+			GroupConfig{GroupID: "five", Topics: []string{"four"}, ServerAssignor: AssignorRange}))
 	}
 	waitGroup(t, "one each and one idle", members, func() bool {
 		idle, ones := 0, 0
@@ -302,12 +323,15 @@ func TestGroupFiveOnFour(t *testing.T) {
 		return idle == 1 && ones == 4 && balanced(members, "four", 4)
 	})
 	own.check(t)
-	desc, err := NewAdmin(cl).DescribeGroup(ctx, "five")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(desc.Members) != 5 {
-		t.Fatalf("describe: %d members, want 5: %+v", len(desc.Members), desc)
+	// Every member reaches the group's epoch at its next heartbeat.
+	var desc GroupDescription
+	waitGroup(t, "the group stable", members, func() bool {
+		var err error
+		desc, err = NewAdmin(cl).DescribeGroup(ctx, "five")
+		return err == nil && desc.State == GroupStateStable
+	})
+	if len(desc.Members) != 5 || desc.Assignor != AssignorRange {
+		t.Fatalf("describe: %d members, assignor %q; want 5 and range: %+v", len(desc.Members), desc.Assignor, desc)
 	}
 }
 

@@ -66,7 +66,7 @@ func (c *Client) groupRequest(ctx context.Context, addr string, api fb.ApiKey, b
 // heartbeatOnce sends one ConsumerGroupHeartbeat.
 func (c *Client) heartbeatOnce(ctx context.Context, addr, group string, hb memberHeartbeat) (memberAnswer, error) {
 	req := &fb.ConsumerGroupHeartbeatRequestT{GroupId: group, MemberId: hb.memberID, InstanceId: hb.instanceID,
-		MemberEpoch: hb.epoch, RebalanceTimeoutMs: -1, ServerAssignor: hb.assignor,
+		MemberEpoch: hb.epoch, RebalanceTimeoutMs: hb.rebalanceTimeoutMs, ServerAssignor: hb.assignor,
 		OwnedTopicPartitions: groupParts(hb.owned)}
 	if hb.epoch >= 0 {
 		// The subscription goes whole in every heartbeat: the coordinator

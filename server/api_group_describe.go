@@ -65,9 +65,9 @@ func describedGroup(gh *groupHost, id string) *fb.DescribedGroupT {
 	d := &fb.DescribedGroupT{GroupId: id, GroupState: g.State, GroupEpoch: g.Epoch, AssignmentEpoch: g.AssignmentEpoch,
 		AssignorName: g.Assignor, Members: []*fb.DescribedGroupMemberT{}}
 	for _, mem := range g.Members {
+		client := gh.clients[groupMemberKey{id, mem.ID}]
 		d.Members = append(d.Members, &fb.DescribedGroupMemberT{MemberId: mem.ID, InstanceId: mem.InstanceID,
-			ClientId:    gh.clients[groupMemberKey{id, mem.ID}],
-			MemberEpoch: mem.Epoch, SubscribedTopicNames: mem.Topics, SubscribedTopicRegex: mem.Regex,
+			ClientId: client.id, ClientHost: client.host, MemberEpoch: mem.Epoch, SubscribedTopicNames: mem.Topics, SubscribedTopicRegex: mem.Regex,
 			ServerAssignor: mem.Assignor, Assignment: topicPartitionsT(mem.Assigned),
 			PendingRevocation: topicPartitionsT(mem.Pending), TargetAssignment: topicPartitionsT(mem.Target)})
 	}

@@ -21,7 +21,7 @@ func (bs *brokerShard) groupHeartbeat(req *Request) {
 		return
 	}
 	h, ref, seq, start := bs.header(), req.Conn, req.Seq, bs.reqStart
-	clientID := string(bs.env.ClientId())
+	client := groupClient{id: string(bs.env.ClientId()), host: req.PeerHost()}
 	answer := func(obs *brokerShard, resp *fb.ConsumerGroupHeartbeatResponseT) {
 		groupAnswer(obs, h, ref, seq, start, &fb.MessageT{Type: fb.MessageConsumerGroupHeartbeatResponse, Value: resp})
 	}
@@ -44,7 +44,7 @@ func (bs *brokerShard) groupHeartbeat(req *Request) {
 		r, recs := gh.c.Heartbeat(hb, now)
 		obs.writeGroupRecords(gh, recs, now)
 		if r.Error == group.ErrNone {
-			gh.noteClient(hb.GroupID, r.MemberID, clientID)
+			gh.noteClient(hb.GroupID, r.MemberID, client)
 		}
 		resp := &fb.ConsumerGroupHeartbeatResponseT{ErrorCode: groupCode(r.Error), MemberId: r.MemberID,
 			MemberEpoch: r.MemberEpoch, HeartbeatIntervalMs: int32(r.HeartbeatIntervalMs)}

@@ -57,27 +57,30 @@ type groupHost struct {
 	// after.
 	dropped  bool
 	dropCode fb.ErrorCode
-	// clients is the client id of each member's last heartbeat here, for
-	// ConsumerGroupDescribe (memory only: empty after a failover until the
-	// members heartbeat); members that left are pruned on the tick.
-	clients           map[groupMemberKey]string
+	// clients is the client id and address of each member's last
+	// heartbeat here, for ConsumerGroupDescribe (memory only: empty after a
+	// failover until the members heartbeat); members that left are pruned
+	// on the tick.
+	clients           map[groupMemberKey]groupClient
 	nextClientPruneMs int64
 }
 
 type groupMemberKey struct{ group, member string }
 
-// groupClientPruneIntervalMs is how often the client ids of members that
-// are gone are forgotten.
+type groupClient struct{ id, host string }
+
+// groupClientPruneIntervalMs is how often the clients of members that are
+// gone are forgotten.
 const groupClientPruneIntervalMs = 10_000
 
-// noteClient remembers the client id a member heartbeats with.
-func (h *groupHost) noteClient(groupID, memberID, clientID string) {
+// noteClient remembers the client a member heartbeats from.
+func (h *groupHost) noteClient(groupID, memberID string, client groupClient) {
 	k := groupMemberKey{groupID, memberID}
-	if !h.c.IsMember(groupID, memberID) || clientID == "" {
+	if !h.c.IsMember(groupID, memberID) {
 		delete(h.clients, k)
 		return
 	}
-	h.clients[k] = clientID
+	h.clients[k] = client
 }
 
 // pruneClients forgets the client ids of members no longer in their group.
@@ -131,7 +134,7 @@ func (bs *brokerShard) syncGroupHosts(now int64) {
 		h := bs.groups[idx]
 		if h == nil {
 			h = &groupHost{index: idx, p: p, epoch: p.rep.m.LeaderEpoch(), done: map[uint64]bool{},
-				clients: map[groupMemberKey]string{}}
+				clients: map[groupMemberKey]groupClient{}}
 			bs.groups[idx] = h
 		}
 		if h.c == nil && h.loadErr == nil {

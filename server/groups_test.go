@@ -72,8 +72,9 @@ func TestGroupHeartbeatAssigns(t *testing.T) {
 		t.Fatalf("describe: %s", describeState(d))
 	}
 	for _, mem := range d.Members {
-		// rawCall's client id, from the member's last heartbeat.
-		if mem.ClientId != "repl-test" || len(mem.SubscribedTopicNames) != 1 || len(mem.TargetAssignment) != 1 {
+		// rawCall's client id and address, from the member's last
+		// heartbeat.
+		if mem.ClientId != "repl-test" || mem.ClientHost != "127.0.0.1" || len(mem.SubscribedTopicNames) != 1 || len(mem.TargetAssignment) != 1 {
 			t.Fatalf("described member: %+v", mem)
 		}
 	}

@@ -1,6 +1,12 @@
 package server
 
-import "github.com/strata-db/strata/ring"
+import (
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-db/strata/ring"
+)
 
 // Handler answers requests. It runs on the shard's thread, one request at a
 // time, in the order requests arrive on each connection, and must not
@@ -110,4 +116,25 @@ func (r *Request) AnswerUnordered() {
 	if !r.c.markUnordered(r.Seq) {
 		panic("server: AnswerUnordered on a request already answered or already unordered")
 	}
+}
+
+// PeerHost is the address (without port) of the client the request came
+// from, or "" when it cannot be read. It asks the kernel (getpeername), so
+// it is for requests that want it now and then (a group member's
+// heartbeat), not for every request. It must be called inside Serve.
+func (r *Request) PeerHost() string {
+	if r.c == nil {
+		return ""
+	}
+	sa, err := unix.Getpeername(r.c.fd)
+	if err != nil {
+		return ""
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap().String()
+	}
+	return ""
 }

@@ -56,7 +56,8 @@ func groupDescribeCommand(f *clientFlags) *cobra.Command {
 		Short: "Show a group's state, its members with their partitions, and each partition's committed offset, log end and lag",
 		Long: `Show a consumer group: its state (Empty, Assigning, Reconciling or Stable),
 epoch and assignor; each member with its instance id (static members), client
-id (from its last heartbeat), member epoch, the partitions assigned to it and
+id and host (from its last heartbeat; "-" until its first after a
+coordinator's failover), member epoch, the partitions assigned to it and
 those it is revoking; and each partition the group has committed an offset
 for or a member holds: the committed offset ("-" for none), the log end (the
 offset the next record gets), the lag between them, and the member holding
@@ -84,12 +85,10 @@ it.`,
 				desc.GroupID, desc.State, desc.GroupEpoch, desc.AssignmentEpoch, cellOr(desc.Assignor), desc.Coordinator)
 			fmt.Fprintf(out, "\nmembers: %d\n", len(desc.Members))
 			w := newTable(out)
-			// The coordinator keeps no member's host, so there is no HOST
-			// column (GroupMemberDescription.ClientHost stays for the wire).
-			fmt.Fprintln(w, "MEMBER\tINSTANCE\tCLIENT\tEPOCH\tASSIGNED\tREVOKING")
+			fmt.Fprintln(w, "MEMBER\tINSTANCE\tCLIENT\tHOST\tEPOCH\tASSIGNED\tREVOKING")
 			for _, m := range desc.Members {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", m.MemberID, cellOr(m.InstanceID), cellOr(m.ClientID),
-					m.Epoch, partsCell(m.Assignment), partsCell(m.PendingRevocation))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.MemberID, cellOr(m.InstanceID), cellOr(m.ClientID),
+					cellOr(m.ClientHost), m.Epoch, partsCell(m.Assignment), partsCell(m.PendingRevocation))
 			}
 			if err := w.Flush(); err != nil {
 				return err

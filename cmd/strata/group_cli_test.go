@@ -53,7 +53,7 @@ func TestGroupCLI(t *testing.T) {
 		t.Fatalf("group list: %q", out)
 	}
 	out, _ := mustRun("", "group", "describe", "g1")
-	for _, want := range []string{"group: g1\n", "state: Empty\n", "\nmembers: 0\n", "MEMBER  INSTANCE  CLIENT  EPOCH  ASSIGNED  REVOKING\n",
+	for _, want := range []string{"group: g1\n", "state: Empty\n", "\nmembers: 0\n", "MEMBER  INSTANCE  CLIENT  HOST  EPOCH  ASSIGNED  REVOKING\n",
 		"TOPIC   PARTITION  COMMITTED  LOG END  LAG  MEMBER\n"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("group describe lacks %q:\n%s", want, out)
@@ -123,6 +123,16 @@ func TestGroupCLI(t *testing.T) {
 			t.Fatalf("the member never showed in describe:\n%s\nits stderr: %s", out, memberErr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// Its row: no instance id, the CLI's client id and host, its epoch, both
+	// partitions (once the coordinator gave it both) and nothing revoking.
+	memberRow := regexp.MustCompile(`(?m)^\S+\s+-\s+strata-cli\s+127\.0\.0\.1\s+[1-9]\d*\s+clicks/0,1\s+-$`)
+	for !memberRow.MatchString(out) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the member's row never showed both partitions:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+		out, _ = mustRun("", "group", "describe", "g1")
 	}
 	for _, c := range []struct {
 		args []string
