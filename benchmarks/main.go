@@ -81,6 +81,8 @@ type config struct {
 	replFlushPolicy string
 	catchupBytes    int64
 	failoverRepeats int
+	// groups runs the consumer-group section (groups.go).
+	groups bool
 }
 
 func main() {
@@ -127,6 +129,8 @@ func parseFlags(args []string) (*config, error) {
 		"run the replication section: three brokers, replication factor 3 against 1, e2e latency, a follower's catch-up, failover")
 	fs.StringVar(&cfg.replFlushPolicy, "replication-flush-policy", "never",
 		"flush policy of the replication section's topics (never: durability from the replicas, as Kafka's default)")
+	fs.BoolVar(&cfg.groups, "groups", true,
+		"run the consumer-group section: a scale-out from 3 to 6 consumers and back under a steady producer (processing pauses), and the offset-commit rate of one coordinator")
 	catchup := "1GiB"
 	fs.StringVar(&catchup, "catchup-bytes", catchup, "backlog a stopped follower catches up in the replication section (--quick: 16MiB unless given)")
 	fs.IntVar(&cfg.failoverRepeats, "failover-repeats", defaultFailoverRounds,
@@ -249,7 +253,7 @@ func run(ctx context.Context, args []string) error {
 		if res.Scaling, err = runScaling(ctx, cfg, strata, loadgen); err != nil {
 			return fmt.Errorf("scaling: %w", err)
 		}
-		cfg.policies, cfg.peer, cfg.replication = nil, false, false
+		cfg.policies, cfg.peer, cfg.replication, cfg.groups = nil, false, false, false
 	}
 	if !cfg.suites {
 		cfg.policies = nil
@@ -266,6 +270,12 @@ func run(ctx context.Context, args []string) error {
 		logf("replication: three brokers")
 		if res.Replication, err = runReplication(ctx, cfg, strata, loadgen); err != nil {
 			return fmt.Errorf("replication: %w", err)
+		}
+	}
+	if cfg.groups {
+		logf("groups: three brokers, one coordinator")
+		if res.Groups, err = runGroups(ctx, cfg, strata); err != nil {
+			return fmt.Errorf("groups: %w", err)
 		}
 	}
 	if cfg.peer {

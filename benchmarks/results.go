@@ -156,8 +156,10 @@ type results struct {
 	Scaling *scalingResult `json:"scaling,omitempty"`
 	// Replication is the replication section (--replication).
 	Replication *replicationResult `json:"replication,omitempty"`
-	Comparisons []comparison       `json:"comparisons,omitempty"`
-	Goals       []goal             `json:"goals"`
+	// Groups is the consumer-group section (--groups).
+	Groups      *groupsResult `json:"groups,omitempty"`
+	Comparisons []comparison  `json:"comparisons,omitempty"`
+	Goals       []goal        `json:"goals"`
 }
 
 // peerPairs are the Strata cases and the peer runs closest to them.
@@ -400,6 +402,9 @@ func (r *results) markdown() string {
 	}
 	if r.Replication != nil {
 		r.Replication.markdown(w)
+	}
+	if r.Groups != nil {
+		r.Groups.markdown(w)
 	}
 	w("## Goals\n\n| goal | flush policy | measured | |\n| --- | --- | --- | --- |\n")
 	for _, g := range r.Goals {
