@@ -267,7 +267,7 @@ func (g *GroupConsumer) Subscribe(topics []string, regex string) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	g.cfg = cfg
+	g.cfg.Topics, g.cfg.TopicRegex = cfg.Topics, cfg.TopicRegex
 	g.d.subscribe(slices.Clone(topics), regex)
 	return nil
 }
