@@ -41,7 +41,8 @@ func (g *GroupConsumer) CommitAsync(done func(offsets map[TopicPartition]int64, 
 // goroutine of its own, so that a CommitAsync followed by a Commit lands
 // in that order and a commit from OnRevoked does not wait on Poll.
 type committer struct {
-	g *GroupConsumer
+	g     *GroupConsumer // its driver and coordinator client; its cfg is Poll's alone
+	group string
 
 	mu        sync.Mutex
 	queue     []*commitJob
@@ -63,7 +64,7 @@ type commitJob struct {
 }
 
 func newCommitter(g *GroupConsumer) *committer {
-	c := &committer{g: g, committed: map[TopicPartition]int64{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &committer{g: g, group: g.cfg.GroupID, committed: map[TopicPartition]int64{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -215,7 +216,7 @@ func (c *committer) setCommitted(tp TopicPartition, off int64) {
 // current epoch; any other refusal is final for its partition.
 func (c *committer) commit(ctx context.Context, offsets map[TopicPartition]int64) error {
 	g := c.g
-	group := g.cfg.GroupID
+	group := c.group
 	left := make(map[TopicPartition]int64, len(offsets))
 	for tp, off := range offsets {
 		left[tp] = off

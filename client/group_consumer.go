@@ -256,6 +256,22 @@ func (g *GroupConsumer) Seek(topic string, partition int32, offset int64) error 
 	return nil
 }
 
+// Subscribe replaces the subscription with topics, or with the regex
+// when topics is empty and regex is not (the two rules of GroupConfig's
+// Topics and TopicRegex). The next heartbeat, sent at once, carries it;
+// the partitions it leaves out are revoked and those it adds assigned in
+// later Polls, as the coordinator moves the assignment.
+func (g *GroupConsumer) Subscribe(topics []string, regex string) error {
+	cfg := g.cfg
+	cfg.Topics, cfg.TopicRegex = slices.Clone(topics), regex
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	g.cfg.Topics, g.cfg.TopicRegex = cfg.Topics, cfg.TopicRegex
+	g.d.subscribe(slices.Clone(topics), regex)
+	return nil
+}
+
 // Poll returns the next records of the member's partitions, waiting until
 // there are some or ctx ends. Partition changes happen here first, with
 // their callbacks; so does auto-commit. The returned slice is reused by

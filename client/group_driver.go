@@ -164,6 +164,10 @@ func (d *groupDriver) assigned(parts []TopicPartition) {
 	d.input(func(m *memberCore, _ int64) { m.assigned(parts) })
 }
 
+func (d *groupDriver) subscribe(topics []string, regex string) {
+	d.input(func(m *memberCore, now int64) { m.subscribe(topics, regex, now) })
+}
+
 func (d *groupDriver) leave() {
 	d.input(func(m *memberCore, now int64) { m.leave(now) })
 }

@@ -460,6 +460,13 @@ func (m *memberCore) lostMode() bool {
 	return m.state == stateJoining || m.state == stateFailed || (m.state == stateLeaving && m.epoch <= 0)
 }
 
+// subscribe replaces the subscription; the next heartbeat, sent now,
+// carries it, and the coordinator's answers move the assignment to it.
+func (m *memberCore) subscribe(topics []string, regex string, nowMs int64) {
+	m.cfg.topics, m.cfg.regex = topics, regex
+	m.nextHbMs = nowMs
+}
+
 // leave starts leaving: everything held is revoked (OnRevoked runs, so the
 // application can commit), then the leave heartbeat goes at once: epoch
 // -1, or -2 for a static member, which keeps its partitions reserved for

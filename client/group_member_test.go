@@ -28,11 +28,12 @@ import (
 //	revoked now=<ms> parts=(t-0,...)      the application confirms a revocation
 //	assigned now=<ms> parts=(t-0,...)     the application confirms an assignment
 //	leave now=<ms>
+//	subscribe now=<ms> [topics=(a,b)] [regex=]
 //	state
 //
 // Actions print one a line: find-coordinator; heartbeat member= epoch=
-// owned=[...] (the subscription too, as sub=, on joins, though every
-// heartbeat carries it); revoke [...] or lose [...]; assign [...]; commit;
+// owned=[...] (the subscription too, as sub=, on joins and where it
+// changed, though every heartbeat carries it); revoke [...] or lose [...]; assign [...]; commit;
 // fail: ERR; left.
 //
 // After every command the harness checks the protocol's safety rule: a
@@ -57,6 +58,8 @@ type memberHarness struct {
 	// app is what the application was handed (assign actions) and has not
 	// confirmed giving up.
 	app tpSet
+	// lastSub is the subscription of the last heartbeat printed.
+	lastSub string
 }
 
 func (h *memberHarness) run(t *testing.T, d *datadriven.TestData) string {
@@ -81,7 +84,7 @@ func (h *memberHarness) run(t *testing.T, d *datadriven.TestData) string {
 		if cfg.regex == "" {
 			cfg.topics = memberListArg(d, "topics", []string{"a"})
 		}
-		h.m, h.app = newMemberCore(cfg), tpSet{}
+		h.m, h.app, h.lastSub = newMemberCore(cfg), tpSet{}, ""
 	case "tick":
 	case "found":
 		h.m.coordinatorFound(now)
@@ -109,6 +112,8 @@ func (h *memberHarness) run(t *testing.T, d *datadriven.TestData) string {
 		h.m.assigned(h.parts(t, d))
 	case "leave":
 		h.m.leave(now)
+	case "subscribe":
+		h.m.subscribe(memberListArg(d, "topics", nil), memberStrArg(d, "regex", ""), now)
 	case "state":
 		m := h.m
 		return fmt.Sprintf("state=%s member=%s epoch=%d held=%s assigning=%s revoking=%s target=%s\n",
@@ -144,13 +149,14 @@ func (h *memberHarness) actions(t *testing.T, d *datadriven.TestData, now int64)
 			if hb.epoch >= 0 {
 				fmt.Fprintf(&b, " owned=%s", tpList(hb.owned))
 			}
-			if hb.epoch == memberEpochJoin {
-				if hb.regex != "" {
-					fmt.Fprintf(&b, " sub=/%s/", hb.regex)
-				} else {
-					fmt.Fprintf(&b, " sub=[%s]", strings.Join(hb.topics, " "))
-				}
+			sub := "[" + strings.Join(hb.topics, " ") + "]"
+			if hb.regex != "" {
+				sub = "/" + hb.regex + "/"
 			}
+			if hb.epoch >= 0 && (hb.epoch == memberEpochJoin || sub != h.lastSub) {
+				fmt.Fprintf(&b, " sub=%s", sub)
+			}
+			h.lastSub = sub
 			b.WriteString("\n")
 			if hb.epoch >= 0 {
 				owned := setOfTP(hb.owned)

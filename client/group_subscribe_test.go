@@ -51,3 +51,32 @@ func TestGroupUnreleasedInstanceID(t *testing.T) {
 	}
 	own.check(t)
 }
+
+// TestGroupResubscribe: a member moves its subscription from one topic
+// to another; it lets go of the first topic's partitions and takes up the
+// second's, and a second member still on the first topic gets them.
+func TestGroupResubscribe(t *testing.T) {
+	b, cl, ctx := startBroker(t)
+	createTopic(t, ctx, cl, "from", 2)
+	createTopic(t, ctx, cl, "to", 1)
+	own := newOwnership()
+	mover := startMember(t, b.Addr, own, "mover", GroupConfig{GroupID: "subs", Topics: []string{"from"}})
+	waitGroup(t, "the mover holding from", []*testMember{mover}, func() bool { return len(mover.held()) == 2 })
+	stayer := startMember(t, b.Addr, own, "stayer", GroupConfig{GroupID: "subs", Topics: []string{"from"}})
+	members := []*testMember{mover, stayer}
+	waitGroup(t, "one each", members, func() bool { return balanced(members, "from", 2) })
+	// The Poll loop owns the GroupConsumer; Subscribe runs there, from a
+	// callback-free moment: stop the loop, subscribe, start it again.
+	resubscribed := make(chan error, 1)
+	mover.mu.Lock()
+	mover.inLoop = func(gc *GroupConsumer) { resubscribed <- gc.Subscribe([]string{"to"}, "") }
+	mover.mu.Unlock()
+	if err := <-resubscribed; err != nil {
+		t.Fatal(err)
+	}
+	want := []TopicPartition{{Topic: "to", Partition: 0}}
+	waitGroup(t, "the mover on to, the stayer on from", members, func() bool {
+		return slices.Equal(mover.held(), want) && len(stayer.held()) == 2
+	})
+	own.check(t)
+}

@@ -70,6 +70,9 @@ type testMember struct {
 	records   []Record
 	callbacks int // OnAssigned and OnRevoked calls
 	err       error
+	// inLoop, when set, runs once on the Poll goroutine between two Polls
+	// (a GroupConsumer is used from one goroutine).
+	inLoop func(gc *GroupConsumer)
 
 	stop context.CancelFunc
 	done chan error
@@ -132,7 +135,20 @@ func startMemberHook(t *testing.T, addrs string, own *ownership, name string, cf
 	m.stop = cancel
 	go func() {
 		for ctx.Err() == nil {
-			recs, err := m.gc.Poll(ctx)
+			m.mu.Lock()
+			f := m.inLoop
+			m.inLoop = nil
+			m.mu.Unlock()
+			if f != nil {
+				f(m.gc)
+			}
+			// Short Polls, so that inLoop runs soon after it is set.
+			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			recs, err := m.gc.Poll(pctx)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = nil
+			}
 			m.mu.Lock()
 			if err != nil && ctx.Err() == nil {
 				// The member stays in the group (it heartbeats in the
