@@ -289,6 +289,14 @@ func wireReplicaCode(e fb.ErrorCode) replica.ErrorCode {
 		return replica.ErrFencedLeaderEpoch
 	case fb.ErrorCodeUnknownLeaderEpoch:
 		return replica.ErrUnknownLeaderEpoch
+	case fb.ErrorCodeUnknownTopicOrPartition:
+		// The leader's image lacks a partition this follower's image
+		// names it leader of: it has not taken that image yet (a topic
+		// just created), as with an unknown leader epoch, and will in a
+		// moment; the machine retries after the short backoff of that
+		// case rather than the whole fetch backoff, which delayed the
+		// first acks=all produce to a new topic by a second.
+		return replica.ErrUnknownLeaderEpoch
 	case fb.ErrorCodeInvalidRequest:
 		return replica.ErrInvalidRequest
 	}

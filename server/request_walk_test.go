@@ -128,6 +128,28 @@ func handleForAllocs(msg []byte, im *metadata.Image) walkOutcome {
 		if resp, _, out.accepted = planDescribeLogDirs(&m, msg, im, 1, 2); out.accepted {
 			answer = &fb.MessageT{Type: fb.MessageDescribeLogDirsResponse, Value: resp}
 		}
+	case fb.ApiKeyDescribeConfigs:
+		m, _ := env.DescribeConfigsRequest()
+		var resp *fb.DescribeConfigsResponseT
+		if resp, out.accepted = planDescribeConfigs(&m, msg, im); out.accepted {
+			answer = &fb.MessageT{Type: fb.MessageDescribeConfigsResponse, Value: resp}
+		}
+	case fb.ApiKeyIncrementalAlterConfigs:
+		m, _ := env.IncrementalAlterConfigsRequest()
+		var wants []*alterWant
+		if wants, out.accepted = planAlterConfigs(&m, msg); out.accepted {
+			resp := &fb.IncrementalAlterConfigsResponseT{}
+			for _, w := range wants {
+				resp.Topics = append(resp.Topics, w.result)
+			}
+			answer = &fb.MessageT{Type: fb.MessageIncrementalAlterConfigsResponse, Value: resp}
+		}
+	case fb.ApiKeyCreatePartitions:
+		m, _ := env.CreatePartitionsRequest()
+		var results []*fb.CreatePartitionsTopicResultT
+		if results, _, out.accepted = planCreatePartitions(&m, msg); out.accepted {
+			answer = &fb.MessageT{Type: fb.MessageCreatePartitionsResponse, Value: &fb.CreatePartitionsResponseT{Topics: results}}
+		}
 	default:
 		// ApiVersions and DescribeQuorum read nothing of the request
 		// but its header.
@@ -174,6 +196,13 @@ func walkSeeds(t testing.TB) [][]byte {
 		encode(&fb.MessageT{Type: fb.MessageApiVersionsRequest, Value: &fb.ApiVersionsRequestT{ClientSoftwareName: "x"}}),
 		encode(&fb.MessageT{Type: fb.MessageDescribeQuorumRequest, Value: &fb.DescribeQuorumRequestT{}}),
 		encode(&fb.MessageT{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{}}),
+		encode(&fb.MessageT{Type: fb.MessageDescribeConfigsRequest, Value: &fb.DescribeConfigsRequestT{}}),
+		encode(&fb.MessageT{Type: fb.MessageDescribeConfigsRequest, Value: &fb.DescribeConfigsRequestT{Topics: []string{walkTestTopic, "gone", walkTestTopic, "a b"}}}),
+		encode(&fb.MessageT{Type: fb.MessageIncrementalAlterConfigsRequest, Value: &fb.IncrementalAlterConfigsRequestT{Topics: []*fb.AlterConfigsTopicT{
+			{Name: walkTestTopic, Configs: []*fb.AlterableConfigT{{Name: "retention.ms", Value: "1"}, {Name: "segment.ms", Op: fb.AlterConfigOpDelete}, {Name: "x", Op: 7}}},
+			{Name: "a b"}}}}),
+		encode(&fb.MessageT{Type: fb.MessageCreatePartitionsRequest, Value: &fb.CreatePartitionsRequestT{Topics: []*fb.CreatePartitionsTopicT{
+			{Name: walkTestTopic, Count: 3}, {Name: "a b", Count: 2}, {Name: "z", Count: -1}}}}),
 		encode(&fb.MessageT{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{Topics: []string{walkTestTopic, "gone", walkTestTopic, "a b"}}}),
 		encode(produceMsg(fb.AcksAll, walkTestTopic, 1, frame)),
 		encode(&fb.MessageT{Type: fb.MessageProduceRequest, Value: &fb.ProduceRequestT{Acks: fb.AcksLeader, Topics: []*fb.ProduceTopicT{
