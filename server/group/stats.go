@@ -103,10 +103,17 @@ func (c *Coordinator) observeRebalance(groupID, memberID string, nowMs int64) {
 	rc.observe(settled(g), g.epoch, len(g.members), nowMs)
 }
 
-// observeRebalances moves every group's rebalance clock.
+// observeRebalances moves every group's rebalance clock after a tick or
+// new metadata. A group at rest whose epoch did not move is still at rest
+// (only heartbeats change members without moving the epoch), so the tick
+// walks only the groups that are rebalancing or whose epoch moved.
 func (c *Coordinator) observeRebalances(nowMs int64) {
 	for _, g := range c.groups {
-		g.rebalance.observe(settled(g), g.epoch, len(g.members), nowMs)
+		rc := &g.rebalance
+		if !rc.active && g.epoch == rc.seenEpoch && g.assignmentEpoch == g.epoch {
+			continue
+		}
+		rc.observe(settled(g), g.epoch, len(g.members), nowMs)
 	}
 }
 
