@@ -125,9 +125,11 @@ func (c *groupCollector) gather() ([]group.GroupStats, int) {
 			}
 			answers <- a
 		})
-		if err == nil {
-			posted++
+		if err != nil {
+			c.b.log.Warn("group metrics: a shard's inbox refused the request; its groups are left out of this scrape", "shard", i, "err", err)
+			continue
 		}
+		posted++
 	}
 	var all []group.GroupStats
 	omitted := 0
