@@ -44,6 +44,8 @@ var messageInfo = [...]struct {
 	fb.MessageDescribeLogDirsResponse: {fb.ApiKeyDescribeLogDirs, true},
 	fb.MessageReplicaFetchRequest:     {fb.ApiKeyReplicaFetch, false},
 	fb.MessageReplicaFetchResponse:    {fb.ApiKeyReplicaFetch, true},
+	fb.MessageDeleteRecordsRequest:    {fb.ApiKeyDeleteRecords, false},
+	fb.MessageDeleteRecordsResponse:   {fb.ApiKeyDeleteRecords, true},
 }
 
 // MessageApiKey is the API a union member belongs to; ok is false for NONE
@@ -357,6 +359,20 @@ func (e *Envelope) ReplicaFetchRequest() (m fb.ReplicaFetchRequest, err error) {
 // ReplicaFetchResponse returns the message as a ReplicaFetchResponse.
 func (e *Envelope) ReplicaFetchResponse() (m fb.ReplicaFetchResponse, err error) {
 	t, err := e.table(fb.MessageReplicaFetchResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteRecordsRequest returns the message as a DeleteRecordsRequest.
+func (e *Envelope) DeleteRecordsRequest() (m fb.DeleteRecordsRequest, err error) {
+	t, err := e.table(fb.MessageDeleteRecordsRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteRecordsResponse returns the message as a DeleteRecordsResponse.
+func (e *Envelope) DeleteRecordsResponse() (m fb.DeleteRecordsResponse, err error) {
+	t, err := e.table(fb.MessageDeleteRecordsResponse)
 	m.Init(t.Bytes, t.Pos)
 	return m, err
 }

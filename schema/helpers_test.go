@@ -134,6 +134,11 @@ func sampleMessages() []*fb.MessageT {
 				{Name: "a", Partitions: []*fb.LogDirPartitionT{{Partition: 0, SizeBytes: 4096, BytesInRate: 70123.5, RecordsInRate: 1250},
 					{Partition: 1, ErrorCode: fb.ErrorCodeStorageError, SizeBytes: -1, BytesInRate: -1, RecordsInRate: -1}}},
 				{Name: "b", ErrorCode: fb.ErrorCodeUnknownTopicOrPartition, Partitions: []*fb.LogDirPartitionT{}}}}},
+		{Type: fb.MessageDeleteRecordsRequest, Value: &fb.DeleteRecordsRequestT{TimeoutMs: 30000, Topics: []*fb.DeleteRecordsTopicT{
+			{Name: "a", Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0, Offset: 400}, {Partition: 1, Offset: -1}}}}}},
+		{Type: fb.MessageDeleteRecordsResponse, Value: &fb.DeleteRecordsResponseT{Topics: []*fb.DeleteRecordsTopicResponseT{
+			{Name: "a", Partitions: []*fb.DeleteRecordsPartitionResponseT{{Partition: 0, LowWatermark: 400},
+				{Partition: 1, LowWatermark: -1, ErrorCode: fb.ErrorCodeOffsetOutOfRange}}}}}},
 	}
 }
 

@@ -14,6 +14,7 @@ const (
 	ApiKeyProduce         ApiKey = 4
 	ApiKeyFetch           ApiKey = 5
 	ApiKeyListOffsets     ApiKey = 6
+	ApiKeyDeleteRecords   ApiKey = 21
 	ApiKeyDescribeQuorum  ApiKey = 32
 	ApiKeyReplicaFetch    ApiKey = 33
 	ApiKeyDescribeLogDirs ApiKey = 35
@@ -27,6 +28,7 @@ var EnumNamesApiKey = map[ApiKey]string{
 	ApiKeyProduce:         "Produce",
 	ApiKeyFetch:           "Fetch",
 	ApiKeyListOffsets:     "ListOffsets",
+	ApiKeyDeleteRecords:   "DeleteRecords",
 	ApiKeyDescribeQuorum:  "DescribeQuorum",
 	ApiKeyReplicaFetch:    "ReplicaFetch",
 	ApiKeyDescribeLogDirs: "DescribeLogDirs",
@@ -40,6 +42,7 @@ var EnumValuesApiKey = map[string]ApiKey{
 	"Produce":         ApiKeyProduce,
 	"Fetch":           ApiKeyFetch,
 	"ListOffsets":     ApiKeyListOffsets,
+	"DeleteRecords":   ApiKeyDeleteRecords,
 	"DescribeQuorum":  ApiKeyDescribeQuorum,
 	"ReplicaFetch":    ApiKeyReplicaFetch,
 	"DescribeLogDirs": ApiKeyDescribeLogDirs,

@@ -32,6 +32,8 @@ const (
 	MessageDescribeLogDirsResponse Message = 18
 	MessageReplicaFetchRequest     Message = 19
 	MessageReplicaFetchResponse    Message = 20
+	MessageDeleteRecordsRequest    Message = 21
+	MessageDeleteRecordsResponse   Message = 22
 )
 
 var EnumNamesMessage = map[Message]string{
@@ -56,6 +58,8 @@ var EnumNamesMessage = map[Message]string{
 	MessageDescribeLogDirsResponse: "DescribeLogDirsResponse",
 	MessageReplicaFetchRequest:     "ReplicaFetchRequest",
 	MessageReplicaFetchResponse:    "ReplicaFetchResponse",
+	MessageDeleteRecordsRequest:    "DeleteRecordsRequest",
+	MessageDeleteRecordsResponse:   "DeleteRecordsResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
@@ -80,6 +84,8 @@ var EnumValuesMessage = map[string]Message{
 	"DescribeLogDirsResponse": MessageDescribeLogDirsResponse,
 	"ReplicaFetchRequest":     MessageReplicaFetchRequest,
 	"ReplicaFetchResponse":    MessageReplicaFetchResponse,
+	"DeleteRecordsRequest":    MessageDeleteRecordsRequest,
+	"DeleteRecordsResponse":   MessageDeleteRecordsResponse,
 }
 
 func (v Message) String() string {
@@ -139,6 +145,10 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*ReplicaFetchRequestT).Pack(builder)
 	case MessageReplicaFetchResponse:
 		return t.Value.(*ReplicaFetchResponseT).Pack(builder)
+	case MessageDeleteRecordsRequest:
+		return t.Value.(*DeleteRecordsRequestT).Pack(builder)
+	case MessageDeleteRecordsResponse:
+		return t.Value.(*DeleteRecordsResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -205,6 +215,12 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageReplicaFetchResponse:
 		x := ReplicaFetchResponse{_tab: table}
 		return &MessageT{Type: MessageReplicaFetchResponse, Value: x.UnPack()}
+	case MessageDeleteRecordsRequest:
+		x := DeleteRecordsRequest{_tab: table}
+		return &MessageT{Type: MessageDeleteRecordsRequest, Value: x.UnPack()}
+	case MessageDeleteRecordsResponse:
+		x := DeleteRecordsResponse{_tab: table}
+		return &MessageT{Type: MessageDeleteRecordsResponse, Value: x.UnPack()}
 	}
 	return nil
 }
