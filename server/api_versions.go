@@ -7,6 +7,7 @@ import "github.com/strata-db/strata/schema/fb"
 var supportedAPIs = []fb.ApiKey{
 	fb.ApiKeyApiVersions, fb.ApiKeyMetadata, fb.ApiKeyCreateTopics, fb.ApiKeyDeleteTopics,
 	fb.ApiKeyProduce, fb.ApiKeyFetch, fb.ApiKeyListOffsets, fb.ApiKeyDescribeQuorum, fb.ApiKeyDescribeLogDirs, fb.ApiKeyReplicaFetch,
+	fb.ApiKeyDeleteRecords,
 }
 
 func (bs *brokerShard) apiVersions(req *Request) {

@@ -290,6 +290,8 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.replicaFetch(req)
 	case fb.ApiKeyDescribeLogDirs:
 		bs.describeLogDirs(req)
+	case fb.ApiKeyDeleteRecords:
+		bs.deleteRecords(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}

@@ -59,6 +59,9 @@ type brokerShard struct {
 	nextRetentionMs int64
 	// compaction is the shard's cleaner (compaction.go).
 	compaction *shardCompaction
+	// deleteWaits are DeleteRecords partitions waiting for their low
+	// watermark (api_delete_records.go).
+	deleteWaits []*deleteRecordsWait
 }
 
 type topicPartitions struct {
@@ -332,12 +335,14 @@ func (bs *brokerShard) tickPartitions(now int64) {
 			p.publishRates(now)
 			bs.checkStorage(p)
 			bs.applyRetention(p)
+			bs.applyTrim(p)
 			bs.closeDeletedFiles(p)
 		case p.closable():
 			bs.finishClose(p)
 		}
 	}
 	bs.compactPartitions(now)
+	bs.tickDeleteWaits(now, bs.sh.Draining())
 }
 
 // idle reports whether no partition of the shard has work in the kernel.
