@@ -27,9 +27,10 @@ func newTable(w io.Writer) *tabwriter.Writer {
 
 func topicCommand() *cobra.Command {
 	var f clientFlags
-	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
+	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe, trim and delete topics"}
 	addClientFlags(cmd, &f, timeoutAdminUse)
-	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
+	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f),
+		topicTrimCommand(&f))
 	explainTimeouts(cmd, &f)
 	return cmd
 }
