@@ -179,3 +179,53 @@ func awaitEarliest(t *testing.T, c *testClient, topic string, want int64) {
 		time.Sleep(retentionPoll)
 	}
 }
+
+// TestDeleteRecordsManyPartitions: one request names partitions on both
+// shards of a broker, an unknown topic and an invalid name; each is
+// answered in the request's order, the partitions trimmed to their own
+// offsets. A request past the walk's partition bound is INVALID_REQUEST.
+func TestDeleteRecordsManyPartitions(t *testing.T) {
+	b, _ := startTrimBroker(t, t.TempDir())
+	c := newTestClient(t, b.Addr().String())
+	if code := c.createTopic("spread", 6); code != fb.ErrorCodeNone {
+		t.Fatal(code)
+	}
+	for p := int32(0); p < 6; p++ {
+		env, _ := c.call(produceMsg(fb.AcksAll, "spread", p, batch(t, 0, 10, 1)))
+		if r := env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0]; r.ErrorCode != fb.ErrorCodeNone {
+			t.Fatalf("produce to %d: %v", p, r.ErrorCode)
+		}
+	}
+	req := &fb.DeleteRecordsRequestT{TimeoutMs: 30_000, Topics: []*fb.DeleteRecordsTopicT{
+		{Name: "nope", Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0, Offset: 1}}},
+		{Name: "spread"},
+		{Name: "bad/name", Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0, Offset: 1}}},
+	}}
+	for p := int32(5); p >= 0; p-- {
+		req.Topics[1].Partitions = append(req.Topics[1].Partitions, &fb.DeleteRecordsPartitionT{Partition: p, Offset: int64(p)})
+	}
+	env, _ := c.call(&fb.MessageT{Type: fb.MessageDeleteRecordsRequest, Value: req})
+	resp := env.Message.Value.(*fb.DeleteRecordsResponseT)
+	if len(resp.Topics) != 3 || resp.Topics[0].Partitions[0].ErrorCode != fb.ErrorCodeUnknownTopicOrPartition ||
+		resp.Topics[2].Partitions[0].ErrorCode != fb.ErrorCodeInvalidTopic {
+		t.Fatalf("answer %+v", resp.Topics)
+	}
+	for i, r := range resp.Topics[1].Partitions {
+		want := int32(5 - i)
+		if r.Partition != want || r.ErrorCode != fb.ErrorCodeNone || r.LowWatermark != int64(want) {
+			t.Fatalf("answer %d: partition %d %v low watermark %d, want partition %d at %d", i, r.Partition, r.ErrorCode, r.LowWatermark, want, want)
+		}
+		if got := c.listOffset("spread", want, schema.ListOffsetsEarliest); got.Offset != int64(want) {
+			t.Fatalf("partition %d: earliest %d", want, got.Offset)
+		}
+	}
+
+	huge := &fb.DeleteRecordsRequestT{Topics: []*fb.DeleteRecordsTopicT{{Name: "spread"}}}
+	for range partitionsPerRequestMax + 1 {
+		huge.Topics[0].Partitions = append(huge.Topics[0].Partitions, &fb.DeleteRecordsPartitionT{Partition: 0, Offset: 0})
+	}
+	env, _ = c.call(&fb.MessageT{Type: fb.MessageDeleteRecordsRequest, Value: huge})
+	if env.ErrorCode != fb.ErrorCodeInvalidRequest || env.Message != nil {
+		t.Fatalf("%d partitions: %v", partitionsPerRequestMax+1, env.ErrorCode)
+	}
+}
