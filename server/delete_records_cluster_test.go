@@ -94,8 +94,10 @@ func (c *testCluster) awaitLeaderStart(n *clusterNode, topic string, want int64)
 
 // TestDeleteRecordsReplicated: three brokers, a topic of replication
 // factor 3, 1000 records. DeleteRecords before 400 on the leader answers
-// once the low watermark (every ISR member's log start) is 400. The leader
-// is killed: the new leader's log start is 400. DeleteRecords before 600 on
+// once the low watermark (every ISR member's log start) is 400. With a
+// follower stopped (SIGSTOP), before 500 times out at low watermark 400
+// and the leader's log start is 500; resumed, the follower follows. The leader
+// is killed: the new leader's log start is 500. DeleteRecords before 600 on
 // it; the old leader restarts and rejoins, and a DeleteRecords before 600
 // with all three in the ISR answers 600, so the rejoined replica moved its
 // log start from the fetch answers. Stopped, every replica's log on disk
@@ -131,6 +133,37 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 	c.awaitDeleted(leader, topic, 400)
 	c.awaitLeaderStart(leader, topic, 400)
 
+	// A follower in the ISR that does not fetch holds the low watermark
+	// back: the answer is REQUEST_TIMED_OUT with the follower's log start,
+	// the leader's has moved. Once it fetches again, it follows.
+	var stopped *clusterNode
+	for _, n := range c.nodes {
+		if n != leader {
+			stopped = n
+			break
+		}
+	}
+	if err := stopped.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	env = c.trimCall(leader, deleteRecordsMsg(topic, 0, 500, 300))
+	r := env.Message.Value.(*fb.DeleteRecordsResponseT).Topics[0].Partitions[0]
+	if r.ErrorCode != fb.ErrorCodeRequestTimedOut || r.LowWatermark != 400 {
+		// Only when the stopped follower was already out of the ISR (its
+		// session lapsed before the request came) may the answer be NONE.
+		tm := topicOf(c.metadata(leader), topic)
+		if r.ErrorCode != fb.ErrorCodeNone || slices.Contains(tm.Partitions[0].Isr, stopped.id) {
+			t.Fatalf("delete before 500 with follower %d stopped: %v, low watermark %d", stopped.id, r.ErrorCode, r.LowWatermark)
+		}
+		t.Logf("follower %d left the ISR before the request came: the timeout was not seen", stopped.id)
+	}
+	c.awaitLeaderStart(leader, topic, 500)
+	if err := stopped.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	c.trimLeader(leader, topic, 3, -1)
+	c.awaitDeleted(leader, topic, 500)
+
 	old := leader
 	old.kill()
 	var survivor *clusterNode
@@ -141,8 +174,8 @@ func TestDeleteRecordsReplicated(t *testing.T) {
 		}
 	}
 	leader = c.trimLeader(survivor, topic, 2, old.id)
-	c.awaitLeaderStart(leader, topic, 400)
-	checkFirstRecordAt(t, c, leader, topic, 400)
+	c.awaitLeaderStart(leader, topic, 500)
+	checkFirstRecordAt(t, c, leader, topic, 500)
 	c.awaitDeleted(leader, topic, 600)
 	c.awaitLeaderStart(leader, topic, 600)
 
