@@ -392,6 +392,8 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.incrementalAlterConfigs(req)
 	case fb.ApiKeyCreatePartitions:
 		bs.createPartitions(req)
+	case fb.ApiKeyDeleteRecords:
+		bs.deleteRecords(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}
