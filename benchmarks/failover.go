@@ -16,8 +16,12 @@ import (
 // acknowledgement that comes after the process is gone, which only the
 // new leader can give. The producer is the client library's, with its
 // defaults: on the lost connection it refreshes the metadata, which names
-// the old leader until the controller fences it (the session timeout),
-// and retries with an exponential backoff (100 ms doubling to 1 s).
+// the old leader until the controller fences it (once the broker's
+// session connection closed and the connection-loss grace passed, or the
+// session timeout for a failure that closes nothing), retries the dead
+// address with an exponential backoff (100 ms doubling to 1 s), and asks
+// for the metadata every 100 ms meanwhile, sending as soon as another
+// broker leads.
 const (
 	failoverTopic      = "failover"
 	failoverPartitions = 3

@@ -81,6 +81,8 @@ type config struct {
 	replFlushPolicy string
 	catchupBytes    int64
 	failoverRepeats int
+	// failoverOnly runs only the replication section's failover probes.
+	failoverOnly bool
 }
 
 func main() {
@@ -131,8 +133,13 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&catchup, "catchup-bytes", catchup, "backlog a stopped follower catches up in the replication section (--quick: 16MiB unless given)")
 	fs.IntVar(&cfg.failoverRepeats, "failover-repeats", defaultFailoverRounds,
 		fmt.Sprintf("leader kills under each session timeout in the replication section (--quick: %d unless given)", quickFailoverRounds))
+	fs.BoolVar(&cfg.failoverOnly, "failover-only", false,
+		"run only the failover probes of the replication section (no suites, peer, ceilings, throughput, e2e or catch-up)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if cfg.failoverOnly {
+		cfg.suites, cfg.peer, cfg.replication = false, false, true
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

@@ -142,9 +142,11 @@ func runReplication(ctx context.Context, cfg *config, strata, loadgen string) (*
 	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.LoadAverage = strings.TrimSpace(string(data))
 	}
-	logf("replication: ceilings")
-	if err := measureReplCeilings(ctx, cfg, loadgen, dir, res); err != nil {
-		return nil, err
+	if !cfg.failoverOnly {
+		logf("replication: ceilings")
+		if err := measureReplCeilings(ctx, cfg, loadgen, dir, res); err != nil {
+			return nil, err
+		}
 	}
 
 	logf("replication: three brokers, %s timeouts", defaultTimeouts.Name)
@@ -153,19 +155,21 @@ func runReplication(ctx context.Context, cfg *config, strata, loadgen string) (*
 		return nil, err
 	}
 	defer c.close()
-	if err := runReplThroughput(ctx, cfg, c, loadgen, res); err != nil {
-		return nil, err
+	if !cfg.failoverOnly {
+		if err := runReplThroughput(ctx, cfg, c, loadgen, res); err != nil {
+			return nil, err
+		}
+		if err := runReplE2E(ctx, cfg, c, loadgen, res); err != nil {
+			return nil, err
+		}
+		if res.CatchUp, err = runCatchUp(ctx, cfg, c, loadgen, cfg.catchupBytes); err != nil {
+			return nil, fmt.Errorf("catch-up: %w", err)
+		}
+		if res.CeilingConsume.MBPerSec > 0 {
+			res.CatchUp.OfConsumeCeiling = res.CatchUp.MBPerSec / res.CeilingConsume.MBPerSec
+		}
 	}
-	if err := runReplE2E(ctx, cfg, c, loadgen, res); err != nil {
-		return nil, err
-	}
-	if res.CatchUp, err = runCatchUp(ctx, cfg, c, loadgen, cfg.catchupBytes); err != nil {
-		return nil, fmt.Errorf("catch-up: %w", err)
-	}
-	if res.CeilingConsume.MBPerSec > 0 {
-		res.CatchUp.OfConsumeCeiling = res.CatchUp.MBPerSec / res.CeilingConsume.MBPerSec
-	}
-	if !cfg.quick {
+	if !cfg.quick || cfg.failoverOnly {
 		run, err := runFailover(ctx, c, cfg.replFlushPolicy, cfg.failoverRepeats)
 		if err != nil {
 			return nil, err
@@ -315,6 +319,9 @@ func (r *replicationResult) find(name string) *replCase {
 
 // goals judges issue 13's throughput goal.
 func (r *replicationResult) goals() []goal {
+	if len(r.Cases) == 0 {
+		return nil // --failover-only
+	}
 	rf1, rf3 := r.find("rf1-acks-all"), r.find("rf3-acks-all")
 	return []goal{{"replication factor 3 acks=all >= 0.6x replication factor 1 (1 KiB)", r.FlushPolicy,
 		fmt.Sprintf("%.2fx (%.1f of %.1f MB/s)", r.RF3OverRF1, rf3.Result.MBPerSec, rf1.Result.MBPerSec),
@@ -329,6 +336,14 @@ func (r *replicationResult) markdown(w func(string, ...any)) {
 		"%d producer, %d B records, the client library's defaults (64 KiB batches, 5 ms linger).\n\n",
 		r.Brokers, r.Sharing, r.Partitions, r.FlushPolicy, r.MinInsync, r.Producers, r.RecordBytes)
 	w("Load average when the section started (/proc/loadavg): %s.\n\n", r.LoadAverage)
+	if len(r.Cases) > 0 {
+		r.throughputMarkdown(w)
+	}
+	r.failoverMarkdown(w)
+}
+
+// throughputMarkdown writes the throughput, e2e and catch-up figures.
+func (r *replicationResult) throughputMarkdown(w func(string, ...any)) {
 	w("| case | records/s | MB/s | p50 ms | p99 ms | p99.9 ms | of produce ceiling | replica MB/s | broker CPU s per GB | machine busy | warm-up max ms |\n")
 	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	w("| ceiling produce (TCP into a file) | %.0f | %.1f | | | | - | | | | |\n", r.CeilingProduce.RecordsPerSec, r.CeilingProduce.MBPerSec)
@@ -355,6 +370,10 @@ func (r *replicationResult) markdown(w func(string, ...any)) {
 			cu.Follower, cu.OutOfISRMs, cu.BacklogBytes, cu.Fill.MBPerSec, cu.CaughtUpMs, cu.ReadyMs, cu.MBPerSec, cu.OfConsumeCeiling,
 			r.CeilingConsume.MBPerSec, cu.FromReadyMBPerSec)
 	}
+}
+
+// failoverMarkdown writes the failover samples.
+func (r *replicationResult) failoverMarkdown(w func(string, ...any)) {
 	if len(r.Failover) > 0 {
 		w("Failover: kill -9 of a partition's leader (not the controller, where one could be chosen) to the first acknowledgement "+
 			"by the new leader, a producer sending one record at a time with acks=all. \"seen\" is when a survivor's metadata first "+

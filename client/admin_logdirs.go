@@ -29,11 +29,16 @@ type LogDirTopic struct {
 
 // LogDirPartition is one partition kept in a log folder: the bytes of its
 // segment data, or the error that kept the broker from reading it (a
-// partition whose disk failed).
+// partition whose disk failed). Where the broker leads the partition, it
+// also gives the partition's produce traffic per second over its rate
+// window (the broker's --hot-partition-window); the rates are -1 where it
+// does not lead it, with Err, and from a broker that does not say them.
 type LogDirPartition struct {
-	Partition int32
-	SizeBytes int64 // -1 with Err
-	Err       error
+	Partition     int32
+	SizeBytes     int64 // -1 with Err
+	BytesInRate   float64
+	RecordsInRate float64
+	Err           error
 }
 
 // DescribeLogDirs asks the broker at addr (HOST:PORT, as BrokerInfo.Addr
@@ -84,7 +89,7 @@ func (a *Admin) DescribeLogDirs(ctx context.Context, addr string, topics ...stri
 				lt.Err = fmt.Errorf("topic %q: %w", lt.Name, &schema.CodeError{Code: tt.ErrorCode})
 			}
 			for _, p := range tt.Partitions {
-				lp := LogDirPartition{Partition: p.Partition, SizeBytes: p.SizeBytes}
+				lp := LogDirPartition{Partition: p.Partition, SizeBytes: p.SizeBytes, BytesInRate: p.BytesInRate, RecordsInRate: p.RecordsInRate}
 				if p.ErrorCode != fb.ErrorCodeNone {
 					lp.Err = &schema.CodeError{Code: p.ErrorCode}
 				}

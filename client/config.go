@@ -49,7 +49,10 @@ type Config struct {
 	// is fetched again even without an error that calls for it.
 	MetadataMaxAgeMs int
 	// RetryBackoffMs is the first wait before a retry; each further try of
-	// the same work doubles it up to RetryBackoffMaxMs.
+	// the same work doubles it up to RetryBackoffMaxMs. A producer's batch
+	// backing off from a leader that failed asks for the metadata every
+	// RetryBackoffMs (at most 100 ms) meanwhile and goes at once to a new
+	// leader when the metadata names one.
 	RetryBackoffMs    int
 	RetryBackoffMaxMs int
 	// RetryTimeoutMs bounds the retries of one metadata lookup or one

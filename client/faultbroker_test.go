@@ -39,6 +39,9 @@ type faultBroker struct {
 	log              []string // values, by offset
 	fetchEpochs      []int32
 	produceCount     int
+	// leader, when set, is the address the metadata names leader (as
+	// broker 1) instead of this one.
+	leader string
 }
 
 // faultProduce is one produce request waiting for the test's answer.
@@ -169,12 +172,23 @@ func (f *faultBroker) serve(t *testing.T, nc net.Conn) {
 }
 
 func (f *faultBroker) metadata() *fb.MessageT {
-	host, port, _ := net.SplitHostPort(f.addr())
-	portNum, _ := strconv.Atoi(port)
+	broker := func(id int32, addr string) *fb.BrokerT {
+		host, port, _ := net.SplitHostPort(addr)
+		portNum, _ := strconv.Atoi(port)
+		return &fb.BrokerT{NodeId: id, Host: host, Port: uint16(portNum)}
+	}
+	brokers := []*fb.BrokerT{broker(0, f.addr())}
+	leader, epoch := int32(0), f.leaderEpoch
+	f.mu.Lock()
+	if f.leader != "" {
+		brokers = append(brokers, broker(1, f.leader))
+		leader, epoch = 1, f.leaderEpoch+1
+	}
+	f.mu.Unlock()
 	return &fb.MessageT{Type: fb.MessageMetadataResponse, Value: &fb.MetadataResponseT{
-		Brokers: []*fb.BrokerT{{NodeId: 0, Host: host, Port: uint16(portNum)}},
+		Brokers: brokers,
 		Topics: []*fb.TopicMetadataT{{Name: f.topic, Partitions: []*fb.PartitionMetadataT{
-			{Partition: 0, LeaderId: 0, LeaderEpoch: f.leaderEpoch, Replicas: []int32{0}, Isr: []int32{0}}}}},
+			{Partition: 0, LeaderId: leader, LeaderEpoch: epoch, Replicas: []int32{0, 1}, Isr: []int32{leader}}}}},
 	}}
 }
 
@@ -372,4 +386,55 @@ func TestMetadataWaitsForBrokerToJoin(t *testing.T) {
 	if f.metadataCalls != refusals+1 {
 		t.Fatalf("%d metadata requests, want %d refused and one answered", f.metadataCalls, refusals)
 	}
+}
+
+// TestLeaderChangeEndsBackoff: a batch refused NOT_LEADER backs off
+// (here for an hour, RetryBackoffMs), and the metadata still names the
+// same leader; once it names another broker, the batch goes there at once
+// rather than at the end of the backoff, and is written.
+func TestLeaderChangeEndsBackoff(t *testing.T) {
+	const topic = "moving"
+	old := startFaultBroker(t, topic, 2)
+	next := startFaultBroker(t, topic, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cl, err := Dial(ctx, Config{Brokers: []string{old.addr()}, RetryBackoffMs: 3_600_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := NewProducer(cl, ProducerConfig{LingerMs: -1, DeliveryTimeoutMs: 2 * 3_600_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	if err := p.Send(ctx, &Record{Topic: topic, Value: []byte("v")}, func(_ int32, _ int64, err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	(<-old.produces).answer <- fb.ErrorCodeNotLeader
+	// The metadata keeps naming the old leader for a while: the batch
+	// keeps waiting.
+	old.mu.Lock()
+	calls := old.metadataCalls
+	old.mu.Unlock()
+	waitFor(t, "the metadata asked for again while backing off", func() bool {
+		old.mu.Lock()
+		defer old.mu.Unlock()
+		return old.metadataCalls >= calls+3
+	})
+	old.mu.Lock()
+	old.leader = next.addr()
+	old.mu.Unlock()
+	select {
+	case r := <-next.produces:
+		r.answer <- fb.ErrorCodeNone
+	case r := <-old.produces:
+		t.Fatalf("batch %v sent to the old leader again", r.values)
+	case <-ctx.Done():
+		t.Fatal("the batch was not sent to the new leader")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Close(ctx)
 }

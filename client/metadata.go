@@ -340,19 +340,34 @@ func (c *Client) retryCall(ctx context.Context, what string, call func(ctx conte
 	}
 }
 
-// partitionCount is a topic's partition count for placing records. Any
-// cached count serves, stale or not (a leader move does not change it);
-// without one it is fetched, with fetchMetadata's retries. A topic the
+// isUnknownTopic reports whether err says the topic does not exist.
+func isUnknownTopic(err error) bool {
+	var ce *schema.CodeError
+	return errors.As(err, &ce) && ce.Code == fb.ErrorCodeUnknownTopicOrPartition
+}
+
+// partitionCount is a topic's partition count for placing records. A
+// cached count serves, stale or not (a leader move does not change it),
+// until it is older than MetadataMaxAgeMs: then it is fetched again, so
+// that a topic grown by CreatePartitions is spread over its new count
+// (any refresh before that, for a leader, brings the count too). Without
+// one it is fetched, with fetchMetadata's retries. A topic the
 // controller's metadata does not know fails at once.
 func (c *Client) partitionCount(ctx context.Context, topic string) (int32, error) {
 	c.mu.Lock()
 	ct, ok := c.meta.topics[topic]
+	young := ok && time.Since(ct.fetched) < time.Duration(c.cfg.MetadataMaxAgeMs)*time.Millisecond
 	c.mu.Unlock()
-	if ok && len(ct.info.Partitions) > 0 {
+	if young && len(ct.info.Partitions) > 0 {
 		return int32(len(ct.info.Partitions)), nil
 	}
+	// A refresh that fails keeps the count known: the send's own retries
+	// deal with the broker.
 	t, err := c.topic(ctx, topic)
 	if err != nil {
+		if ok && len(ct.info.Partitions) > 0 && !isUnknownTopic(err) {
+			return int32(len(ct.info.Partitions)), nil
+		}
 		return 0, err
 	}
 	if len(t.Partitions) == 0 {

@@ -74,7 +74,9 @@ type ProducerConfig struct {
 	// BufferBytes bounds the records held (batching, in flight, awaiting
 	// retry). Send waits for room, or fails when its context ends.
 	BufferBytes int
-	// Compression is CompressionNone or CompressionLZ4.
+	// Compression is CompressionNone or CompressionLZ4. Under lz4 every
+	// batch is lz4, also one lz4 cannot shrink (a little larger then), so
+	// that a topic whose compression.type is lz4 takes all of them.
 	Compression uint16
 	// DeliveryTimeoutMs bounds the time from Send to the callback, as
 	// Kafka's delivery.timeout.ms: retries stop when it passes and the
@@ -161,6 +163,9 @@ type Producer struct {
 	changed  chan struct{} // closed and replaced when bufUsed or pending drop
 	deferred []completion  // outcomes whose callbacks have not run yet
 	retries  RetryStats
+	// leaderPollAt is when the sender may next ask for the metadata of
+	// partitions backing off from a leader that failed (sender only).
+	leaderPollAt time.Time
 
 	cbMu sync.Mutex // runs callbacks one list at a time, in completion order
 
@@ -212,6 +217,11 @@ type partState struct {
 	// answers, and nothing is sent until all are back in the queue, which
 	// then goes out again in sequence order.
 	blocked bool
+	// failedLeader is the address of the leader whose failure (a lost or
+	// refused connection, NOT_LEADER and the like) the partition is
+	// backing off from; "" when none. The backoff spares that broker;
+	// once the metadata names another leader it ends (leaderWatch).
+	failedLeader string
 }
 
 // RetryStats counts a producer's resends since it was made.
@@ -351,7 +361,9 @@ func (p *Producer) partition(tp TopicPartition) (*partState, error) {
 	if ps := p.parts[tp]; ps != nil {
 		return ps, nil
 	}
-	b, err := schema.NewBatchBuilder(schema.BatchOptions{Compression: p.cfg.Compression, ProducerID: -1, BaseSequence: -1})
+	// KeepCodec: a batch lz4 cannot shrink still goes as lz4, so that a
+	// topic whose compression.type is lz4 takes every batch.
+	b, err := schema.NewBatchBuilder(schema.BatchOptions{Compression: p.cfg.Compression, KeepCodec: true, ProducerID: -1, BaseSequence: -1})
 	if err != nil {
 		return nil, err
 	}
@@ -403,11 +415,12 @@ func (p *Producer) nudge() {
 
 // complete ends a batch: every record's callback is queued with its
 // offset (base + index, or -1) or err, and its buffer is freed. Called
-// with p.mu held; the callbacks run after it is released (see finish).
+// with p.mu held; the callbacks run after it is released
+// (runCallbacks), and only then do its records stop counting as pending,
+// so that Flush returns after their callbacks.
 func (p *Producer) complete(b *batch, base int64, err error) {
 	p.deferred = append(p.deferred, completion{b: b, base: base, err: err})
 	p.bufUsed -= b.bytes
-	p.pending -= len(b.recs)
 	if b.frame != nil {
 		bytebufferpool.Put(b.frame)
 		b.frame = nil
@@ -417,7 +430,8 @@ func (p *Producer) complete(b *batch, base int64, err error) {
 }
 
 // Flush sends every batch now and waits until every record sent before it
-// has its outcome, or ctx ends.
+// has its outcome and its callback has returned, or ctx ends. A callback
+// must not call Flush or Close (they would wait for it).
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	p.flushing++

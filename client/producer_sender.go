@@ -17,6 +17,12 @@ import (
 // Send, response or flush wakes it sooner.
 const senderIdleWait = time.Second
 
+// leaderWatchIntervalMaxMs bounds how often the sender asks for the
+// metadata while partitions back off from a failed leader (leaderWatch):
+// every RetryBackoffMs, but at least this often, so that a long backoff
+// still ends soon after the leadership moves.
+const leaderWatchIntervalMaxMs = 100
+
 // ErrDeliveryTimeout ends a batch whose ProducerConfig.DeliveryTimeoutMs
 // passed before it was delivered; the last error it met is wrapped with it.
 var ErrDeliveryTimeout = errors.New("strata client: delivery timeout")
@@ -73,7 +79,7 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 	wait := senderIdleWait
 	linger := time.Duration(p.cfg.LingerMs) * time.Millisecond
 	deliveryTimeout := time.Duration(p.cfg.DeliveryTimeoutMs) * time.Millisecond
-	var ready []*partState
+	var ready, watched []*partState
 	p.mu.Lock()
 	for _, ps := range p.parts {
 		if len(ps.open) > 0 {
@@ -93,11 +99,19 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 		}
 		if now.Before(ps.retryAt) {
 			wait = min(wait, ps.retryAt.Sub(now))
+			if ps.failedLeader != "" {
+				watched = append(watched, ps)
+			}
 			continue
 		}
 		ready = append(ready, ps)
 	}
 	p.mu.Unlock()
+	if len(watched) > 0 {
+		var w time.Duration
+		ready, w = p.leaderWatch(watched, ready, now)
+		wait = min(wait, w)
+	}
 	if len(ready) == 0 {
 		return wait
 	}
@@ -129,7 +143,7 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 				if err == nil {
 					err = &schema.CodeError{Code: fb.ErrorCodeLeaderNotAvailable}
 				}
-				wait = min(wait, p.backOff(ps, err))
+				wait = min(wait, p.backOff(ps, "", err))
 				continue
 			}
 			groups[addr] = append(groups[addr], ps)
@@ -144,7 +158,8 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 				if refreshesMetadata(err) {
 					p.cl.invalidate(ps.tp.Topic)
 				}
-				wait = min(wait, p.backOff(ps, err))
+				// The leader watch looks for a new leader meanwhile.
+				wait = min(wait, p.backOff(ps, addr, err), p.leaderWatchInterval())
 			}
 			continue
 		}
@@ -160,11 +175,12 @@ func (p *Producer) cycle(scratch *[]byte) time.Duration {
 	return wait
 }
 
-// backOff delays a partition whose leader could not be reached, and
-// returns the delay.
-func (p *Producer) backOff(ps *partState, err error) time.Duration {
+// backOff delays a partition whose leader (at addr, "" when none is
+// known) could not be reached, and returns the delay.
+func (p *Producer) backOff(ps *partState, addr string, err error) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	ps.failedLeader = addr
 	attempts := 1
 	if len(ps.queue) > 0 {
 		b := ps.queue[0]
@@ -175,6 +191,51 @@ func (p *Producer) backOff(ps *partState, err error) time.Duration {
 	d := p.cl.cfg.backoff(attempts)
 	ps.retryAt = time.Now().Add(d)
 	return d
+}
+
+// leaderWatch ends the backoff of partitions whose failed leader the
+// metadata no longer names: the backoff spares a broker that failed, and
+// a new leader has not failed. A killed leader's partitions move once the
+// controller fences it; polling finds the new leader within an interval
+// of the move, where a doubled backoff would wait up to
+// RetryBackoffMaxMs. It asks for the metadata once per RetryBackoffMs
+// or leaderWatchIntervalMaxMs, whichever is shorter, on the sender
+// (bounded by DialTimeoutMs), and returns ready with the partitions it
+// released, and when to poll next.
+func (p *Producer) leaderWatch(watched, ready []*partState, now time.Time) ([]*partState, time.Duration) {
+	interval := p.leaderWatchInterval()
+	if now.Before(p.leaderPollAt) {
+		return ready, p.leaderPollAt.Sub(now)
+	}
+	p.leaderPollAt = now.Add(interval)
+	var names []string
+	for _, ps := range watched {
+		if !slices.Contains(names, ps.tp.Topic) {
+			names = append(names, ps.tp.Topic)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(p.cl.cfg.DialTimeoutMs)*time.Millisecond)
+	_, err := p.cl.fetchMetadataOnce(ctx, names)
+	cancel()
+	if err != nil {
+		return ready, interval
+	}
+	p.mu.Lock()
+	for _, ps := range watched {
+		addr, ok := p.cl.leaderAddr(ps.tp.Topic, ps.tp.Partition)
+		if ok && ps.failedLeader != "" && addr != ps.failedLeader && len(ps.queue) > 0 && !(ps.blocked && ps.inflight > 0) {
+			ps.retryAt = time.Time{}
+			ps.failedLeader = ""
+			ready = append(ready, ps)
+		}
+	}
+	p.mu.Unlock()
+	return ready, interval
+}
+
+// leaderWatchInterval is how often leaderWatch asks for the metadata.
+func (p *Producer) leaderWatchInterval() time.Duration {
+	return time.Duration(min(p.cl.cfg.RetryBackoffMs, leaderWatchIntervalMaxMs)) * time.Millisecond
 }
 
 // take moves the queued batches of the given partitions into one request
@@ -192,6 +253,7 @@ func (p *Producer) take(list []*partState, conn *brokerConn) *produceReq {
 			continue
 		}
 		ps.blocked = false
+		ps.failedLeader = ""
 		ps.inflightConn = conn
 		rp := reqPart{ps: ps}
 		for len(ps.queue) > 0 {
@@ -366,6 +428,9 @@ func (p *Producer) handleProduce(req *produceReq, env *schema.Envelope, err erro
 		}
 		if perr != nil && refreshesMetadata(perr) {
 			p.cl.invalidate(ps.tp.Topic)
+			if ps.inflightConn != nil {
+				ps.failedLeader = ps.inflightConn.addr
+			}
 		}
 		// The broker checks every frame of a partition entry before it
 		// appends any, and answers one code for the entry: when a frame
@@ -484,8 +549,10 @@ func (p *Producer) runCallbacks() {
 		if len(list) == 0 {
 			return
 		}
+		done := 0
 		for _, c := range list {
 			for i, r := range c.b.recs {
+				done++
 				if r.cb == nil {
 					continue
 				}
@@ -496,6 +563,11 @@ func (p *Producer) runCallbacks() {
 				r.cb(c.b.ps.tp.Partition, off, c.err)
 			}
 		}
+		p.mu.Lock()
+		p.pending -= done
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.mu.Unlock()
 	}
 }
 

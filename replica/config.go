@@ -22,8 +22,15 @@ const (
 	// (a lost request or answer). It is well above fetchMaxWaitMsDefault.
 	fetchTimeoutMsDefault = 5_000
 	// fetchBackoffMsDefault is replica.fetch.backoff.ms: the wait after an
-	// error answer (not leader, unknown epoch) before fetching again.
+	// error answer (not leader, a fenced epoch) before fetching again.
 	fetchBackoffMsDefault = 1_000
+	// fetchBackoffUnknownEpochMs is the wait, at most, after an answer
+	// of UNKNOWN_LEADER_EPOCH: the leader has not yet taken the image that
+	// made it leader, which every broker receives at about the same time,
+	// so it will have in a moment. Waiting the whole FetchBackoffMs there
+	// would hold acks=all produces to a new leader for that long after
+	// every failover.
+	fetchBackoffUnknownEpochMs = 50
 	// alterPartitionTimeoutMsDefault is how long the leader waits for the
 	// controller's answer to an ISR change before it may send another
 	// (the compare-and-set on the partition epoch makes a retry safe).

@@ -107,7 +107,11 @@ func (p *Partition) applyWindow(w window) bool {
 	switch {
 	case r.Err != ErrNone:
 		f.reset()
-		f.retryAtMs = p.nowMs + p.cfg.FetchBackoffMs
+		backoff := p.cfg.FetchBackoffMs
+		if r.Err == ErrUnknownLeaderEpoch {
+			backoff = min(backoff, fetchBackoffUnknownEpochMs)
+		}
+		f.retryAtMs = p.nowMs + backoff
 		return false
 	case r.Diverging != nil:
 		p.truncateToDivergence(*r.Diverging)

@@ -41,6 +41,12 @@ type BatchOptions struct {
 	BaseSequence  int32
 	// BodyBytesMax bounds the uncompressed body; 0 means BodyBytesMax.
 	BodyBytesMax int
+	// KeepCodec stores the body in Compression's codec even when that
+	// does not make it smaller; without it such a body is stored
+	// uncompressed. A topic whose compression.type names a codec refuses
+	// batches in any other, and the broker never recompresses, so a
+	// producer set to a codec keeps it, as Kafka's producers do.
+	KeepCodec bool
 }
 
 // Upper bounds of the encoding overhead, used to refuse a record before it
@@ -231,7 +237,7 @@ func (b *BatchBuilder) AppendTo(dst []byte) ([]byte, error) {
 		BaseSequence:     b.opts.BaseSequence,
 	}
 	if b.opts.Compression == CompressionLZ4 {
-		if z, ok := compressBody(&b.lz, b.zbuf[:0], body); ok {
+		if z, ok := compressBody(&b.lz, b.zbuf[:0], body, b.opts.KeepCodec); ok {
 			h.Attributes |= CompressionLZ4
 			body = z
 			b.zbuf = z

@@ -197,7 +197,7 @@ func fuzzFrame(t testing.TB, mode uint8, count uint32, maxTs int64, data, muts [
 	h.Attributes = CompressionNone
 	if mode&fuzzFlagLZ4 != 0 {
 		var c lz4.Compressor
-		if z, ok := compressBody(&c, nil, body); ok {
+		if z, ok := compressBody(&c, nil, body, false); ok {
 			h.Attributes, body = CompressionLZ4, z
 		}
 	}

@@ -110,6 +110,29 @@ func TestBatchLZ4IncompressibleStoredPlain(t *testing.T) {
 	sameRecords(t, got, []Record{{Value: val}})
 }
 
+// TestBatchLZ4KeepCodec: with KeepCodec an incompressible body is stored
+// lz4 all the same, larger than it came, and reads back whole.
+func TestBatchLZ4KeepCodec(t *testing.T) {
+	val := make([]byte, 4096)
+	x := uint64(88172645463325252)
+	for i := range val {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		val[i] = byte(x)
+	}
+	frame := buildFrame(t, BatchOptions{Compression: CompressionLZ4, KeepCodec: true}, []Record{{Value: val}})
+	h, got := readAll(t, frame)
+	if h.Compression() != CompressionLZ4 {
+		t.Fatal("KeepCodec stored an incompressible body uncompressed")
+	}
+	sameRecords(t, got, []Record{{Value: val}})
+	plain := buildFrame(t, BatchOptions{}, []Record{{Value: val}})
+	if len(frame) <= len(plain) {
+		t.Fatalf("lz4 frame of an incompressible body: %d bytes, plain %d", len(frame), len(plain))
+	}
+}
+
 func TestBatchBuilderReuseNoAllocs(t *testing.T) {
 	for _, comp := range []uint16{CompressionNone, CompressionLZ4} {
 		b, err := NewBatchBuilder(BatchOptions{Compression: comp})

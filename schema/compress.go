@@ -41,15 +41,16 @@ func lz4RawLenMax(n int) int {
 }
 
 // compressBody appends the lz4 form of body to dst. ok is false when the
-// body does not shrink, and the caller stores it uncompressed.
-func compressBody(c *lz4.Compressor, dst, body []byte) (out []byte, ok bool) {
+// body does not shrink (unless keep is set) or lz4 fails, and the caller
+// stores it uncompressed.
+func compressBody(c *lz4.Compressor, dst, body []byte, keep bool) (out []byte, ok bool) {
 	start := len(dst)
 	need := lz4LengthBytes + lz4.CompressBlockBound(len(body))
 	dst = slices.Grow(dst, need)
 	buf := dst[start : start+need]
 	binary.LittleEndian.PutUint32(buf, uint32(len(body)))
 	n, err := c.CompressBlock(body, buf[lz4LengthBytes:])
-	if err != nil || n == 0 || lz4LengthBytes+n >= len(body) {
+	if err != nil || n == 0 || (!keep && lz4LengthBytes+n >= len(body)) {
 		return dst[:start], false
 	}
 	return dst[:start+lz4LengthBytes+n], true

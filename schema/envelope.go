@@ -45,20 +45,28 @@ var messageInfo = [...]struct {
 	fb.MessageReplicaFetchRequest:     {fb.ApiKeyReplicaFetch, false},
 	fb.MessageReplicaFetchResponse:    {fb.ApiKeyReplicaFetch, true},
 
-	fb.MessageFindCoordinatorRequest:         {fb.ApiKeyFindCoordinator, false},
-	fb.MessageFindCoordinatorResponse:        {fb.ApiKeyFindCoordinator, true},
-	fb.MessageConsumerGroupHeartbeatRequest:  {fb.ApiKeyConsumerGroupHeartbeat, false},
-	fb.MessageConsumerGroupHeartbeatResponse: {fb.ApiKeyConsumerGroupHeartbeat, true},
-	fb.MessageOffsetCommitRequest:            {fb.ApiKeyOffsetCommit, false},
-	fb.MessageOffsetCommitResponse:           {fb.ApiKeyOffsetCommit, true},
-	fb.MessageOffsetFetchRequest:             {fb.ApiKeyOffsetFetch, false},
-	fb.MessageOffsetFetchResponse:            {fb.ApiKeyOffsetFetch, true},
-	fb.MessageConsumerGroupDescribeRequest:   {fb.ApiKeyConsumerGroupDescribe, false},
-	fb.MessageConsumerGroupDescribeResponse:  {fb.ApiKeyConsumerGroupDescribe, true},
-	fb.MessageListGroupsRequest:              {fb.ApiKeyListGroups, false},
-	fb.MessageListGroupsResponse:             {fb.ApiKeyListGroups, true},
-	fb.MessageDeleteGroupsRequest:            {fb.ApiKeyDeleteGroups, false},
-	fb.MessageDeleteGroupsResponse:           {fb.ApiKeyDeleteGroups, true},
+	fb.MessageFindCoordinatorRequest:          {fb.ApiKeyFindCoordinator, false},
+	fb.MessageFindCoordinatorResponse:         {fb.ApiKeyFindCoordinator, true},
+	fb.MessageConsumerGroupHeartbeatRequest:   {fb.ApiKeyConsumerGroupHeartbeat, false},
+	fb.MessageConsumerGroupHeartbeatResponse:  {fb.ApiKeyConsumerGroupHeartbeat, true},
+	fb.MessageOffsetCommitRequest:             {fb.ApiKeyOffsetCommit, false},
+	fb.MessageOffsetCommitResponse:            {fb.ApiKeyOffsetCommit, true},
+	fb.MessageOffsetFetchRequest:              {fb.ApiKeyOffsetFetch, false},
+	fb.MessageOffsetFetchResponse:             {fb.ApiKeyOffsetFetch, true},
+	fb.MessageConsumerGroupDescribeRequest:    {fb.ApiKeyConsumerGroupDescribe, false},
+	fb.MessageConsumerGroupDescribeResponse:   {fb.ApiKeyConsumerGroupDescribe, true},
+	fb.MessageListGroupsRequest:               {fb.ApiKeyListGroups, false},
+	fb.MessageListGroupsResponse:              {fb.ApiKeyListGroups, true},
+	fb.MessageDeleteGroupsRequest:             {fb.ApiKeyDeleteGroups, false},
+	fb.MessageDeleteGroupsResponse:            {fb.ApiKeyDeleteGroups, true},
+	fb.MessageDescribeConfigsRequest:          {fb.ApiKeyDescribeConfigs, false},
+	fb.MessageDescribeConfigsResponse:         {fb.ApiKeyDescribeConfigs, true},
+	fb.MessageIncrementalAlterConfigsRequest:  {fb.ApiKeyIncrementalAlterConfigs, false},
+	fb.MessageIncrementalAlterConfigsResponse: {fb.ApiKeyIncrementalAlterConfigs, true},
+	fb.MessageCreatePartitionsRequest:         {fb.ApiKeyCreatePartitions, false},
+	fb.MessageCreatePartitionsResponse:        {fb.ApiKeyCreatePartitions, true},
+	fb.MessageDeleteRecordsRequest:            {fb.ApiKeyDeleteRecords, false},
+	fb.MessageDeleteRecordsResponse:           {fb.ApiKeyDeleteRecords, true},
 }
 
 // MessageApiKey is the API a union member belongs to; ok is false for NONE
@@ -470,6 +478,20 @@ func (e *Envelope) DeleteGroupsRequest() (m fb.DeleteGroupsRequest, err error) {
 // DeleteGroupsResponse returns the message as a DeleteGroupsResponse.
 func (e *Envelope) DeleteGroupsResponse() (m fb.DeleteGroupsResponse, err error) {
 	t, err := e.table(fb.MessageDeleteGroupsResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteRecordsRequest returns the message as a DeleteRecordsRequest.
+func (e *Envelope) DeleteRecordsRequest() (m fb.DeleteRecordsRequest, err error) {
+	t, err := e.table(fb.MessageDeleteRecordsRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteRecordsResponse returns the message as a DeleteRecordsResponse.
+func (e *Envelope) DeleteRecordsResponse() (m fb.DeleteRecordsResponse, err error) {
+	t, err := e.table(fb.MessageDeleteRecordsResponse)
 	m.Init(t.Bytes, t.Pos)
 	return m, err
 }

@@ -59,6 +59,7 @@ var errorInfos = map[fb.ErrorCode]errorInfo{
 	fb.ErrorCodeInvalidRegularExpression:     {"INVALID_REGULAR_EXPRESSION", "the subscription regular expression does not compile (RE2 syntax)", false},
 	fb.ErrorCodeNonEmptyGroup:                {"NON_EMPTY_GROUP", "the group still has members", false},
 	fb.ErrorCodeOffsetMetadataTooLarge:       {"OFFSET_METADATA_TOO_LARGE", "the commit's metadata is longer than the coordinator accepts", false},
+	fb.ErrorCodeUnsupportedCompressionType:   {"UNSUPPORTED_COMPRESSION_TYPE", "a batch's codec is not the one the topic's compression.type names", false},
 }
 
 // ErrorName is the documented name of c, such as "NOT_LEADER", or

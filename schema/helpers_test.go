@@ -131,7 +131,8 @@ func sampleMessages() []*fb.MessageT {
 		{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{Topics: []string{"a", "b"}}},
 		{Type: fb.MessageDescribeLogDirsResponse, Value: &fb.DescribeLogDirsResponseT{LogDir: "/var/lib/strata", TotalBytes: 1 << 40,
 			UsableBytes: 1 << 39, Topics: []*fb.LogDirTopicT{
-				{Name: "a", Partitions: []*fb.LogDirPartitionT{{Partition: 0, SizeBytes: 4096}, {Partition: 1, ErrorCode: fb.ErrorCodeStorageError, SizeBytes: -1}}},
+				{Name: "a", Partitions: []*fb.LogDirPartitionT{{Partition: 0, SizeBytes: 4096, BytesInRate: 70123.5, RecordsInRate: 1250},
+					{Partition: 1, ErrorCode: fb.ErrorCodeStorageError, SizeBytes: -1, BytesInRate: -1, RecordsInRate: -1}}},
 				{Name: "b", ErrorCode: fb.ErrorCodeUnknownTopicOrPartition, Partitions: []*fb.LogDirPartitionT{}}}}},
 		{Type: fb.MessageReplicaFetchRequest, Value: &fb.ReplicaFetchRequestT{ReplicaId: 2, Topic: "a", TopicId: []byte{1, 2, 3, 4},
 			Partition: 1, CurrentLeaderEpoch: 4, Gen: 9, Seq: 3, LogEnd: 100, LastFetchedEpoch: 4, DurableEnd: 90,
@@ -170,6 +171,25 @@ func sampleMessages() []*fb.MessageT {
 		{Type: fb.MessageDeleteGroupsRequest, Value: &fb.DeleteGroupsRequestT{GroupIds: []string{"g"}}},
 		{Type: fb.MessageDeleteGroupsResponse, Value: &fb.DeleteGroupsResponseT{Results: []*fb.DeletableGroupResultT{
 			{GroupId: "g", ErrorCode: fb.ErrorCodeNonEmptyGroup, ErrorMessage: "m"}}}},
+		{Type: fb.MessageDescribeConfigsRequest, Value: &fb.DescribeConfigsRequestT{Topics: []string{"a"}}},
+		{Type: fb.MessageDescribeConfigsResponse, Value: &fb.DescribeConfigsResponseT{Topics: []*fb.DescribeConfigsTopicT{
+			{Name: "a", Configs: []*fb.DescribedConfigT{{Name: "partitions", Value: "3", ReadOnly: true},
+				{Name: "retention.ms", Value: "604800000", IsDefault: true}}},
+			{Name: "b", ErrorCode: fb.ErrorCodeUnknownTopicOrPartition, ErrorMessage: "no such topic", Configs: []*fb.DescribedConfigT{}}}}},
+		{Type: fb.MessageIncrementalAlterConfigsRequest, Value: &fb.IncrementalAlterConfigsRequestT{TimeoutMs: 5000, ValidateOnly: true,
+			Topics: []*fb.AlterConfigsTopicT{{Name: "a", Configs: []*fb.AlterableConfigT{
+				{Name: "retention.bytes", Op: fb.AlterConfigOpSet, Value: "1048576"}, {Name: "segment.ms", Op: fb.AlterConfigOpDelete}}}}}},
+		{Type: fb.MessageIncrementalAlterConfigsResponse, Value: &fb.IncrementalAlterConfigsResponseT{Topics: []*fb.AlterConfigsTopicResultT{
+			{Name: "a", ErrorCode: fb.ErrorCodeInvalidConfig, ErrorMessage: "partitions cannot be altered"}}}},
+		{Type: fb.MessageCreatePartitionsRequest, Value: &fb.CreatePartitionsRequestT{TimeoutMs: 5000,
+			Topics: []*fb.CreatePartitionsTopicT{{Name: "a", Count: 6}}}},
+		{Type: fb.MessageCreatePartitionsResponse, Value: &fb.CreatePartitionsResponseT{Topics: []*fb.CreatePartitionsTopicResultT{
+			{Name: "a", ErrorCode: fb.ErrorCodeInvalidPartitions, ErrorMessage: "topic a has 6 partitions"}}}},
+		{Type: fb.MessageDeleteRecordsRequest, Value: &fb.DeleteRecordsRequestT{TimeoutMs: 30000, Topics: []*fb.DeleteRecordsTopicT{
+			{Name: "a", Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0, Offset: 400}, {Partition: 1, Offset: -1}}}}}},
+		{Type: fb.MessageDeleteRecordsResponse, Value: &fb.DeleteRecordsResponseT{Topics: []*fb.DeleteRecordsTopicResponseT{
+			{Name: "a", Partitions: []*fb.DeleteRecordsPartitionResponseT{{Partition: 0, LowWatermark: 400},
+				{Partition: 1, LowWatermark: -1, ErrorCode: fb.ErrorCodeOffsetOutOfRange}}}}}},
 	}
 }
 

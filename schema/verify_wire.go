@@ -14,10 +14,16 @@ const (
 	sizeErrorCode = sizeShort
 	sizeApiKey    = sizeShort
 	sizeAcks      = sizeByte
+	// sizeAlterConfigOp is AlterConfigOp's underlying type, byte.
+	sizeAlterConfigOp = sizeByte
 	// ApiVersionRange is three ushorts.
 	sizeApiVersionRange  = 3 * sizeShort
 	alignApiVersionRange = sizeShort
 )
+
+// sizeDouble is the size of the schema's doubles (the produce rates of
+// LogDirPartition).
+const sizeDouble = 8
 
 var (
 	descApiVersionsRequest = &tableDesc{name: "ApiVersionsRequest", fields: []field{
@@ -220,6 +226,8 @@ var (
 		fScalar("partition", sizeInt),
 		fScalar("error_code", sizeErrorCode),
 		fScalar("size_bytes", sizeLong),
+		fScalar("bytes_in_rate", sizeDouble),
+		fScalar("records_in_rate", sizeDouble),
 	}}
 	descLogDirTopic = &tableDesc{name: "LogDirTopic", fields: []field{
 		fString("name").req(),
@@ -249,6 +257,7 @@ var (
 		fScalar("window_end", sizeLong),
 		fScalar("max_wait_ms", sizeInt),
 		fScalar("max_bytes", sizeInt),
+		fScalar("log_start_offset", sizeLong),
 	}}
 	descReplicaFetchResponse = &tableDesc{name: "ReplicaFetchResponse", fields: []field{
 		fScalar("error_code", sizeErrorCode),
@@ -408,6 +417,89 @@ var (
 		fTableVector("results", descDeletableGroupResult),
 	}}
 
+	descDescribeConfigsRequest = &tableDesc{name: "DescribeConfigsRequest", fields: []field{
+		fStringVector("topics"),
+	}}
+	descDescribedConfig = &tableDesc{name: "DescribedConfig", fields: []field{
+		fString("name").req(),
+		fString("value"),
+		fScalar("is_default", sizeBool),
+		fScalar("read_only", sizeBool),
+	}}
+	descDescribeConfigsTopic = &tableDesc{name: "DescribeConfigsTopic", fields: []field{
+		fString("name").req(),
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+		fTableVector("configs", descDescribedConfig),
+	}}
+	descDescribeConfigsResponse = &tableDesc{name: "DescribeConfigsResponse", fields: []field{
+		fTableVector("topics", descDescribeConfigsTopic),
+	}}
+	descAlterableConfig = &tableDesc{name: "AlterableConfig", fields: []field{
+		fString("name").req(),
+		fScalar("op", sizeAlterConfigOp),
+		fString("value"),
+	}}
+	descAlterConfigsTopic = &tableDesc{name: "AlterConfigsTopic", fields: []field{
+		fString("name").req(),
+		fTableVector("configs", descAlterableConfig),
+	}}
+	descIncrementalAlterConfigsRequest = &tableDesc{name: "IncrementalAlterConfigsRequest", fields: []field{
+		fTableVector("topics", descAlterConfigsTopic),
+		fScalar("timeout_ms", sizeInt),
+		fScalar("validate_only", sizeBool),
+	}}
+	descAlterConfigsTopicResult = &tableDesc{name: "AlterConfigsTopicResult", fields: []field{
+		fString("name").req(),
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+	}}
+	descIncrementalAlterConfigsResponse = &tableDesc{name: "IncrementalAlterConfigsResponse", fields: []field{
+		fTableVector("topics", descAlterConfigsTopicResult),
+	}}
+	descCreatePartitionsTopic = &tableDesc{name: "CreatePartitionsTopic", fields: []field{
+		fString("name").req(),
+		fScalar("count", sizeInt),
+	}}
+	descCreatePartitionsRequest = &tableDesc{name: "CreatePartitionsRequest", fields: []field{
+		fTableVector("topics", descCreatePartitionsTopic),
+		fScalar("timeout_ms", sizeInt),
+		fScalar("validate_only", sizeBool),
+	}}
+	descCreatePartitionsTopicResult = &tableDesc{name: "CreatePartitionsTopicResult", fields: []field{
+		fString("name").req(),
+		fScalar("error_code", sizeErrorCode),
+		fString("error_message"),
+	}}
+	descCreatePartitionsResponse = &tableDesc{name: "CreatePartitionsResponse", fields: []field{
+		fTableVector("topics", descCreatePartitionsTopicResult),
+	}}
+
+	descDeleteRecordsPartition = &tableDesc{name: "DeleteRecordsPartition", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("offset", sizeLong),
+	}}
+	descDeleteRecordsTopic = &tableDesc{name: "DeleteRecordsTopic", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descDeleteRecordsPartition),
+	}}
+	descDeleteRecordsRequest = &tableDesc{name: "DeleteRecordsRequest", fields: []field{
+		fTableVector("topics", descDeleteRecordsTopic),
+		fScalar("timeout_ms", sizeInt),
+	}}
+	descDeleteRecordsPartitionResponse = &tableDesc{name: "DeleteRecordsPartitionResponse", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("low_watermark", sizeLong),
+		fScalar("error_code", sizeErrorCode),
+	}}
+	descDeleteRecordsTopicResponse = &tableDesc{name: "DeleteRecordsTopicResponse", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descDeleteRecordsPartitionResponse),
+	}}
+	descDeleteRecordsResponse = &tableDesc{name: "DeleteRecordsResponse", fields: []field{
+		fTableVector("topics", descDeleteRecordsTopicResponse),
+	}}
+
 	// descMessage lists the union members in tag order (tag 1 first).
 	descMessage = &unionDesc{name: "Message", members: []*tableDesc{
 		descApiVersionsRequest,
@@ -444,6 +536,14 @@ var (
 		descListGroupsResponse,
 		descDeleteGroupsRequest,
 		descDeleteGroupsResponse,
+		descDescribeConfigsRequest,
+		descDescribeConfigsResponse,
+		descIncrementalAlterConfigsRequest,
+		descIncrementalAlterConfigsResponse,
+		descCreatePartitionsRequest,
+		descCreatePartitionsResponse,
+		descDeleteRecordsRequest,
+		descDeleteRecordsResponse,
 	}}
 
 	descEnvelope = &tableDesc{name: "Envelope", fields: envelopeFields()}

@@ -189,7 +189,9 @@ func (sc *segScanner) scan(js *jobSegment, fn func(frame []byte, h *schema.Frame
 		return err
 	}
 	defer f.Close()
-	maxFrame := sc.l.cfg.maxFrameBytes()
+	// Any frame a segment may hold: segment.bytes may have been lowered
+	// since this one was written.
+	maxFrame := schema.MaxFrameBytes
 	expect := js.base
 	for pos := int64(0); pos < js.size; {
 		if _, err := f.ReadAt(sc.hdr[:], pos); err != nil {

@@ -171,7 +171,7 @@ func (c *Config) allocateEnd(end int64) int64 {
 		return 0
 	}
 	step := c.AllocateStepBytes
-	return min((end+step-1)/step*step, c.SegmentBytes)
+	return min((end+step-1)/step*step, max(c.SegmentBytes, end))
 }
 
 // indexAllocateBytes is the prefix of an index file with entries of
@@ -192,7 +192,14 @@ func (c *Config) indexAllocateBytes(dataEnd int64, entrySize int) int64 {
 	return min(n, int64(c.indexEntries()*entrySize))
 }
 
-// maxFrameBytes is the largest frame this log accepts: it must fit a segment.
+// maxFrameBytes is the largest new frame this log accepts: it must fit a
+// segment.
 func (c *Config) maxFrameBytes() int {
 	return int(min(c.SegmentBytes, schema.MaxFrameBytes))
 }
+
+// frameBytesMax is the largest frame any segment may hold. A replicated
+// frame may be larger than today's SegmentBytes (the topic lowered it
+// after the leader wrote the frame); it goes alone into a segment of its
+// own, which it makes larger than SegmentBytes (see ShouldRoll).
+const frameBytesMax = min(segmentBytesMax, schema.MaxFrameBytes)

@@ -21,7 +21,8 @@ type AppendPlan struct {
 // ShouldRoll reports whether a frame of frameLen bytes and recordCount
 // records must go to a new segment: the active one is non-empty and the frame
 // would overflow its size or its offset range, or it is older than
-// SegmentMs, or its indexes are full.
+// SegmentMs, or its indexes are full. An empty segment takes any frame, so
+// a replicated frame larger than SegmentBytes gets a segment to itself.
 func (c *Core) ShouldRoll(frameLen int64, recordCount uint32, nowMs int64) bool {
 	a := c.Active()
 	used := a.size + a.reserved
@@ -41,7 +42,9 @@ func (c *Core) ShouldRoll(frameLen int64, recordCount uint32, nowMs int64) bool 
 // must be committed in the order they were prepared.
 func (c *Core) PrepareAppend(h *schema.FrameHeader, nowMs int64) (AppendPlan, error) {
 	n := int64(h.Length)
-	if n > int64(c.cfg.maxFrameBytes()) {
+	// The drivers refuse a new frame over maxFrameBytes; a replicated one
+	// may be larger, up to what a segment may hold.
+	if n > frameBytesMax {
 		return AppendPlan{}, fmt.Errorf("%w: %d bytes, segment %d", ErrFrameTooLarge, n, c.cfg.SegmentBytes)
 	}
 	if c.ShouldRoll(n, h.RecordCount, nowMs) {
@@ -81,7 +84,9 @@ func (c *Core) CommitAppend(p *AppendPlan) error {
 	a.next = p.NextOffset
 	c.end = p.NextOffset
 	c.pending--
-	if a.size > c.cfg.SegmentBytes || a.next-a.base > relOffsetMax {
+	// Appends stay below the allocated end, which growth keeps within the
+	// segment size of its time (Reconfigure may lower it since).
+	if a.size > a.allocated || a.size > segmentBytesMax || a.next-a.base > relOffsetMax {
 		panic(fmt.Sprintf("segment: segment %d grew to %d bytes, %d offsets", a.base, a.size, a.next-a.base))
 	}
 	c.check()

@@ -1,6 +1,9 @@
 package segment
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Removing data never waits for file deletion: the core drops segments from
 // its list at once and hands them back, and the driver deletes their files
@@ -85,9 +88,21 @@ func (c *Core) DeleteRecordsBefore(offset int64) ([]*Segment, error) {
 // older than nowMs-RetentionMs, then the oldest closed segments while the
 // log is larger than RetentionBytes. The active segment always stays.
 func (c *Core) ApplyRetention(nowMs int64) ([]*Segment, error) {
+	return c.ApplyRetentionBelow(nowMs, math.MaxInt64)
+}
+
+// ApplyRetentionBelow is ApplyRetention that drops only segments wholly
+// below limit (their next offset at or below it). A replicated partition
+// passes its high watermark, as Kafka's log manager does: retention never
+// removes what not every in-sync replica holds, so a follower fetching
+// from its leader's log start always finds it on the leader, and a
+// follower never trims past what it could be asked to serve as a new
+// leader.
+func (c *Core) ApplyRetentionBelow(nowMs, limit int64) ([]*Segment, error) {
 	k := 0
+	deletable := func(s *Segment) bool { return s.next <= limit }
 	if c.cfg.RetentionMs != Unlimited {
-		for k < len(c.segs)-1 {
+		for k < len(c.segs)-1 && deletable(c.segs[k]) {
 			s := c.segs[k]
 			if err := c.ensureIndex(s); err != nil {
 				return c.dropOldest(k), err
@@ -103,7 +118,7 @@ func (c *Core) ApplyRetention(nowMs int64) ([]*Segment, error) {
 		for _, s := range c.segs[:k] {
 			total -= s.size
 		}
-		for k < len(c.segs)-1 && total > c.cfg.RetentionBytes {
+		for k < len(c.segs)-1 && total > c.cfg.RetentionBytes && deletable(c.segs[k]) {
 			total -= c.segs[k].size
 			k++
 		}

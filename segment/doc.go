@@ -80,7 +80,7 @@
 //     was first cleaned whole at least delete.retention.ms ago; a record
 //     without a key is always kept (it has nothing to be superseded by;
 //     Kafka refuses keyless records at produce for a compacted topic, and
-//     the broker is to do the same, which it does not do yet).
+//     the broker does the same).
 //
 //   - Offsets never change. A cleaned frame keeps its whole header (base
 //     offset, leader epoch, attributes, record count, timestamps, producer

@@ -234,7 +234,10 @@ func (l *Log) writeEpochFile(entries []EpochEntry) error {
 }
 
 // replaceFile replaces a small file atomically: write a temp file, sync
-// it, rename it over the old one, sync the folder.
+// it, rename it over the old one, sync the folder. A file system out of
+// room before the rename leaves the old file as it was and returns an
+// error wrapping errKeptOnNoSpace, which the callers that can do with the
+// old file (a checkpoint that only lags) take as no failure.
 func (l *Log) replaceFile(final string, b []byte) error {
 	tmp := final + checkpointTmpExt
 	f, err := l.fs.Create(tmp)
@@ -247,10 +250,16 @@ func (l *Log) replaceFile(final string, b []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = l.fs.Rename(tmp, final)
+	if err != nil {
+		if IsNoSpace(err) {
+			// Nothing was renamed: the old file stands whole. The
+			// temporary one goes, for the room it holds.
+			l.fs.Remove(tmp)
+			return fmt.Errorf("%w: %w", errKeptOnNoSpace, err)
+		}
+		return err
 	}
-	if err == nil {
+	if err = l.fs.Rename(tmp, final); err == nil {
 		err = l.fs.SyncDir(l.dir)
 	}
 	return err
@@ -261,7 +270,9 @@ func (l *Log) replaceFile(final string, b []byte) error {
 // below it), and with atEnd (truncation, open) entries at or past the end
 // (their frames are gone). Retention passes atEnd false: a ring driver's
 // appends may be in flight past the core's end, their entries already in
-// the list. It rewrites the file when anything went.
+// the list. It rewrites the file when anything went. While the checkpoint
+// lags (writeCheckpointMayLag) nothing goes from the start: a crash would
+// bring back the log start it records, and the entries above it.
 func (l *Log) trimEpochs(atEnd bool) error {
 	end, start := l.core.End(), l.core.LogStart()
 	n := len(l.epochs)
@@ -269,13 +280,28 @@ func (l *Log) trimEpochs(atEnd bool) error {
 		n--
 	}
 	first := 0
-	for first+1 < n && l.epochs[first+1].StartOffset <= start {
+	for first+1 < n && l.epochs[first+1].StartOffset <= start && !l.checkpointLags {
 		first++
 	}
 	if first == 0 && n == len(l.epochs) {
 		return nil
 	}
 	next := append([]EpochEntry(nil), l.epochs[first:n]...)
+	if !atEnd {
+		// Retention only drops entries wholly below the log start: a
+		// file that keeps them is still right (open trims it again), so
+		// a disk out of room keeps it and the next pass tries again.
+		l.epochBuf = encodeEpochs(l.epochBuf[:0], next)
+		err := l.replaceFile(filepath.Join(l.dir, epochFileName), l.epochBuf)
+		switch {
+		case errors.Is(err, errKeptOnNoSpace):
+			return nil
+		case err != nil:
+			return l.fail(fmt.Errorf("segment: write leader-epoch checkpoint: %w", err))
+		}
+		l.epochs = next
+		return nil
+	}
 	if err := l.writeEpochFile(next); err != nil {
 		return err
 	}

@@ -1,6 +1,10 @@
 package segment
 
-import "errors"
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
 
 // Errors a caller can act on.
 var (
@@ -28,3 +32,13 @@ var (
 	// is opened again, and nothing after the failure was acknowledged.
 	ErrStorageFailed = errors.New("segment: storage failed; the log is offline until it is reopened")
 )
+
+// IsNoSpace reports whether err is a file system out of room: ENOSPC, or
+// EDQUOT for a quota. Unlike other I/O errors it says nothing was lost: a
+// write or fallocate that returns it stored nothing past what it reports
+// (docs/storage.md, "A full disk").
+func IsNoSpace(err error) bool { return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) }
+
+// errKeptOnNoSpace: a small file could not be replaced for lack of room
+// before its rename, so the old one stands whole (replaceFile).
+var errKeptOnNoSpace = errors.New("segment: no room to replace the file; the old one stands")

@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,6 +30,9 @@ type Log struct {
 	// dirDirty is set when a segment file was created and the directory
 	// entry is not yet durable.
 	dirDirty bool
+	// checkpointLags: the last checkpoint was kept for lack of room, so
+	// the one on disk may record an older log start (trimEpochs).
+	checkpointLags bool
 	// rolling are the segments rolled (BeginRoll) whose roll has not
 	// finished, oldest first: their trim to size may not be durable yet.
 	rolling     []*Segment
@@ -59,6 +63,9 @@ type Stats struct {
 	IndexLoads    int64 // closed-segment indexes mapped on first use
 	IndexRebuilds int64 // indexes rebuilt from the data
 	Truncations   int64 // segments whose torn or corrupt tail recovery cut off
+	// CheckpointsKept counts checkpoints not written for lack of room,
+	// the old one kept (writeCheckpointMayLag).
+	CheckpointsKept int64
 }
 
 // segFiles is a segment's open files (the Segment.Handle). Files of trusted
@@ -240,7 +247,7 @@ func (l *Log) finishRoll(old *Segment) error {
 	l.rolling[0] = nil
 	l.rolling = l.rolling[1:]
 	l.core.Flushed(old.next)
-	return l.writeCheckpoint()
+	return l.writeCheckpointMayLag()
 }
 
 // syncFiles are the files a roll syncs: data, offset index, time index.
@@ -381,7 +388,19 @@ func (l *Log) dataFile(s *Segment) (File, error) {
 // earlier group sync may have made all its frames durable, but not its trim
 // to size, and a checkpoint past it would have recovery trust the segment
 // with its allocated length, zeros and all.
-func (l *Log) writeCheckpoint() error {
+func (l *Log) writeCheckpoint() error { return l.checkpoint(false) }
+
+// writeCheckpointMayLag is writeCheckpoint where a checkpoint behind the
+// log is still right: after a roll, a deletion or retention, at open and
+// at close. Its recovery point and log start only lag, so recovery walks
+// more and a DeleteRecordsBefore inside a segment is undone by a crash.
+// There a file system out of room (before the rename) keeps the old
+// checkpoint rather than taking the log offline: a full disk must not
+// stop a log for good (docs/storage.md, "A full disk"), and retention,
+// which frees room, writes one. The next checkpoint catches up.
+func (l *Log) writeCheckpointMayLag() error { return l.checkpoint(true) }
+
+func (l *Log) checkpoint(mayLag bool) error {
 	ck := checkpoint{logStart: l.core.LogStart(), recoveryPoint: l.core.RecoveryPoint()}
 	if len(l.rolling) > 0 {
 		ck.recoveryPoint = min(ck.recoveryPoint, l.rolling[0].base)
@@ -399,8 +418,14 @@ func (l *Log) writeCheckpoint() error {
 		}
 	}
 	if err := l.replaceFile(filepath.Join(l.dir, checkpointName), ck.AppendTo(nil)); err != nil {
+		if mayLag && errors.Is(err, errKeptOnNoSpace) {
+			l.stats.CheckpointsKept++
+			l.checkpointLags = true
+			return nil
+		}
 		return l.fail(fmt.Errorf("segment: write checkpoint: %w", err))
 	}
+	l.checkpointLags = false
 	return nil
 }
 
@@ -431,7 +456,7 @@ func (l *Log) deleteSegments(removed []*Segment) error {
 	if err != nil {
 		return l.fail(fmt.Errorf("segment: delete segments: %w", err))
 	}
-	return l.writeCheckpoint()
+	return l.writeCheckpointMayLag()
 }
 
 // DeleteRecordsBefore advances the log start to offset and deletes the
@@ -457,13 +482,19 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 
 // ApplyRetention deletes closed segments past the time and size bounds.
 func (l *Log) ApplyRetention(nowMs int64) error {
+	return l.ApplyRetentionBelow(nowMs, math.MaxInt64)
+}
+
+// ApplyRetentionBelow is ApplyRetention bounded to segments wholly below
+// limit (Core.ApplyRetentionBelow).
+func (l *Log) ApplyRetentionBelow(nowMs, limit int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.waitSync()
 	if err := l.usable(); err != nil {
 		return err
 	}
-	removed, rerr := l.core.ApplyRetention(nowMs)
+	removed, rerr := l.core.ApplyRetentionBelow(nowMs, limit)
 	if err := l.deleteSegments(removed); err != nil {
 		return err
 	}
@@ -497,7 +528,7 @@ func (l *Log) Close() error {
 		}
 	}
 	if err == nil {
-		err = l.writeCheckpoint()
+		err = l.writeCheckpointMayLag()
 	}
 	l.closed = true
 	l.cond.Broadcast()

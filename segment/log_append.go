@@ -54,8 +54,12 @@ func (l *Log) append(frame []byte, h *schema.FrameHeader, stamp bool) (int64, er
 	if latest := l.latestEpoch(); h.LeaderEpoch < max(latest, 0) {
 		return 0, fmt.Errorf("%w: frame of epoch %d, latest %d", ErrEpochRegress, h.LeaderEpoch, latest)
 	}
-	if int64(h.Length) > l.cfg.SegmentBytes {
-		return 0, fmt.Errorf("%w: %d bytes, segment %d", ErrFrameTooLarge, h.Length, l.cfg.SegmentBytes)
+	// The settings Reconfigure changes are read from the core (under
+	// l.mu); l.cfg is the open-time config the cleaner's goroutine reads.
+	// A replicated frame may be larger than today's segment size
+	// (frameBytesMax); the core bounds it.
+	if segBytes := l.core.cfg.SegmentBytes; stamp && int64(h.Length) > segBytes {
+		return 0, fmt.Errorf("%w: %d bytes, segment %d", ErrFrameTooLarge, h.Length, segBytes)
 	}
 	now := l.cfg.NowMs()
 	if l.core.ShouldRoll(int64(h.Length), h.RecordCount, now) {
@@ -89,11 +93,11 @@ func (l *Log) append(frame []byte, h *schema.FrameHeader, stamp bool) (int64, er
 	if err := l.core.CommitAppend(&plan); err != nil {
 		return 0, err
 	}
-	switch l.cfg.Flush.kind {
+	switch flush := l.core.cfg.Flush; flush.kind {
 	case flushEveryAck:
 		err = l.syncTo(plan.NextOffset)
 	case flushInterval:
-		if now-l.lastFlushMs >= l.cfg.Flush.intervalMs {
+		if now-l.lastFlushMs >= flush.intervalMs {
 			l.lastFlushMs = now
 			err = l.syncTo(plan.NextOffset)
 		}

@@ -140,3 +140,48 @@ func TestKeepDeletedDataFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionBelowLimit: retention bounded by a limit (a replicated
+// partition's high watermark) keeps every segment that reaches past it,
+// however far the log is over its bounds, and drops the rest once the
+// limit moves up.
+func TestRetentionBelowLimit(t *testing.T) {
+	dir := t.TempDir()
+	cfg := memConfig(OSFS{})
+	cfg.RetentionBytes = 4096
+	l, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 12; i++ {
+		if _, err := l.Append(testFrame(2, 1500, int64(i), uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bases := l.SegmentBases()
+	if len(bases) < 4 {
+		t.Fatalf("segments %v: want several past the size bound", bases)
+	}
+	// The limit inside the first segment: nothing is wholly below it.
+	if err := l.ApplyRetentionBelow(0, bases[1]-1); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.SegmentBases(); len(got) != len(bases) || l.LogStart() != bases[0] {
+		t.Fatalf("limit %d: segments %v, log start %d; want all of %v kept", bases[1]-1, got, l.LogStart(), bases)
+	}
+	// The limit at the second segment's base: only the first may go.
+	if err := l.ApplyRetentionBelow(0, bases[1]); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.SegmentBases(); len(got) != len(bases)-1 || l.LogStart() != bases[1] {
+		t.Fatalf("limit %d: segments %v, log start %d; want the first dropped", bases[1], got, l.LogStart())
+	}
+	// No limit: down to the size bound.
+	if err := l.ApplyRetention(0); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.SegmentBases(); len(got) >= len(bases)-1 {
+		t.Fatalf("without a limit: segments %v, want fewer than %d", got, len(bases)-1)
+	}
+}

@@ -148,7 +148,7 @@ func (l *Log) recover() error {
 			return err
 		}
 		l.core.Flushed(l.core.End())
-		if err := l.writeCheckpoint(); err != nil {
+		if err := l.writeCheckpointMayLag(); err != nil {
 			return err
 		}
 	}
@@ -207,7 +207,7 @@ func (l *Log) recoverSegment(base, fileSize, rp int64) (*Segment, error) {
 	// The walk writes index entries for what it finds, up to the file's
 	// end: their pages get blocks first (nothing new for an index that
 	// was allocated with its data).
-	if err := l.allocateIndexes(files, min(fileSize, l.cfg.SegmentBytes)); err != nil {
+	if err := l.allocateIndexes(files, min(fileSize, segmentBytesMax)); err != nil {
 		files.close()
 		return nil, err
 	}
@@ -303,7 +303,10 @@ func (l *Log) readFrame(f File, pos, fileSize int64) (schema.FrameHeader, bool) 
 	if _, err := f.ReadAt(l.hdr[:], pos); err != nil {
 		return h, false
 	}
-	n, err := schema.PeekFrameLength(l.hdr[:], l.cfg.maxFrameBytes())
+	// Frames are bounded by what any segment may hold, not by today's
+	// segment.bytes: a topic may have lowered it since they were written
+	// (Reconfigure), and a frame that was valid then is valid now.
+	n, err := schema.PeekFrameLength(l.hdr[:], schema.MaxFrameBytes)
 	if err != nil || pos+int64(n) > fileSize || pos+int64(n) > segmentBytesMax {
 		return h, false
 	}

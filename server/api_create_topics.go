@@ -60,6 +60,18 @@ func (bs *brokerShard) createTopics(req *Request) {
 		answer()
 		return
 	}
+	if bs.b.disk.full() && !validateOnly {
+		// Its logs could not grow: refused rather than "created" with
+		// partitions that take no writes (disk_space.go).
+		code, msg := bs.b.disk.refusal()
+		for _, w := range wants {
+			if w.result.ErrorCode == fb.ErrorCodeNone {
+				w.result.ErrorCode, w.result.ErrorMessage = code, msg
+			}
+		}
+		answer()
+		return
+	}
 	session := bs.b.session
 	if !session.acquire() {
 		for _, w := range wants {

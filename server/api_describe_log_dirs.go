@@ -10,7 +10,8 @@ import (
 
 // DescribeLogDirs: this broker's data folder, its file system's size and
 // free space, and the partitions of the asked topics (absent: every topic)
-// that this broker keeps, with their bytes of segment data. Each partition
+// that this broker keeps, with their bytes of segment data and, where it
+// leads them, their produce rates (partition_rate.go). Each partition
 // is read on its owning shard; the file system is asked off the shards
 // (statfs is a blocking call, and a shard never blocks).
 func (bs *brokerShard) describeLogDirs(req *Request) {
@@ -72,6 +73,9 @@ func (bs *brokerShard) logDirPartition(topic string, index int32, r *fb.LogDirPa
 		r.ErrorCode = bs.storageErrorCode(p)
 	default:
 		r.SizeBytes = p.log.Size()
+		if rate, ok := p.inRates(nowMs()); ok {
+			r.BytesInRate, r.RecordsInRate = rate.BytesPerSec, rate.RecordsPerSec
+		}
 	}
 }
 
@@ -97,7 +101,7 @@ func planDescribeLogDirs(m *fb.DescribeLogDirsRequest, msg []byte, im *metadata.
 			if !slices.Contains(p.Replicas, self) {
 				continue
 			}
-			r := &fb.LogDirPartitionT{Partition: p.Partition, SizeBytes: -1}
+			r := &fb.LogDirPartitionT{Partition: p.Partition, SizeBytes: -1, BytesInRate: -1, RecordsInRate: -1}
 			tr.Partitions = append(tr.Partitions, r)
 			works = append(works, logDirWork{owner: ownerShard(t.Name, p.Partition, shards), topic: t.Name, index: p.Partition, result: r})
 		}

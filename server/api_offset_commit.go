@@ -32,7 +32,7 @@ func (bs *brokerShard) offsetCommit(req *Request) {
 			reply(func(o *brokerShard) { answer(o, commitResponse(shape, code, nil)) })
 			return
 		}
-		if commitBatchBytesMax(cr) > gh.p.maxMessageBytes {
+		if commitBatchBytesMax(cr) > gh.p.limits.maxMessageBytes {
 			// Refused before the coordinator sees it: a batch the log
 			// would refuse drops the coordinator, and a client sending
 			// the commit again would have it reload the log each time.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"fmt"
 	"time"
 
 	"github.com/strata-db/strata/schema"
@@ -56,8 +57,8 @@ func (bs *brokerShard) produce(req *Request) {
 	origin := bs.sh
 	for _, w := range works {
 		if w.owner == bs.id {
-			bs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64) {
-				job.partDone(w.result, code, base, logStart)
+			bs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64, msg string) {
+				job.partDone(w.result, code, base, logStart, msg)
 			})
 			continue
 		}
@@ -65,14 +66,14 @@ func (bs *brokerShard) produce(req *Request) {
 		err := owner.PostFrom(origin, func(osh *Shard) {
 			obs := bs.b.shards[osh.ID()]
 			obs.sh = osh
-			obs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64) {
-				if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart) }); err != nil {
+			obs.appendFrames(w.topic, w.index, w.frames, acks, timeoutMs, func(code fb.ErrorCode, base, logStart int64, msg string) {
+				if err := origin.PostFrom(osh, func(*Shard) { job.partDone(w.result, code, base, logStart, msg) }); err != nil {
 					bs.b.log.Error("produce result not delivered to its shard", "err", err)
 				}
 			})
 		})
 		if err != nil {
-			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1)
+			job.partDone(w.result, fb.ErrorCodeRequestTimedOut, -1, -1, "")
 		}
 	}
 }
@@ -161,8 +162,8 @@ func planProduce(m *fb.ProduceRequest, msg []byte, im *metadata.Image, shards in
 }
 
 // partDone records one partition's result; the last one answers.
-func (job *produceJob) partDone(r *fb.ProducePartitionResponseT, code fb.ErrorCode, base, logStart int64) {
-	r.ErrorCode, r.BaseOffset, r.LogStartOffset = code, base, logStart
+func (job *produceJob) partDone(r *fb.ProducePartitionResponseT, code fb.ErrorCode, base, logStart int64, msg string) {
+	r.ErrorCode, r.BaseOffset, r.LogStartOffset, r.ErrorMessage = code, base, logStart, msg
 	if job.left--; job.left == 0 {
 		job.hold.Release()
 		job.finish()
@@ -185,42 +186,82 @@ func (job *produceJob) finish() {
 // them to the log; done runs on that shard when they are durable under the
 // flush policy (or at once, for an error).
 func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, acks fb.Acks, timeoutMs int64,
-	done func(code fb.ErrorCode, base, logStart int64)) {
+	done func(code fb.ErrorCode, base, logStart int64, msg string)) {
 	p := bs.leaderAt(topic, index)
 	if p == nil {
-		done(bs.missingPartitionCode(topic, index), -1, -1)
+		done(bs.missingPartitionCode(topic, index), -1, -1, "")
 		return
 	}
 	if p.offline() {
-		done(bs.storageErrorCode(p), -1, -1)
+		done(bs.storageErrorCode(p), -1, -1, "")
+		return
+	}
+	if bs.b.disk.full() {
+		// Refused before the replica machine gives it offsets: nothing
+		// of it is appended (disk_space.go).
+		code, msg := bs.b.disk.refusal()
+		done(code, -1, -1, msg)
 		return
 	}
 	if len(frames) == 0 {
-		done(fb.ErrorCodeCorruptMessage, -1, -1)
+		done(fb.ErrorCodeCorruptMessage, -1, -1, "")
 		return
 	}
 	// Check every frame before appending any, so a bad frame leaves the
 	// log untouched.
 	var records uint32
 	for rest := frames; len(rest) > 0; {
-		if len(rest) >= 4 && int64(binary.LittleEndian.Uint32(rest)) > int64(p.maxMessageBytes) {
-			done(fb.ErrorCodeMessageTooLarge, -1, -1)
+		if len(rest) >= 4 && int64(binary.LittleEndian.Uint32(rest)) > int64(p.limits.maxMessageBytes) {
+			done(fb.ErrorCodeMessageTooLarge, -1, -1, "")
 			return
 		}
-		n, err := schema.PeekFrameLength(rest, p.maxMessageBytes)
+		n, err := schema.PeekFrameLength(rest, p.limits.maxMessageBytes)
 		if err != nil || n > len(rest) {
-			done(fb.ErrorCodeCorruptMessage, -1, -1)
+			done(fb.ErrorCodeCorruptMessage, -1, -1, "")
 			return
 		}
 		h, err := schema.CheckFrame(rest[:n])
 		if err != nil {
-			done(fb.ErrorCodeCorruptMessage, -1, -1)
+			done(fb.ErrorCodeCorruptMessage, -1, -1, "")
 			return
+		}
+		if c := p.limits.compression; c >= 0 && int(h.Compression()) != c {
+			// compression.type names a codec, and the broker never
+			// recompresses: a batch in another is refused whole.
+			done(fb.ErrorCodeUnsupportedCompressionType, -1, -1, "")
+			return
+		}
+		if p.limits.compacted {
+			if msg := keylessRecord(rest[:n], topic, index); msg != "" {
+				done(fb.ErrorCodeCorruptMessage, -1, -1, msg)
+				return
+			}
 		}
 		records += h.RecordCount
 		rest = rest[n:]
 	}
 	p.startAppend(frames, records, acks, timeoutMs, done)
+}
+
+// keylessRecord decodes a checked frame's records for a compacted topic
+// and names the first without a key, or returns "". Kafka refuses such a
+// batch whole with INVALID_RECORD ("Compacted topic cannot accept message
+// without key"); Strata answers CORRUPT_MESSAGE, its code for a record the
+// broker will not store, with the reason, and appends nothing of the
+// request's frames for the partition. The cleaner would keep a keyless
+// record for ever: nothing can supersede it.
+func keylessRecord(frame []byte, topic string, index int32) string {
+	var br schema.BatchReader
+	if err := br.ResetCRCChecked(frame); err != nil {
+		return fmt.Sprintf("record batch to %s/%d cannot be decoded: %v", topic, index, err)
+	}
+	var v schema.RecordView
+	for i := 0; br.Next(&v); i++ {
+		if v.Key == nil {
+			return fmt.Sprintf("record %d of the batch to %s/%d has no key; a topic with cleanup.policy=compact keeps the latest record of each key, so every record needs one", i, topic, index)
+		}
+	}
+	return ""
 }
 
 // nowMs is the broker's wall clock.

@@ -9,6 +9,8 @@ var supportedAPIs = []fb.ApiKey{
 	fb.ApiKeyProduce, fb.ApiKeyFetch, fb.ApiKeyListOffsets, fb.ApiKeyDescribeQuorum, fb.ApiKeyDescribeLogDirs, fb.ApiKeyReplicaFetch,
 	fb.ApiKeyFindCoordinator, fb.ApiKeyConsumerGroupHeartbeat, fb.ApiKeyOffsetCommit, fb.ApiKeyOffsetFetch,
 	fb.ApiKeyConsumerGroupDescribe, fb.ApiKeyListGroups, fb.ApiKeyDeleteGroups,
+	fb.ApiKeyDescribeConfigs, fb.ApiKeyIncrementalAlterConfigs, fb.ApiKeyCreatePartitions,
+	fb.ApiKeyDeleteRecords,
 }
 
 func (bs *brokerShard) apiVersions(req *Request) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-db/strata/ring"
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"github.com/strata-db/strata/segment"
 	"github.com/strata-db/strata/server/controller"
 	"github.com/strata-db/strata/server/group"
 	"github.com/strata-db/strata/server/metadata"
@@ -52,6 +54,11 @@ type BrokerConfig struct {
 	// (DefaultSessionTimeout; every voter should use the same).
 	HeartbeatInterval time.Duration
 	SessionTimeout    time.Duration
+	// ConnectionLossGrace is how long the controller leader waits, after
+	// a broker's session connection ends, for a heartbeat on a new one
+	// before fencing it (DefaultConnectionLossGrace; negative: only the
+	// session timeout fences; every voter should use the same).
+	ConnectionLossGrace time.Duration
 	// JoinTimeout bounds the wait at start for the controller to register
 	// and unfence this broker (DefaultJoinTimeout).
 	JoinTimeout time.Duration
@@ -67,6 +74,10 @@ type BrokerConfig struct {
 	// log.retention.check.interval.ms; 0: LogRetentionCheckIntervalDefault,
 	// at least LogRetentionCheckIntervalMin).
 	LogRetentionCheckInterval time.Duration
+	// HotPartitionWindow is the span each partition's produce rate is
+	// taken over, for flagging hot partitions (0:
+	// HotPartitionWindowDefault, at least HotPartitionWindowMin).
+	HotPartitionWindow time.Duration
 	// OffsetsTopicPartitions and OffsetsTopicReplicationFactor shape the
 	// __consumer_offsets topic this broker creates when a group lookup
 	// finds it missing (0: OffsetsTopicPartitionsDefault and
@@ -77,25 +88,48 @@ type BrokerConfig struct {
 	// Group is the consumer-group coordinators' settings (zero fields:
 	// group's defaults).
 	Group group.Config
+	// LogDirMinFreeBytes and LogDirMinFreeRatio are the room the broker
+	// keeps free in its data folder's file system: below the smaller of
+	// the two, producers and topic creation are refused as for a full
+	// disk (disk_space.go). 0: LogDirMinFreeBytesDefault and
+	// LogDirMinFreeRatioDefault; negative: that bound is off.
+	LogDirMinFreeBytes int64
+	LogDirMinFreeRatio float64
+	// LogCleanerDedupeBufferBytes is the memory of the compaction
+	// cleaners' key maps, split among the shards (Kafka's
+	// log.cleaner.dedupe.buffer.size; 0: LogCleanerDedupeBufferBytesDefault).
+	// LogCleanerIOMaxBytesPerSecond throttles what they read and write,
+	// split the same way (Kafka's log.cleaner.io.max.bytes.per.second; 0:
+	// no throttle).
+	LogCleanerDedupeBufferBytes   int64
+	LogCleanerIOMaxBytesPerSecond int64
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
 // partition logs it leads, following the metadata of the controller
 // quorum, of which it is a voter.
 type Broker struct {
-	ready   atomic.Bool // joined the cluster: serving every API
-	cfg     BrokerConfig
-	log     *slog.Logger
-	srv     *Server
-	quorum  *quorumMember
-	session *brokerSession
-	image   atomic.Pointer[metadata.Image]
-	shards  []*brokerShard
-	metrics *brokerMetrics
+	ready atomic.Bool // joined the cluster: serving every API
+	// stopOnce makes Stop idempotent: a second call (a test's cleanup
+	// after the test stopped it) returns the first call's result.
+	stopOnce sync.Once
+	stopErr  error
+	cfg      BrokerConfig
+	log      *slog.Logger
+	srv      *Server
+	quorum   *quorumMember
+	session  *brokerSession
+	image    atomic.Pointer[metadata.Image]
+	shards   []*brokerShard
+	metrics  *brokerMetrics
 	// storageFailures counts partitions taken offline by their storage;
 	// storageFailed is set by the first (no clean shutdown after it).
 	storageFailures prometheus.Counter
 	storageFailed   atomic.Bool
+	// logsGivenUp is set once a log held for lack of room was failed to
+	// close it (disk_space.go): it closed without flushing, so the
+	// shutdown is not clean either.
+	logsGivenUp atomic.Bool
 	// heartbeating is set once the heartbeat loop runs.
 	heartbeating bool
 	// hwLoaded are the high watermarks the last process checkpointed
@@ -108,6 +142,11 @@ type Broker struct {
 	// offsetsCreating is set while a proposal to create __consumer_offsets
 	// is out (group_route.go).
 	offsetsCreating atomic.Bool
+	// disk is the data folder's room and the disk alarm.
+	disk *diskSpace
+	// cleanerMapBytes and cleanerIORate are each shard's share of the
+	// cleaner settings (compaction.go).
+	cleanerMapBytes, cleanerIORate int64
 }
 
 // StartBroker starts serving, starts the controller voter (replaying its
@@ -128,6 +167,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.HeartbeatInterval >= cfg.SessionTimeout {
 		return nil, fmt.Errorf("server: heartbeat interval %v is not below the session timeout %v", cfg.HeartbeatInterval, cfg.SessionTimeout)
+	}
+	if cfg.ConnectionLossGrace == 0 {
+		cfg.ConnectionLossGrace = DefaultConnectionLossGrace
+	}
+	if cfg.ConnectionLossGrace >= cfg.SessionTimeout {
+		return nil, fmt.Errorf("server: connection-loss grace %v is not below the session timeout %v", cfg.ConnectionLossGrace, cfg.SessionTimeout)
 	}
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
@@ -153,6 +198,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	cfg.LogRetentionCheckInterval = interval
+	if cfg.HotPartitionWindow, err = hotPartitionWindow(cfg.HotPartitionWindow); err != nil {
+		return nil, err
+	}
+	if cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio, err = resolveMinFree(cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -180,7 +231,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: cfg.Logger, dirLock: dirLock, hwLoaded: loadHW(cfg.DataDir), hwWriter: newHWCheckpointer(cfg.DataDir)}
+	mapBytes, ioRate, err := cleanerShares(cfg.LogCleanerDedupeBufferBytes, cfg.LogCleanerIOMaxBytesPerSecond, cores)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger, dirLock: dirLock, hwLoaded: loadHW(cfg.DataDir), hwWriter: newHWCheckpointer(cfg.DataDir),
+		cleanerMapBytes: mapBytes, cleanerIORate: ioRate}
 	// Requests that arrive before the first image is served see an empty
 	// cluster.
 	b.image.Store(metadata.NewState().Image())
@@ -191,17 +247,24 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	// request on (the shards' counters are read at scrape time).
 	b.metrics = newBrokerMetrics(b)
 	b.storageFailures = newStorageFailuresCounter(b.metrics.reg)
+	b.disk = newDiskSpace(cfg.DataDir, cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio, cfg.Logger, b.metrics.reg)
+	defer func() {
+		if !started {
+			b.disk.stop()
+		}
+	}()
 	b.srv, err = Start(Config{Listen: addr.String(), Cores: cores, Pin: cfg.Pin, Handler: b, Logger: cfg.Logger,
 		RequestBudgetBytes: cfg.RequestBudgetBytes})
 	if err != nil {
 		return nil, err
 	}
 	b.quorum, err = startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
-		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
+		sessionConfig(cfg.SessionTimeout, cfg.ConnectionLossGrace), cfg.Logger)
 	if err != nil {
 		b.srv.Stop()
 		return nil, err
 	}
+	b.quorum.registerMetrics(b.metrics.reg)
 	bound := b.srv.Addr()
 	listener := metadata.Listener{Name: "PLAINTEXT", Host: bound.Addr().String(), Port: bound.Port()}
 	b.session = newBrokerSession(b.quorum, cfg.NodeID, []metadata.Listener{listener}, cfg.Rack, cfg.HeartbeatInterval,
@@ -234,6 +297,11 @@ func (b *Broker) Server() *Server { return b.srv }
 // Stop moves the broker's leaderships away (controlled shutdown), drains
 // the shards, closes every partition log and stops the controller voter.
 func (b *Broker) Stop() error {
+	b.stopOnce.Do(func() { b.stopErr = b.stop() })
+	return b.stopErr
+}
+
+func (b *Broker) stop() error {
 	if b.heartbeating {
 		// Heartbeats go on during the controlled shutdown so that the
 		// session does not lapse meanwhile.
@@ -253,11 +321,18 @@ func (b *Broker) Stop() error {
 		err = errors.Join(err, bs.closeAll())
 	}
 	b.hwWriter.stop()
-	if epoch := b.session.epoch.Load(); err == nil && epoch > 0 && !b.storageFailed.Load() {
+	if epoch := b.session.epoch.Load(); err == nil && epoch > 0 && !b.storageFailed.Load() && !b.logsGivenUp.Load() {
 		// Every log closed flushed: the next process may prove it.
 		err = markCleanShutdown(b.cfg.DataDir, epoch)
+		if segment.IsNoSpace(err) {
+			// A full disk: the next start is taken as unclean, which
+			// costs eligible-leader places, not data.
+			b.log.Warn("no room to mark the shutdown clean", "err", err)
+			err = nil
+		}
 	}
 	err = errors.Join(err, b.quorum.stop())
+	b.disk.stop()
 	// Last: another broker may open the folder once every log is closed.
 	return errors.Join(err, b.dirLock.Close())
 }
@@ -321,6 +396,14 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.listGroups(req)
 	case fb.ApiKeyDeleteGroups:
 		bs.deleteGroups(req)
+	case fb.ApiKeyDescribeConfigs:
+		bs.describeConfigs(req)
+	case fb.ApiKeyIncrementalAlterConfigs:
+		bs.incrementalAlterConfigs(req)
+	case fb.ApiKeyCreatePartitions:
+		bs.createPartitions(req)
+	case fb.ApiKeyDeleteRecords:
+		bs.deleteRecords(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}
@@ -336,10 +419,12 @@ func (b *Broker) Tick(sh *Shard, now int64) {
 			job.deadlineMs = 0
 		}
 		// Followers' fetches parked here would hold their connections
-		// open until the drain gives up on them.
+		// open until the drain gives up on them; a log held for lack of
+		// room would never go idle.
 		for _, p := range bs.slots {
 			if p != nil {
 				p.abandonReplicaFetches()
+				bs.giveUpSpace(p, "the broker is stopping")
 			}
 		}
 	}

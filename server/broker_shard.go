@@ -69,6 +69,9 @@ type brokerShard struct {
 	groupTopicsMap map[string]int32
 	// nextGroupTickMs is when the coordinators' timers next run.
 	nextGroupTickMs int64
+	// deleteWaits are DeleteRecords partitions waiting for their low
+	// watermark (api_delete_records.go).
+	deleteWaits []*deleteRecordsWait
 }
 
 type topicPartitions struct {
@@ -126,6 +129,10 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 			tp = &topicPartitions{id: t.ID, parts: make([]*partition, len(t.Partitions))}
 			bs.topics[t.Name] = tp
 		}
+		if grown := len(t.Partitions) - len(tp.parts); grown > 0 {
+			// CreatePartitions: the topic has more partitions now.
+			tp.parts = append(tp.parts, make([]*partition, grown)...)
+		}
 		for _, p := range t.Partitions {
 			if ownerShard(t.Name, p.Partition, n) != bs.id {
 				continue
@@ -146,6 +153,7 @@ func (bs *brokerShard) applyImage(im *metadata.Image) {
 					bs.closePartition(cur, false)
 					continue
 				}
+				bs.reconfigure(cur, t)
 				cur.stepReplica(replicaImage(im, t, p))
 				continue
 			}
@@ -213,17 +221,6 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	maxMsg := defaultMaxMessageBytes
-	if v, ok := t.Configs[metadata.ConfigMaxMessageBytes]; ok {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			maxMsg = min(n, schema.MaxFrameBytes)
-		}
-	}
-	if cfg.SegmentBytes > 0 {
-		// A frame must fit a segment: the log would refuse it after the
-		// replica machine had placed it.
-		maxMsg = min(maxMsg, int(cfg.SegmentBytes))
-	}
 	var slot uint32
 	if n := len(bs.freeSlots); n > 0 {
 		slot = bs.freeSlots[n-1]
@@ -235,10 +232,10 @@ func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partit
 		slot = uint32(len(bs.slots))
 		bs.slots = append(bs.slots, nil)
 	}
-	p := &partition{topic: t.Name, index: index, slot: slot, maxMessageBytes: maxMsg, shard: bs.sh, bs: bs, dir: dir,
+	p := &partition{topic: t.Name, index: index, slot: slot, configs: t.Configs, limits: limitsOf(t.Configs, cfg), shard: bs.sh, bs: bs, dir: dir,
 		everyAck: cfg.Flush == segment.FlushEveryAck, parts: map[uint64]*appendPart{},
 		holds:   map[*segment.Segment]*segmentHold{},
-		metrics: bs.b.metrics.partitions.forPartition(t.Name, index)}
+		metrics: bs.b.metrics.partitions.forPartition(t.Name, index), inRate: newRateWindow(bs.b.cfg.HotPartitionWindow)}
 	p.log, err = ringlog.Open(bs.sh.Ring(), dir, cfg, diskPrefix(slot), p)
 	if err != nil {
 		bs.b.metrics.partitions.drop(t.Name, index)
@@ -274,6 +271,7 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 	p := bs.slots[slot]
 	p.complete(cqe)
 	bs.checkStorage(p)
+	bs.noteSpace(p)
 	if p.closing && p.closable() {
 		bs.finishClose(p)
 	}
@@ -284,6 +282,10 @@ func (bs *brokerShard) completeDisk(cqe ring.CQE) {
 func (bs *brokerShard) finishClose(p *partition) {
 	remove := !bs.keepLog[p]
 	delete(bs.keepLog, p)
+	if p.heldForSpace {
+		p.heldForSpace = false
+		bs.b.disk.holding.Add(-1)
+	}
 	if p.rep != nil {
 		if k := (hwKey{p.rep.topicID, p.index}); remove {
 			delete(bs.closedHW, k)
@@ -321,6 +323,7 @@ func (bs *brokerShard) closePartition(p *partition, remove bool) {
 	}
 	p.failWaiters()
 	p.abandonWaiting()
+	bs.giveUpSpace(p, "it is closing")
 	if p.closable() {
 		bs.finishClose(p)
 	}
@@ -340,14 +343,18 @@ func (bs *brokerShard) tickPartitions(now int64) {
 		case !p.closing:
 			p.log.Tick(now)
 			p.tickReplica(now)
+			p.publishRates(now)
 			bs.checkStorage(p)
+			bs.noteSpace(p)
 			bs.applyRetention(p)
+			bs.applyTrim(p)
 			bs.closeDeletedFiles(p)
 		case p.closable():
 			bs.finishClose(p)
 		}
 	}
 	bs.compactPartitions(now)
+	bs.tickDeleteWaits(now, bs.sh.Draining())
 }
 
 // idle reports whether no partition of the shard has work in the kernel.

@@ -92,8 +92,8 @@ func newTestClusterAdmin(t *testing.T, size int, admin bool) *testCluster {
 	return newTestClusterArgs(t, size, admin)
 }
 
-// newTestClusterArgs is newTestClusterAdmin with more serve flags for
-// every node.
+// newTestClusterArgs is newTestClusterAdmin with more flags for every
+// node, after the usual ones (a flag given twice takes the last value).
 func newTestClusterArgs(t *testing.T, size int, admin bool, extra ...string) *testCluster {
 	c := &testCluster{t: t, nodes: map[int32]*clusterNode{}}
 	ports := freePorts(t, 3*size)
@@ -113,12 +113,12 @@ func newTestClusterArgs(t *testing.T, size int, admin bool, extra ...string) *te
 			"--data-dir", filepath.Join(base, fmt.Sprint(id)), "--listen", ports[size+int(id)-1], "--admin", "",
 			"--cores", "1", "--pin=false", "--log-level", "info",
 			"--heartbeat-interval", clusterHeartbeat, "--session-timeout", clusterSession}}
-		c.nodes[id].args = append(c.nodes[id].args, extra...)
 		if admin {
 			n := c.nodes[id]
 			n.admin = ports[2*size+int(id)-1]
 			n.args = append(n.args, "--admin", n.admin) // the last --admin is taken
 		}
+		c.nodes[id].args = append(c.nodes[id].args, extra...)
 	}
 	c.startAll()
 	return c

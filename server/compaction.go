@@ -14,7 +14,8 @@ import (
 // cleaner itself is segment/compact.go). Each shard cleans the compacted
 // partitions it owns, one round at a time per shard (Kafka's one cleaner
 // thread: the key map's memory, segment.CompactionConfig.OffsetMapBytes,
-// is then bounded per shard): on its tick it plans a round for the next
+// is then bounded per shard, a share of --log-cleaner-dedupe-buffer-size,
+// and its I/O a share of --log-cleaner-io-max-bytes-per-second): on its tick it plans a round for the next
 // partition due (on the shard: it reads the log's segments), builds it on a
 // goroutine of its own (it reads closed segments and writes the cleaned
 // files through descriptors of its own, while the shard goes on serving),
@@ -28,11 +29,51 @@ import (
 // cleanup.policy=compact alone turns retention.ms and retention.bytes off
 // (applyCleanupPolicy); compact,delete applies both.
 //
-// Records without a key are kept by the cleaner; refusing them at produce
-// for a compacted topic, as Kafka does, is not done yet.
+// Records without a key would be kept by the cleaner for ever; a produce
+// to a compacted topic refuses them as Kafka does (keylessRecord,
+// api_produce.go).
 
 // cleanerBackoffMaxMs is Kafka's log.cleaner.backoff.ms default.
 const cleanerBackoffMaxMs = 15_000
+
+// The cleaner's broker settings (BrokerConfig). Both are for the whole
+// broker and split equally among its shards, each of which runs one round
+// at a time: Kafka splits log.cleaner.dedupe.buffer.size and
+// log.cleaner.io.max.bytes.per.second among its cleaner threads the same
+// way.
+const (
+	// LogCleanerDedupeBufferBytesDefault is the memory of the cleaners'
+	// key maps (Kafka's log.cleaner.dedupe.buffer.size), 24 bytes a key
+	// and full at 90%. Smaller than Kafka's 128 MiB: a shard allocates
+	// its share for each round, and a broker has a shard per core.
+	LogCleanerDedupeBufferBytesDefault = 32 << 20
+	// LogCleanerDedupeBufferBytesPerShardMin is the least share a shard
+	// may get (about 39,000 keys a round).
+	LogCleanerDedupeBufferBytesPerShardMin = 1 << 20
+	// LogCleanerIOMaxBytesPerSecondDefault: no throttle (Kafka's default
+	// is unlimited too).
+	LogCleanerIOMaxBytesPerSecondDefault = 0
+)
+
+// cleanerShares checks the cleaner settings and returns each shard's
+// share: 0 means the default; a throttle of 0 is none.
+func cleanerShares(dedupeBytes, ioBytesPerSecond int64, shards int) (mapBytes, ioRate int64, err error) {
+	if dedupeBytes == 0 {
+		dedupeBytes = LogCleanerDedupeBufferBytesDefault
+	}
+	if dedupeBytes < LogCleanerDedupeBufferBytesPerShardMin*int64(shards) {
+		return 0, 0, fmt.Errorf("server: log cleaner dedupe buffer of %d bytes is below %d bytes for each of %d shards",
+			dedupeBytes, LogCleanerDedupeBufferBytesPerShardMin, shards)
+	}
+	if ioBytesPerSecond < 0 {
+		return 0, 0, fmt.Errorf("server: log cleaner I/O throttle %d bytes/s is negative", ioBytesPerSecond)
+	}
+	mapBytes = dedupeBytes / int64(shards)
+	if ioBytesPerSecond > 0 {
+		ioRate = max(1, ioBytesPerSecond/int64(shards))
+	}
+	return mapBytes, ioRate, nil
+}
 
 // shardCompaction is a shard's cleaner: the round in flight and when each
 // compacted partition is due for a look.
@@ -132,6 +173,7 @@ func (bs *brokerShard) compactPartitions(now int64) {
 		if !compacted || err != nil {
 			continue
 		}
+		cfg.OffsetMapBytes, cfg.IOBytesPerSecond = bs.b.cleanerMapBytes, bs.b.cleanerIORate
 		sc.due[p] = now + backoff
 		job, err := p.log.PlanCompaction(cfg, now, p.highWatermark())
 		if err != nil {
@@ -186,7 +228,8 @@ func (bs *brokerShard) finishCompaction(sc *shardCompaction) {
 		bs.b.log.Debug("compacted", "topic", p.topic, "partition", p.index,
 			"cleanedUpTo", res.CleanedUpTo, "segmentsRewritten", res.SegmentsRewritten,
 			"segmentsRemoved", res.SegmentsRemoved, "recordsRemoved", res.RecordsRemoved,
-			"bytesBefore", res.BytesBefore, "bytesAfter", res.BytesAfter)
+			"bytesBefore", res.BytesBefore, "bytesAfter", res.BytesAfter,
+			"bytesRead", res.BytesRead, "bytesWritten", res.BytesWritten, "throttledFor", res.ThrottledFor)
 		if res.CleanedUpTo < p.highWatermark() {
 			// The map filled before the dirty section ended: go on at
 			// the next tick.

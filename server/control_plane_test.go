@@ -305,9 +305,9 @@ func TestControllerRPCBoundsConnections(t *testing.T) {
 	}
 	log := &capturedLog{}
 	auth := &transport.Auth{ID: 1, Secret: testClusterSecret, Accepts: func(id uint64) bool { return id == 2 }}
-	mux := newRPCMux(ln, auth, 100*time.Millisecond, slog.New(log), func(context.Context, *rpcRequest) rpcReply {
+	mux := newRPCMux(ln, auth, 100*time.Millisecond, slog.New(log), func(context.Context, *rpcRequest, uint64) rpcReply {
 		return rpcReply{Outcome: rpcOK, EndOffset: 42}
-	})
+	}, nil)
 	defer mux.Close()
 	addr := ln.Addr().String()
 	var held []net.Conn

@@ -234,8 +234,8 @@ func (bs *brokerShard) writeGroupRecords(h *groupHost, recs []group.Record, now 
 		return
 	}
 	frame, count, err := bs.groupBatch(group.LogRecords(recs), now)
-	if err == nil && len(frame) > h.p.maxMessageBytes {
-		err = fmt.Errorf("batch of %d bytes over the partition's %d", len(frame), h.p.maxMessageBytes)
+	if err == nil && len(frame) > h.p.limits.maxMessageBytes {
+		err = fmt.Errorf("batch of %d bytes over the partition's %d", len(frame), h.p.limits.maxMessageBytes)
 	}
 	if err != nil {
 		bs.b.log.Error("group records not written; reloading the coordinator", "partition", h.index, "err", err)
@@ -244,7 +244,7 @@ func (bs *brokerShard) writeGroupRecords(h *groupHost, recs []group.Record, now 
 	}
 	h.written++
 	seq := h.written
-	h.p.startAppend(frame, count, fb.AcksAll, offsetsCommitTimeoutMs, func(code fb.ErrorCode, _, _ int64) {
+	h.p.startAppend(frame, count, fb.AcksAll, offsetsCommitTimeoutMs, func(code fb.ErrorCode, _, _ int64, _ string) {
 		bs.groupBatchDone(h, seq, code)
 	})
 }

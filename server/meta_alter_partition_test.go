@@ -184,6 +184,13 @@ func TestReplicaErrorOf(t *testing.T) {
 // lead the preferred leader of its first partition.
 func startReplicationQuorum(t *testing.T, log *capturedLog) (members map[int32]*quorumMember, ctl, lead, other int32) {
 	t.Helper()
+	return startReplicationQuorumWith(t, log, metadata.Config{SessionTimeoutMs: alterTestSessionTimeout.Milliseconds()})
+}
+
+// startReplicationQuorumWith is startReplicationQuorum with the
+// controller's session settings mcfg.
+func startReplicationQuorumWith(t *testing.T, log *capturedLog, mcfg metadata.Config) (members map[int32]*quorumMember, ctl, lead, other int32) {
+	t.Helper()
 	ports := freePorts(t, 3)
 	var voters []Voter
 	for i, p := range ports {
@@ -192,7 +199,7 @@ func startReplicationQuorum(t *testing.T, log *capturedLog) (members map[int32]*
 	members = map[int32]*quorumMember{}
 	for _, v := range voters {
 		q, err := startQuorumMember(t.TempDir(), v.ID, voters, ClusterAuth{Secret: testClusterSecret},
-			metadata.Config{SessionTimeoutMs: alterTestSessionTimeout.Milliseconds()}, slog.New(log).With("voter", v.ID))
+			mcfg, slog.New(log).With("voter", v.ID))
 		if err != nil {
 			t.Fatal(err)
 		}

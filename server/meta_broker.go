@@ -256,7 +256,7 @@ func (s *brokerSession) serving(im *metadata.Image) bool {
 
 // heartbeat renews the session and returns the image that reflects it.
 func (s *brokerSession) heartbeat(ctx context.Context) (*metadata.Image, error) {
-	off, err := s.q.propose(ctx, &rpcRequest{Kind: rpcBrokerHeartbeat, BrokerID: s.nodeID, Epoch: s.epoch.Load(),
+	off, err := s.q.heartbeat(ctx, &rpcRequest{Kind: rpcBrokerHeartbeat, BrokerID: s.nodeID, Epoch: s.epoch.Load(),
 		AppliedOffset: s.appliedOffset()})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-db/strata/server/controller"
@@ -57,6 +58,14 @@ type quorumMember struct {
 	// voters from before the node exists (the Raft transport needs it
 	// to start the node), and their commands wait for it.
 	nodeSet chan struct{}
+	// session carries this broker's heartbeats to the leader
+	// (meta_session.go); nil for a lone voter.
+	session *rpcSession
+	// fences counts the brokers this voter's controller fenced while it
+	// led, by metadata.FenceCause; lossReports the session connections
+	// its listener saw closed and reported.
+	fences      [metadata.FenceConnectionLost + 1]atomic.Int64
+	lossReports atomic.Int64
 }
 
 // ClusterAuth is how the voters of a quorum prove themselves to each
@@ -88,7 +97,13 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 			"dir", filepath.Join(dataDir, legacyMetadataDir))
 	}
 	q := &quorumMember{log: log, nodeSet: make(chan struct{})}
-	cfg := controller.Config{Dir: filepath.Join(dataDir, metadataDir), Metadata: mcfg, Logger: raftLogger{log}}
+	cfg := controller.Config{Dir: filepath.Join(dataDir, metadataDir), Metadata: mcfg, Logger: raftLogger{log},
+		OnFence: func(f metadata.Fence) {
+			if int(f.Cause) < len(q.fences) {
+				q.fences[f.Cause].Add(1)
+			}
+			log.Warn("controller fences a broker", "broker", f.ID, "epoch", f.Epoch, "cause", f.Cause.String())
+		}}
 	if len(voters) == 0 {
 		q.voterID = singleVoterID
 		cfg.ID, cfg.Voters = singleVoterID, []uint64{singleVoterID}
@@ -122,7 +137,8 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 			_, ok := q.addrs[id]
 			return ok
 		}}
-		mux := newRPCMux(ln, q.auth, rpcIdleTimeout, log, q.serveRPC)
+		q.session = &rpcSession{}
+		mux := newRPCMux(ln, q.auth, rpcIdleTimeout, log, q.serveRPC, q.connectionLost)
 		tr, err := transport.NewTCP(transport.TCPConfig{ID: q.voterID, Listener: mux, Peers: q.addrs,
 			Secret: ca.Secret, Insecure: ca.Insecure, Logger: log})
 		if err != nil {
@@ -150,7 +166,11 @@ func startQuorumMember(dataDir string, nodeID int32, voters []Voter, ca ClusterA
 // serveRPC answers a command forwarded by another voter. It runs the
 // command here only: a voter that does not lead answers not_leader rather
 // than forwarding again, so a request never travels in a circle.
-func (q *quorumMember) serveRPC(ctx context.Context, req *rpcRequest) rpcReply {
+//
+// conn is the id the listener gave the connection: a heartbeat carries
+// it to the controller, which learns so which session connection the
+// broker uses (meta_session.go).
+func (q *quorumMember) serveRPC(ctx context.Context, req *rpcRequest, conn uint64) rpcReply {
 	select {
 	case <-q.nodeSet:
 	case <-ctx.Done():
@@ -174,6 +194,10 @@ func (q *quorumMember) serveRPC(ctx context.Context, req *rpcRequest) rpcReply {
 	if err != nil {
 		return rpcReply{Outcome: rpcFailed, Detail: err.Error()}
 	}
+	if req.Kind == rpcBrokerHeartbeat {
+		cmd = controller.BrokerHeartbeat(metadata.HeartbeatRequest{ID: req.BrokerID, Epoch: req.Epoch,
+			AppliedOffset: req.AppliedOffset, Conn: conn})
+	}
 	return replyOf(q.node.Propose(ctx, cmd))
 }
 
@@ -182,7 +206,22 @@ func (q *quorumMember) serveRPC(ctx context.Context, req *rpcRequest) rpcReply {
 // leader is busy, or the request could not be sent, until ctx ends; it
 // never retries a command whose outcome is unknown. It returns the
 // metadata offset just past the command's records.
+//
+// Heartbeats travel on the broker's session connection (heartbeat).
 func (q *quorumMember) propose(ctx context.Context, req *rpcRequest) (uint64, error) {
+	if req.Kind == rpcBrokerHeartbeat {
+		return q.heartbeat(ctx, req)
+	}
+	return q.proposeVia(ctx, req, func(ctx context.Context, peer uint64, req *rpcRequest) (rpcReply, error) {
+		return callRPC(ctx, q.auth, peer, q.addrs[peer], req)
+	})
+}
+
+// proposeVia is propose forwarding with call; a call that lost its
+// session connection (errSessionLost, only heartbeats use one) is
+// retried like one never sent.
+func (q *quorumMember) proposeVia(ctx context.Context, req *rpcRequest,
+	call func(ctx context.Context, peer uint64, req *rpcRequest) (rpcReply, error)) (uint64, error) {
 	cmd, err := req.command()
 	if err != nil {
 		return 0, err
@@ -192,7 +231,7 @@ func (q *quorumMember) propose(ctx context.Context, req *rpcRequest) (uint64, er
 		res, err := q.node.Propose(ctx, cmd)
 		var nl *controller.NotLeaderError
 		if errors.As(err, &nl) && nl.Leader != 0 && nl.Leader != q.voterID {
-			reply, err = callRPC(ctx, q.auth, nl.Leader, q.addrs[nl.Leader], req)
+			reply, err = call(ctx, nl.Leader, req)
 			if err == nil {
 				err = reply.err()
 			}
@@ -202,7 +241,7 @@ func (q *quorumMember) propose(ctx context.Context, req *rpcRequest) (uint64, er
 		if err == nil {
 			return reply.EndOffset, nil
 		}
-		if !retryable(err) {
+		if !retryable(err) && !errors.Is(err, errSessionLost) {
 			return 0, err
 		}
 		select {
@@ -280,6 +319,9 @@ func (q *quorumMember) leaderID(self int32) int32 {
 }
 
 func (q *quorumMember) stop() error {
+	if q.session != nil {
+		q.session.close()
+	}
 	return q.node.Stop()
 }
 
@@ -342,7 +384,9 @@ type ControllerConfig struct {
 	// SessionTimeout is how long the controller waits for a broker's
 	// heartbeat before fencing it (DefaultSessionTimeout).
 	SessionTimeout time.Duration
-	Logger         *slog.Logger
+	// ConnectionLossGrace: as BrokerConfig's.
+	ConnectionLossGrace time.Duration
+	Logger              *slog.Logger
 }
 
 // ControllerNode is a running controller-only node.
@@ -364,11 +408,17 @@ func StartController(cfg ControllerConfig) (*ControllerNode, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = DefaultSessionTimeout
 	}
+	if cfg.ConnectionLossGrace == 0 {
+		cfg.ConnectionLossGrace = DefaultConnectionLossGrace
+	}
+	if cfg.ConnectionLossGrace >= cfg.SessionTimeout {
+		return nil, fmt.Errorf("server: connection-loss grace %v is not below the session timeout %v", cfg.ConnectionLossGrace, cfg.SessionTimeout)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
 	q, err := startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
-		metadata.Config{SessionTimeoutMs: cfg.SessionTimeout.Milliseconds()}, cfg.Logger)
+		sessionConfig(cfg.SessionTimeout, cfg.ConnectionLossGrace), cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/strata-db/strata/server/controller"
@@ -81,11 +83,22 @@ type rpcRequest struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 	StartIndex uint32            `json:"start_index,omitempty"`
 	Partition  int32             `json:"partition,omitempty"`
+	// AlterTopicConfigs (with Topic) and its validation: the keys to set
+	// and to delete; CreatePartitions (with Topic and StartIndex) and its
+	// validation: the partition count to grow to.
+	Set    map[string]string `json:"set,omitempty"`
+	Delete []string          `json:"delete,omitempty"`
+	Count  int               `json:"count,omitempty"`
 	// AlterPartition (with BrokerID, Epoch, TopicID and Partition): the
 	// leader's view of the partition and the ISR it proposes.
 	LeaderEpoch    int32   `json:"leader_epoch,omitempty"`
 	PartitionEpoch int32   `json:"partition_epoch,omitempty"`
 	ISR            []int32 `json:"isr,omitempty"`
+	// Session (BrokerHeartbeat) says the caller keeps this connection
+	// for its heartbeats, so that its end is evidence the broker is gone
+	// (meta_session.go). A heartbeat without it, on a connection of its
+	// own, closes it after the answer, which says nothing.
+	Session bool `json:"session,omitempty"`
 }
 
 // Request kinds.
@@ -100,6 +113,11 @@ const (
 	rpcReportOffline       = "report_offline_replica"
 	rpcAlterPartition      = "alter_partition"
 	rpcStatus              = "status"
+
+	rpcAlterConfigs             = "alter_topic_configs"
+	rpcValidateAlterConfigs     = "validate_alter_topic_configs"
+	rpcCreatePartitions         = "create_partitions"
+	rpcValidateCreatePartitions = "validate_create_partitions"
 )
 
 // command turns a request into the controller command it names.
@@ -126,6 +144,14 @@ func (r *rpcRequest) command() (controller.Command, error) {
 			TopicID: r.TopicID, Partition: r.Partition}), nil
 	case rpcAlterPartition:
 		return controller.AlterPartition(r.alterPartitionRequest()), nil
+	case rpcAlterConfigs:
+		return controller.AlterTopicConfigs(r.alterConfigsRequest()), nil
+	case rpcValidateAlterConfigs:
+		return controller.Validate(controller.AlterTopicConfigs(r.alterConfigsRequest())), nil
+	case rpcCreatePartitions:
+		return controller.CreatePartitions(r.createPartitionsRequest()), nil
+	case rpcValidateCreatePartitions:
+		return controller.Validate(controller.CreatePartitions(r.createPartitionsRequest())), nil
 	}
 	return controller.Command{}, fmt.Errorf("server: unknown controller request %q", r.Kind)
 }
@@ -146,6 +172,14 @@ func (r *rpcRequest) checkCaller(peer uint64) error {
 
 func (r *rpcRequest) createTopicRequest() metadata.CreateTopicRequest {
 	return metadata.CreateTopicRequest{Name: r.Topic, ID: r.TopicID, Configs: r.Configs, StartIndex: r.StartIndex}
+}
+
+func (r *rpcRequest) alterConfigsRequest() metadata.AlterTopicConfigsRequest {
+	return metadata.AlterTopicConfigsRequest{Topic: r.Topic, Set: r.Set, Delete: r.Delete}
+}
+
+func (r *rpcRequest) createPartitionsRequest() metadata.CreatePartitionsRequest {
+	return metadata.CreatePartitionsRequest{Topic: r.Topic, Count: r.Count, StartIndex: r.StartIndex}
 }
 
 // rpcReply answers one request. Outcome says how it ended; the other
@@ -257,10 +291,13 @@ func readRPC(r *bufio.Reader, v any) error {
 // transport through Accept and serves RPC connections itself, each after
 // the handshake.
 type rpcMux struct {
-	ln      net.Listener
-	auth    *transport.Auth
-	log     *slog.Logger
-	serve   func(ctx context.Context, req *rpcRequest) rpcReply
+	ln    net.Listener
+	auth  *transport.Auth
+	log   *slog.Logger
+	serve func(ctx context.Context, req *rpcRequest, conn uint64) rpcReply
+	// lost hears of every RPC connection that carried a broker's
+	// heartbeats and ended while the listener runs (meta_session.go).
+	lost    func(ctx context.Context, sc sessionConn, remote string)
 	raft    chan net.Conn
 	done    chan struct{}
 	once    sync.Once
@@ -271,11 +308,15 @@ type rpcMux struct {
 	idle  time.Duration
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+	// lastConn is the id of the latest RPC connection accepted: ids grow,
+	// so the controller tells an old session connection from a new one.
+	lastConn atomic.Uint64
 }
 
 func newRPCMux(ln net.Listener, auth *transport.Auth, idle time.Duration, log *slog.Logger,
-	serve func(ctx context.Context, req *rpcRequest) rpcReply) *rpcMux {
-	m := &rpcMux{ln: ln, auth: auth, log: log, serve: serve, raft: make(chan net.Conn), done: make(chan struct{}),
+	serve func(ctx context.Context, req *rpcRequest, conn uint64) rpcReply,
+	lost func(ctx context.Context, sc sessionConn, remote string)) *rpcMux {
+	m := &rpcMux{ln: ln, auth: auth, log: log, serve: serve, lost: lost, raft: make(chan net.Conn), done: make(chan struct{}),
 		idle: idle, conns: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -348,6 +389,17 @@ func (m *rpcMux) serveConn(c net.Conn) {
 	w := bufio.NewWriter(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	sc := sessionConn{id: m.lastConn.Add(1)}
+	// closedByPeer is set when the peer's side ended the connection (end
+	// of stream, reset): of a session connection, that is evidence the
+	// broker may be gone. Silence past the read deadline is not (the
+	// session timeout judges silence), nor is the listener stopping.
+	closedByPeer := false
+	defer func() {
+		if closedByPeer && sc.broker > 0 && ctx.Err() == nil && m.lost != nil {
+			m.lost(ctx, sc, c.RemoteAddr().String())
+		}
+	}()
 	go func() {
 		select {
 		case <-m.done:
@@ -367,6 +419,7 @@ func (m *rpcMux) serveConn(c net.Conn) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
 				m.refuse(c, fmt.Errorf("voter %d: %w", peer, err))
 			}
+			closedByPeer = peerClosed(err)
 			return
 		}
 		if err := req.checkCaller(peer); err != nil {
@@ -374,15 +427,29 @@ func (m *rpcMux) serveConn(c net.Conn) {
 			return
 		}
 		callCtx, stop := context.WithTimeout(ctx, rpcCallTimeout)
-		reply := m.serve(callCtx, &req)
+		reply := m.serve(callCtx, &req, sc.id)
 		stop()
+		sc.heartbeatServed(&req, &reply)
 		if err := c.SetWriteDeadline(time.Now().Add(rpcWriteTimeout)); err != nil {
 			return
 		}
 		if err := writeRPC(w, &reply); err != nil {
+			closedByPeer = peerClosed(err)
 			return
 		}
 	}
+}
+
+// peerClosed reports whether an RPC connection's read or write error
+// says the other end closed or reset it, rather than a deadline passing
+// or a malformed message.
+func peerClosed(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
 }
 
 // Accept hands the transport its next connection.

@@ -19,6 +19,14 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 	for range b.shards {
 		m.perShard = append(m.perShard, newRequestMetrics())
 	}
+	m.partitions.topicSize = func(topic string) int {
+		if im := b.image.Load(); im != nil {
+			if t, ok := im.TopicByName(topic); ok {
+				return len(t.Partitions)
+			}
+		}
+		return 0
+	}
 	m.reg.MustRegister(newRequestCollector(func() []*requestMetrics { return m.perShard }), m.partitions,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	shardCounter := func(name, help string, read func(*ShardStats) float64) {

@@ -17,17 +17,26 @@ import (
 // shard's ring, the appends waiting to be acknowledged, and the fetches
 // waiting for data.
 type partition struct {
-	topic           string
-	index           int32
-	slot            uint32 // in the shard's partition table; routes its CQEs
-	log             *ringlog.Log
-	everyAck        bool // FlushEveryAck: only synced data is visible
-	maxMessageBytes int
-	shard           *Shard
-	bs              *brokerShard
+	topic    string
+	index    int32
+	slot     uint32 // in the shard's partition table; routes its CQEs
+	log      *ringlog.Log
+	everyAck bool // FlushEveryAck: only synced data is visible
+	// configs are the topic configs the partition runs with (the image's
+	// map, never modified), and limits what produce checks by them
+	// (topic_config.go).
+	configs map[string]string
+	limits  partitionLimits
+	shard   *Shard
+	bs      *brokerShard
 	// rep drives the partition's replica machine (partition_replica.go).
 	rep     *partitionReplica
 	metrics *partitionMetrics
+	// inRate is the produce traffic appended while leading, over the hot
+	// partition window (partition_rate.go); ratePublishMs is when its
+	// rates were last published to metrics.
+	inRate        rateWindow
+	ratePublishMs int64
 
 	// parts are log operations in flight, by token; backlog holds the
 	// operations waiting for room in the log's in-flight window (or, for
@@ -45,13 +54,20 @@ type partition struct {
 	deleted []deletedFile
 	// retentionDue: a retention check is owed (retention.go).
 	retentionDue bool
-	closing      bool // deleted: close and remove once idle
-	dir          string
+	// trimTo is where a DeleteRecords (leader) or the leader's log start
+	// (follower) asks this log's start to move; applyTrim moves it as far
+	// as it may, now or on a later tick (api_delete_records.go).
+	trimTo  int64
+	closing bool // deleted: close and remove once idle
+	dir     string
 	// storageFailureNoticed: the log's storage failed and checkStorage has
 	// logged, counted and reported it (partition_offline.go).
 	storageFailureNoticed bool
 	// offlineReport: what the controller was told of it.
 	offlineReport offlineReport
+	// heldForSpace: the log holds appends for lack of room, counted in
+	// the broker's disk alarm (disk_space.go).
+	heldForSpace bool
 }
 
 // appendPart is one operation in the partition's queue for its log: a
@@ -67,7 +83,7 @@ type appendPart struct {
 	bytes    int
 	err      error
 	finished bool
-	done     func(code fb.ErrorCode, base, logStart int64)
+	done     func(code fb.ErrorCode, base, logStart int64, msg string)
 
 	// The replica machine's part: the leader epoch the frames are
 	// stamped with (opLeader) or carry (opFollower), the offset the
@@ -106,7 +122,7 @@ func (p *partition) highWatermark() int64 {
 // gives them their offsets and queues them for the log; done runs on this
 // shard once the acks are met (the machine says) and the log has reported
 // every frame, or one failed.
-func (p *partition) startAppend(frames []byte, records uint32, acks fb.Acks, timeoutMs int64, done func(code fb.ErrorCode, base, logStart int64)) {
+func (p *partition) startAppend(frames []byte, records uint32, acks fb.Acks, timeoutMs int64, done func(code fb.ErrorCode, base, logStart int64, msg string)) {
 	p.nextToken++
 	ap := &appendPart{kind: opLeader, token: p.nextToken, rest: frames, base: -1, records: records, bytes: len(frames),
 		done: done, acks: acks, expectBase: -1}
@@ -241,12 +257,13 @@ func (p *partition) maybeFinish(ap *appendPart) {
 	switch {
 	case ap.kind != opLeader:
 	case ap.err != nil:
-		ap.done(fb.ErrorCodeStorageError, -1, -1)
+		ap.done(fb.ErrorCodeStorageError, -1, -1, "")
 	case ap.answered && ap.answerCode != fb.ErrorCodeNone:
-		ap.done(ap.answerCode, -1, -1)
+		ap.done(ap.answerCode, -1, -1, "")
 	default:
 		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())
-		ap.done(fb.ErrorCodeNone, ap.base, p.log.LogStart())
+		p.countIn(uint64(ap.bytes), uint64(ap.records))
+		ap.done(fb.ErrorCodeNone, ap.base, p.log.LogStart(), "")
 	}
 	if ap.kind == opFollower && ap.err == nil {
 		p.metrics.appended(uint64(ap.bytes), uint64(ap.records), p.log.End())

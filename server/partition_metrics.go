@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,12 @@ type partitionMetrics struct {
 	recordsIn atomic.Uint64
 	logEnd    atomic.Int64
 	bytesOut  []paddedCounter // by answering shard
+	// The produce rates over the hot partition window, as float64 bits,
+	// while the owner's replica leads (rateKnown); the owner publishes
+	// them on its tick (partition_rate.go).
+	rateKnown     atomic.Bool
+	bytesInRate   atomic.Uint64
+	recordsInRate atomic.Uint64
 	// replication is written by the owner alone (replica_metrics.go).
 	replication replicationMetrics
 	// opens counts the partitions holding these series: a partition
@@ -40,6 +47,22 @@ func (pm *partitionMetrics) appended(bytes, records uint64, logEnd int64) {
 	pm.logEnd.Store(logEnd)
 }
 
+// publishRates stores the partition's produce rates; known is false where
+// this broker does not lead it.
+func (pm *partitionMetrics) publishRates(r PartitionRate, known bool) {
+	pm.bytesInRate.Store(math.Float64bits(r.BytesPerSec))
+	pm.recordsInRate.Store(math.Float64bits(r.RecordsPerSec))
+	pm.rateKnown.Store(known)
+}
+
+// rates reads what publishRates stored.
+func (pm *partitionMetrics) rates() (r PartitionRate, known bool) {
+	if !pm.rateKnown.Load() {
+		return PartitionRate{}, false
+	}
+	return PartitionRate{math.Float64frombits(pm.bytesInRate.Load()), math.Float64frombits(pm.recordsInRate.Load())}, true
+}
+
 // sent counts frame bytes a fetch answer from shard carried.
 func (pm *partitionMetrics) sent(shard int, bytes int64) { pm.bytesOut[shard].n.Add(uint64(bytes)) }
 
@@ -56,12 +79,16 @@ type partitionCollector struct {
 	series     map[partitionKey]*partitionMetrics
 
 	bytesIn, recordsIn, bytesOut, logEnd *prometheus.Desc
+	bytesInRate, recordsInRate, hot      *prometheus.Desc
 	replication                          replicationDescs
+	// topicSize is a topic's partition count in the broker's metadata
+	// image, 0 when it does not know the topic.
+	topicSize func(topic string) int
 }
 
 func newPartitionCollector(shardCount int) *partitionCollector {
 	labels := []string{"topic", "partition"}
-	return &partitionCollector{
+	c := &partitionCollector{
 		shardCount:  shardCount,
 		series:      map[partitionKey]*partitionMetrics{},
 		bytesIn:     prometheus.NewDesc("strata_partition_bytes_in_total", "Frame bytes appended, by topic and partition.", labels, nil),
@@ -70,6 +97,14 @@ func newPartitionCollector(shardCount int) *partitionCollector {
 		logEnd:      prometheus.NewDesc("strata_partition_log_end_offset", "The next offset to be written, by topic and partition.", labels, nil),
 		replication: newReplicationDescs(),
 	}
+	c.bytesInRate = prometheus.NewDesc("strata_partition_bytes_in_rate",
+		"Frame bytes produced per second over the hot partition window, by topic and partition, where this broker leads the partition.", labels, nil)
+	c.recordsInRate = prometheus.NewDesc("strata_partition_records_in_rate",
+		"Records produced per second over the hot partition window, by topic and partition, where this broker leads the partition.", labels, nil)
+	c.hot = prometheus.NewDesc("strata_partition_hot",
+		"1 where the partition's produce rate is more than 4 times the mean of its topic's other partitions, and at least 64 KiB/s "+
+			"or 1000 records/s; else 0. Only for topics this broker leads every partition of.", labels, nil)
+	return c
 }
 
 // forPartition returns the partition's series, made on first use; a
@@ -108,6 +143,9 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.recordsIn
 	ch <- c.bytesOut
 	ch <- c.logEnd
+	ch <- c.bytesInRate
+	ch <- c.recordsInRate
+	ch <- c.hot
 	c.replication.describe(ch)
 }
 
@@ -124,5 +162,46 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.bytesOut, prometheus.CounterValue, float64(out), pm.topic, pm.partition)
 		ch <- prometheus.MustNewConstMetric(c.logEnd, prometheus.GaugeValue, float64(pm.logEnd.Load()), pm.topic, pm.partition)
 		c.replication.collect(ch, pm)
+	}
+	c.collectRates(ch)
+}
+
+// collectRates sends the produce rates of the partitions this broker
+// leads and, for each topic it leads every partition of, which are hot
+// (HotPartitions). The mean is the whole topic's: where other brokers lead
+// some of its partitions, this one cannot judge it and sends no flag
+// (docs/operations.md, "Hot partitions", has the Prometheus rule that
+// judges over the whole cluster).
+func (c *partitionCollector) collectRates(ch chan<- prometheus.Metric) {
+	type led struct {
+		pm *partitionMetrics
+		r  PartitionRate
+	}
+	byTopic := map[string][]led{}
+	for _, pm := range c.series {
+		if r, ok := pm.rates(); ok {
+			byTopic[pm.topic] = append(byTopic[pm.topic], led{pm, r})
+		}
+	}
+	var rates []PartitionRate
+	for _, ps := range byTopic {
+		rates = rates[:0]
+		for _, l := range ps {
+			rates = append(rates, l.r)
+		}
+		hot := HotPartitions(rates)
+		whole := c.topicSize != nil && c.topicSize(ps[0].pm.topic) == len(ps)
+		for i, l := range ps {
+			ch <- prometheus.MustNewConstMetric(c.bytesInRate, prometheus.GaugeValue, l.r.BytesPerSec, l.pm.topic, l.pm.partition)
+			ch <- prometheus.MustNewConstMetric(c.recordsInRate, prometheus.GaugeValue, l.r.RecordsPerSec, l.pm.topic, l.pm.partition)
+			if !whole {
+				continue
+			}
+			flag := 0.0
+			if hot[i] > 0 {
+				flag = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.hot, prometheus.GaugeValue, flag, l.pm.topic, l.pm.partition)
+		}
 	}
 }

@@ -12,7 +12,9 @@ import (
 // Fail-stop storage on the broker. When a write, fdatasync, fallocate,
 // truncate or rename of a partition's log fails, the log goes offline for
 // good (segment.ErrStorageFailed, ringlog.ErrFailed) and so does the
-// partition on this broker, until the broker restarts:
+// partition on this broker, until the broker restarts (a file system out
+// of room is not such a failure: the log holds and the broker refuses
+// produces until room returns, disk_space.go):
 //
 //   - every produce, fetch (long-polling fetches included, which are woken)
 //     and offset lookup of it answers STORAGE_ERROR; nothing written after

@@ -59,6 +59,11 @@ type partitionReplica struct {
 	held []replica.FetchResponse
 	// alterInFlight is set while an AlterPartition call is out.
 	alterInFlight bool
+	// followerStart is each follower's log start as its latest fetch
+	// reported it, for the low watermark (api_delete_records.go);
+	// followersBuf is reused to read the machine's followers.
+	followerStart map[int32]int64
+	followersBuf  []replica.FollowerProgress
 }
 
 type replicaFetchKey struct {
@@ -288,6 +293,14 @@ func wireReplicaCode(e fb.ErrorCode) replica.ErrorCode {
 	case fb.ErrorCodeFencedLeaderEpoch:
 		return replica.ErrFencedLeaderEpoch
 	case fb.ErrorCodeUnknownLeaderEpoch:
+		return replica.ErrUnknownLeaderEpoch
+	case fb.ErrorCodeUnknownTopicOrPartition:
+		// The leader's image lacks a partition this follower's image
+		// names it leader of: it has not taken that image yet (a topic
+		// just created), as with an unknown leader epoch, and will in a
+		// moment; the machine retries after the short backoff of that
+		// case rather than the whole fetch backoff, which delayed the
+		// first acks=all produce to a new topic by a second.
 		return replica.ErrUnknownLeaderEpoch
 	case fb.ErrorCodeInvalidRequest:
 		return replica.ErrInvalidRequest

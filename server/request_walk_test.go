@@ -128,6 +128,34 @@ func handleForAllocs(msg []byte, im *metadata.Image) walkOutcome {
 		if resp, _, out.accepted = planDescribeLogDirs(&m, msg, im, 1, 2); out.accepted {
 			answer = &fb.MessageT{Type: fb.MessageDescribeLogDirsResponse, Value: resp}
 		}
+	case fb.ApiKeyDescribeConfigs:
+		m, _ := env.DescribeConfigsRequest()
+		var resp *fb.DescribeConfigsResponseT
+		if resp, out.accepted = planDescribeConfigs(&m, msg, im); out.accepted {
+			answer = &fb.MessageT{Type: fb.MessageDescribeConfigsResponse, Value: resp}
+		}
+	case fb.ApiKeyIncrementalAlterConfigs:
+		m, _ := env.IncrementalAlterConfigsRequest()
+		var wants []*alterWant
+		if wants, out.accepted = planAlterConfigs(&m, msg); out.accepted {
+			resp := &fb.IncrementalAlterConfigsResponseT{}
+			for _, w := range wants {
+				resp.Topics = append(resp.Topics, w.result)
+			}
+			answer = &fb.MessageT{Type: fb.MessageIncrementalAlterConfigsResponse, Value: resp}
+		}
+	case fb.ApiKeyCreatePartitions:
+		m, _ := env.CreatePartitionsRequest()
+		var results []*fb.CreatePartitionsTopicResultT
+		if results, _, out.accepted = planCreatePartitions(&m, msg); out.accepted {
+			answer = &fb.MessageT{Type: fb.MessageCreatePartitionsResponse, Value: &fb.CreatePartitionsResponseT{Topics: results}}
+		}
+	case fb.ApiKeyDeleteRecords:
+		m, _ := env.DeleteRecordsRequest()
+		var resp *fb.DeleteRecordsResponseT
+		if resp, _, out.accepted = planDeleteRecords(&m, msg, im, 2); out.accepted {
+			answer = &fb.MessageT{Type: fb.MessageDeleteRecordsResponse, Value: resp}
+		}
 	default:
 		// ApiVersions and DescribeQuorum read nothing of the request
 		// but its header.
@@ -174,6 +202,13 @@ func walkSeeds(t testing.TB) [][]byte {
 		encode(&fb.MessageT{Type: fb.MessageApiVersionsRequest, Value: &fb.ApiVersionsRequestT{ClientSoftwareName: "x"}}),
 		encode(&fb.MessageT{Type: fb.MessageDescribeQuorumRequest, Value: &fb.DescribeQuorumRequestT{}}),
 		encode(&fb.MessageT{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{}}),
+		encode(&fb.MessageT{Type: fb.MessageDescribeConfigsRequest, Value: &fb.DescribeConfigsRequestT{}}),
+		encode(&fb.MessageT{Type: fb.MessageDescribeConfigsRequest, Value: &fb.DescribeConfigsRequestT{Topics: []string{walkTestTopic, "gone", walkTestTopic, "a b"}}}),
+		encode(&fb.MessageT{Type: fb.MessageIncrementalAlterConfigsRequest, Value: &fb.IncrementalAlterConfigsRequestT{Topics: []*fb.AlterConfigsTopicT{
+			{Name: walkTestTopic, Configs: []*fb.AlterableConfigT{{Name: "retention.ms", Value: "1"}, {Name: "segment.ms", Op: fb.AlterConfigOpDelete}, {Name: "x", Op: 7}}},
+			{Name: "a b"}}}}),
+		encode(&fb.MessageT{Type: fb.MessageCreatePartitionsRequest, Value: &fb.CreatePartitionsRequestT{Topics: []*fb.CreatePartitionsTopicT{
+			{Name: walkTestTopic, Count: 3}, {Name: "a b", Count: 2}, {Name: "z", Count: -1}}}}),
 		encode(&fb.MessageT{Type: fb.MessageDescribeLogDirsRequest, Value: &fb.DescribeLogDirsRequestT{Topics: []string{walkTestTopic, "gone", walkTestTopic, "a b"}}}),
 		encode(produceMsg(fb.AcksAll, walkTestTopic, 1, frame)),
 		encode(&fb.MessageT{Type: fb.MessageProduceRequest, Value: &fb.ProduceRequestT{Acks: fb.AcksLeader, Topics: []*fb.ProduceTopicT{
@@ -202,8 +237,41 @@ func walkSeeds(t testing.TB) [][]byte {
 		minimalPartitionsFetch(7, partitionsPerRequestMax),
 		encode(&fb.MessageT{Type: fb.MessageProduceRequest, Value: &fb.ProduceRequestT{Topics: []*fb.ProduceTopicT{
 			{Name: walkTestTopic, Partitions: distinctProducePartitions(partitionsPerRequestMax)}}}}),
+		encode(&fb.MessageT{Type: fb.MessageDeleteRecordsRequest, Value: &fb.DeleteRecordsRequestT{TimeoutMs: 1000, Topics: []*fb.DeleteRecordsTopicT{
+			{Name: walkTestTopic, Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0, Offset: 5}, {Partition: 3, Offset: -1}, {Partition: 9}, {Partition: 1, Offset: -4}}},
+			{Name: "no such", Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0}}}}}}),
+		minimalPartitionsDeleteRecords(8, partitionsPerRequestMax),
 	}
 	return seeds
+}
+
+// minimalPartitionsDeleteRecords is a DeleteRecords of walkTestTopic with
+// n partition entries of no fields (partition 0, offset -1): the most
+// entries per byte that the walk lets through.
+func minimalPartitionsDeleteRecords(corr int32, n int) []byte {
+	enc := schema.NewEncoder()
+	bld := enc.Builder()
+	parts := make([]flatbuffers.UOffsetT, n)
+	for i := range parts {
+		fb.DeleteRecordsPartitionStart(bld)
+		parts[i] = fb.DeleteRecordsPartitionEnd(bld)
+	}
+	fb.DeleteRecordsTopicStartPartitionsVector(bld, n)
+	for i := n - 1; i >= 0; i-- {
+		bld.PrependUOffsetT(parts[i])
+	}
+	pv := bld.EndVector(n)
+	name := bld.CreateString(walkTestTopic)
+	fb.DeleteRecordsTopicStart(bld)
+	fb.DeleteRecordsTopicAddName(bld, name)
+	fb.DeleteRecordsTopicAddPartitions(bld, pv)
+	tt := fb.DeleteRecordsTopicEnd(bld)
+	fb.DeleteRecordsRequestStartTopicsVector(bld, 1)
+	bld.PrependUOffsetT(tt)
+	tv := bld.EndVector(1)
+	fb.DeleteRecordsRequestStart(bld)
+	fb.DeleteRecordsRequestAddTopics(bld, tv)
+	return finishRequest(enc, corr, fb.MessageDeleteRecordsRequest, fb.DeleteRecordsRequestEnd(bld))
 }
 
 // distinctProducePartitions is n produce parts, for partitions 0 to n-1,

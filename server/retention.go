@@ -76,7 +76,10 @@ func (bs *brokerShard) applyRetention(p *partition) {
 		return
 	}
 	start := p.log.LogStart()
-	err := p.log.ApplyRetention(bs.sh.now())
+	// Only what every in-sync replica holds may go: a follower behind the
+	// leader's log start could not catch up, and a follower that trimmed
+	// past the high watermark could not serve it as the next leader.
+	err := p.log.ApplyRetentionBelow(bs.sh.now(), p.highWatermark())
 	if errors.Is(err, ringlog.ErrBusy) {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -168,6 +169,9 @@ func partitionFiles(t *testing.T, dir string) (logs []string, size int64) {
 			continue
 		}
 		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // retention, running on, deleted it since the listing
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

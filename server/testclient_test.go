@@ -12,7 +12,10 @@ import (
 	"github.com/strata-db/strata/schema/fb"
 )
 
-// testDeadline bounds every test connection.
+// testDeadline bounds every test request: each send moves the
+// connection's deadline to testDeadline from then, so a long test of many
+// requests on one connection (thousands of acks=all produces on a loaded
+// machine under the race detector) is bounded per request, not as a whole.
 var testDeadline = 60 * time.Second
 
 // testClient speaks the wire protocol to a broker for tests: one request
@@ -40,6 +43,7 @@ func (c *testClient) send(m *fb.MessageT) int32 {
 	c.t.Helper()
 	c.corr++
 	b := c.enc.Encode(&schema.EnvelopeHeader{CorrelationID: c.corr, ClientID: "test"}, m)
+	c.conn.SetDeadline(time.Now().Add(testDeadline))
 	if _, err := c.conn.Write(b); err != nil {
 		c.t.Fatal(err)
 	}

@@ -128,11 +128,12 @@ func (e *opError) tell(err error) string {
 }
 
 // tooLarge tells a refused batch with its size, the setting that limits it
-// and how to raise it. The protocol has no way to read a topic's settings
-// back, so the line names the setting rather than its value.
+// and how to raise it while the topic runs. The line names the setting
+// rather than its value, which `strata topic describe --configs` shows:
+// the produce path has no reason to ask for it.
 func tooLarge(e *client.BatchTooLargeError) string {
 	return fmt.Sprintf("%s: record batch of %d bytes to %s/%d is larger than the topic's %s; "+
-		"the limit is set when the topic is created: `strata topic create %s --config %s=%d`",
+		"raise the limit with `strata topic alter-config %s --set %s=%d`",
 		schema.ErrorName(e.Err.Code), e.Bytes, e.Topic, e.Partition, metadata.ConfigMaxMessageBytes,
 		e.Topic, metadata.ConfigMaxMessageBytes, e.Bytes)
 }

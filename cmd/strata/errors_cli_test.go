@@ -77,8 +77,8 @@ func TestMessageTooLargeRemedy(t *testing.T) {
 	record := strings.Repeat("r", 2*limit)
 	_, errOut, code := run(t, b.Addr, record+"\n", "produce", "small")
 	line := regexp.MustCompile("^strata: produce to \"small\": MESSAGE_TOO_LARGE: record batch of ([0-9]+) bytes to small/0 " +
-		"is larger than the topic's max.message.bytes; the limit is set when the topic is created: " +
-		"`strata topic create small --config max.message.bytes=([0-9]+)`\n$")
+		"is larger than the topic's max.message.bytes; raise the limit with " +
+		"`strata topic alter-config small --set max.message.bytes=([0-9]+)`\n$")
 	m := line.FindStringSubmatch(errOut)
 	if code != 1 || m == nil {
 		t.Fatalf("exit %d, stderr %q; want exit 1 and a line matching %s", code, errOut, line)
@@ -87,15 +87,14 @@ func TestMessageTooLargeRemedy(t *testing.T) {
 	if size <= len(record) || m[2] != m[1] {
 		t.Fatalf("batch of %s bytes for a record of %d, remedy %s", m[1], len(record), m[2])
 	}
-	// The remedy, on a new topic: the same record is taken.
-	if _, errOut, code := run(t, b.Addr, "", "topic", "create", "roomy", "--partitions", "1",
-		"--config", "max.message.bytes="+m[2]); code != 0 {
+	// The remedy, as the line gives it: the same record is taken.
+	if _, errOut, code := run(t, b.Addr, "", "topic", "alter-config", "small", "--set", "max.message.bytes="+m[2]); code != 0 {
 		t.Fatal(errOut)
 	}
-	if _, errOut, code := run(t, b.Addr, record+"\n", "produce", "roomy"); code != 0 || errOut != "produced 1 record to roomy\n" {
+	if _, errOut, code := run(t, b.Addr, record+"\n", "produce", "small"); code != 0 || errOut != "produced 1 record to small\n" {
 		t.Fatalf("produce after the remedy: exit %d, %q", code, errOut)
 	}
-	out, errOut, code := run(t, b.Addr, "", "consume", "roomy", "--from", "earliest", "--exit-at-end")
+	out, errOut, code := run(t, b.Addr, "", "consume", "small", "--from", "earliest", "--exit-at-end")
 	if code != 0 || out != record+"\n" {
 		t.Fatalf("consume: exit %d, %d bytes, %q", code, len(out), errOut)
 	}

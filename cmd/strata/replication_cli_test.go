@@ -32,14 +32,14 @@ func describeRows(t *testing.T, brokers string, args ...string) []describeRow {
 		t.Fatalf("strata topic describe %v: exit %d: %s", args, code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	const header = "TOPIC PARTITION LEADER EPOCH REPLICAS ISR ELR LAST KNOWN ELR OFFLINE LOG START LOG END SIZE"
+	const header = "TOPIC PARTITION LEADER EPOCH REPLICAS ISR ELR LAST KNOWN ELR OFFLINE LOG START LOG END SIZE BYTES/S RECORDS/S HOT"
 	if got := strings.Join(strings.Fields(lines[0]), " "); got != header {
 		t.Fatalf("topic describe header %q", lines[0])
 	}
 	var rows []describeRow
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 12 {
+		if len(f) != 15 {
 			t.Fatalf("topic describe row %q", l)
 		}
 		rows = append(rows, describeRow{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]})

@@ -37,6 +37,10 @@ type serveConfig struct {
 	Rack              string        `toml:"rack"`
 	HeartbeatInterval time.Duration `toml:"heartbeat_interval"`
 	SessionTimeout    time.Duration `toml:"session_timeout"`
+	// BrokerConnectionLossGrace is how long the controller leader waits
+	// for a broker whose session connection closed to reconnect before
+	// fencing it (negative: only the session timeout fences).
+	BrokerConnectionLossGrace time.Duration `toml:"broker_connection_loss_grace"`
 	// ClusterSecretFile holds the secret every voter of the quorum proves
 	// it knows; ClusterInsecure runs a quorum without one, by choice.
 	ClusterSecretFile string `toml:"cluster_secret_file"`
@@ -47,9 +51,23 @@ type serveConfig struct {
 	// LogRetentionCheckInterval is how often each shard applies topic
 	// retention (Kafka's log.retention.check.interval.ms).
 	LogRetentionCheckInterval time.Duration `toml:"log_retention_check_interval"`
+	// LogDirMinFreeBytes and LogDirMinFreeRatio are the room kept free in
+	// the data folder's file system: below the smaller, producers are
+	// refused as for a full disk (negative: that bound off).
+	LogDirMinFreeBytes int64   `toml:"log_dir_min_free_bytes"`
+	LogDirMinFreeRatio float64 `toml:"log_dir_min_free_ratio"`
+	// LogCleanerDedupeBufferSize and LogCleanerIOMaxBytesPerSecond are the
+	// compaction cleaners' key-map memory and I/O throttle, split among
+	// the shards (Kafka's log.cleaner.dedupe.buffer.size and
+	// log.cleaner.io.max.bytes.per.second).
+	LogCleanerDedupeBufferSize    int64 `toml:"log_cleaner_dedupe_buffer_size"`
+	LogCleanerIOMaxBytesPerSecond int64 `toml:"log_cleaner_io_max_bytes_per_second"`
 	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
 	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
 	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
+	// HotPartitionWindow is the span each partition's produce rate is
+	// taken over, for flagging hot partitions.
+	HotPartitionWindow time.Duration `toml:"hot_partition_window"`
 	// OffsetsTopicPartitions and OffsetsTopicReplicationFactor shape the
 	// __consumer_offsets topic, created on the first group lookup (Kafka's
 	// offsets.topic.num.partitions and offsets.topic.replication.factor).
@@ -71,18 +89,25 @@ var defaultServeConfig = serveConfig{
 	// them in --help.
 	HeartbeatInterval:             server.DefaultHeartbeatInterval,
 	SessionTimeout:                server.DefaultSessionTimeout,
+	BrokerConnectionLossGrace:     server.DefaultConnectionLossGrace,
 	RequestBudgetBytes:            server.RequestBudgetBytesDefault,
 	LogRetentionCheckInterval:     server.LogRetentionCheckIntervalDefault,
 	ReplicaLagTimeMax:             server.ReplicaLagTimeMaxDefault,
+	HotPartitionWindow:            server.HotPartitionWindowDefault,
 	OffsetsTopicPartitions:        server.OffsetsTopicPartitionsDefault,
 	OffsetsTopicReplicationFactor: server.OffsetsTopicReplicationFactorDefault,
+	LogDirMinFreeBytes:            server.LogDirMinFreeBytesDefault,
+	LogDirMinFreeRatio:            server.LogDirMinFreeRatioDefault,
+	LogCleanerDedupeBufferSize:    server.LogCleanerDedupeBufferBytesDefault,
+	LogCleanerIOMaxBytesPerSecond: server.LogCleanerIOMaxBytesPerSecondDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
-	"controller_voters, roles, rack, heartbeat_interval, session_timeout, cluster_secret_file, cluster_insecure, " +
-	"request_budget_bytes, log_retention_check_interval, replica_lag_time_max, offsets_topic_partitions, " +
-	"offsets_topic_replication_factor"
+	"controller_voters, roles, rack, heartbeat_interval, session_timeout, broker_connection_loss_grace, cluster_secret_file, cluster_insecure, " +
+	"request_budget_bytes, log_retention_check_interval, log_dir_min_free_bytes, log_dir_min_free_ratio, " +
+	"log_cleaner_dedupe_buffer_size, log_cleaner_io_max_bytes_per_second, replica_lag_time_max, hot_partition_window, " +
+	"offsets_topic_partitions, offsets_topic_replication_factor"
 
 // The roles a node can take.
 const (
@@ -131,11 +156,17 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("rack", func() { fileCfg.Rack = cfg.Rack })
 				override("heartbeat-interval", func() { fileCfg.HeartbeatInterval = cfg.HeartbeatInterval })
 				override("session-timeout", func() { fileCfg.SessionTimeout = cfg.SessionTimeout })
+				override("broker-connection-loss-grace", func() { fileCfg.BrokerConnectionLossGrace = cfg.BrokerConnectionLossGrace })
 				override("cluster-secret-file", func() { fileCfg.ClusterSecretFile = cfg.ClusterSecretFile })
 				override("cluster-insecure", func() { fileCfg.ClusterInsecure = cfg.ClusterInsecure })
 				override("request-budget-bytes", func() { fileCfg.RequestBudgetBytes = cfg.RequestBudgetBytes })
 				override("log-retention-check-interval", func() { fileCfg.LogRetentionCheckInterval = cfg.LogRetentionCheckInterval })
+				override("log-dir-min-free-bytes", func() { fileCfg.LogDirMinFreeBytes = cfg.LogDirMinFreeBytes })
+				override("log-dir-min-free-ratio", func() { fileCfg.LogDirMinFreeRatio = cfg.LogDirMinFreeRatio })
+				override("log-cleaner-dedupe-buffer-size", func() { fileCfg.LogCleanerDedupeBufferSize = cfg.LogCleanerDedupeBufferSize })
+				override("log-cleaner-io-max-bytes-per-second", func() { fileCfg.LogCleanerIOMaxBytesPerSecond = cfg.LogCleanerIOMaxBytesPerSecond })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
+				override("hot-partition-window", func() { fileCfg.HotPartitionWindow = cfg.HotPartitionWindow })
 				override("offsets-topic-partitions", func() { fileCfg.OffsetsTopicPartitions = cfg.OffsetsTopicPartitions })
 				override("offsets-topic-replication-factor", func() {
 					fileCfg.OffsetsTopicReplicationFactor = cfg.OffsetsTopicReplicationFactor
@@ -161,6 +192,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often the broker renews its controller session")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", cfg.SessionTimeout,
 		"how long the controller waits for a broker's heartbeat before fencing it (the same on every voter)")
+	f.DurationVar(&cfg.BrokerConnectionLossGrace, "broker-connection-loss-grace", cfg.BrokerConnectionLossGrace,
+		"how long the controller waits for a broker whose controller connection closed to reconnect before fencing it, below --session-timeout (the same on every voter; negative: off)")
 	f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", cfg.ClusterSecretFile,
 		"file holding the cluster secret (at least 16 bytes, the same on every voter); a quorum needs it or --cluster-insecure")
 	f.BoolVar(&cfg.ClusterInsecure, "cluster-insecure", cfg.ClusterInsecure,
@@ -169,8 +202,18 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"memory for large requests being received or served, shared equally by the shards; beyond it, connections wait to send more")
 	f.DurationVar(&cfg.LogRetentionCheckInterval, "log-retention-check-interval", cfg.LogRetentionCheckInterval,
 		"how often each shard deletes the segments past their topic's retention.ms and retention.bytes (at least 100ms)")
+	f.Int64Var(&cfg.LogDirMinFreeBytes, "log-dir-min-free-bytes", cfg.LogDirMinFreeBytes,
+		"bytes kept free in the data folder's file system: below the smaller of this and the ratio, producers and topic creation are refused (negative: off)")
+	f.Float64Var(&cfg.LogDirMinFreeRatio, "log-dir-min-free-ratio", cfg.LogDirMinFreeRatio,
+		"share of the data folder's file system kept free, below 1 (negative: off)")
+	f.Int64Var(&cfg.LogCleanerDedupeBufferSize, "log-cleaner-dedupe-buffer-size", cfg.LogCleanerDedupeBufferSize,
+		"memory for the compaction cleaners' key maps (24 bytes a key), split equally among the shards; at least 1 MiB a shard")
+	f.Int64Var(&cfg.LogCleanerIOMaxBytesPerSecond, "log-cleaner-io-max-bytes-per-second", cfg.LogCleanerIOMaxBytesPerSecond,
+		"bytes a second the compaction cleaners may read and write together, split equally among the shards (0: no throttle)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
+	f.DurationVar(&cfg.HotPartitionWindow, "hot-partition-window", cfg.HotPartitionWindow,
+		"the span each partition's produce rate is taken over, for flagging hot partitions (at least 1s)")
 	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", cfg.OffsetsTopicPartitions,
 		"partitions of __consumer_offsets, created on the first consumer-group lookup")
 	f.Int16Var(&cfg.OffsetsTopicReplicationFactor, "offsets-topic-replication-factor", cfg.OffsetsTopicReplicationFactor,
@@ -211,6 +254,9 @@ func serve(cfg serveConfig) error {
 	if cfg.ReplicaLagTimeMax < server.ReplicaLagTimeMaxMin {
 		return usageError{fmt.Errorf("--replica-lag-time-max %v: want at least %v", cfg.ReplicaLagTimeMax, server.ReplicaLagTimeMaxMin)}
 	}
+	if cfg.HotPartitionWindow < server.HotPartitionWindowMin {
+		return usageError{fmt.Errorf("--hot-partition-window %v: want at least %v", cfg.HotPartitionWindow, server.HotPartitionWindowMin)}
+	}
 	if cfg.OffsetsTopicPartitions < 1 || cfg.OffsetsTopicReplicationFactor < 1 {
 		return usageError{fmt.Errorf("--offsets-topic-partitions %d and --offsets-topic-replication-factor %d: want at least 1",
 			cfg.OffsetsTopicPartitions, cfg.OffsetsTopicReplicationFactor)}
@@ -219,12 +265,28 @@ func serve(cfg serveConfig) error {
 		return usageError{fmt.Errorf("--log-retention-check-interval %v: want at least %v",
 			cfg.LogRetentionCheckInterval, server.LogRetentionCheckIntervalMin)}
 	}
+	if cfg.LogCleanerDedupeBufferSize < server.LogCleanerDedupeBufferBytesPerShardMin {
+		return usageError{fmt.Errorf("--log-cleaner-dedupe-buffer-size %d: want at least %d a shard",
+			cfg.LogCleanerDedupeBufferSize, server.LogCleanerDedupeBufferBytesPerShardMin)}
+	}
+	if cfg.LogCleanerIOMaxBytesPerSecond < 0 {
+		return usageError{fmt.Errorf("--log-cleaner-io-max-bytes-per-second %d: want 0 (no throttle) or more", cfg.LogCleanerIOMaxBytesPerSecond)}
+	}
+	if cfg.LogDirMinFreeRatio >= 1 {
+		return usageError{fmt.Errorf("--log-dir-min-free-ratio %v: want below 1 (negative: off)", cfg.LogDirMinFreeRatio)}
+	}
 	if !broker {
 		// A controller-only node serves no clients and keeps no partition
 		// logs: settings of the broker's would be accepted and ignored.
 		if cfg.RequestBudgetBytes != defaultServeConfig.RequestBudgetBytes ||
-			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval {
-			return usageError{errors.New("--request-budget-bytes and --log-retention-check-interval are broker settings; " +
+			cfg.LogRetentionCheckInterval != defaultServeConfig.LogRetentionCheckInterval ||
+			cfg.LogDirMinFreeBytes != defaultServeConfig.LogDirMinFreeBytes ||
+			cfg.LogDirMinFreeRatio != defaultServeConfig.LogDirMinFreeRatio ||
+			cfg.LogCleanerDedupeBufferSize != defaultServeConfig.LogCleanerDedupeBufferSize ||
+			cfg.LogCleanerIOMaxBytesPerSecond != defaultServeConfig.LogCleanerIOMaxBytesPerSecond ||
+			cfg.HotPartitionWindow != defaultServeConfig.HotPartitionWindow {
+			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval, --log-dir-min-free-*, --log-cleaner-* " +
+				"and --hot-partition-window are broker settings; " +
 				"--roles controller serves no clients and keeps no partition logs")}
 		}
 		return serveController(cfg, voters, auth, log)
@@ -235,9 +297,12 @@ func serve(cfg serveConfig) error {
 	b, err := server.StartBroker(server.BrokerConfig{DataDir: cfg.DataDir, Listen: cfg.Listen, Cores: cfg.Cores,
 		Pin: cfg.Pin, NodeID: cfg.NodeID, Logger: log, Voters: voters, ClusterAuth: auth, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.HeartbeatInterval, SessionTimeout: cfg.SessionTimeout,
-		RequestBudgetBytes: cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, OffsetsTopicPartitions: cfg.OffsetsTopicPartitions,
-		OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor})
+		ConnectionLossGrace: cfg.BrokerConnectionLossGrace,
+		RequestBudgetBytes:  cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
+		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, HotPartitionWindow: cfg.HotPartitionWindow,
+		OffsetsTopicPartitions: cfg.OffsetsTopicPartitions, OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
+		LogDirMinFreeBytes: cfg.LogDirMinFreeBytes, LogDirMinFreeRatio: cfg.LogDirMinFreeRatio,
+		LogCleanerDedupeBufferBytes: cfg.LogCleanerDedupeBufferSize, LogCleanerIOMaxBytesPerSecond: cfg.LogCleanerIOMaxBytesPerSecond})
 	if err != nil {
 		return err
 	}
@@ -319,7 +384,7 @@ func parseRoles(s string) (broker, controller bool, err error) {
 // serveController runs a controller-only node until a signal.
 func serveController(cfg serveConfig, voters []server.Voter, auth server.ClusterAuth, log *slog.Logger) error {
 	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters, ClusterAuth: auth,
-		SessionTimeout: cfg.SessionTimeout, Logger: log})
+		SessionTimeout: cfg.SessionTimeout, ConnectionLossGrace: cfg.BrokerConnectionLossGrace, Logger: log})
 	if err != nil {
 		return err
 	}

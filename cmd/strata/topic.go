@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -26,9 +27,10 @@ func newTable(w io.Writer) *tabwriter.Writer {
 
 func topicCommand() *cobra.Command {
 	var f clientFlags
-	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe and delete topics"}
+	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe, alter, trim and delete topics"}
 	addClientFlags(cmd, &f, timeoutAdminUse)
-	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f))
+	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f),
+		topicAlterConfigCommand(&f), topicAddPartitionsCommand(&f), topicTrimCommand(&f))
 	explainTimeouts(cmd, &f)
 	return cmd
 }
@@ -41,10 +43,13 @@ func topicCreateCommand(f *clientFlags) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a topic",
 		Long: `Create a topic: NAME is 1 to 249 characters of [a-zA-Z0-9._-], not "." or
-"..". Its settings (--config) are fixed when it is created; docs/operations.md
-lists them: retention.ms, retention.bytes, segment.bytes, segment.ms,
-max.message.bytes, flush.policy, min.insync.replicas and
-unclean.leader.election.enable.`,
+"..". Its settings (--config), each honoured by the broker or refused:
+retention.ms, retention.bytes, segment.bytes, segment.ms, max.message.bytes,
+flush.policy, min.insync.replicas, unclean.leader.election.enable,
+cleanup.policy, min.cleanable.dirty.ratio, min.compaction.lag.ms,
+max.compaction.lag.ms, delete.retention.ms and compression.type.
+docs/configuration.md gives each one's default and values. All but
+partitions and replication.factor can be changed later with alter-config.`,
 		Example: `  strata topic create events --partitions 3
   strata topic create audit --config retention.ms=604800000 --config max.message.bytes=4194304`,
 		Args: args(1, "the topic name"),
@@ -118,9 +123,10 @@ func replicationFactor(t client.TopicInfo) int {
 
 func topicDescribeCommand(f *clientFlags) *cobra.Command {
 	var sel partitionSelect
+	var configs bool
 	cmd := &cobra.Command{
 		Use:   "describe [NAME]",
-		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync and eligible replicas, offline replicas, log start and log end",
+		Short: "Show a topic's partitions: leader, epoch, replicas, in-sync and eligible replicas, offline replicas, log start and log end, size, produce rates and hot partitions",
 		Long: `Show each partition of a topic (of every topic when NAME is left out): its
 leader ("none" when it has none) and leader epoch, its replicas, in-sync
 replicas (ISR), eligible leader replicas (ELR: out of the ISR yet known to
@@ -133,12 +139,27 @@ offsets, and the command then exits 1 after the table; a partition with no
 leader shows "-" and is not an error. SIZE is the bytes of the partition's
 segment data on its leader ("-" where the leader cannot say).
 
+BYTES/S and RECORDS/S are the produce traffic the leader appended to the
+partition, per second over its rate window (the broker's
+--hot-partition-window, 1 minute unless set). HOT is how many times the
+mean rate of the topic's partitions a hot partition's rate is, as "6.0x"
+("no" for a partition that is not hot): hot is more than 4 times the mean,
+in bytes or in records, at 64 KiB/s or 1000 records/s at least. All of a
+topic's traffic on one partition (every record with one key) makes it hot
+in a topic of 5 partitions or more; an even spread flags none. The mean is
+the whole topic's, whichever partitions the flags below show.
+
 --under-replicated-partitions and --unavailable-partitions show only the
 partitions whose ISR is smaller than their replicas, or that have no leader
-(both: either); the table is empty when there are none.`,
+(both: either); the table is empty when there are none.
+
+--configs shows the topic's configs instead: every key with its value,
+whether that value is the default (the topic sets nothing for it), and
+whether alter-config can change it.`,
 		Example: `  strata topic describe events
   strata topic describe --under-replicated-partitions
-  strata topic describe events --unavailable-partitions`,
+  strata topic describe events --unavailable-partitions
+  strata topic describe events --configs`,
 		Args: argsUpTo(1, "at most one topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			op, name := "describe topics", ""
@@ -146,6 +167,12 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 			if len(a) == 1 {
 				name, names = a[0], a
 				op = fmt.Sprintf("describe topic %q", name)
+			}
+			if configs {
+				if sel.underReplicated || sel.unavailable {
+					return usageError{fmt.Errorf("--configs shows configs, not partitions: it does not go with --under-replicated-partitions or --unavailable-partitions")}
+				}
+				return describeConfigs(cmd, f, op, name, names)
 			}
 			ctx, cl, done, err := f.admin()
 			if err != nil {
@@ -157,13 +184,14 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 			if err != nil {
 				return describeFailed(op, name, err)
 			}
+			// Before the selection: a partition is hot by its whole topic.
+			stats := partitionStats(ctx, admin, topics)
 			for i := range topics {
 				topics[i].Partitions = sel.keep(topics[i].Partitions)
 			}
-			sizes := partitionSizes(ctx, admin, topics)
 			var offsetsErr error
 			w := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tELR\tLAST KNOWN ELR\tOFFLINE\tLOG START\tLOG END\tSIZE")
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tELR\tLAST KNOWN ELR\tOFFLINE\tLOG START\tLOG END\tSIZE\tBYTES/S\tRECORDS/S\tHOT")
 			for _, t := range topics {
 				var led []int32
 				for _, p := range t.Partitions {
@@ -179,10 +207,11 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 					}
 				}
 				for _, p := range t.Partitions {
+					st, known := stats[t.Name][p.Partition]
 					fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, p.Partition, leaderCell(p.Leader),
 						p.LeaderEpoch, idsCell(p.Replicas), idsCell(p.ISR), idsCell(p.ELR), idsCell(p.LastKnownELR),
 						idsCell(p.OfflineReplicas), offsetCell(starts, p.Partition), offsetCell(ends, p.Partition),
-						offsetCell(sizes[t.Name], p.Partition))
+						statCells(st, known))
 				}
 			}
 			if err := w.Flush(); err != nil {
@@ -192,6 +221,7 @@ partitions whose ISR is smaller than their replicas, or that have no leader
 		},
 	}
 	sel.addFlags(cmd)
+	cmd.Flags().BoolVar(&configs, "configs", false, "show every config with its value and whether it is the default")
 	return cmd
 }
 
@@ -222,6 +252,25 @@ func logRanges(ctx context.Context, cl *client.Client, topic string, parts []int
 		}
 	}
 	return starts, ends, err
+}
+
+// statCells are a partition's SIZE, BYTES/S, RECORDS/S and HOT cells, "-"
+// for what its leader did not say.
+func statCells(st partitionStat, known bool) string {
+	if !known {
+		return "-\t-\t-\t-"
+	}
+	if !st.rateKnown {
+		return fmt.Sprintf("%d\t-\t-\t-", st.sizeBytes)
+	}
+	hot := "no"
+	switch {
+	case math.IsInf(st.hot, 1):
+		hot = "all" // the topic's other partitions carry nothing
+	case st.hot > 0:
+		hot = fmt.Sprintf("%.1fx", st.hot)
+	}
+	return fmt.Sprintf("%d\t%.0f\t%.1f\t%s", st.sizeBytes, st.rate.BytesPerSec, st.rate.RecordsPerSec, hot)
 }
 
 // offsetCell is a partition's offset in a table, "-" when it is unknown.

@@ -7,63 +7,75 @@ import "strconv"
 type ApiKey uint16
 
 const (
-	ApiKeyApiVersions            ApiKey = 0
-	ApiKeyMetadata               ApiKey = 1
-	ApiKeyCreateTopics           ApiKey = 2
-	ApiKeyDeleteTopics           ApiKey = 3
-	ApiKeyProduce                ApiKey = 4
-	ApiKeyFetch                  ApiKey = 5
-	ApiKeyListOffsets            ApiKey = 6
-	ApiKeyOffsetCommit           ApiKey = 8
-	ApiKeyOffsetFetch            ApiKey = 9
-	ApiKeyFindCoordinator        ApiKey = 10
-	ApiKeyListGroups             ApiKey = 16
-	ApiKeyDescribeQuorum         ApiKey = 32
-	ApiKeyReplicaFetch           ApiKey = 33
-	ApiKeyDescribeLogDirs        ApiKey = 35
-	ApiKeyDeleteGroups           ApiKey = 42
-	ApiKeyConsumerGroupHeartbeat ApiKey = 68
-	ApiKeyConsumerGroupDescribe  ApiKey = 69
+	ApiKeyApiVersions             ApiKey = 0
+	ApiKeyMetadata                ApiKey = 1
+	ApiKeyCreateTopics            ApiKey = 2
+	ApiKeyDeleteTopics            ApiKey = 3
+	ApiKeyProduce                 ApiKey = 4
+	ApiKeyFetch                   ApiKey = 5
+	ApiKeyListOffsets             ApiKey = 6
+	ApiKeyOffsetCommit            ApiKey = 8
+	ApiKeyOffsetFetch             ApiKey = 9
+	ApiKeyFindCoordinator         ApiKey = 10
+	ApiKeyListGroups              ApiKey = 16
+	ApiKeyDescribeConfigs         ApiKey = 19
+	ApiKeyDeleteRecords           ApiKey = 21
+	ApiKeyDescribeQuorum          ApiKey = 32
+	ApiKeyReplicaFetch            ApiKey = 33
+	ApiKeyDescribeLogDirs         ApiKey = 35
+	ApiKeyCreatePartitions        ApiKey = 37
+	ApiKeyDeleteGroups            ApiKey = 42
+	ApiKeyIncrementalAlterConfigs ApiKey = 44
+	ApiKeyConsumerGroupHeartbeat  ApiKey = 68
+	ApiKeyConsumerGroupDescribe   ApiKey = 69
 )
 
 var EnumNamesApiKey = map[ApiKey]string{
-	ApiKeyApiVersions:            "ApiVersions",
-	ApiKeyMetadata:               "Metadata",
-	ApiKeyCreateTopics:           "CreateTopics",
-	ApiKeyDeleteTopics:           "DeleteTopics",
-	ApiKeyProduce:                "Produce",
-	ApiKeyFetch:                  "Fetch",
-	ApiKeyListOffsets:            "ListOffsets",
-	ApiKeyOffsetCommit:           "OffsetCommit",
-	ApiKeyOffsetFetch:            "OffsetFetch",
-	ApiKeyFindCoordinator:        "FindCoordinator",
-	ApiKeyListGroups:             "ListGroups",
-	ApiKeyDescribeQuorum:         "DescribeQuorum",
-	ApiKeyReplicaFetch:           "ReplicaFetch",
-	ApiKeyDescribeLogDirs:        "DescribeLogDirs",
-	ApiKeyDeleteGroups:           "DeleteGroups",
-	ApiKeyConsumerGroupHeartbeat: "ConsumerGroupHeartbeat",
-	ApiKeyConsumerGroupDescribe:  "ConsumerGroupDescribe",
+	ApiKeyApiVersions:             "ApiVersions",
+	ApiKeyMetadata:                "Metadata",
+	ApiKeyCreateTopics:            "CreateTopics",
+	ApiKeyDeleteTopics:            "DeleteTopics",
+	ApiKeyProduce:                 "Produce",
+	ApiKeyFetch:                   "Fetch",
+	ApiKeyListOffsets:             "ListOffsets",
+	ApiKeyOffsetCommit:            "OffsetCommit",
+	ApiKeyOffsetFetch:             "OffsetFetch",
+	ApiKeyFindCoordinator:         "FindCoordinator",
+	ApiKeyListGroups:              "ListGroups",
+	ApiKeyDescribeConfigs:         "DescribeConfigs",
+	ApiKeyDeleteRecords:           "DeleteRecords",
+	ApiKeyDescribeQuorum:          "DescribeQuorum",
+	ApiKeyReplicaFetch:            "ReplicaFetch",
+	ApiKeyDescribeLogDirs:         "DescribeLogDirs",
+	ApiKeyCreatePartitions:        "CreatePartitions",
+	ApiKeyDeleteGroups:            "DeleteGroups",
+	ApiKeyIncrementalAlterConfigs: "IncrementalAlterConfigs",
+	ApiKeyConsumerGroupHeartbeat:  "ConsumerGroupHeartbeat",
+	ApiKeyConsumerGroupDescribe:   "ConsumerGroupDescribe",
 }
 
 var EnumValuesApiKey = map[string]ApiKey{
-	"ApiVersions":            ApiKeyApiVersions,
-	"Metadata":               ApiKeyMetadata,
-	"CreateTopics":           ApiKeyCreateTopics,
-	"DeleteTopics":           ApiKeyDeleteTopics,
-	"Produce":                ApiKeyProduce,
-	"Fetch":                  ApiKeyFetch,
-	"ListOffsets":            ApiKeyListOffsets,
-	"OffsetCommit":           ApiKeyOffsetCommit,
-	"OffsetFetch":            ApiKeyOffsetFetch,
-	"FindCoordinator":        ApiKeyFindCoordinator,
-	"ListGroups":             ApiKeyListGroups,
-	"DescribeQuorum":         ApiKeyDescribeQuorum,
-	"ReplicaFetch":           ApiKeyReplicaFetch,
-	"DescribeLogDirs":        ApiKeyDescribeLogDirs,
-	"DeleteGroups":           ApiKeyDeleteGroups,
-	"ConsumerGroupHeartbeat": ApiKeyConsumerGroupHeartbeat,
-	"ConsumerGroupDescribe":  ApiKeyConsumerGroupDescribe,
+	"ApiVersions":             ApiKeyApiVersions,
+	"Metadata":                ApiKeyMetadata,
+	"CreateTopics":            ApiKeyCreateTopics,
+	"DeleteTopics":            ApiKeyDeleteTopics,
+	"Produce":                 ApiKeyProduce,
+	"Fetch":                   ApiKeyFetch,
+	"ListOffsets":             ApiKeyListOffsets,
+	"OffsetCommit":            ApiKeyOffsetCommit,
+	"OffsetFetch":             ApiKeyOffsetFetch,
+	"FindCoordinator":         ApiKeyFindCoordinator,
+	"ListGroups":              ApiKeyListGroups,
+	"DescribeConfigs":         ApiKeyDescribeConfigs,
+	"DeleteRecords":           ApiKeyDeleteRecords,
+	"DescribeQuorum":          ApiKeyDescribeQuorum,
+	"ReplicaFetch":            ApiKeyReplicaFetch,
+	"DescribeLogDirs":         ApiKeyDescribeLogDirs,
+	"CreatePartitions":        ApiKeyCreatePartitions,
+	"DeleteGroups":            ApiKeyDeleteGroups,
+	"IncrementalAlterConfigs": ApiKeyIncrementalAlterConfigs,
+	"ConsumerGroupHeartbeat":  ApiKeyConsumerGroupHeartbeat,
+	"ConsumerGroupDescribe":   ApiKeyConsumerGroupDescribe,
 }
 
 func (v ApiKey) String() string {

@@ -46,6 +46,7 @@ const (
 	ErrorCodeInvalidRegularExpression     ErrorCode = 36
 	ErrorCodeNonEmptyGroup                ErrorCode = 37
 	ErrorCodeOffsetMetadataTooLarge       ErrorCode = 38
+	ErrorCodeUnsupportedCompressionType   ErrorCode = 39
 )
 
 var EnumNamesErrorCode = map[ErrorCode]string{
@@ -88,6 +89,7 @@ var EnumNamesErrorCode = map[ErrorCode]string{
 	ErrorCodeInvalidRegularExpression:     "InvalidRegularExpression",
 	ErrorCodeNonEmptyGroup:                "NonEmptyGroup",
 	ErrorCodeOffsetMetadataTooLarge:       "OffsetMetadataTooLarge",
+	ErrorCodeUnsupportedCompressionType:   "UnsupportedCompressionType",
 }
 
 var EnumValuesErrorCode = map[string]ErrorCode{
@@ -130,6 +132,7 @@ var EnumValuesErrorCode = map[string]ErrorCode{
 	"InvalidRegularExpression":     ErrorCodeInvalidRegularExpression,
 	"NonEmptyGroup":                ErrorCodeNonEmptyGroup,
 	"OffsetMetadataTooLarge":       ErrorCodeOffsetMetadataTooLarge,
+	"UnsupportedCompressionType":   ErrorCodeUnsupportedCompressionType,
 }
 
 func (v ErrorCode) String() string {

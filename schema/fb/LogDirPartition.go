@@ -7,9 +7,11 @@ import (
 )
 
 type LogDirPartitionT struct {
-	Partition int32     `json:"partition"`
-	ErrorCode ErrorCode `json:"error_code"`
-	SizeBytes int64     `json:"size_bytes"`
+	Partition     int32     `json:"partition"`
+	ErrorCode     ErrorCode `json:"error_code"`
+	SizeBytes     int64     `json:"size_bytes"`
+	BytesInRate   float64   `json:"bytes_in_rate"`
+	RecordsInRate float64   `json:"records_in_rate"`
 }
 
 func (t *LogDirPartitionT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
@@ -20,6 +22,8 @@ func (t *LogDirPartitionT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffse
 	LogDirPartitionAddPartition(builder, t.Partition)
 	LogDirPartitionAddErrorCode(builder, t.ErrorCode)
 	LogDirPartitionAddSizeBytes(builder, t.SizeBytes)
+	LogDirPartitionAddBytesInRate(builder, t.BytesInRate)
+	LogDirPartitionAddRecordsInRate(builder, t.RecordsInRate)
 	return LogDirPartitionEnd(builder)
 }
 
@@ -27,6 +31,8 @@ func (rcv *LogDirPartition) UnPackTo(t *LogDirPartitionT) {
 	t.Partition = rcv.Partition()
 	t.ErrorCode = rcv.ErrorCode()
 	t.SizeBytes = rcv.SizeBytes()
+	t.BytesInRate = rcv.BytesInRate()
+	t.RecordsInRate = rcv.RecordsInRate()
 }
 
 func (rcv *LogDirPartition) UnPack() *LogDirPartitionT {
@@ -101,8 +107,32 @@ func (rcv *LogDirPartition) MutateSizeBytes(n int64) bool {
 	return rcv._tab.MutateInt64Slot(8, n)
 }
 
+func (rcv *LogDirPartition) BytesInRate() float64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(10))
+	if o != 0 {
+		return rcv._tab.GetFloat64(o + rcv._tab.Pos)
+	}
+	return -1.0
+}
+
+func (rcv *LogDirPartition) MutateBytesInRate(n float64) bool {
+	return rcv._tab.MutateFloat64Slot(10, n)
+}
+
+func (rcv *LogDirPartition) RecordsInRate() float64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		return rcv._tab.GetFloat64(o + rcv._tab.Pos)
+	}
+	return -1.0
+}
+
+func (rcv *LogDirPartition) MutateRecordsInRate(n float64) bool {
+	return rcv._tab.MutateFloat64Slot(12, n)
+}
+
 func LogDirPartitionStart(builder *flatbuffers.Builder) {
-	builder.StartObject(3)
+	builder.StartObject(5)
 }
 func LogDirPartitionAddPartition(builder *flatbuffers.Builder, partition int32) {
 	builder.PrependInt32Slot(0, partition, 0)
@@ -112,6 +142,12 @@ func LogDirPartitionAddErrorCode(builder *flatbuffers.Builder, errorCode ErrorCo
 }
 func LogDirPartitionAddSizeBytes(builder *flatbuffers.Builder, sizeBytes int64) {
 	builder.PrependInt64Slot(2, sizeBytes, -1)
+}
+func LogDirPartitionAddBytesInRate(builder *flatbuffers.Builder, bytesInRate float64) {
+	builder.PrependFloat64Slot(3, bytesInRate, -1.0)
+}
+func LogDirPartitionAddRecordsInRate(builder *flatbuffers.Builder, recordsInRate float64) {
+	builder.PrependFloat64Slot(4, recordsInRate, -1.0)
 }
 func LogDirPartitionEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()

@@ -11,117 +11,141 @@ import (
 type Message byte
 
 const (
-	MessageNONE                           Message = 0
-	MessageApiVersionsRequest             Message = 1
-	MessageApiVersionsResponse            Message = 2
-	MessageMetadataRequest                Message = 3
-	MessageMetadataResponse               Message = 4
-	MessageCreateTopicsRequest            Message = 5
-	MessageCreateTopicsResponse           Message = 6
-	MessageDeleteTopicsRequest            Message = 7
-	MessageDeleteTopicsResponse           Message = 8
-	MessageProduceRequest                 Message = 9
-	MessageProduceResponse                Message = 10
-	MessageFetchRequest                   Message = 11
-	MessageFetchResponse                  Message = 12
-	MessageListOffsetsRequest             Message = 13
-	MessageListOffsetsResponse            Message = 14
-	MessageDescribeQuorumRequest          Message = 15
-	MessageDescribeQuorumResponse         Message = 16
-	MessageDescribeLogDirsRequest         Message = 17
-	MessageDescribeLogDirsResponse        Message = 18
-	MessageReplicaFetchRequest            Message = 19
-	MessageReplicaFetchResponse           Message = 20
-	MessageFindCoordinatorRequest         Message = 21
-	MessageFindCoordinatorResponse        Message = 22
-	MessageConsumerGroupHeartbeatRequest  Message = 23
-	MessageConsumerGroupHeartbeatResponse Message = 24
-	MessageOffsetCommitRequest            Message = 25
-	MessageOffsetCommitResponse           Message = 26
-	MessageOffsetFetchRequest             Message = 27
-	MessageOffsetFetchResponse            Message = 28
-	MessageConsumerGroupDescribeRequest   Message = 29
-	MessageConsumerGroupDescribeResponse  Message = 30
-	MessageListGroupsRequest              Message = 31
-	MessageListGroupsResponse             Message = 32
-	MessageDeleteGroupsRequest            Message = 33
-	MessageDeleteGroupsResponse           Message = 34
+	MessageNONE                            Message = 0
+	MessageApiVersionsRequest              Message = 1
+	MessageApiVersionsResponse             Message = 2
+	MessageMetadataRequest                 Message = 3
+	MessageMetadataResponse                Message = 4
+	MessageCreateTopicsRequest             Message = 5
+	MessageCreateTopicsResponse            Message = 6
+	MessageDeleteTopicsRequest             Message = 7
+	MessageDeleteTopicsResponse            Message = 8
+	MessageProduceRequest                  Message = 9
+	MessageProduceResponse                 Message = 10
+	MessageFetchRequest                    Message = 11
+	MessageFetchResponse                   Message = 12
+	MessageListOffsetsRequest              Message = 13
+	MessageListOffsetsResponse             Message = 14
+	MessageDescribeQuorumRequest           Message = 15
+	MessageDescribeQuorumResponse          Message = 16
+	MessageDescribeLogDirsRequest          Message = 17
+	MessageDescribeLogDirsResponse         Message = 18
+	MessageReplicaFetchRequest             Message = 19
+	MessageReplicaFetchResponse            Message = 20
+	MessageFindCoordinatorRequest          Message = 21
+	MessageFindCoordinatorResponse         Message = 22
+	MessageConsumerGroupHeartbeatRequest   Message = 23
+	MessageConsumerGroupHeartbeatResponse  Message = 24
+	MessageOffsetCommitRequest             Message = 25
+	MessageOffsetCommitResponse            Message = 26
+	MessageOffsetFetchRequest              Message = 27
+	MessageOffsetFetchResponse             Message = 28
+	MessageConsumerGroupDescribeRequest    Message = 29
+	MessageConsumerGroupDescribeResponse   Message = 30
+	MessageListGroupsRequest               Message = 31
+	MessageListGroupsResponse              Message = 32
+	MessageDeleteGroupsRequest             Message = 33
+	MessageDeleteGroupsResponse            Message = 34
+	MessageDescribeConfigsRequest          Message = 35
+	MessageDescribeConfigsResponse         Message = 36
+	MessageIncrementalAlterConfigsRequest  Message = 37
+	MessageIncrementalAlterConfigsResponse Message = 38
+	MessageCreatePartitionsRequest         Message = 39
+	MessageCreatePartitionsResponse        Message = 40
+	MessageDeleteRecordsRequest            Message = 41
+	MessageDeleteRecordsResponse           Message = 42
 )
 
 var EnumNamesMessage = map[Message]string{
-	MessageNONE:                           "NONE",
-	MessageApiVersionsRequest:             "ApiVersionsRequest",
-	MessageApiVersionsResponse:            "ApiVersionsResponse",
-	MessageMetadataRequest:                "MetadataRequest",
-	MessageMetadataResponse:               "MetadataResponse",
-	MessageCreateTopicsRequest:            "CreateTopicsRequest",
-	MessageCreateTopicsResponse:           "CreateTopicsResponse",
-	MessageDeleteTopicsRequest:            "DeleteTopicsRequest",
-	MessageDeleteTopicsResponse:           "DeleteTopicsResponse",
-	MessageProduceRequest:                 "ProduceRequest",
-	MessageProduceResponse:                "ProduceResponse",
-	MessageFetchRequest:                   "FetchRequest",
-	MessageFetchResponse:                  "FetchResponse",
-	MessageListOffsetsRequest:             "ListOffsetsRequest",
-	MessageListOffsetsResponse:            "ListOffsetsResponse",
-	MessageDescribeQuorumRequest:          "DescribeQuorumRequest",
-	MessageDescribeQuorumResponse:         "DescribeQuorumResponse",
-	MessageDescribeLogDirsRequest:         "DescribeLogDirsRequest",
-	MessageDescribeLogDirsResponse:        "DescribeLogDirsResponse",
-	MessageReplicaFetchRequest:            "ReplicaFetchRequest",
-	MessageReplicaFetchResponse:           "ReplicaFetchResponse",
-	MessageFindCoordinatorRequest:         "FindCoordinatorRequest",
-	MessageFindCoordinatorResponse:        "FindCoordinatorResponse",
-	MessageConsumerGroupHeartbeatRequest:  "ConsumerGroupHeartbeatRequest",
-	MessageConsumerGroupHeartbeatResponse: "ConsumerGroupHeartbeatResponse",
-	MessageOffsetCommitRequest:            "OffsetCommitRequest",
-	MessageOffsetCommitResponse:           "OffsetCommitResponse",
-	MessageOffsetFetchRequest:             "OffsetFetchRequest",
-	MessageOffsetFetchResponse:            "OffsetFetchResponse",
-	MessageConsumerGroupDescribeRequest:   "ConsumerGroupDescribeRequest",
-	MessageConsumerGroupDescribeResponse:  "ConsumerGroupDescribeResponse",
-	MessageListGroupsRequest:              "ListGroupsRequest",
-	MessageListGroupsResponse:             "ListGroupsResponse",
-	MessageDeleteGroupsRequest:            "DeleteGroupsRequest",
-	MessageDeleteGroupsResponse:           "DeleteGroupsResponse",
+	MessageNONE:                            "NONE",
+	MessageApiVersionsRequest:              "ApiVersionsRequest",
+	MessageApiVersionsResponse:             "ApiVersionsResponse",
+	MessageMetadataRequest:                 "MetadataRequest",
+	MessageMetadataResponse:                "MetadataResponse",
+	MessageCreateTopicsRequest:             "CreateTopicsRequest",
+	MessageCreateTopicsResponse:            "CreateTopicsResponse",
+	MessageDeleteTopicsRequest:             "DeleteTopicsRequest",
+	MessageDeleteTopicsResponse:            "DeleteTopicsResponse",
+	MessageProduceRequest:                  "ProduceRequest",
+	MessageProduceResponse:                 "ProduceResponse",
+	MessageFetchRequest:                    "FetchRequest",
+	MessageFetchResponse:                   "FetchResponse",
+	MessageListOffsetsRequest:              "ListOffsetsRequest",
+	MessageListOffsetsResponse:             "ListOffsetsResponse",
+	MessageDescribeQuorumRequest:           "DescribeQuorumRequest",
+	MessageDescribeQuorumResponse:          "DescribeQuorumResponse",
+	MessageDescribeLogDirsRequest:          "DescribeLogDirsRequest",
+	MessageDescribeLogDirsResponse:         "DescribeLogDirsResponse",
+	MessageReplicaFetchRequest:             "ReplicaFetchRequest",
+	MessageReplicaFetchResponse:            "ReplicaFetchResponse",
+	MessageFindCoordinatorRequest:          "FindCoordinatorRequest",
+	MessageFindCoordinatorResponse:         "FindCoordinatorResponse",
+	MessageConsumerGroupHeartbeatRequest:   "ConsumerGroupHeartbeatRequest",
+	MessageConsumerGroupHeartbeatResponse:  "ConsumerGroupHeartbeatResponse",
+	MessageOffsetCommitRequest:             "OffsetCommitRequest",
+	MessageOffsetCommitResponse:            "OffsetCommitResponse",
+	MessageOffsetFetchRequest:              "OffsetFetchRequest",
+	MessageOffsetFetchResponse:             "OffsetFetchResponse",
+	MessageConsumerGroupDescribeRequest:    "ConsumerGroupDescribeRequest",
+	MessageConsumerGroupDescribeResponse:   "ConsumerGroupDescribeResponse",
+	MessageListGroupsRequest:               "ListGroupsRequest",
+	MessageListGroupsResponse:              "ListGroupsResponse",
+	MessageDeleteGroupsRequest:             "DeleteGroupsRequest",
+	MessageDeleteGroupsResponse:            "DeleteGroupsResponse",
+	MessageDescribeConfigsRequest:          "DescribeConfigsRequest",
+	MessageDescribeConfigsResponse:         "DescribeConfigsResponse",
+	MessageIncrementalAlterConfigsRequest:  "IncrementalAlterConfigsRequest",
+	MessageIncrementalAlterConfigsResponse: "IncrementalAlterConfigsResponse",
+	MessageCreatePartitionsRequest:         "CreatePartitionsRequest",
+	MessageCreatePartitionsResponse:        "CreatePartitionsResponse",
+	MessageDeleteRecordsRequest:            "DeleteRecordsRequest",
+	MessageDeleteRecordsResponse:           "DeleteRecordsResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
-	"NONE":                           MessageNONE,
-	"ApiVersionsRequest":             MessageApiVersionsRequest,
-	"ApiVersionsResponse":            MessageApiVersionsResponse,
-	"MetadataRequest":                MessageMetadataRequest,
-	"MetadataResponse":               MessageMetadataResponse,
-	"CreateTopicsRequest":            MessageCreateTopicsRequest,
-	"CreateTopicsResponse":           MessageCreateTopicsResponse,
-	"DeleteTopicsRequest":            MessageDeleteTopicsRequest,
-	"DeleteTopicsResponse":           MessageDeleteTopicsResponse,
-	"ProduceRequest":                 MessageProduceRequest,
-	"ProduceResponse":                MessageProduceResponse,
-	"FetchRequest":                   MessageFetchRequest,
-	"FetchResponse":                  MessageFetchResponse,
-	"ListOffsetsRequest":             MessageListOffsetsRequest,
-	"ListOffsetsResponse":            MessageListOffsetsResponse,
-	"DescribeQuorumRequest":          MessageDescribeQuorumRequest,
-	"DescribeQuorumResponse":         MessageDescribeQuorumResponse,
-	"DescribeLogDirsRequest":         MessageDescribeLogDirsRequest,
-	"DescribeLogDirsResponse":        MessageDescribeLogDirsResponse,
-	"ReplicaFetchRequest":            MessageReplicaFetchRequest,
-	"ReplicaFetchResponse":           MessageReplicaFetchResponse,
-	"FindCoordinatorRequest":         MessageFindCoordinatorRequest,
-	"FindCoordinatorResponse":        MessageFindCoordinatorResponse,
-	"ConsumerGroupHeartbeatRequest":  MessageConsumerGroupHeartbeatRequest,
-	"ConsumerGroupHeartbeatResponse": MessageConsumerGroupHeartbeatResponse,
-	"OffsetCommitRequest":            MessageOffsetCommitRequest,
-	"OffsetCommitResponse":           MessageOffsetCommitResponse,
-	"OffsetFetchRequest":             MessageOffsetFetchRequest,
-	"OffsetFetchResponse":            MessageOffsetFetchResponse,
-	"ConsumerGroupDescribeRequest":   MessageConsumerGroupDescribeRequest,
-	"ConsumerGroupDescribeResponse":  MessageConsumerGroupDescribeResponse,
-	"ListGroupsRequest":              MessageListGroupsRequest,
-	"ListGroupsResponse":             MessageListGroupsResponse,
-	"DeleteGroupsRequest":            MessageDeleteGroupsRequest,
-	"DeleteGroupsResponse":           MessageDeleteGroupsResponse,
+	"NONE":                            MessageNONE,
+	"ApiVersionsRequest":              MessageApiVersionsRequest,
+	"ApiVersionsResponse":             MessageApiVersionsResponse,
+	"MetadataRequest":                 MessageMetadataRequest,
+	"MetadataResponse":                MessageMetadataResponse,
+	"CreateTopicsRequest":             MessageCreateTopicsRequest,
+	"CreateTopicsResponse":            MessageCreateTopicsResponse,
+	"DeleteTopicsRequest":             MessageDeleteTopicsRequest,
+	"DeleteTopicsResponse":            MessageDeleteTopicsResponse,
+	"ProduceRequest":                  MessageProduceRequest,
+	"ProduceResponse":                 MessageProduceResponse,
+	"FetchRequest":                    MessageFetchRequest,
+	"FetchResponse":                   MessageFetchResponse,
+	"ListOffsetsRequest":              MessageListOffsetsRequest,
+	"ListOffsetsResponse":             MessageListOffsetsResponse,
+	"DescribeQuorumRequest":           MessageDescribeQuorumRequest,
+	"DescribeQuorumResponse":          MessageDescribeQuorumResponse,
+	"DescribeLogDirsRequest":          MessageDescribeLogDirsRequest,
+	"DescribeLogDirsResponse":         MessageDescribeLogDirsResponse,
+	"ReplicaFetchRequest":             MessageReplicaFetchRequest,
+	"ReplicaFetchResponse":            MessageReplicaFetchResponse,
+	"FindCoordinatorRequest":          MessageFindCoordinatorRequest,
+	"FindCoordinatorResponse":         MessageFindCoordinatorResponse,
+	"ConsumerGroupHeartbeatRequest":   MessageConsumerGroupHeartbeatRequest,
+	"ConsumerGroupHeartbeatResponse":  MessageConsumerGroupHeartbeatResponse,
+	"OffsetCommitRequest":             MessageOffsetCommitRequest,
+	"OffsetCommitResponse":            MessageOffsetCommitResponse,
+	"OffsetFetchRequest":              MessageOffsetFetchRequest,
+	"OffsetFetchResponse":             MessageOffsetFetchResponse,
+	"ConsumerGroupDescribeRequest":    MessageConsumerGroupDescribeRequest,
+	"ConsumerGroupDescribeResponse":   MessageConsumerGroupDescribeResponse,
+	"ListGroupsRequest":               MessageListGroupsRequest,
+	"ListGroupsResponse":              MessageListGroupsResponse,
+	"DeleteGroupsRequest":             MessageDeleteGroupsRequest,
+	"DeleteGroupsResponse":            MessageDeleteGroupsResponse,
+	"DescribeConfigsRequest":          MessageDescribeConfigsRequest,
+	"DescribeConfigsResponse":         MessageDescribeConfigsResponse,
+	"IncrementalAlterConfigsRequest":  MessageIncrementalAlterConfigsRequest,
+	"IncrementalAlterConfigsResponse": MessageIncrementalAlterConfigsResponse,
+	"CreatePartitionsRequest":         MessageCreatePartitionsRequest,
+	"CreatePartitionsResponse":        MessageCreatePartitionsResponse,
+	"DeleteRecordsRequest":            MessageDeleteRecordsRequest,
+	"DeleteRecordsResponse":           MessageDeleteRecordsResponse,
 }
 
 func (v Message) String() string {
@@ -209,6 +233,22 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*DeleteGroupsRequestT).Pack(builder)
 	case MessageDeleteGroupsResponse:
 		return t.Value.(*DeleteGroupsResponseT).Pack(builder)
+	case MessageDescribeConfigsRequest:
+		return t.Value.(*DescribeConfigsRequestT).Pack(builder)
+	case MessageDescribeConfigsResponse:
+		return t.Value.(*DescribeConfigsResponseT).Pack(builder)
+	case MessageIncrementalAlterConfigsRequest:
+		return t.Value.(*IncrementalAlterConfigsRequestT).Pack(builder)
+	case MessageIncrementalAlterConfigsResponse:
+		return t.Value.(*IncrementalAlterConfigsResponseT).Pack(builder)
+	case MessageCreatePartitionsRequest:
+		return t.Value.(*CreatePartitionsRequestT).Pack(builder)
+	case MessageCreatePartitionsResponse:
+		return t.Value.(*CreatePartitionsResponseT).Pack(builder)
+	case MessageDeleteRecordsRequest:
+		return t.Value.(*DeleteRecordsRequestT).Pack(builder)
+	case MessageDeleteRecordsResponse:
+		return t.Value.(*DeleteRecordsResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -317,6 +357,30 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageDeleteGroupsResponse:
 		x := DeleteGroupsResponse{_tab: table}
 		return &MessageT{Type: MessageDeleteGroupsResponse, Value: x.UnPack()}
+	case MessageDescribeConfigsRequest:
+		x := DescribeConfigsRequest{_tab: table}
+		return &MessageT{Type: MessageDescribeConfigsRequest, Value: x.UnPack()}
+	case MessageDescribeConfigsResponse:
+		x := DescribeConfigsResponse{_tab: table}
+		return &MessageT{Type: MessageDescribeConfigsResponse, Value: x.UnPack()}
+	case MessageIncrementalAlterConfigsRequest:
+		x := IncrementalAlterConfigsRequest{_tab: table}
+		return &MessageT{Type: MessageIncrementalAlterConfigsRequest, Value: x.UnPack()}
+	case MessageIncrementalAlterConfigsResponse:
+		x := IncrementalAlterConfigsResponse{_tab: table}
+		return &MessageT{Type: MessageIncrementalAlterConfigsResponse, Value: x.UnPack()}
+	case MessageCreatePartitionsRequest:
+		x := CreatePartitionsRequest{_tab: table}
+		return &MessageT{Type: MessageCreatePartitionsRequest, Value: x.UnPack()}
+	case MessageCreatePartitionsResponse:
+		x := CreatePartitionsResponse{_tab: table}
+		return &MessageT{Type: MessageCreatePartitionsResponse, Value: x.UnPack()}
+	case MessageDeleteRecordsRequest:
+		x := DeleteRecordsRequest{_tab: table}
+		return &MessageT{Type: MessageDeleteRecordsRequest, Value: x.UnPack()}
+	case MessageDeleteRecordsResponse:
+		x := DeleteRecordsResponse{_tab: table}
+		return &MessageT{Type: MessageDeleteRecordsResponse, Value: x.UnPack()}
 	}
 	return nil
 }

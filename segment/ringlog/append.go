@@ -48,7 +48,7 @@ func (l *Log) AppendChecked(frame []byte, h schema.FrameHeader, token uint64) (i
 		return 0, err
 	}
 	l.enter()
-	if err := l.checkAppend(frame, &h); err != nil {
+	if err := l.checkAppend(frame, &h, false); err != nil {
 		return 0, err
 	}
 	base := l.nextOffset
@@ -75,7 +75,7 @@ func (l *Log) AppendReplicated(frame []byte, h schema.FrameHeader, token uint64)
 		return 0, err
 	}
 	l.enter()
-	if err := l.checkAppend(frame, &h); err != nil {
+	if err := l.checkAppend(frame, &h, true); err != nil {
 		return 0, err
 	}
 	if h.BaseOffset != l.nextOffset {
@@ -88,12 +88,15 @@ func (l *Log) AppendReplicated(frame []byte, h schema.FrameHeader, token uint64)
 	return h.BaseOffset, nil
 }
 
-// checkAppend is what every append checks before taking a slot.
-func (l *Log) checkAppend(frame []byte, h *schema.FrameHeader) error {
+// checkAppend is what every append checks before taking a slot. A new
+// frame must fit a segment; a replicated one may be larger than today's
+// segment size (the topic lowered it after the leader wrote the frame),
+// and the core gives it a segment of its own.
+func (l *Log) checkAppend(frame []byte, h *schema.FrameHeader, replicated bool) error {
 	if int(h.Length) != len(frame) {
 		return fmt.Errorf("%w: %d bytes hold a frame of %d", schema.ErrFrameLength, len(frame), h.Length)
 	}
-	if int64(h.Length) > l.cfg.SegmentBytes {
+	if !replicated && int64(h.Length) > l.cfg.SegmentBytes {
 		return fmt.Errorf("%w: %d bytes, segment %d", segment.ErrFrameTooLarge, h.Length, l.cfg.SegmentBytes)
 	}
 	if l.tail-l.head >= appendsMax {
@@ -159,7 +162,7 @@ func (l *Log) pump() {
 // old segment is closed only after all its writes completed), and while a
 // growth of the active segment is in flight (grow.go).
 func (l *Log) startQueued() {
-	for l.start < l.tail && l.err == nil && l.growing == 0 {
+	for l.start < l.tail && l.err == nil && l.growing == 0 && !l.noSpace {
 		rec := &l.recs[l.start%appendsMax]
 		now := l.cfg.NowMs()
 		if l.core.ShouldRoll(int64(rec.hdr.Length), rec.hdr.RecordCount, now) {
@@ -264,6 +267,12 @@ func (l *Log) writeDone(index uint32, res int32) {
 	}
 	var err error
 	switch {
+	case res < 0 && segment.IsNoSpace(unix.Errno(-res)):
+		// Nothing past rec.written reached the file: the rest is
+		// written again once there is room (nospace.go).
+		rec.state = stNoSpace
+		l.holdForSpace(fmt.Errorf("ringlog: write segment %d at %d: %w", rec.plan.Segment.Base(), rec.plan.Pos+rec.written, unix.Errno(-res)))
+		return
 	case res < 0:
 		err = unix.Errno(-res)
 	case res == 0:
@@ -280,6 +289,9 @@ func (l *Log) writeDone(index uint32, res int32) {
 		}
 	}
 	rec.state = stWritten
+	if err == nil {
+		l.roomFound()
+	}
 	if err != nil {
 		// What reached the disk is unknown, and a write error may come
 		// back from the next fdatasync of any earlier write: nothing not
@@ -341,7 +353,7 @@ func (l *Log) failAt(seq uint64, err error) {
 	for s := l.failedSeq; s < l.tail; s++ {
 		rec := &l.recs[s%appendsMax]
 		switch rec.state {
-		case stQueued, stWritten, stCommitted:
+		case stQueued, stWritten, stCommitted, stNoSpace:
 			l.report(rec, ferr)
 		}
 	}

@@ -12,8 +12,7 @@ import (
 // submits one FALLOCATE SQE per file that grows (data, offset index, time
 // index) and submits no further write until all of them completed. Writes
 // below the allocated end already in flight go on meanwhile. So a full disk
-// fails a fallocate, which takes the log offline like a failed write or
-// sync, and never a write or a store through an index mapping into an
+// fails a fallocate, and never a write or a store through an index mapping into an
 // unallocated page (which would be SIGBUS, not an error). The step is large
 // (32 MiB by default): one wait for a fallocate per step's worth of appends.
 
@@ -65,8 +64,15 @@ func (l *Log) growDone(index uint32, res int32) {
 	}
 	if err := l.growErr; err != nil {
 		l.growErr = nil
+		if segment.IsNoSpace(err) {
+			// No write waited on it has started: the growth is
+			// submitted again once there is room (nospace.go).
+			l.holdForSpace(fmt.Errorf("ringlog: allocate segment %d for %d bytes of data: %w", l.growth.Segment.Base(), l.growth.Target, err))
+			return
+		}
 		l.fatal(fmt.Errorf("ringlog: allocate segment %d for %d bytes of data: %w", l.growth.Segment.Base(), l.growth.Target, err))
 		return
 	}
 	l.core.Grown(&l.growth)
+	l.roomFound()
 }

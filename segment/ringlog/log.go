@@ -64,6 +64,7 @@ type Stats struct {
 	HotReads    int64 // reads served from the frame table
 	ColdReads   int64 // reads served by the synchronous path (pread)
 	Grows       int64 // allocation steps of a segment's files (FALLOCATE SQEs)
+	NoSpace     int64 // FALLOCATEs and WRITEs that found the file system out of room, held and retried
 }
 
 // Log is one partition's log driven through a shard's ring. It is not safe
@@ -118,6 +119,17 @@ type Log struct {
 	growth  segment.Growth
 	growErr error
 
+	// noSpace: a FALLOCATE or WRITE found the file system out of room
+	// (nospace.go); nothing new is submitted until noSpaceRetryMs, when
+	// the held work is tried again. noSpaceErr is the last such error.
+	noSpace        bool
+	noSpaceRetryMs int64
+	noSpaceErr     error
+	// spaceShort stays set from a refusal until a retried growth or
+	// write succeeds, so that NoSpace does not flicker off between a
+	// retry's submission and its refusal.
+	spaceShort bool
+
 	flushes    [flushWaitersMax]flushWaiter
 	flushHead  uint32
 	flushTail  uint32
@@ -143,6 +155,7 @@ const (
 	stWriting            // a WRITE SQE for it is in the kernel
 	stWritten            // the kernel is done with its bytes; waiting to commit
 	stCommitted          // committed; waiting for a sync (FlushEveryAck)
+	stNoSpace            // its write found no room; the rest waits to be written again
 	stDone               // reported
 )
 
@@ -394,13 +407,20 @@ func (l *Log) DeleteRecordsBefore(offset int64) error {
 // (synchronously, and refused while a roll's syncs are in flight, like
 // DeleteRecordsBefore).
 func (l *Log) ApplyRetention(nowMs int64) error {
+	return l.ApplyRetentionBelow(nowMs, math.MaxInt64)
+}
+
+// ApplyRetentionBelow is ApplyRetention bounded to segments wholly below
+// limit (segment.Core.ApplyRetentionBelow): a replicated partition passes
+// its high watermark.
+func (l *Log) ApplyRetentionBelow(nowMs, limit int64) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
 	if l.rollSyncInFlight() {
 		return ErrBusy
 	}
-	err := l.sync.ApplyRetention(nowMs)
+	err := l.sync.ApplyRetentionBelow(nowMs, limit)
 	l.hot.trim(l.core.LogStart())
 	return l.storageFailed(err)
 }

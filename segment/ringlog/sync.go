@@ -202,7 +202,13 @@ func (l *Log) Flush(token uint64) {
 // appends under that policy are acknowledged when written, not synced.
 func (l *Log) Tick(nowMs int64) {
 	l.enter()
-	if l.closed || l.intervalMs == 0 || nowMs-l.lastSyncMs < l.intervalMs {
+	if l.closed {
+		return
+	}
+	if l.noSpace && l.err == nil && l.cfg.NowMs() >= l.noSpaceRetryMs {
+		l.retrySpace()
+	}
+	if l.intervalMs == 0 || nowMs-l.lastSyncMs < l.intervalMs {
 		return
 	}
 	l.tickDue, l.tickMs = true, nowMs

@@ -135,9 +135,59 @@ func ElectLeader(topic string, partition int32) Command {
 	}}
 }
 
-// tickCommand is the leader's periodic session check.
-func tickCommand() Command {
+// tickCommand is the leader's periodic session check; onFence (may be
+// nil) hears of every broker it fences, and why.
+func tickCommand(onFence func(metadata.Fence)) Command {
 	return Command{"Tick", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
-		return c.Tick(now)
+		records, err := c.Tick(now)
+		if err == nil && onFence != nil {
+			for _, f := range c.LastFences() {
+				onFence(f)
+			}
+		}
+		return records, err
+	}}
+}
+
+// BrokerConnectionLost reports that a broker's session connection to
+// this leader ended (metadata.ConnectionLostRequest): unless it heartbeats
+// on a newer connection within the grace, a Tick fences it. Only the
+// leader's own RPC listener sends it, about connections it accepted.
+func BrokerConnectionLost(req metadata.ConnectionLostRequest) Command {
+	return Command{"BrokerConnectionLost", func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		return c.BrokerConnectionLost(req, now)
+	}}
+}
+
+// AlterTopicConfigs changes a topic's configs (metadata.AlterTopicConfigs).
+func AlterTopicConfigs(req metadata.AlterTopicConfigsRequest) Command {
+	req.Set, req.Delete = maps.Clone(req.Set), slices.Clone(req.Delete)
+	return Command{"AlterTopicConfigs", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.AlterTopicConfigs(req)
+	}}
+}
+
+// CreatePartitions grows a topic's partition count.
+func CreatePartitions(req metadata.CreatePartitionsRequest) Command {
+	return Command{"CreatePartitions", func(c *metadata.Controller, _ int64) ([]metadata.Record, error) {
+		return c.CreatePartitions(req)
+	}}
+}
+
+// Validate runs cmd against a copy of the leader's state and proposes
+// nothing (the validate_only of IncrementalAlterConfigs and
+// CreatePartitions): its answer is the command's, as of every proposal
+// before it.
+func Validate(cmd Command) Command {
+	return Command{"Validate" + cmd.name, func(c *metadata.Controller, now int64) ([]metadata.Record, error) {
+		st, err := metadata.Restore(c.State().AppendSnapshot(nil))
+		if err != nil {
+			return nil, err
+		}
+		cfg := metadata.Config{SessionTimeoutMs: c.SessionTimeoutMs()}
+		if _, err := cmd.run(metadata.NewController(st, cfg, now), now); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	}}
 }

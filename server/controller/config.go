@@ -76,6 +76,10 @@ type Config struct {
 	Metadata metadata.Config
 	// Logger receives raft's log lines (discarded when nil).
 	Logger raft.Logger
+	// OnFence, when set, hears on the leader of every broker its session
+	// check fences, and why, as the fence is proposed. It runs on the
+	// node's loop and must not block.
+	OnFence func(metadata.Fence)
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -213,5 +213,5 @@ func (n *Node) tickDuties() {
 	if n.ctl == nil {
 		return
 	}
-	n.runCommand(tickCommand(), nil)
+	n.runCommand(tickCommand(n.cfg.OnFence), nil)
 }

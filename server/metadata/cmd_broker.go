@@ -25,6 +25,10 @@ type HeartbeatRequest struct {
 	// AppliedOffset is the number of metadata records the broker has
 	// applied (its State.Offset()).
 	AppliedOffset uint64
+	// Conn is the id the leader's RPC listener gave the session
+	// connection the heartbeat came on, 0 when it came on none (the
+	// leader's own broker); see ConnectionLostRequest.
+	Conn uint64
 }
 
 // RegisterBroker registers a broker process.
@@ -98,6 +102,7 @@ func (c *Controller) RegisterBroker(req RegisterBrokerRequest, nowMs int64) ([]R
 		return nil, err
 	}
 	c.lastHeartbeatMs[req.ID] = nowMs
+	c.forgetSession(req.ID)
 	return append(records, recs...), nil
 }
 
@@ -111,7 +116,7 @@ func (c *Controller) BrokerHeartbeat(req HeartbeatRequest, nowMs int64) ([]Recor
 	if err != nil {
 		return nil, err
 	}
-	c.lastHeartbeatMs[b.id] = nowMs
+	c.heardFrom(b.id, req.Conn, nowMs)
 	if !b.fenced || b.shuttingDown || req.AppliedOffset <= b.registerOffset {
 		return nil, nil
 	}
@@ -187,6 +192,7 @@ func (c *Controller) brokerAtEpoch(id int32, epoch int64) (*broker, error) {
 
 // fenceRecords fences b and moves its leaderships and ISR memberships.
 func (c *Controller) fenceRecords(b *broker) []Record {
+	c.forgetSession(b.id)
 	records := []Record{FenceBrokerRecord{ID: b.id, Epoch: b.epoch}}
 	return append(records, c.state.removeBrokerChanges(b.id)...)
 }

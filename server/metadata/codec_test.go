@@ -34,6 +34,9 @@ func sampleRecords() []Record {
 		PartitionChangeRecord{TopicID: sampleTopicID(1), Partition: 0, Leader: NoLeader, ISR: []int32{7}, LeaderEpoch: 1, PartitionEpoch: 1},
 		PartitionChangeRecord{TopicID: sampleTopicID(1), Partition: 0, Leader: NoLeader, ELR: []int32{7}, LastKnownELR: []int32{8},
 			LeaderEpoch: 2, PartitionEpoch: 2},
+		TopicConfigRecord{ID: sampleTopicID(1), Configs: map[string]string{
+			ConfigPartitions: "3", ConfigReplicationFactor: "1", ConfigRetentionBytes: "1048576", ConfigCompressionType: "lz4",
+		}},
 		RemoveTopicRecord{ID: sampleTopicID(1)},
 	}
 }
@@ -183,6 +186,9 @@ func TestApplyRefuses(t *testing.T) {
 		PartitionChangeRecord{TopicID: id, Partition: 0, Leader: 7, ISR: []int32{7, 8}, LeaderEpoch: 0, PartitionEpoch: 1},
 		PartitionChangeRecord{TopicID: id, Partition: 5, Leader: 7, ISR: []int32{7}, LeaderEpoch: 0, PartitionEpoch: 1},
 		RemoveTopicRecord{ID: sampleTopicID(9)},
+		TopicConfigRecord{ID: sampleTopicID(9), Configs: map[string]string{ConfigPartitions: "1", ConfigReplicationFactor: "1"}},
+		TopicConfigRecord{ID: id, Configs: map[string]string{ConfigPartitions: "1", ConfigReplicationFactor: "2"}},
+		TopicConfigRecord{ID: id, Configs: map[string]string{ConfigPartitions: "1", ConfigReplicationFactor: "1", ConfigRetentionMs: "x"}},
 	}
 	before := s.Hash()
 	for _, rec := range bad {

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -27,6 +28,17 @@ const (
 	ConfigMinCompactionLagMs     = "min.compaction.lag.ms"
 	ConfigMaxCompactionLagMs     = "max.compaction.lag.ms"
 	ConfigDeleteRetentionMs      = "delete.retention.ms"
+	// ConfigCompressionType is the codec a topic's batches must carry:
+	// producer (any), uncompressed or lz4. The broker never recompresses,
+	// so a named codec refuses batches in another (docs/storage.md).
+	ConfigCompressionType = "compression.type"
+)
+
+// compression.type values, with Kafka's names.
+const (
+	CompressionProducer     = "producer"
+	CompressionUncompressed = "uncompressed"
+	CompressionLZ4          = "lz4"
 )
 
 // cleanup.policy values: delete (retention only, the default), compact
@@ -61,7 +73,7 @@ const (
 	FlushNever            = "never"
 	flushIntervalPrefix   = "interval:"
 	maxConfigEntries      = numConfigKeys
-	numConfigKeys         = 15
+	numConfigKeys         = 16
 	configIntegerMaxDigit = 20
 )
 
@@ -84,8 +96,22 @@ var configSpecs = map[string]configSpec{
 	ConfigCleanupPolicy:          {cleanupPolicy},
 	ConfigMinCleanableDirtyRatio: {ratio},
 	ConfigMinCompactionLagMs:     {intRange(0, 1<<62)},
-	ConfigMaxCompactionLagMs:     {intRange(1, 1<<62)},
+	ConfigMaxCompactionLagMs:     {intRange(1, math.MaxInt64)},
 	ConfigDeleteRetentionMs:      {intRange(0, 1<<62)},
+	ConfigCompressionType:        {compressionType},
+}
+
+// compressionType accepts producer, uncompressed or lz4; gzip, snappy and
+// zstd, which Kafka knows, are refused by name: Strata's frames carry no
+// such codec.
+func compressionType(v string) (string, error) {
+	switch v {
+	case CompressionProducer, CompressionUncompressed, CompressionLZ4:
+		return v, nil
+	case "gzip", "snappy", "zstd":
+		return "", fmt.Errorf("%q is not a codec Strata's frames carry; use %s, %s or %s", v, CompressionProducer, CompressionUncompressed, CompressionLZ4)
+	}
+	return "", fmt.Errorf("%q is not %s, %s or %s", v, CompressionProducer, CompressionUncompressed, CompressionLZ4)
 }
 
 // cleanupPolicy accepts delete, compact, or both in either order.

@@ -12,6 +12,12 @@ type Config struct {
 	// DefaultLeaderImbalanceCheckIntervalMs and a negative value turns the
 	// check off (Kafka's auto.leader.rebalance.enable=false).
 	LeaderImbalanceCheckIntervalMs int64
+	// ConnectionLossGraceMs is how long after a broker's session
+	// connection ends (BrokerConnectionLost) Tick waits for a heartbeat on
+	// a new one before fencing it; zero means
+	// DefaultConnectionLossGraceMs and a negative value turns fencing on
+	// connection loss off (sessions alone fence).
+	ConnectionLossGraceMs int64
 }
 
 // Controller runs commands against a State: it validates each against the
@@ -35,6 +41,14 @@ type Controller struct {
 	// off) and nextImbalanceCheckMs when it is next due; soft state too.
 	imbalanceCheckMs     int64
 	nextImbalanceCheckMs int64
+	// connLossGraceMs (negative: off), sessionConn (the newest session
+	// connection each broker heartbeated on) and connLost (losses waiting
+	// out the grace) are soft state too (sessions.go).
+	connLossGraceMs int64
+	sessionConn     map[int32]uint64
+	connLost        map[int32]connLoss
+	// lastFences are the brokers the last Tick fenced.
+	lastFences []Fence
 }
 
 // NewController returns a controller over state (a new empty state when
@@ -49,12 +63,18 @@ func NewController(state *State, cfg Config, nowMs int64) *Controller {
 	if cfg.LeaderImbalanceCheckIntervalMs == 0 {
 		cfg.LeaderImbalanceCheckIntervalMs = DefaultLeaderImbalanceCheckIntervalMs
 	}
+	if cfg.ConnectionLossGraceMs == 0 {
+		cfg.ConnectionLossGraceMs = DefaultConnectionLossGraceMs
+	}
 	c := &Controller{
 		state:                state,
 		sessionTimeoutMs:     cfg.SessionTimeoutMs,
 		lastHeartbeatMs:      make(map[int32]int64, len(state.brokers)),
 		imbalanceCheckMs:     cfg.LeaderImbalanceCheckIntervalMs,
 		nextImbalanceCheckMs: nowMs + cfg.LeaderImbalanceCheckIntervalMs,
+		connLossGraceMs:      cfg.ConnectionLossGraceMs,
+		sessionConn:          map[int32]uint64{},
+		connLost:             map[int32]connLoss{},
 	}
 	for id := range state.brokers {
 		c.lastHeartbeatMs[id] = nowMs
@@ -87,20 +107,26 @@ func (c *Controller) commit(records []Record) ([]Record, error) {
 }
 
 // Tick fences every unfenced broker whose session has lapsed (no heartbeat
-// for more than the session timeout), in id order, and moves its
-// leaderships as FenceBroker does; then, when the leader-imbalance check
-// is due, it moves leadership back to every preferred replica that is
-// live and in sync (rebalance.go).
+// for more than the session timeout) or whose session connection ended
+// more than the connection-loss grace ago with no heartbeat on a newer
+// one (sessions.go), in id order, and moves its leaderships as FenceBroker
+// does (LastFences says whom and why); then, when the leader-imbalance
+// check is due, it moves leadership back to every preferred replica that
+// is live and in sync (rebalance.go).
 func (c *Controller) Tick(nowMs int64) ([]Record, error) {
 	var all []Record
+	c.lastFences = nil
 	for _, b := range c.state.sortedBrokers() {
-		if b.fenced || c.sessionLive(b.id, nowMs) {
+		cause, fence := c.fenceCause(b, nowMs)
+		if !fence {
 			continue
 		}
+		epoch := b.epoch
 		recs, err := c.commit(c.fenceRecords(b))
 		if err != nil {
 			return all, err
 		}
+		c.lastFences = append(c.lastFences, Fence{ID: b.id, Epoch: epoch, Cause: cause})
 		all = append(all, recs...)
 	}
 	recs, err := c.rebalanceLeaders(nowMs)

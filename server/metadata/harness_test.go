@@ -27,6 +27,8 @@ import (
 //	controlled-shutdown id=<n> [epoch=current]
 //	create-topic name=<t> [partitions=] [rf=] [start=0] [id=next]   (input: key=value configs)
 //	delete-topic name=<t>
+//	alter-configs topic=<t> [delete=(k, ...)]   (input: key=value configs to set)
+//	create-partitions topic=<t> count=<n> [start=0]
 //	alter-partition topic=<t> partition=<p> broker=<n> isr=(...) [broker-epoch=] [leader-epoch=] [partition-epoch=]
 //	report-offline topic=<t> partition=<p> broker=<n> [broker-epoch=]
 //	elect-leader topic=<t> partition=<p>
@@ -105,6 +107,17 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		recs, err = h.createTopic(t, d)
 	case "delete-topic":
 		recs, err = c.DeleteTopic(strArg(t, d, "name", ""))
+	case "alter-configs":
+		req := AlterTopicConfigsRequest{Topic: strArg(t, d, "topic", ""), Set: inputConfigs(t, d)}
+		if arg, ok := d.Arg("delete"); ok {
+			for _, k := range arg.Vals {
+				req.Delete = append(req.Delete, strings.TrimSpace(k))
+			}
+		}
+		recs, err = c.AlterTopicConfigs(req)
+	case "create-partitions":
+		recs, err = c.CreatePartitions(CreatePartitionsRequest{Topic: strArg(t, d, "topic", ""),
+			Count: int(intArg(t, d, "count", 0)), StartIndex: uint32(intArg(t, d, "start", 0))})
 	case "alter-partition":
 		recs, err = h.alterPartition(t, d)
 	case "report-offline":
@@ -220,7 +233,8 @@ func (h *harness) snapshot(t *testing.T) string {
 	return fmt.Sprintf("%d bytes; restored state has the same hash", len(snap))
 }
 
-func (h *harness) createTopic(t *testing.T, d *datadriven.TestData) ([]Record, error) {
+// inputConfigs reads a command's input lines as key=value configs.
+func inputConfigs(t *testing.T, d *datadriven.TestData) map[string]string {
 	configs := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 		if line == "" {
@@ -232,6 +246,11 @@ func (h *harness) createTopic(t *testing.T, d *datadriven.TestData) ([]Record, e
 		}
 		configs[k] = v
 	}
+	return configs
+}
+
+func (h *harness) createTopic(t *testing.T, d *datadriven.TestData) ([]Record, error) {
+	configs := inputConfigs(t, d)
 	if d.HasArg("partitions") {
 		configs[ConfigPartitions] = strArg(t, d, "partitions", "")
 	}

@@ -56,6 +56,12 @@ const (
 	// DefaultSessionTimeoutMs is how long a broker may go without a heartbeat
 	// before the controller fences it (Kafka's broker.session.timeout.ms).
 	DefaultSessionTimeoutMs = 9000
+	// DefaultConnectionLossGraceMs is how long after a broker's session
+	// connection to the controller leader ends the leader waits for it to
+	// heartbeat on a new one before fencing it (sessions.go). It covers a
+	// redial and a handshake on a loaded machine; a dead process never
+	// comes back within it.
+	DefaultConnectionLossGraceMs = 1000
 	// defaultPartitions and defaultReplicationFactor apply when a topic is
 	// created without them (Kafka's num.partitions, default.replication.factor).
 	defaultPartitions        = 1

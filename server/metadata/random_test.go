@@ -74,7 +74,7 @@ func randomCommandOf(rt *rapid.T, c *Controller, now int64, lostLog *int32) ([]R
 		return 1
 	}
 	topicNames := []string{"a", "b", "c"}
-	switch rapid.IntRange(0, 10).Draw(rt, "command") {
+	switch rapid.IntRange(0, 12).Draw(rt, "command") {
 	case 0, 1:
 		racks := []string{"", "r1", "r2"}
 		req := RegisterBrokerRequest{
@@ -148,6 +148,26 @@ func randomCommandOf(rt *rapid.T, c *Controller, now int64, lostLog *int32) ([]R
 			return nil, nil
 		}
 		return c.ElectLeader(t.name, int32(rapid.IntRange(0, len(t.partitions)-1).Draw(rt, "partition")))
+	case 10:
+		name := rapid.SampledFrom(topicNames).Draw(rt, "topic")
+		rf := 3
+		if t, ok := s.topicsByName[name]; ok {
+			rf = int(configInt(t.configs, ConfigReplicationFactor, 1))
+		}
+		req := AlterTopicConfigsRequest{Topic: name, Set: map[string]string{
+			// Up to one past the replication factor: refused.
+			ConfigMinInsyncReplicas:     fmt.Sprint(rapid.IntRange(1, rf+1).Draw(rt, "min isr")),
+			ConfigUncleanLeaderElection: fmt.Sprint(rapid.Bool().Draw(rt, "unclean")),
+		}}
+		if rapid.Bool().Draw(rt, "flush change") {
+			req.Set[ConfigFlushPolicy] = rapid.SampledFrom([]string{FlushSync, FlushNever}).Draw(rt, "flush")
+		} else {
+			req.Delete = []string{ConfigFlushPolicy}
+		}
+		return c.AlterTopicConfigs(req)
+	case 11:
+		return c.CreatePartitions(CreatePartitionsRequest{Topic: rapid.SampledFrom(topicNames).Draw(rt, "topic"),
+			Count: rapid.IntRange(1, 6).Draw(rt, "count"), StartIndex: rapid.Uint32().Draw(rt, "start")})
 	default:
 		return c.Tick(now)
 	}

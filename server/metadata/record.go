@@ -19,6 +19,7 @@ const (
 	RecordPartition       RecordType = 6
 	RecordPartitionChange RecordType = 7
 	RecordRemoveTopic     RecordType = 8
+	RecordTopicConfig     RecordType = 9
 )
 
 // recordVersion is the version the broker records are written with, and
@@ -58,6 +59,8 @@ func (t RecordType) String() string {
 		return "PartitionChange"
 	case RecordRemoveTopic:
 		return "RemoveTopic"
+	case RecordTopicConfig:
+		return "TopicConfig"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }
@@ -145,6 +148,15 @@ type RemoveTopicRecord struct {
 	ID TopicID
 }
 
+// TopicConfigRecord replaces a topic's whole config map (an altered
+// config, or a grown partition count that PartitionRecords then fill).
+// It holds the whole map rather than a delta, as PartitionChangeRecord
+// holds whole values: applying it needs only the topic to exist.
+type TopicConfigRecord struct {
+	ID      TopicID
+	Configs map[string]string
+}
+
 func (RegisterBrokerRecord) Type() RecordType  { return RecordRegisterBroker }
 func (FenceBrokerRecord) Type() RecordType     { return RecordFenceBroker }
 func (UnfenceBrokerRecord) Type() RecordType   { return RecordUnfenceBroker }
@@ -153,6 +165,7 @@ func (TopicRecord) Type() RecordType           { return RecordTopic }
 func (PartitionRecord) Type() RecordType       { return RecordPartition }
 func (PartitionChangeRecord) Type() RecordType { return RecordPartitionChange }
 func (RemoveTopicRecord) Type() RecordType     { return RecordRemoveTopic }
+func (TopicConfigRecord) Type() RecordType     { return RecordTopicConfig }
 
 func (r RegisterBrokerRecord) String() string {
 	ls := make([]string, len(r.Listeners))
@@ -205,6 +218,10 @@ func formatELR(elr, lastKnownELR []int32) string {
 
 func (r RemoveTopicRecord) String() string {
 	return fmt.Sprintf("RemoveTopic id=%s", r.ID)
+}
+
+func (r TopicConfigRecord) String() string {
+	return fmt.Sprintf("TopicConfig id=%s configs={%s}", r.ID, formatConfigs(r.Configs))
 }
 
 // formatConfigs prints a config map with sorted keys.

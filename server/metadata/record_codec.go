@@ -17,6 +17,7 @@ import (
 //	PartitionChange = topic-id:[16] partition leader isr:list(id) leader-epoch partition-epoch elr
 //	elr             = elr:list(id) last-known-elr:list(id)   (absent in version 0: both empty)
 //	RemoveTopic     = topic-id:[16]
+//	TopicConfig     = topic-id:[16] configs:list(key:str value:str), keys ascending
 //	str             = len:uvarint bytes
 //	list(x)         = count:uvarint x*
 
@@ -42,6 +43,9 @@ func (r PartitionChangeRecord) AppendTo(dst []byte) []byte {
 	return r.appendBody(appendHeader(dst, r.Type()))
 }
 func (r RemoveTopicRecord) AppendTo(dst []byte) []byte {
+	return r.appendBody(appendHeader(dst, r.Type()))
+}
+func (r TopicConfigRecord) AppendTo(dst []byte) []byte {
 	return r.appendBody(appendHeader(dst, r.Type()))
 }
 
@@ -116,6 +120,10 @@ func (r PartitionChangeRecord) appendBody(dst []byte) []byte {
 
 func (r RemoveTopicRecord) appendBody(dst []byte) []byte { return append(dst, r.ID[:]...) }
 
+func (r TopicConfigRecord) appendBody(dst []byte) []byte {
+	return appendConfigs(append(dst, r.ID[:]...), r.Configs)
+}
+
 // DecodeRecord decodes one record. It checks every length against its
 // limit before allocating, refuses unknown types and newer versions, and
 // returns an error (never panics) on any malformed input. It checks the
@@ -151,6 +159,9 @@ func DecodeRecord(b []byte) (Record, error) {
 		rec = decodePartitionChange(r, v)
 	case RecordRemoveTopic:
 		rec = RemoveTopicRecord{ID: TopicID(r.fixed16())}
+	case RecordTopicConfig:
+		id := TopicID(r.fixed16())
+		rec = TopicConfigRecord{ID: id, Configs: decodeConfigs(r)}
 	default:
 		return nil, fmt.Errorf("metadata: unknown record type %d", uint8(t))
 	}

@@ -59,6 +59,8 @@ func (s *State) Apply(rec Record) error {
 		err = s.applyPartitionChange(r)
 	case RemoveTopicRecord:
 		err = s.applyRemoveTopic(r)
+	case TopicConfigRecord:
+		err = s.applyTopicConfig(r)
 	default:
 		err = fmt.Errorf("unknown record %T", rec)
 	}
@@ -218,6 +220,31 @@ func (s *State) applyPartitionChange(r PartitionChangeRecord) error {
 	p.lastKnownELR = inReplicaOrder(p.replicas, r.LastKnownELR)
 	p.leaderEpoch = r.LeaderEpoch
 	p.partitionEpoch = r.PartitionEpoch
+	return nil
+}
+
+// applyTopicConfig replaces a topic's configs. The partition count may
+// only grow (the PartitionRecords that follow fill it) and the
+// replication factor never changes.
+func (s *State) applyTopicConfig(r TopicConfigRecord) error {
+	t, ok := s.topics[r.ID]
+	if !ok {
+		return fmt.Errorf("unknown topic id %s", r.ID)
+	}
+	if err := checkNormalConfigs(r.Configs); err != nil {
+		return err
+	}
+	if n := configInt(r.Configs, ConfigPartitions, defaultPartitions); n < int64(len(t.partitions)) ||
+		n < configInt(t.configs, ConfigPartitions, defaultPartitions) {
+		return fmt.Errorf("topic %s partitions %d is below its %d", t.name, n, configInt(t.configs, ConfigPartitions, defaultPartitions))
+	}
+	if r.Configs[ConfigReplicationFactor] != t.configs[ConfigReplicationFactor] {
+		return fmt.Errorf("topic %s replication factor changes from %s to %s", t.name, t.configs[ConfigReplicationFactor], r.Configs[ConfigReplicationFactor])
+	}
+	t.configs = make(map[string]string, len(r.Configs))
+	for k, v := range r.Configs {
+		t.configs[k] = v
+	}
 	return nil
 }
 
