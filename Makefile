@@ -8,7 +8,7 @@ GO ?= go
 FUZZTIME ?= 3s
 BIN := bin
 
-.PHONY: all build run test test-tools test-unit test-invariants test-failstop test-replica-long test-replication-long fuzz-smoke bench flamegraph generate lint tools clean
+.PHONY: all build run test test-tools test-unit test-invariants test-failstop test-replica-long test-group-long test-replication-long fuzz-smoke bench flamegraph generate lint tools clean
 
 all: build
 
@@ -19,7 +19,7 @@ build:
 run: build
 	$(BIN)/strata serve
 
-test: test-unit test-invariants test-failstop test-replica-long fuzz-smoke
+test: test-unit test-invariants test-failstop test-replica-long test-group-long fuzz-smoke
 
 test-unit: test-tools
 	$(GO) vet ./...
@@ -36,6 +36,12 @@ test-failstop:
 # command that replays it.
 test-replica-long:
 	STRATA_REPLICA_SEEDS=10000 $(GO) test -count=1 -run 'TestSimulation$$' ./replica/
+
+# The consumer-group coordinator's simulation at thousands of seeds
+# (docs/consumer-groups.md), where `make test`'s unit pass runs a few
+# hundred; about 30 s. A failing seed prints the command that replays it.
+test-group-long:
+	STRATA_GROUP_SEEDS=3000 $(GO) test -count=1 -run 'TestSimulation$$' ./server/group/
 
 # The replication kill test's long mode (docs/replication.md): 100 rounds
 # of kill -9 of a leader, a follower or the controller under acks=all load,

@@ -17,7 +17,7 @@ import (
 // writes the results files. The test checks that the files hold consistent
 // counts, not what the figures are.
 func TestQuickBenchmark(t *testing.T) {
-	res, mdPath := runQuick(t, "smoke test", "--peer=false", "--replication=false", "--compression-rounds", "0", "--cores", "2")
+	res, mdPath := runQuick(t, "smoke test", "--peer=false", "--replication=false", "--groups=false", "--compression-rounds", "0", "--cores", "2")
 	if !res.Quick || res.Peer != nil || res.Machine.NProc < 1 {
 		t.Errorf("quick %v peer %v nproc %d, want true, none, >= 1", res.Quick, res.Peer, res.Machine.NProc)
 	}

@@ -91,9 +91,10 @@ func reservePorts(n int) ([]string, error) {
 }
 
 // startCluster starts clusterBrokers brokers under dir with the given
-// timeouts and waits for each to be ready. They are not pinned: three
-// one-shard brokers share the machine's CPUs as the kernel places them.
-func startCluster(ctx context.Context, strata, dir string, t clusterTimeouts, logLevel string) (*cluster, error) {
+// timeouts (and extra serve flags) and waits for each to be ready. They
+// are not pinned: three one-shard brokers share the machine's CPUs as the
+// kernel places them.
+func startCluster(ctx context.Context, strata, dir string, t clusterTimeouts, logLevel string, extra ...string) (*cluster, error) {
 	ports, err := reservePorts(2 * clusterBrokers)
 	if err != nil {
 		return nil, err
@@ -116,6 +117,7 @@ func startCluster(ctx context.Context, strata, dir string, t clusterTimeouts, lo
 			"--cluster-secret-file", secretFile, "--data-dir", filepath.Join(dir, strconv.Itoa(int(id))),
 			"--listen", c.addrs[id], "--admin", "", "--cores", strconv.Itoa(clusterShards), "--pin=false",
 			"--log-level", logLevel, "--heartbeat-interval", t.HeartbeatInterval, "--session-timeout", t.SessionTimeout}
+		c.args[id] = append(c.args[id], extra...)
 	}
 	// The voters wait for each other to form a quorum: start them all
 	// before waiting for any.

@@ -81,6 +81,8 @@ type config struct {
 	replFlushPolicy string
 	catchupBytes    int64
 	failoverRepeats int
+	// groups runs the consumer-group section (groups.go).
+	groups bool
 	// failoverOnly runs only the replication section's failover probes.
 	failoverOnly bool
 	// compressionRounds is the rounds of the compression section
@@ -133,6 +135,8 @@ func parseFlags(args []string) (*config, error) {
 		"run the replication section: three brokers, replication factor 3 against 1, e2e latency, a follower's catch-up, failover")
 	fs.StringVar(&cfg.replFlushPolicy, "replication-flush-policy", "never",
 		"flush policy of the replication section's topics (never: durability from the replicas, as Kafka's default)")
+	fs.BoolVar(&cfg.groups, "groups", true,
+		"run the consumer-group section: a scale-out from 3 to 6 consumers and back under a steady producer (processing pauses), and the offset-commit rate of one coordinator")
 	catchup := "1GiB"
 	fs.StringVar(&catchup, "catchup-bytes", catchup, "backlog a stopped follower catches up in the replication section (--quick: 16MiB unless given)")
 	fs.IntVar(&cfg.failoverRepeats, "failover-repeats", defaultFailoverRounds,
@@ -142,12 +146,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&cfg.compressionRounds, "compression-rounds", defaultCompressionRounds,
 		"rounds of the compression section: JSON-like records produced and consumed uncompressed and with lz4 (0: none)")
 	fs.BoolVar(&cfg.compressionOnly, "compression-only", false,
-		"run only the compression section (no suites, peer or replication)")
+		"run only the compression section (no suites, peer, replication or groups)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if cfg.compressionOnly {
-		cfg.suites, cfg.peer, cfg.replication = false, false, false
+		cfg.suites, cfg.peer, cfg.replication, cfg.groups = false, false, false, false
 		if cfg.compressionRounds < 1 {
 			return nil, fmt.Errorf("--compression-only with --compression-rounds %d", cfg.compressionRounds)
 		}
@@ -156,7 +160,7 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("--compression-rounds %d: must not be negative", cfg.compressionRounds)
 	}
 	if cfg.failoverOnly {
-		cfg.suites, cfg.peer, cfg.replication = false, false, true
+		cfg.suites, cfg.peer, cfg.replication, cfg.groups = false, false, true, false
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -276,7 +280,7 @@ func run(ctx context.Context, args []string) error {
 		if res.Scaling, err = runScaling(ctx, cfg, strata, loadgen); err != nil {
 			return fmt.Errorf("scaling: %w", err)
 		}
-		cfg.policies, cfg.peer, cfg.replication = nil, false, false
+		cfg.policies, cfg.peer, cfg.replication, cfg.groups = nil, false, false, false
 		cfg.compressionRounds = 0
 	}
 	if cfg.failoverOnly {
@@ -303,6 +307,12 @@ func run(ctx context.Context, args []string) error {
 		logf("compression: %d rounds", cfg.compressionRounds)
 		if res.Compression, err = runCompression(ctx, cfg, strata, loadgen); err != nil {
 			return fmt.Errorf("compression: %w", err)
+		}
+	}
+	if cfg.groups {
+		logf("groups: three brokers, one coordinator")
+		if res.Groups, err = runGroups(ctx, cfg, strata); err != nil {
+			return fmt.Errorf("groups: %w", err)
 		}
 	}
 	if cfg.peer {

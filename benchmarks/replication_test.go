@@ -12,7 +12,7 @@ import (
 // checks that the figures are consistent with each other, not what they
 // are.
 func TestQuickReplication(t *testing.T) {
-	res, mdPath := runQuick(t, "replication smoke test", "--suites=false", "--peer=false", "--compression-rounds", "0")
+	res, mdPath := runQuick(t, "replication smoke test", "--suites=false", "--peer=false", "--groups=false", "--compression-rounds", "0")
 	r := res.Replication
 	if r == nil || len(res.Strata) != 0 {
 		t.Fatalf("replication %v, suites %d: want the replication section alone", r, len(res.Strata))

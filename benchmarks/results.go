@@ -156,6 +156,8 @@ type results struct {
 	Scaling *scalingResult `json:"scaling,omitempty"`
 	// Replication is the replication section (--replication).
 	Replication *replicationResult `json:"replication,omitempty"`
+	// Groups is the consumer-group section (--groups).
+	Groups *groupsResult `json:"groups,omitempty"`
 	// Compression is the compression section (--compression-rounds).
 	Compression *compressionResult `json:"compression,omitempty"`
 	Comparisons []comparison       `json:"comparisons,omitempty"`
@@ -402,6 +404,9 @@ func (r *results) markdown() string {
 	}
 	if r.Replication != nil {
 		r.Replication.markdown(w)
+	}
+	if r.Groups != nil {
+		r.Groups.markdown(w)
 	}
 	if r.Compression != nil {
 		r.Compression.markdown(w)

@@ -14,10 +14,9 @@ const AllPartitions int32 = -1
 // partitions that stay keep their positions, new ones start unpositioned
 // (the reset policy, or a Seek, places them), dropped ones are forgotten.
 //
-// StaticAssignor (what Consumer.Assign uses) is the one implementation
-// today; group membership, where the broker's coordinator assigns
-// partitions to the members of a group, is the second one to come, and
-// plugs in here through ConsumerConfig.Assignor.
+// StaticAssignor is what Consumer.Assign uses; a GroupConsumer plugs the
+// partitions its group's coordinator assigns (once each is positioned at
+// its committed offset) in through ConsumerConfig.Assignor.
 type Assignor interface {
 	// Assignment returns the current partitions and a generation number
 	// that changes whenever they change. The slice must not be modified.

@@ -60,6 +60,20 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return nil, fmt.Errorf("strata client: no broker reachable: %w", errors.Join(errs...))
 }
 
+// sibling is a Client with c's configuration, seeds and known brokers
+// but connections of its own.
+func (c *Client) sibling() *Client {
+	s := &Client{cfg: c.cfg, conns: map[string]*brokerConn{}}
+	s.meta.init()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.dialGate = c.dialGate
+	for id, b := range c.meta.brokers {
+		s.meta.brokers[id] = b
+	}
+	return s
+}
+
 // Config is the client's configuration with defaults filled in.
 func (c *Client) Config() Config { return c.cfg }
 

@@ -113,6 +113,11 @@ type Consumer struct {
 	results []*fetchResult
 	notify  chan struct{}
 	closed  bool
+
+	// wake, when set (a GroupConsumer's), ends a Poll waiting for records
+	// with errPollWoken, so that the group's partition changes are acted
+	// on at once rather than after the next records.
+	wake <-chan struct{}
 }
 
 // consPart is one assigned partition's position.

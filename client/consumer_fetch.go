@@ -16,6 +16,9 @@ import (
 // leader for the partition.
 var errNoLeaderKnown = errors.New("strata client: no leader known")
 
+// errPollWoken ends a Poll that Consumer.wake interrupted.
+var errPollWoken = errors.New("strata client: poll woken")
+
 // pollIdleWait bounds a Poll's sleep when no fetch could be sent (all
 // partitions backing off); a fetch answer wakes it sooner.
 const pollIdleWait = 100 * time.Millisecond
@@ -117,6 +120,9 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 		select {
 		case <-c.notify:
 		case <-t.C:
+		case <-c.wake:
+			t.Stop()
+			return nil, errPollWoken
 		case <-ctx.Done():
 			t.Stop()
 			return nil, ctx.Err()

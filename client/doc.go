@@ -1,5 +1,6 @@
-// Package client is Strata's thin client library: a producer, a consumer
-// and an admin client over the wire protocol of docs/protocol.md.
+// Package client is Strata's thin client library: a producer, a consumer,
+// a consumer-group member and an admin client over the wire protocol of
+// docs/protocol.md.
 //
 // It is layered the way the broker is read:
 //
@@ -8,7 +9,11 @@
 //     broker sends them, and bounds the requests in flight per connection;
 //   - a Client that owns those connections and a metadata cache (which
 //     broker leads which partition);
-//   - Producer, Consumer and Admin on top of one Client.
+//   - Producer, Consumer and Admin on top of one Client;
+//   - GroupConsumer, a consumer-group member (KIP-848): a sans-IO state
+//     machine (memberCore) driven by a heartbeat goroutine, reading the
+//     partitions the coordinator assigns with a Consumer's fetch machinery
+//     (docs/consumer-groups.md, "The client").
 //
 // It depends on schema/ and the standard library only (plus the buffer pool
 // and lz4 that schema/ brings), never on the broker side.

@@ -65,6 +65,8 @@ var messageInfo = [...]struct {
 	fb.MessageIncrementalAlterConfigsResponse: {fb.ApiKeyIncrementalAlterConfigs, true},
 	fb.MessageCreatePartitionsRequest:         {fb.ApiKeyCreatePartitions, false},
 	fb.MessageCreatePartitionsResponse:        {fb.ApiKeyCreatePartitions, true},
+	fb.MessageDeleteRecordsRequest:            {fb.ApiKeyDeleteRecords, false},
+	fb.MessageDeleteRecordsResponse:           {fb.ApiKeyDeleteRecords, true},
 }
 
 // MessageApiKey is the API a union member belongs to; ok is false for NONE
@@ -476,6 +478,20 @@ func (e *Envelope) DeleteGroupsRequest() (m fb.DeleteGroupsRequest, err error) {
 // DeleteGroupsResponse returns the message as a DeleteGroupsResponse.
 func (e *Envelope) DeleteGroupsResponse() (m fb.DeleteGroupsResponse, err error) {
 	t, err := e.table(fb.MessageDeleteGroupsResponse)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteRecordsRequest returns the message as a DeleteRecordsRequest.
+func (e *Envelope) DeleteRecordsRequest() (m fb.DeleteRecordsRequest, err error) {
+	t, err := e.table(fb.MessageDeleteRecordsRequest)
+	m.Init(t.Bytes, t.Pos)
+	return m, err
+}
+
+// DeleteRecordsResponse returns the message as a DeleteRecordsResponse.
+func (e *Envelope) DeleteRecordsResponse() (m fb.DeleteRecordsResponse, err error) {
+	t, err := e.table(fb.MessageDeleteRecordsResponse)
 	m.Init(t.Bytes, t.Pos)
 	return m, err
 }

@@ -185,6 +185,11 @@ func sampleMessages() []*fb.MessageT {
 			Topics: []*fb.CreatePartitionsTopicT{{Name: "a", Count: 6}}}},
 		{Type: fb.MessageCreatePartitionsResponse, Value: &fb.CreatePartitionsResponseT{Topics: []*fb.CreatePartitionsTopicResultT{
 			{Name: "a", ErrorCode: fb.ErrorCodeInvalidPartitions, ErrorMessage: "topic a has 6 partitions"}}}},
+		{Type: fb.MessageDeleteRecordsRequest, Value: &fb.DeleteRecordsRequestT{TimeoutMs: 30000, Topics: []*fb.DeleteRecordsTopicT{
+			{Name: "a", Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0, Offset: 400}, {Partition: 1, Offset: -1}}}}}},
+		{Type: fb.MessageDeleteRecordsResponse, Value: &fb.DeleteRecordsResponseT{Topics: []*fb.DeleteRecordsTopicResponseT{
+			{Name: "a", Partitions: []*fb.DeleteRecordsPartitionResponseT{{Partition: 0, LowWatermark: 400},
+				{Partition: 1, LowWatermark: -1, ErrorCode: fb.ErrorCodeOffsetOutOfRange}}}}}},
 	}
 }
 

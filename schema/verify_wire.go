@@ -257,6 +257,7 @@ var (
 		fScalar("window_end", sizeLong),
 		fScalar("max_wait_ms", sizeInt),
 		fScalar("max_bytes", sizeInt),
+		fScalar("log_start_offset", sizeLong),
 	}}
 	descReplicaFetchResponse = &tableDesc{name: "ReplicaFetchResponse", fields: []field{
 		fScalar("error_code", sizeErrorCode),
@@ -474,6 +475,31 @@ var (
 		fTableVector("topics", descCreatePartitionsTopicResult),
 	}}
 
+	descDeleteRecordsPartition = &tableDesc{name: "DeleteRecordsPartition", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("offset", sizeLong),
+	}}
+	descDeleteRecordsTopic = &tableDesc{name: "DeleteRecordsTopic", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descDeleteRecordsPartition),
+	}}
+	descDeleteRecordsRequest = &tableDesc{name: "DeleteRecordsRequest", fields: []field{
+		fTableVector("topics", descDeleteRecordsTopic),
+		fScalar("timeout_ms", sizeInt),
+	}}
+	descDeleteRecordsPartitionResponse = &tableDesc{name: "DeleteRecordsPartitionResponse", fields: []field{
+		fScalar("partition", sizeInt),
+		fScalar("low_watermark", sizeLong),
+		fScalar("error_code", sizeErrorCode),
+	}}
+	descDeleteRecordsTopicResponse = &tableDesc{name: "DeleteRecordsTopicResponse", fields: []field{
+		fString("name").req(),
+		fTableVector("partitions", descDeleteRecordsPartitionResponse),
+	}}
+	descDeleteRecordsResponse = &tableDesc{name: "DeleteRecordsResponse", fields: []field{
+		fTableVector("topics", descDeleteRecordsTopicResponse),
+	}}
+
 	// descMessage lists the union members in tag order (tag 1 first).
 	descMessage = &unionDesc{name: "Message", members: []*tableDesc{
 		descApiVersionsRequest,
@@ -516,6 +542,8 @@ var (
 		descIncrementalAlterConfigsResponse,
 		descCreatePartitionsRequest,
 		descCreatePartitionsResponse,
+		descDeleteRecordsRequest,
+		descDeleteRecordsResponse,
 	}}
 
 	descEnvelope = &tableDesc{name: "Envelope", fields: envelopeFields()}

@@ -50,16 +50,16 @@ func (bs *brokerShard) replicaFetch(req *Request) {
 		Gen: m.Gen(), Seq: m.Seq(), LogEnd: m.LogEnd(), LastFetchedEpoch: m.LastFetchedEpoch(), DurableEnd: m.DurableEnd(),
 		WindowStart: m.WindowStart(), WindowEnd: m.WindowEnd(), MaxWaitMs: int64(max(m.MaxWaitMs(), 0))}
 	fr.MaxWaitMs = min(fr.MaxWaitMs, fetchWaitMaxMs)
-	index := m.Partition()
+	index, logStart := m.Partition(), m.LogStartOffset()
 	owner := ownerShard(name, index, len(bs.b.shards))
 	if owner == bs.id {
-		bs.serveReplicaFetch(ctx, name, id, index, fr)
+		bs.serveReplicaFetch(ctx, name, id, index, fr, m.LogStartOffset())
 		return
 	}
 	err = bs.b.srv.Shards()[owner].PostFrom(bs.sh, func(osh *Shard) {
 		obs := bs.b.shards[osh.ID()]
 		obs.sh = osh
-		obs.serveReplicaFetch(ctx, name, id, index, fr)
+		obs.serveReplicaFetch(ctx, name, id, index, fr, logStart)
 	})
 	if err != nil {
 		ctx.respondError(bs, fb.ErrorCodeRequestTimedOut, fr.Gen, fr.Seq)
@@ -67,8 +67,8 @@ func (bs *brokerShard) replicaFetch(req *Request) {
 }
 
 // serveReplicaFetch steps the fetch into the partition's machine, on its
-// owning shard.
-func (bs *brokerShard) serveReplicaFetch(ctx *replicaFetchCtx, topic string, id metadata.TopicID, index int32, fr replica.FetchRequest) {
+// owning shard, and notes the log start the follower reported.
+func (bs *brokerShard) serveReplicaFetch(ctx *replicaFetchCtx, topic string, id metadata.TopicID, index int32, fr replica.FetchRequest, logStart int64) {
 	p := bs.partitionAt(topic, index)
 	switch {
 	case p == nil || p.rep == nil:
@@ -81,6 +81,7 @@ func (bs *brokerShard) serveReplicaFetch(ctx *replicaFetchCtx, topic string, id 
 		ctx.respondError(bs, bs.storageErrorCode(p), fr.Gen, fr.Seq)
 		return
 	}
+	p.noteFollowerStart(fr.ReplicaID, logStart)
 	p.rep.serving[replicaFetchKey{fr.ReplicaID, fr.Gen, fr.Seq}] = ctx
 	p.stepReplica(fr)
 }

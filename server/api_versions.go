@@ -10,6 +10,7 @@ var supportedAPIs = []fb.ApiKey{
 	fb.ApiKeyFindCoordinator, fb.ApiKeyConsumerGroupHeartbeat, fb.ApiKeyOffsetCommit, fb.ApiKeyOffsetFetch,
 	fb.ApiKeyConsumerGroupDescribe, fb.ApiKeyListGroups, fb.ApiKeyDeleteGroups,
 	fb.ApiKeyDescribeConfigs, fb.ApiKeyIncrementalAlterConfigs, fb.ApiKeyCreatePartitions,
+	fb.ApiKeyDeleteRecords,
 }
 
 func (bs *brokerShard) apiVersions(req *Request) {

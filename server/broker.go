@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -108,15 +109,19 @@ type BrokerConfig struct {
 // partition logs it leads, following the metadata of the controller
 // quorum, of which it is a voter.
 type Broker struct {
-	ready   atomic.Bool // joined the cluster: serving every API
-	cfg     BrokerConfig
-	log     *slog.Logger
-	srv     *Server
-	quorum  *quorumMember
-	session *brokerSession
-	image   atomic.Pointer[metadata.Image]
-	shards  []*brokerShard
-	metrics *brokerMetrics
+	ready atomic.Bool // joined the cluster: serving every API
+	// stopOnce makes Stop idempotent: a second call (a test's cleanup
+	// after the test stopped it) returns the first call's result.
+	stopOnce sync.Once
+	stopErr  error
+	cfg      BrokerConfig
+	log      *slog.Logger
+	srv      *Server
+	quorum   *quorumMember
+	session  *brokerSession
+	image    atomic.Pointer[metadata.Image]
+	shards   []*brokerShard
+	metrics  *brokerMetrics
 	// storageFailures counts partitions taken offline by their storage;
 	// storageFailed is set by the first (no clean shutdown after it).
 	storageFailures prometheus.Counter
@@ -292,6 +297,11 @@ func (b *Broker) Server() *Server { return b.srv }
 // Stop moves the broker's leaderships away (controlled shutdown), drains
 // the shards, closes every partition log and stops the controller voter.
 func (b *Broker) Stop() error {
+	b.stopOnce.Do(func() { b.stopErr = b.stop() })
+	return b.stopErr
+}
+
+func (b *Broker) stop() error {
 	if b.heartbeating {
 		// Heartbeats go on during the controlled shutdown so that the
 		// session does not lapse meanwhile.
@@ -392,6 +402,8 @@ func (b *Broker) Serve(sh *Shard, req *Request) {
 		bs.incrementalAlterConfigs(req)
 	case fb.ApiKeyCreatePartitions:
 		bs.createPartitions(req)
+	case fb.ApiKeyDeleteRecords:
+		bs.deleteRecords(req)
 	default:
 		bs.respondError(req, fb.ErrorCodeUnsupportedVersion)
 	}

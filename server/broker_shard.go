@@ -69,6 +69,9 @@ type brokerShard struct {
 	groupTopicsMap map[string]int32
 	// nextGroupTickMs is when the coordinators' timers next run.
 	nextGroupTickMs int64
+	// deleteWaits are DeleteRecords partitions waiting for their low
+	// watermark (api_delete_records.go).
+	deleteWaits []*deleteRecordsWait
 }
 
 type topicPartitions struct {
@@ -344,12 +347,14 @@ func (bs *brokerShard) tickPartitions(now int64) {
 			bs.checkStorage(p)
 			bs.noteSpace(p)
 			bs.applyRetention(p)
+			bs.applyTrim(p)
 			bs.closeDeletedFiles(p)
 		case p.closable():
 			bs.finishClose(p)
 		}
 	}
 	bs.compactPartitions(now)
+	bs.tickDeleteWaits(now, bs.sh.Draining())
 }
 
 // idle reports whether no partition of the shard has work in the kernel.

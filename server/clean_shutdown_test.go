@@ -58,3 +58,16 @@ func TestBrokerStopLeavesCleanShutdownMarker(t *testing.T) {
 		t.Fatalf("marker still there while the broker runs: %v", err)
 	}
 }
+
+// TestStopTwice: a second Stop (a cleanup after the test stopped the
+// broker) returns the first one's result instead of stopping again.
+func TestStopTwice(t *testing.T) {
+	b := startRetentionBroker(t, t.TempDir())
+	first := b.Stop()
+	if first != nil {
+		t.Fatalf("first stop: %v", first)
+	}
+	if err := b.Stop(); err != first {
+		t.Fatalf("second stop: %v, want the first's %v", err, first)
+	}
+}

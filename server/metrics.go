@@ -27,7 +27,7 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 		}
 		return 0
 	}
-	m.reg.MustRegister(newRequestCollector(func() []*requestMetrics { return m.perShard }), m.partitions,
+	m.reg.MustRegister(newRequestCollector(func() []*requestMetrics { return m.perShard }), m.partitions, newGroupCollector(b),
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	shardCounter := func(name, help string, read func(*ShardStats) float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {

@@ -54,8 +54,12 @@ type partition struct {
 	deleted []deletedFile
 	// retentionDue: a retention check is owed (retention.go).
 	retentionDue bool
-	closing      bool // deleted: close and remove once idle
-	dir          string
+	// trimTo is where a DeleteRecords (leader) or the leader's log start
+	// (follower) asks this log's start to move; applyTrim moves it as far
+	// as it may, now or on a later tick (api_delete_records.go).
+	trimTo  int64
+	closing bool // deleted: close and remove once idle
+	dir     string
 	// storageFailureNoticed: the log's storage failed and checkStorage has
 	// logged, counted and reported it (partition_offline.go).
 	storageFailureNoticed bool

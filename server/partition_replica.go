@@ -59,6 +59,11 @@ type partitionReplica struct {
 	held []replica.FetchResponse
 	// alterInFlight is set while an AlterPartition call is out.
 	alterInFlight bool
+	// followerStart is each follower's log start as its latest fetch
+	// reported it, for the low watermark (api_delete_records.go);
+	// followersBuf is reused to read the machine's followers.
+	followerStart map[int32]int64
+	followersBuf  []replica.FollowerProgress
 }
 
 type replicaFetchKey struct {

@@ -87,6 +87,7 @@ func (f *replicaFetcher) send(p *partition, req replica.FetchRequest) {
 		LogEnd: req.LogEnd, LastFetchedEpoch: req.LastFetchedEpoch, DurableEnd: req.DurableEnd,
 		WindowStart: req.WindowStart, WindowEnd: req.WindowEnd,
 		MaxWaitMs: int32(min(req.MaxWaitMs, fetchWaitMaxMs)), MaxBytes: replicaFetchBytesMax,
+		LogStartOffset: p.log.LogStart(),
 	}})
 	c.pending[corr] = pendingFetch{topic: p.topic, index: p.index, topicID: id, req: req}
 	if !c.connected {
@@ -237,12 +238,19 @@ func (f *replicaFetcher) OutboundMessage(ref OutRef, msg, tail []byte) {
 	resp := replica.FetchResponse{To: r.ReplicaID, From: r.To, LeaderEpoch: r.CurrentLeaderEpoch, Gen: r.Gen, Seq: r.Seq,
 		Err: replica.ErrNotLeaderOrFollower, HighWatermark: -1, LogEnd: -1,
 		WindowStart: r.WindowStart, WindowEnd: r.WindowEnd, Limit: r.WindowStart}
+	leaderStart := int64(-1)
 	if m, err := f.env.ReplicaFetchResponse(); err == nil {
 		resp = f.decodeAnswer(&m, r, tail)
+		leaderStart = m.LogStartOffset()
 	} else if f.env.Err() == nil {
 		f.bs.b.log.Warn("replica fetch answer of another kind", "leader", c.leader, "message", f.env.MessageType())
 	}
 	p.stepReplica(resp)
+	if resp.Err == replica.ErrNone && resp.Diverging == nil && resp.LeaderEpoch == r.CurrentLeaderEpoch {
+		// The leader's log start moved (DeleteRecords, retention): so
+		// does this replica's, so that every replica trims.
+		f.bs.followLeaderLogStart(p, leaderStart)
+	}
 }
 
 // decodeAnswer turns a wire answer into the machine's. An answer that does

@@ -150,6 +150,12 @@ func handleForAllocs(msg []byte, im *metadata.Image) walkOutcome {
 		if results, _, out.accepted = planCreatePartitions(&m, msg); out.accepted {
 			answer = &fb.MessageT{Type: fb.MessageCreatePartitionsResponse, Value: &fb.CreatePartitionsResponseT{Topics: results}}
 		}
+	case fb.ApiKeyDeleteRecords:
+		m, _ := env.DeleteRecordsRequest()
+		var resp *fb.DeleteRecordsResponseT
+		if resp, _, out.accepted = planDeleteRecords(&m, msg, im, 2); out.accepted {
+			answer = &fb.MessageT{Type: fb.MessageDeleteRecordsResponse, Value: resp}
+		}
 	default:
 		// ApiVersions and DescribeQuorum read nothing of the request
 		// but its header.
@@ -231,8 +237,41 @@ func walkSeeds(t testing.TB) [][]byte {
 		minimalPartitionsFetch(7, partitionsPerRequestMax),
 		encode(&fb.MessageT{Type: fb.MessageProduceRequest, Value: &fb.ProduceRequestT{Topics: []*fb.ProduceTopicT{
 			{Name: walkTestTopic, Partitions: distinctProducePartitions(partitionsPerRequestMax)}}}}),
+		encode(&fb.MessageT{Type: fb.MessageDeleteRecordsRequest, Value: &fb.DeleteRecordsRequestT{TimeoutMs: 1000, Topics: []*fb.DeleteRecordsTopicT{
+			{Name: walkTestTopic, Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0, Offset: 5}, {Partition: 3, Offset: -1}, {Partition: 9}, {Partition: 1, Offset: -4}}},
+			{Name: "no such", Partitions: []*fb.DeleteRecordsPartitionT{{Partition: 0}}}}}}),
+		minimalPartitionsDeleteRecords(8, partitionsPerRequestMax),
 	}
 	return seeds
+}
+
+// minimalPartitionsDeleteRecords is a DeleteRecords of walkTestTopic with
+// n partition entries of no fields (partition 0, offset -1): the most
+// entries per byte that the walk lets through.
+func minimalPartitionsDeleteRecords(corr int32, n int) []byte {
+	enc := schema.NewEncoder()
+	bld := enc.Builder()
+	parts := make([]flatbuffers.UOffsetT, n)
+	for i := range parts {
+		fb.DeleteRecordsPartitionStart(bld)
+		parts[i] = fb.DeleteRecordsPartitionEnd(bld)
+	}
+	fb.DeleteRecordsTopicStartPartitionsVector(bld, n)
+	for i := n - 1; i >= 0; i-- {
+		bld.PrependUOffsetT(parts[i])
+	}
+	pv := bld.EndVector(n)
+	name := bld.CreateString(walkTestTopic)
+	fb.DeleteRecordsTopicStart(bld)
+	fb.DeleteRecordsTopicAddName(bld, name)
+	fb.DeleteRecordsTopicAddPartitions(bld, pv)
+	tt := fb.DeleteRecordsTopicEnd(bld)
+	fb.DeleteRecordsRequestStartTopicsVector(bld, 1)
+	bld.PrependUOffsetT(tt)
+	tv := bld.EndVector(1)
+	fb.DeleteRecordsRequestStart(bld)
+	fb.DeleteRecordsRequestAddTopics(bld, tv)
+	return finishRequest(enc, corr, fb.MessageDeleteRecordsRequest, fb.DeleteRecordsRequestEnd(bld))
 }
 
 // distinctProducePartitions is n produce parts, for partitions 0 to n-1,

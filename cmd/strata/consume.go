@@ -68,6 +68,7 @@ type consumeOptions struct {
 	count     int64
 	exitAtEnd bool
 	warn      io.Writer // where out-of-range starts are reported
+	group     string    // consume as a member of this group
 }
 
 func consumeCommand() *cobra.Command {
@@ -92,7 +93,14 @@ before the end), or @TIME. An offset outside a partition's log is reported
 with its log start and end, and reading starts at the nearer of the two.
 Runs until interrupted (Ctrl-C exits 0), until --count records, or with
 --exit-at-end until every partition reaches its log end as it was at the
-start. A topic deleted while it is read ends consume with an error.`,
+start. A topic deleted while it is read ends consume with an error.
+
+With --group, consume joins GROUP as a member: the group's coordinator
+assigns it partitions of TOPIC (sharing them with the group's other
+members), each read from the group's committed offset; --from (earliest or
+latest, default latest) places partitions that have none. The offsets after
+the records printed are committed every 5 seconds, when a partition is taken
+away, and at exit, so the next member of the group goes on from there.`,
 		Args: args(1, "the topic name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var err error
@@ -105,6 +113,11 @@ start. A topic deleted while it is read ends consume with an error.`,
 			if o.count < 0 {
 				return usageError{fmt.Errorf("--count %d: must not be negative", o.count)}
 			}
+			if o.group != "" {
+				if err := groupConsumeFlags(cmd, &o); err != nil {
+					return err
+				}
+			}
 			o.topic, o.warn = a[0], cmd.ErrOrStderr()
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -113,7 +126,11 @@ start. A topic deleted while it is read ends consume with an error.`,
 				return err
 			}
 			defer cl.Close()
-			err = consume(ctx, cl, cmd.OutOrStdout(), &o)
+			if o.group != "" {
+				err = consumeGroup(ctx, cl, cmd.OutOrStdout(), &o)
+			} else {
+				err = consume(ctx, cl, cmd.OutOrStdout(), &o)
+			}
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				return nil // interrupted: a normal way to stop
 			}
@@ -128,6 +145,7 @@ start. A topic deleted while it is read ends consume with an error.`,
 	fl.StringVarP(&format, "format", "f", "text", "output `FORMAT`: text, json, or a format string such as '%k=%v\\n' (see above)")
 	fl.StringVar(&encoding, "value-encoding", encodingAuto, "write keys and values in `ENCODING`: auto, text, base64 or hex")
 	fl.BoolVarP(&o.exitAtEnd, "exit-at-end", "e", false, "exit once every partition reaches its log end as of the start")
+	fl.StringVarP(&o.group, "group", "g", "", "consume as a member of consumer group `GROUP`, from its committed offsets, committing what is printed")
 	return cmd
 }
 

@@ -32,7 +32,7 @@ func rootCommand() *cobra.Command {
 	root.SetVersionTemplate("strata {{.Version}}\n")
 	root.Flags().BoolP("version", "v", false, "print the version of this binary")
 	root.AddCommand(serveCommand(), probeCommand(), versionCommand())
-	root.AddCommand(topicCommand(), clusterCommand(), produceCommand(), consumeCommand())
+	root.AddCommand(topicCommand(), clusterCommand(), groupCommand(), produceCommand(), consumeCommand())
 	return root
 }
 

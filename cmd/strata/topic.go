@@ -27,10 +27,10 @@ func newTable(w io.Writer) *tabwriter.Writer {
 
 func topicCommand() *cobra.Command {
 	var f clientFlags
-	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe, alter and delete topics"}
+	cmd := &cobra.Command{Use: "topic", Short: "Create, list, describe, alter, trim and delete topics"}
 	addClientFlags(cmd, &f, timeoutAdminUse)
 	cmd.AddCommand(topicCreateCommand(&f), topicListCommand(&f), topicDescribeCommand(&f), topicDeleteCommand(&f),
-		topicAlterConfigCommand(&f), topicAddPartitionsCommand(&f))
+		topicAlterConfigCommand(&f), topicAddPartitionsCommand(&f), topicTrimCommand(&f))
 	explainTimeouts(cmd, &f)
 	return cmd
 }

@@ -19,6 +19,7 @@ const (
 	ApiKeyFindCoordinator         ApiKey = 10
 	ApiKeyListGroups              ApiKey = 16
 	ApiKeyDescribeConfigs         ApiKey = 19
+	ApiKeyDeleteRecords           ApiKey = 21
 	ApiKeyDescribeQuorum          ApiKey = 32
 	ApiKeyReplicaFetch            ApiKey = 33
 	ApiKeyDescribeLogDirs         ApiKey = 35
@@ -42,6 +43,7 @@ var EnumNamesApiKey = map[ApiKey]string{
 	ApiKeyFindCoordinator:         "FindCoordinator",
 	ApiKeyListGroups:              "ListGroups",
 	ApiKeyDescribeConfigs:         "DescribeConfigs",
+	ApiKeyDeleteRecords:           "DeleteRecords",
 	ApiKeyDescribeQuorum:          "DescribeQuorum",
 	ApiKeyReplicaFetch:            "ReplicaFetch",
 	ApiKeyDescribeLogDirs:         "DescribeLogDirs",
@@ -65,6 +67,7 @@ var EnumValuesApiKey = map[string]ApiKey{
 	"FindCoordinator":         ApiKeyFindCoordinator,
 	"ListGroups":              ApiKeyListGroups,
 	"DescribeConfigs":         ApiKeyDescribeConfigs,
+	"DeleteRecords":           ApiKeyDeleteRecords,
 	"DescribeQuorum":          ApiKeyDescribeQuorum,
 	"ReplicaFetch":            ApiKeyReplicaFetch,
 	"DescribeLogDirs":         ApiKeyDescribeLogDirs,

@@ -52,6 +52,8 @@ const (
 	MessageIncrementalAlterConfigsResponse Message = 38
 	MessageCreatePartitionsRequest         Message = 39
 	MessageCreatePartitionsResponse        Message = 40
+	MessageDeleteRecordsRequest            Message = 41
+	MessageDeleteRecordsResponse           Message = 42
 )
 
 var EnumNamesMessage = map[Message]string{
@@ -96,6 +98,8 @@ var EnumNamesMessage = map[Message]string{
 	MessageIncrementalAlterConfigsResponse: "IncrementalAlterConfigsResponse",
 	MessageCreatePartitionsRequest:         "CreatePartitionsRequest",
 	MessageCreatePartitionsResponse:        "CreatePartitionsResponse",
+	MessageDeleteRecordsRequest:            "DeleteRecordsRequest",
+	MessageDeleteRecordsResponse:           "DeleteRecordsResponse",
 }
 
 var EnumValuesMessage = map[string]Message{
@@ -140,6 +144,8 @@ var EnumValuesMessage = map[string]Message{
 	"IncrementalAlterConfigsResponse": MessageIncrementalAlterConfigsResponse,
 	"CreatePartitionsRequest":         MessageCreatePartitionsRequest,
 	"CreatePartitionsResponse":        MessageCreatePartitionsResponse,
+	"DeleteRecordsRequest":            MessageDeleteRecordsRequest,
+	"DeleteRecordsResponse":           MessageDeleteRecordsResponse,
 }
 
 func (v Message) String() string {
@@ -239,6 +245,10 @@ func (t *MessageT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 		return t.Value.(*CreatePartitionsRequestT).Pack(builder)
 	case MessageCreatePartitionsResponse:
 		return t.Value.(*CreatePartitionsResponseT).Pack(builder)
+	case MessageDeleteRecordsRequest:
+		return t.Value.(*DeleteRecordsRequestT).Pack(builder)
+	case MessageDeleteRecordsResponse:
+		return t.Value.(*DeleteRecordsResponseT).Pack(builder)
 	}
 	return 0
 }
@@ -365,6 +375,12 @@ func (rcv Message) UnPack(table flatbuffers.Table) *MessageT {
 	case MessageCreatePartitionsResponse:
 		x := CreatePartitionsResponse{_tab: table}
 		return &MessageT{Type: MessageCreatePartitionsResponse, Value: x.UnPack()}
+	case MessageDeleteRecordsRequest:
+		x := DeleteRecordsRequest{_tab: table}
+		return &MessageT{Type: MessageDeleteRecordsRequest, Value: x.UnPack()}
+	case MessageDeleteRecordsResponse:
+		x := DeleteRecordsResponse{_tab: table}
+		return &MessageT{Type: MessageDeleteRecordsResponse, Value: x.UnPack()}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ type ReplicaFetchRequestT struct {
 	WindowEnd          int64  `json:"window_end"`
 	MaxWaitMs          int32  `json:"max_wait_ms"`
 	MaxBytes           int32  `json:"max_bytes"`
+	LogStartOffset     int64  `json:"log_start_offset"`
 }
 
 func (t *ReplicaFetchRequestT) Pack(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
@@ -47,6 +48,7 @@ func (t *ReplicaFetchRequestT) Pack(builder *flatbuffers.Builder) flatbuffers.UO
 	ReplicaFetchRequestAddWindowEnd(builder, t.WindowEnd)
 	ReplicaFetchRequestAddMaxWaitMs(builder, t.MaxWaitMs)
 	ReplicaFetchRequestAddMaxBytes(builder, t.MaxBytes)
+	ReplicaFetchRequestAddLogStartOffset(builder, t.LogStartOffset)
 	return ReplicaFetchRequestEnd(builder)
 }
 
@@ -65,6 +67,7 @@ func (rcv *ReplicaFetchRequest) UnPackTo(t *ReplicaFetchRequestT) {
 	t.WindowEnd = rcv.WindowEnd()
 	t.MaxWaitMs = rcv.MaxWaitMs()
 	t.MaxBytes = rcv.MaxBytes()
+	t.LogStartOffset = rcv.LogStartOffset()
 }
 
 func (rcv *ReplicaFetchRequest) UnPack() *ReplicaFetchRequestT {
@@ -289,8 +292,20 @@ func (rcv *ReplicaFetchRequest) MutateMaxBytes(n int32) bool {
 	return rcv._tab.MutateInt32Slot(30, n)
 }
 
+func (rcv *ReplicaFetchRequest) LogStartOffset() int64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(32))
+	if o != 0 {
+		return rcv._tab.GetInt64(o + rcv._tab.Pos)
+	}
+	return -1
+}
+
+func (rcv *ReplicaFetchRequest) MutateLogStartOffset(n int64) bool {
+	return rcv._tab.MutateInt64Slot(32, n)
+}
+
 func ReplicaFetchRequestStart(builder *flatbuffers.Builder) {
-	builder.StartObject(14)
+	builder.StartObject(15)
 }
 func ReplicaFetchRequestAddReplicaId(builder *flatbuffers.Builder, replicaId int32) {
 	builder.PrependInt32Slot(0, replicaId, -1)
@@ -336,6 +351,9 @@ func ReplicaFetchRequestAddMaxWaitMs(builder *flatbuffers.Builder, maxWaitMs int
 }
 func ReplicaFetchRequestAddMaxBytes(builder *flatbuffers.Builder, maxBytes int32) {
 	builder.PrependInt32Slot(13, maxBytes, 0)
+}
+func ReplicaFetchRequestAddLogStartOffset(builder *flatbuffers.Builder, logStartOffset int64) {
+	builder.PrependInt64Slot(14, logStartOffset, -1)
 }
 func ReplicaFetchRequestEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()

@@ -45,6 +45,7 @@ func Replay(cfg Config, records []Record, nowMs int64) (*Coordinator, error) {
 			}
 		}
 	}
+	c.startRebalanceClocks()
 	return c, nil
 }
 
@@ -63,6 +64,7 @@ func (c *Coordinator) SetTopics(topics map[string]int32, nowMs int64) []Record {
 			c.bumpEpoch(g)
 		}
 	}
+	c.observeRebalances(nowMs)
 	return c.take()
 }
 
@@ -89,6 +91,7 @@ func (c *Coordinator) Tick(nowMs int64) []Record {
 		}
 		c.expireOffsets(g, nowMs)
 	}
+	c.observeRebalances(nowMs)
 	return c.take()
 }
 

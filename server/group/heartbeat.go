@@ -56,8 +56,28 @@ type HeartbeatResponse struct {
 // and one step of the member's reconciliation toward its target.
 func (c *Coordinator) Heartbeat(req HeartbeatRequest, nowMs int64) (HeartbeatResponse, []Record) {
 	resp := c.heartbeat(req, nowMs)
-	resp.HeartbeatIntervalMs = c.cfg.HeartbeatIntervalMs
+	c.observeRebalance(req.GroupID, req.MemberID, nowMs)
+	resp.HeartbeatIntervalMs = c.heartbeatInterval(req.GroupID, resp.MemberID)
 	return resp, c.take()
+}
+
+// heartbeatInterval is the interval to tell a member: the short one while
+// it is still reconciling (it has partitions to revoke, or its target holds
+// partitions it has not been given yet), so that a moving partition is
+// handed over within a few short intervals; else the configured one.
+func (c *Coordinator) heartbeatInterval(groupID, memberID string) int64 {
+	g := c.groups[groupID]
+	if g == nil {
+		return c.cfg.HeartbeatIntervalMs
+	}
+	m := g.members[memberID]
+	if m == nil || m.epoch < 0 {
+		return c.cfg.HeartbeatIntervalMs
+	}
+	if len(m.pending) > 0 || m.epoch != g.assignmentEpoch || !m.assigned.equal(g.target[m.id]) {
+		return c.cfg.ReconcileHeartbeatIntervalMs
+	}
+	return c.cfg.HeartbeatIntervalMs
 }
 
 func (c *Coordinator) heartbeat(req HeartbeatRequest, nowMs int64) HeartbeatResponse {

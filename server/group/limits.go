@@ -9,6 +9,13 @@ const (
 	// DefaultHeartbeatIntervalMs is the interval the coordinator tells
 	// members to heartbeat at (group.consumer.heartbeat.interval.ms).
 	DefaultHeartbeatIntervalMs = 5_000
+	// DefaultReconcileHeartbeatIntervalMs is the interval the coordinator
+	// tells a member while the member is still moving toward its target
+	// (it holds partitions it must revoke, or waits for partitions their
+	// owners are letting go of): a partition that moves is handed over
+	// within a few of these rather than a few heartbeat intervals, and the
+	// faster heartbeats last only as long as the rebalance.
+	DefaultReconcileHeartbeatIntervalMs = 500
 	// DefaultRebalanceTimeoutMs is how long a member may keep partitions it
 	// was asked to revoke before the coordinator removes it, so one stuck
 	// member cannot hold a partition from its new owner forever (the
@@ -72,9 +79,13 @@ const (
 type Config struct {
 	SessionTimeoutMs    int64
 	HeartbeatIntervalMs int64
-	RebalanceTimeoutMs  int64
-	OffsetsRetentionMs  int64
-	MaxGroupSize        int
+	// ReconcileHeartbeatIntervalMs is the interval of a member still
+	// reconciling (DefaultReconcileHeartbeatIntervalMs; never above
+	// HeartbeatIntervalMs).
+	ReconcileHeartbeatIntervalMs int64
+	RebalanceTimeoutMs           int64
+	OffsetsRetentionMs           int64
+	MaxGroupSize                 int
 	// Assignor is the assignor of a group whose members name none.
 	Assignor string
 }
@@ -86,6 +97,10 @@ func (c Config) withDefaults() Config {
 	if c.HeartbeatIntervalMs <= 0 {
 		c.HeartbeatIntervalMs = DefaultHeartbeatIntervalMs
 	}
+	if c.ReconcileHeartbeatIntervalMs <= 0 {
+		c.ReconcileHeartbeatIntervalMs = DefaultReconcileHeartbeatIntervalMs
+	}
+	c.ReconcileHeartbeatIntervalMs = min(c.ReconcileHeartbeatIntervalMs, c.HeartbeatIntervalMs)
 	if c.RebalanceTimeoutMs <= 0 {
 		c.RebalanceTimeoutMs = DefaultRebalanceTimeoutMs
 	}

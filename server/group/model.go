@@ -125,6 +125,8 @@ type group struct {
 	// revocation) to that member; derived from the members.
 	owner   map[TopicPartition]string
 	offsets map[TopicPartition]OffsetAndMetadata
+	// rebalance times the group's rebalances (memory only; stats.go).
+	rebalance rebalanceClock
 }
 
 // member is one member of a group.
