@@ -75,8 +75,10 @@ type BatchBuilder struct {
 	maxTs   int64
 	// estimate is an upper bound of the body size once finished.
 	estimate int
-	lz       lz4.Compressor
-	zbuf     []byte
+	// keyless counts the records appended without a key (AttrKeyed).
+	keyless int
+	lz      lz4.Compressor
+	zbuf    []byte
 }
 
 // NewBatchBuilder returns a builder for batches with opts.
@@ -106,6 +108,7 @@ func (b *BatchBuilder) clear() {
 	b.fbb.Reset()
 	b.records = b.records[:0]
 	b.estimate = bodyOverheadBytes
+	b.keyless = 0
 }
 
 // Len is the number of records appended to the current batch.
@@ -150,6 +153,9 @@ func (b *BatchBuilder) Append(r *Record) error {
 	}, r.TimestampMs-b.firstTs, uint32(len(b.records)), &b.headers)
 	b.records = append(b.records, rec)
 	b.estimate += size
+	if r.Key == nil {
+		b.keyless++
+	}
 	return nil
 }
 
@@ -235,6 +241,9 @@ func (b *BatchBuilder) AppendTo(dst []byte) ([]byte, error) {
 		ProducerID:       b.opts.ProducerID,
 		ProducerEpoch:    b.opts.ProducerEpoch,
 		BaseSequence:     b.opts.BaseSequence,
+	}
+	if b.keyless == 0 {
+		h.Attributes |= AttrKeyed
 	}
 	if b.opts.Compression == CompressionLZ4 {
 		if z, ok := compressBody(&b.lz, b.zbuf[:0], body, b.opts.KeepCodec); ok {

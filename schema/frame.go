@@ -64,6 +64,13 @@ const (
 	AttrCompressionMask = 0x0007
 	AttrTransactional   = 0x0010
 	AttrControl         = 0x0020
+	// AttrKeyed says every record of the frame has a key. The batch
+	// builder sets it; a compacted topic refuses a compressed frame
+	// without it, since checking the keys of a compressed body would mean
+	// decompressing it on the produce path, which the broker never does.
+	// A frame that claims it falsely only keeps its keyless records past
+	// compaction (the cleaner keeps every keyless record).
+	AttrKeyed = 0x0040
 )
 
 // Compression codecs (the low bits of the attributes).

@@ -251,6 +251,15 @@ func (bs *brokerShard) appendFrames(topic string, index int32, frames []byte, ac
 // request's frames for the partition. The cleaner would keep a keyless
 // record for ever: nothing can supersede it.
 func keylessRecord(frame []byte, topic string, index int32) string {
+	if h, err := schema.ParseFrameHeader(frame); err == nil && h.Compression() != schema.CompressionNone {
+		// The broker does not decompress on the produce path: a
+		// compressed frame vouches for its keys with AttrKeyed.
+		if h.Attributes&schema.AttrKeyed == 0 {
+			return fmt.Sprintf("a compressed record batch to %s/%d does not declare every record keyed (frame attribute 0x40); "+
+				"a topic with cleanup.policy=compact keeps the latest record of each key, so every record needs one", topic, index)
+		}
+		return ""
+	}
 	var br schema.BatchReader
 	if err := br.ResetCRCChecked(frame); err != nil {
 		return fmt.Sprintf("record batch to %s/%d cannot be decoded: %v", topic, index, err)

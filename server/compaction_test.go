@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -339,4 +340,54 @@ func TestCleanerBrokerSettingsHonoured(t *testing.T) {
 		t.Fatalf("the round read %s and wrote %s bytes and was never throttled (%q)", field("bytesRead"), field("bytesWritten"), line)
 	}
 	t.Logf("first round: cleaned up to %d of %d, read %s, wrote %s, throttled for %v", upTo, keys, field("bytesRead"), field("bytesWritten"), throttled)
+}
+
+// TestCompactedTopicCompressedKeyCheck: on a compacted topic a compressed
+// batch is judged by its AttrKeyed, never by decompressing it: the
+// builder's lz4 batch of keyed records is taken, one holding a keyless
+// record (which the builder leaves without AttrKeyed) is refused whole, and
+// neither produce decompressed a body.
+func TestCompactedTopicCompressedKeyCheck(t *testing.T) {
+	b := startRetentionBroker(t, t.TempDir())
+	c := newTestClient(t, b.Addr().String())
+	if code := c.createTopic("compacted-lz4", 1, topicConfigs("cleanup.policy=compact")...); code != fb.ErrorCodeNone {
+		t.Fatal(code)
+	}
+	value := bytes.Repeat([]byte("a compressible value "), 64)
+	produce := func(keys ...[]byte) (*fb.ProducePartitionResponseT, schema.FrameHeader) {
+		bb, err := schema.NewBatchBuilder(schema.BatchOptions{Compression: schema.CompressionLZ4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if err := bb.Append(&schema.Record{Key: k, Value: value, TimestampMs: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frame, _ := bb.AppendTo(nil)
+		h, err := schema.ParseFrameHeader(frame)
+		if err != nil || h.Compression() != schema.CompressionLZ4 {
+			t.Fatalf("built frame: %v, codec %d", err, h.Compression())
+		}
+		env, _ := c.call(produceMsg(fb.AcksAll, "compacted-lz4", 0, frame))
+		return env.Message.Value.(*fb.ProduceResponseT).Topics[0].Partitions[0], h
+	}
+	before := schema.BodiesDecompressed()
+	r, h := produce([]byte("a"), []byte("b"))
+	if r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != 0 || h.Attributes&schema.AttrKeyed == 0 {
+		t.Fatalf("keyed lz4 batch: %v %q base %d, attributes %#x", r.ErrorCode, r.ErrorMessage, r.BaseOffset, h.Attributes)
+	}
+	r, h = produce([]byte("c"), nil)
+	if h.Attributes&schema.AttrKeyed != 0 {
+		t.Fatalf("a batch with a keyless record has AttrKeyed: %#x", h.Attributes)
+	}
+	if r.ErrorCode != fb.ErrorCodeCorruptMessage || r.BaseOffset != -1 || !strings.Contains(r.ErrorMessage, "does not declare every record keyed") {
+		t.Fatalf("lz4 batch with a keyless record: %v %q base %d", r.ErrorCode, r.ErrorMessage, r.BaseOffset)
+	}
+	if d := schema.BodiesDecompressed() - before; d != 0 {
+		t.Fatalf("the key checks decompressed %d bodies", d)
+	}
+	if r, _ := produce([]byte("d")); r.ErrorCode != fb.ErrorCodeNone || r.BaseOffset != 2 {
+		t.Fatalf("keyed lz4 batch after the refusal: %v base %d (the refused batch was appended)", r.ErrorCode, r.BaseOffset)
+	}
 }
