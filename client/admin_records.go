@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -59,46 +58,9 @@ func (a *Admin) DeleteRecords(ctx context.Context, topic string, before map[int3
 // retriable.
 func (a *Admin) deleteRecordsOnce(ctx context.Context, topic string, partitions []int32, before map[int32]int64, out map[int32]int64) ([]int32, error) {
 	c := a.cl
-	type leader struct {
-		addr  string
-		parts []int32
-	}
-	var leaders []*leader
-	var again []int32
-	var againErr error
-	retryLater := func(parts []int32, err error) {
-		again = append(again, parts...)
-		againErr = err
-		if refreshesMetadata(err) {
-			c.invalidate(topic)
-		}
-	}
-	for _, p := range partitions {
-		addr, _, err := c.leaderFor(ctx, topic, p)
-		if err != nil {
-			if !retriable(err) {
-				return nil, err
-			}
-			retryLater([]int32{p}, err)
-			continue
-		}
-		i := slices.IndexFunc(leaders, func(l *leader) bool { return l.addr == addr })
-		if i < 0 {
-			leaders = append(leaders, &leader{addr: addr})
-			i = len(leaders) - 1
-		}
-		leaders[i].parts = append(leaders[i].parts, p)
-	}
+	what := func(p int32) string { return fmt.Sprintf("delete records of %s/%d before %d", topic, p, before[p]) }
 	waitMs := int32(min(deleteRecordsWaitMsMax, c.cfg.ResponseTimeoutMs*2/3))
-	for _, l := range leaders {
-		conn, err := c.connTo(ctx, l.addr)
-		if err != nil {
-			if !retriable(err) {
-				return nil, err
-			}
-			retryLater(l.parts, err)
-			continue
-		}
+	return c.askLeadersOnce(ctx, topic, partitions, out, what, func(ctx context.Context, conn *brokerConn, l *leaderParts) ([]partitionAnswer, error) {
 		build := func(b *flatbuffers.Builder) (fb.Message, flatbuffers.UOffsetT) {
 			t := &fb.DeleteRecordsTopicT{Name: topic}
 			for _, p := range l.parts {
@@ -108,64 +70,21 @@ func (a *Admin) deleteRecordsOnce(ctx context.Context, topic string, partitions 
 			return fb.MessageDeleteRecordsRequest, req.Pack(b)
 		}
 		// Read only once roundTrip returned it, as ListOffsets does.
-		var got []*fb.DeleteRecordsPartitionResponseT
-		err = conn.roundTrip(ctx, fb.ApiKeyDeleteRecords, build, func(env *schema.Envelope) error {
+		var got []partitionAnswer
+		err := conn.roundTrip(ctx, fb.ApiKeyDeleteRecords, build, func(env *schema.Envelope) error {
 			r, err := env.DeleteRecordsResponse()
 			if err != nil {
 				return err
 			}
 			for _, t := range r.UnPack().Topics {
 				if t.Name == topic {
-					got = append(got, t.Partitions...)
+					for _, p := range t.Partitions {
+						got = append(got, partitionAnswer{partition: p.Partition, code: p.ErrorCode, value: p.LowWatermark})
+					}
 				}
 			}
 			return nil
 		})
-		answered := map[int32]bool{}
-		var final error
-		if err == nil {
-			for _, p := range got {
-				if !slices.Contains(l.parts, p.Partition) || answered[p.Partition] {
-					continue
-				}
-				answered[p.Partition] = true
-				if p.ErrorCode == fb.ErrorCodeNone {
-					out[p.Partition] = p.LowWatermark
-					continue
-				}
-				perr := fmt.Errorf("delete records of %s/%d before %d: %w", topic, p.Partition, before[p.Partition],
-					&schema.CodeError{Code: p.ErrorCode})
-				if !schema.ErrorRetriable(p.ErrorCode) {
-					final = errors.Join(final, perr)
-					continue
-				}
-				retryLater([]int32{p.Partition}, perr)
-			}
-		}
-		if final != nil {
-			return nil, final
-		}
-		if err != nil {
-			if !retriable(err) {
-				return nil, err
-			}
-			var unanswered []int32
-			for _, p := range l.parts {
-				if !answered[p] {
-					unanswered = append(unanswered, p)
-				}
-			}
-			retryLater(unanswered, err)
-			continue
-		}
-		for _, p := range l.parts {
-			if !answered[p] {
-				return nil, fmt.Errorf("delete records of %s/%d: %s gave no answer for the partition", topic, p, l.addr)
-			}
-		}
-	}
-	if len(again) > 0 {
-		return again, againErr
-	}
-	return nil, nil
+		return got, err
+	})
 }
