@@ -74,10 +74,14 @@ type Broker struct {
 // Start runs `strata serve` on dataDir, listening on listen, and returns
 // once the broker says it is ready. With port 0 on an IPv4 address
 // ("127.0.0.1:0") the harness picks a free port and holds it for the broker's life, restarts
-// included (see portHold). The broker is stopped when the test ends.
-func Start(t testing.TB, bin, dataDir, listen string) *Broker {
+// included (see portHold). The broker is stopped when the test ends. args
+// are more serve flags (such as a short --group-session-timeout).
+func Start(t testing.TB, bin, dataDir, listen string, args ...string) *Broker {
 	t.Helper()
 	b := &Broker{Bin: bin, DataDir: dataDir}
+	if len(args) > 0 {
+		b.args = append([]string{"--cores", "2"}, args...)
+	}
 	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" && net.ParseIP(host).To4() != nil {
 		h, err := holdPort(host)
 		if err != nil {

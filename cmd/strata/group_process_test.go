@@ -139,7 +139,10 @@ func holderOf(t *testing.T, procs []*memberProcess, line string) *memberProcess 
 // session runs out at the coordinator, its partition goes to the idle
 // member, and the next record of partition 0 is printed by a live one.
 func TestGroupProcessesFiveOnFourAndKill(t *testing.T) {
-	b := brokertest.Start(t, brokertestBin(), t.TempDir(), "127.0.0.1:0")
+	// A short member session, so the killed member's partition moves in
+	// seconds rather than the 45 s default.
+	b := brokertest.Start(t, brokertestBin(), t.TempDir(), "127.0.0.1:0",
+		"--group-session-timeout", "6s", "--group-heartbeat-interval", "1s")
 	const topic, group, partitions = "shared", "five-on-four", 4
 	mustRun := func(stdin string, args ...string) {
 		t.Helper()

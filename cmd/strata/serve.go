@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-db/strata/server"
 	"github.com/strata-db/strata/server/controller/transport"
+	"github.com/strata-db/strata/server/group"
 )
 
 // serveConfig is everything `strata serve` can be told, from flags or a
@@ -73,6 +74,12 @@ type serveConfig struct {
 	// offsets.topic.num.partitions and offsets.topic.replication.factor).
 	OffsetsTopicPartitions        int32 `toml:"offsets_topic_partitions"`
 	OffsetsTopicReplicationFactor int16 `toml:"offsets_topic_replication_factor"`
+	// GroupSessionTimeout and GroupHeartbeatInterval are the consumer-group
+	// coordinators' member session and heartbeat interval (Kafka's
+	// group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms).
+	GroupSessionTimeout    time.Duration `toml:"group_session_timeout"`
+	GroupHeartbeatInterval time.Duration `toml:"group_heartbeat_interval"`
 }
 
 // The embedded defaults: `strata serve` with no flags and no file runs a
@@ -96,6 +103,8 @@ var defaultServeConfig = serveConfig{
 	HotPartitionWindow:            server.HotPartitionWindowDefault,
 	OffsetsTopicPartitions:        server.OffsetsTopicPartitionsDefault,
 	OffsetsTopicReplicationFactor: server.OffsetsTopicReplicationFactorDefault,
+	GroupSessionTimeout:           time.Duration(group.DefaultSessionTimeoutMs) * time.Millisecond,
+	GroupHeartbeatInterval:        time.Duration(group.DefaultHeartbeatIntervalMs) * time.Millisecond,
 	LogDirMinFreeBytes:            server.LogDirMinFreeBytesDefault,
 	LogDirMinFreeRatio:            server.LogDirMinFreeRatioDefault,
 	LogCleanerDedupeBufferSize:    server.LogCleanerDedupeBufferBytesDefault,
@@ -107,7 +116,7 @@ const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, broker_connection_loss_grace, cluster_secret_file, cluster_insecure, " +
 	"request_budget_bytes, log_retention_check_interval, log_dir_min_free_bytes, log_dir_min_free_ratio, " +
 	"log_cleaner_dedupe_buffer_size, log_cleaner_io_max_bytes_per_second, replica_lag_time_max, hot_partition_window, " +
-	"offsets_topic_partitions, offsets_topic_replication_factor"
+	"offsets_topic_partitions, offsets_topic_replication_factor, group_session_timeout, group_heartbeat_interval"
 
 // The roles a node can take.
 const (
@@ -168,6 +177,8 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
 				override("hot-partition-window", func() { fileCfg.HotPartitionWindow = cfg.HotPartitionWindow })
 				override("offsets-topic-partitions", func() { fileCfg.OffsetsTopicPartitions = cfg.OffsetsTopicPartitions })
+				override("group-session-timeout", func() { fileCfg.GroupSessionTimeout = cfg.GroupSessionTimeout })
+				override("group-heartbeat-interval", func() { fileCfg.GroupHeartbeatInterval = cfg.GroupHeartbeatInterval })
 				override("offsets-topic-replication-factor", func() {
 					fileCfg.OffsetsTopicReplicationFactor = cfg.OffsetsTopicReplicationFactor
 				})
@@ -216,6 +227,10 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"the span each partition's produce rate is taken over, for flagging hot partitions (at least 1s)")
 	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", cfg.OffsetsTopicPartitions,
 		"partitions of __consumer_offsets, created on the first consumer-group lookup")
+	f.DurationVar(&cfg.GroupSessionTimeout, "group-session-timeout", cfg.GroupSessionTimeout,
+		"how long a consumer-group member may go without a heartbeat before its coordinator removes it (at least 1s)")
+	f.DurationVar(&cfg.GroupHeartbeatInterval, "group-heartbeat-interval", cfg.GroupHeartbeatInterval,
+		"the heartbeat interval coordinators tell consumer-group members (below the group session timeout)")
 	f.Int16Var(&cfg.OffsetsTopicReplicationFactor, "offsets-topic-replication-factor", cfg.OffsetsTopicReplicationFactor,
 		"replicas of each __consumer_offsets partition (at most the live brokers when it is created)")
 	return cmd
@@ -257,6 +272,10 @@ func serve(cfg serveConfig) error {
 	if cfg.HotPartitionWindow < server.HotPartitionWindowMin {
 		return usageError{fmt.Errorf("--hot-partition-window %v: want at least %v", cfg.HotPartitionWindow, server.HotPartitionWindowMin)}
 	}
+	if cfg.GroupSessionTimeout < time.Second || cfg.GroupHeartbeatInterval <= 0 || cfg.GroupHeartbeatInterval >= cfg.GroupSessionTimeout {
+		return usageError{fmt.Errorf("--group-session-timeout %v and --group-heartbeat-interval %v: want a session of at least 1s and a positive interval below it",
+			cfg.GroupSessionTimeout, cfg.GroupHeartbeatInterval)}
+	}
 	if cfg.OffsetsTopicPartitions < 1 || cfg.OffsetsTopicReplicationFactor < 1 {
 		return usageError{fmt.Errorf("--offsets-topic-partitions %d and --offsets-topic-replication-factor %d: want at least 1",
 			cfg.OffsetsTopicPartitions, cfg.OffsetsTopicReplicationFactor)}
@@ -284,9 +303,11 @@ func serve(cfg serveConfig) error {
 			cfg.LogDirMinFreeRatio != defaultServeConfig.LogDirMinFreeRatio ||
 			cfg.LogCleanerDedupeBufferSize != defaultServeConfig.LogCleanerDedupeBufferSize ||
 			cfg.LogCleanerIOMaxBytesPerSecond != defaultServeConfig.LogCleanerIOMaxBytesPerSecond ||
-			cfg.HotPartitionWindow != defaultServeConfig.HotPartitionWindow {
-			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval, --log-dir-min-free-*, --log-cleaner-* " +
-				"and --hot-partition-window are broker settings; " +
+			cfg.HotPartitionWindow != defaultServeConfig.HotPartitionWindow ||
+			cfg.GroupSessionTimeout != defaultServeConfig.GroupSessionTimeout ||
+			cfg.GroupHeartbeatInterval != defaultServeConfig.GroupHeartbeatInterval {
+			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval, --log-dir-min-free-*, --log-cleaner-*, " +
+				"--group-* and --hot-partition-window are broker settings; " +
 				"--roles controller serves no clients and keeps no partition logs")}
 		}
 		return serveController(cfg, voters, auth, log)
@@ -301,6 +322,7 @@ func serve(cfg serveConfig) error {
 		RequestBudgetBytes:  cfg.RequestBudgetBytes, LogRetentionCheckInterval: cfg.LogRetentionCheckInterval,
 		ReplicaLagTimeMax: cfg.ReplicaLagTimeMax, HotPartitionWindow: cfg.HotPartitionWindow,
 		OffsetsTopicPartitions: cfg.OffsetsTopicPartitions, OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
+		Group:              group.Config{SessionTimeoutMs: cfg.GroupSessionTimeout.Milliseconds(), HeartbeatIntervalMs: cfg.GroupHeartbeatInterval.Milliseconds()},
 		LogDirMinFreeBytes: cfg.LogDirMinFreeBytes, LogDirMinFreeRatio: cfg.LogDirMinFreeRatio,
 		LogCleanerDedupeBufferBytes: cfg.LogCleanerDedupeBufferSize, LogCleanerIOMaxBytesPerSecond: cfg.LogCleanerIOMaxBytesPerSecond})
 	if err != nil {
