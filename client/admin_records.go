@@ -85,6 +85,10 @@ func (a *Admin) deleteRecordsOnce(ctx context.Context, topic string, partitions 
 			}
 			return nil
 		})
-		return got, err
+		if err != nil {
+			// The reader may still be filling got: leave it alone.
+			return nil, err
+		}
+		return got, nil
 	})
 }

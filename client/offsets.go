@@ -73,7 +73,11 @@ func (c *Client) listOffsetsOnce(ctx context.Context, topic string, partitions [
 			}
 			return nil
 		})
-		return got, err
+		if err != nil {
+			// The reader may still be filling got: leave it alone.
+			return nil, err
+		}
+		return got, nil
 	})
 }
 

@@ -34,7 +34,9 @@ type partitionAnswer struct {
 
 // askLeadersOnce asks each partition's leader once through ask, which
 // sends one request for l's partitions on conn and returns the answers of
-// the topic's partitions. Values go into out; it returns the partitions
+// the topic's partitions (and no answers with an error: a round trip whose
+// context ended leaves its answer to the connection's reader, which may
+// still be writing it). Values go into out; it returns the partitions
 // to ask again with the retriable error that calls for it, or the first
 // error that is not retriable. what names a partition's request in errors
 // ("list offsets of t/3").
