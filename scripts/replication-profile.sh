@@ -29,7 +29,7 @@ pids=(); curlpids=""
 for id in 1 2 3; do
   $BIN/strata serve --node-id $id --controller-voters $V --cluster-secret-file $D/secret \
     --data-dir $D/$id --listen 127.0.0.1:$((B+10+id)) --admin 127.0.0.1:$((B+20+id)) \
-    --cores 1 --pin=false --log-level warn > $OUT/broker$id.log 2>&1 &
+    --cores 1 --pin=false --log-level info > $OUT/broker$id.log 2>&1 &
   pids+=($!)
 done
 cleanup() { for p in "${pids[@]}"; do kill -9 $p 2>/dev/null; done; wait 2>/dev/null; rm -rf $D; }
@@ -41,7 +41,12 @@ BR="127.0.0.1:$((B+11)),127.0.0.1:$((B+12)),127.0.0.1:$((B+13))"
 T=prof-rf$RF
 MI=""; [ $RF -gt 1 ] && MI="--min-insync-replicas 2"
 common="--brokers $BR --topic $T --json --partitions 6 --replication-factor $RF $MI --flush-policy never --record-size 1024 --procs 1"
-$BIN/loadgen produce --producers 1 --acks all --records 2000 $common > $OUT/warmup.json 2>$OUT/warmup.err || { echo warmup failed; cat $OUT/warmup.err; exit 1; }
+# Until every broker is registered the topic cannot be created: retry.
+for i in $(seq 30); do
+  $BIN/loadgen produce --producers 1 --acks all --records 2000 $common > $OUT/warmup.json 2>$OUT/warmup.err && break
+  [ $i = 30 ] && { echo warmup failed; cat $OUT/warmup.err; exit 1; }
+  sleep 1
+done
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
 for i in 0 1 2; do id=$((i+1)); cpu ${pids[$i]} > $OUT/cpu$id.before; curl -s 127.0.0.1:$((B+20+id))/metrics > $OUT/metrics$id.before; done
 for i in 0 1 2; do id=$((i+1));
