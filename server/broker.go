@@ -259,7 +259,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	b.quorum, err = startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
-		sessionConfig(cfg.SessionTimeout, cfg.ConnectionLossGrace), cfg.Logger)
+		sessionConfig(cfg.SessionTimeout, cfg.HeartbeatInterval, cfg.ConnectionLossGrace), cfg.Logger)
 	if err != nil {
 		b.srv.Stop()
 		return nil, err

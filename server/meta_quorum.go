@@ -64,7 +64,7 @@ type quorumMember struct {
 	// fences counts the brokers this voter's controller fenced while it
 	// led, by metadata.FenceCause; lossReports the session connections
 	// its listener saw closed and reported.
-	fences      [metadata.FenceConnectionLost + 1]atomic.Int64
+	fences      [metadata.FenceNotReconnected + 1]atomic.Int64
 	lossReports atomic.Int64
 }
 
@@ -386,7 +386,10 @@ type ControllerConfig struct {
 	SessionTimeout time.Duration
 	// ConnectionLossGrace: as BrokerConfig's.
 	ConnectionLossGrace time.Duration
-	Logger              *slog.Logger
+	// HeartbeatInterval is the brokers' (DefaultHeartbeatInterval): a new
+	// leader's wait for their first heartbeats is sized by it.
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
 }
 
 // ControllerNode is a running controller-only node.
@@ -418,7 +421,7 @@ func StartController(cfg ControllerConfig) (*ControllerNode, error) {
 		return nil, err
 	}
 	q, err := startQuorumMember(cfg.DataDir, cfg.NodeID, cfg.Voters, cfg.ClusterAuth,
-		sessionConfig(cfg.SessionTimeout, cfg.ConnectionLossGrace), cfg.Logger)
+		sessionConfig(cfg.SessionTimeout, cfg.HeartbeatInterval, cfg.ConnectionLossGrace), cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

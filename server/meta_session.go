@@ -43,16 +43,37 @@ const DefaultConnectionLossGrace = time.Duration(metadata.DefaultConnectionLossG
 // sessionConfig is the metadata controller's session settings: a
 // negative grace turns fencing on connection loss off, zero is the
 // default, and anything else is at least a millisecond.
-func sessionConfig(sessionTimeout, grace time.Duration) metadata.Config {
+//
+// A new controller leader waits for every broker's first heartbeat for
+// reconnectGraceIntervals heartbeat intervals plus the connection-loss
+// grace (5 s by default, against the 9 s session), capped by the session:
+// brokers learn the new leader from their own quorum member at once and
+// heartbeat every interval, so a live one misses that only if two
+// heartbeats in a row fail. The cluster's brokers are taken to share this
+// broker's heartbeat interval. A negative grace turns it off too, since
+// both rest on the same evidence.
+func sessionConfig(sessionTimeout, heartbeatInterval, grace time.Duration) metadata.Config {
 	cfg := metadata.Config{SessionTimeoutMs: sessionTimeout.Milliseconds()}
+	if heartbeatInterval <= 0 {
+		heartbeatInterval = DefaultHeartbeatInterval
+	}
 	switch {
 	case grace < 0:
 		cfg.ConnectionLossGraceMs = -1
+		return cfg
 	case grace > 0:
 		cfg.ConnectionLossGraceMs = max(grace.Milliseconds(), 1)
+	default:
+		grace = DefaultConnectionLossGrace
 	}
+	cfg.ReconnectGraceMs = (reconnectGraceIntervals*heartbeatInterval + grace).Milliseconds()
 	return cfg
 }
+
+// reconnectGraceIntervals is how many heartbeat intervals a new controller
+// leader waits for a broker's first heartbeat, beyond the connection-loss
+// grace.
+const reconnectGraceIntervals = 2
 
 // connectionLostTimeout bounds proposing one connection loss on the leader.
 const connectionLostTimeout = 5 * time.Second
@@ -183,9 +204,9 @@ func (q *quorumMember) connectionLost(ctx context.Context, sc sessionConn, remot
 // registerMetrics exposes the controller's fences by cause and the
 // connection losses it heard of, both counted while this voter led.
 func (q *quorumMember) registerMetrics(reg *prometheus.Registry) {
-	for _, cause := range []metadata.FenceCause{metadata.FenceSessionLapsed, metadata.FenceConnectionLost} {
+	for _, cause := range []metadata.FenceCause{metadata.FenceSessionLapsed, metadata.FenceConnectionLost, metadata.FenceNotReconnected} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_controller_broker_fences_total",
-			Help:        "Brokers this node's controller fenced while it led, by cause: a lapsed session or a closed session connection.",
+			Help:        "Brokers this node's controller fenced while it led, by cause: a lapsed session, a closed session connection, or no heartbeat to a newly elected leader within its reconnect wait.",
 			ConstLabels: prometheus.Labels{"cause": cause.String()}},
 			func() float64 { return float64(q.fences[cause].Load()) }))
 	}

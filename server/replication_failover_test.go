@@ -26,6 +26,26 @@ const failoverTestSession = "10m"
 // killed broker comes back into every ISR, and nothing acknowledged is
 // lost, on byte-identical replicas.
 func TestReplicationFailoverOnConnectionLoss(t *testing.T) {
+	testFailoverWithinSession(t, false)
+}
+
+// TestReplicationFailoverWithTheController: as the connection-loss test,
+// but the broker killed leads a partition and is the controller leader
+// too, so no controller saw its session connection close. The new
+// controller leader expects every broker's heartbeat within its reconnect
+// wait (two heartbeat intervals and the connection-loss grace) and fences
+// the one that never comes (cause not_reconnected), long before the
+// session of minutes would lapse.
+func TestReplicationFailoverWithTheController(t *testing.T) {
+	testFailoverWithinSession(t, true)
+}
+
+// testFailoverWithinSession kills the leader of a partition (the
+// controller leader too when withController) under acks=all load, with a
+// session timeout far longer than any wait, and checks the fence's cause,
+// the new leader's acknowledgements, the victim's return into every ISR
+// and that nothing acknowledged is lost.
+func testFailoverWithinSession(t *testing.T, withController bool) {
 	if testing.Short() {
 		t.Skip("starts three broker processes and kills one")
 	}
@@ -82,41 +102,51 @@ func TestReplicationFailoverOnConnectionLoss(t *testing.T) {
 	var partition int32 = -1
 	var victim *clusterNode
 	for _, p := range topicOf(md, replTopic).Partitions {
-		if p.LeaderId != md.ControllerId {
+		if (p.LeaderId == md.ControllerId) == withController {
 			partition, victim = p.Partition, c.nodes[p.LeaderId]
 			break
 		}
 	}
 	if victim == nil {
-		t.Fatalf("no partition led by a broker other than the controller leader %d: %s", md.ControllerId, describeTopics(md))
+		t.Fatalf("no partition led by the right broker (controller leader %d, with it %v): %s",
+			md.ControllerId, withController, describeTopics(md))
 	}
 	t.Logf("kill -9 node %d, leader of partition %d (controller leader %d)", victim.id, partition, md.ControllerId)
 	victim.kill()
+	controllerID := md.ControllerId
 	for _, n := range c.nodes {
 		if n == victim {
 			continue
 		}
 		c.waitMetadata(n, "a new leader of the killed broker's partition", func(md *fb.MetadataResponseT) bool {
 			p := topicOf(md, replTopic).Partitions[partition]
-			return p.LeaderId >= 0 && p.LeaderId != victim.id
+			if withController && md.ControllerId > 0 && md.ControllerId != victim.id {
+				controllerID = md.ControllerId
+			}
+			return p.LeaderId >= 0 && p.LeaderId != victim.id && md.ControllerId != victim.id
 		})
 	}
 	waitAcked("after the kill", partition, 20)
-	fence := []string{"controller fences a broker", fmt.Sprintf("broker=%d", victim.id), "cause=connection_lost"}
-	if !c.nodes[md.ControllerId].logHas(fence...) {
-		t.Fatalf("the controller leader's log has no %q", strings.Join(fence, " "))
+	cause := "connection_lost"
+	if withController {
+		cause = "not_reconnected"
 	}
-	if n := c.nodes[md.ControllerId]; n.logHas("controller fences a broker", "cause=session_lapsed") {
+	controller := c.nodes[controllerID]
+	fence := []string{"controller fences a broker", fmt.Sprintf("broker=%d", victim.id), "cause=" + cause}
+	if !controller.logHas(fence...) {
+		t.Fatalf("the controller leader's log (node %d) has no %q", controller.id, strings.Join(fence, " "))
+	}
+	if controller.logHas("controller fences a broker", "cause=session_lapsed") {
 		t.Fatal("the controller leader fenced a broker for a lapsed session")
 	}
-	m, ok := scrapeMetrics(c.nodes[md.ControllerId])
+	m, ok := scrapeMetrics(controller)
 	if !ok {
 		t.Fatal("no metrics from the controller leader")
 	}
-	lost, _ := series(m, "strata_controller_broker_fences_total", "cause", "connection_lost")
+	fenced, _ := series(m, "strata_controller_broker_fences_total", "cause", cause)
 	lapsed, _ := series(m, "strata_controller_broker_fences_total", "cause", "session_lapsed")
-	if lost != 1 || lapsed != 0 {
-		t.Fatalf("controller leader's fences: %v for connection loss, %v for lapsed sessions; want 1 and 0", lost, lapsed)
+	if fenced != 1 || lapsed != 0 {
+		t.Fatalf("controller leader's fences: %v for %s, %v for lapsed sessions; want 1 and 0", fenced, cause, lapsed)
 	}
 
 	c.start(victim)

@@ -406,7 +406,8 @@ func parseRoles(s string) (broker, controller bool, err error) {
 // serveController runs a controller-only node until a signal.
 func serveController(cfg serveConfig, voters []server.Voter, auth server.ClusterAuth, log *slog.Logger) error {
 	c, err := server.StartController(server.ControllerConfig{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Voters: voters, ClusterAuth: auth,
-		SessionTimeout: cfg.SessionTimeout, ConnectionLossGrace: cfg.BrokerConnectionLossGrace, Logger: log})
+		SessionTimeout: cfg.SessionTimeout, ConnectionLossGrace: cfg.BrokerConnectionLossGrace,
+		HeartbeatInterval: cfg.HeartbeatInterval, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -133,6 +133,9 @@ func (n *Node) maybeSnapshot() error {
 func (n *Node) startController() {
 	n.inflight = nil
 	n.rebuildController()
+	if n.ctl != nil {
+		n.ctl.ExpectReconnects(n.cfg.NowMs())
+	}
 	deferred := n.deferred
 	n.deferred = nil
 	for _, p := range deferred {
@@ -159,5 +162,9 @@ func (n *Node) rebuildController() {
 		n.ctl = nil
 		return
 	}
+	prev := n.ctl
 	n.ctl = metadata.NewController(st, n.cfg.Metadata, n.cfg.NowMs())
+	// Within one leadership the sessions carry over: a rebuild must not
+	// give a dead broker a fresh session or forget a reported loss.
+	n.ctl.CarrySessions(prev)
 }

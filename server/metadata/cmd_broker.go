@@ -62,6 +62,7 @@ func (c *Controller) RegisterBroker(req RegisterBrokerRequest, nowMs int64) ([]R
 			return nil, reject(ErrTooManyBrokers, "%d brokers registered", len(c.state.brokers))
 		}
 		c.lastHeartbeatMs[req.ID] = nowMs
+		delete(c.reconnectByMs, req.ID)
 		return c.commit([]Record{RegisterBrokerRecord{
 			ID: req.ID, Incarnation: req.Incarnation, Epoch: 1, Rack: req.Rack,
 			Listeners: slices.Clone(req.Listeners),
@@ -72,6 +73,7 @@ func (c *Controller) RegisterBroker(req RegisterBrokerRequest, nowMs int64) ([]R
 			return nil, reject(ErrInconsistentRegistration, "broker %d incarnation %s registered with other listeners or rack", req.ID, req.Incarnation)
 		}
 		c.lastHeartbeatMs[req.ID] = nowMs
+		delete(c.reconnectByMs, req.ID)
 		return nil, nil
 	}
 	if !old.fenced && !old.shuttingDown && c.sessionLive(req.ID, nowMs) {

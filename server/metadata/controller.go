@@ -18,6 +18,13 @@ type Config struct {
 	// DefaultConnectionLossGraceMs and a negative value turns fencing on
 	// connection loss off (sessions alone fence).
 	ConnectionLossGraceMs int64
+	// ReconnectGraceMs is how long a newly elected controller leader
+	// waits for each registered, unfenced broker to heartbeat to it before
+	// fencing the broker (ExpectReconnects, sessions.go), where it would
+	// otherwise wait out a whole session: a broker that died with the old
+	// leader never reconnects. Zero or negative turns it off; it is capped
+	// by the session timeout.
+	ReconnectGraceMs int64
 }
 
 // Controller runs commands against a State: it validates each against the
@@ -47,6 +54,11 @@ type Controller struct {
 	connLossGraceMs int64
 	sessionConn     map[int32]uint64
 	connLost        map[int32]connLoss
+	// reconnectGraceMs (zero: off) and reconnectByMs (the brokers a new
+	// leader has not heard from yet, and until when it waits) are soft
+	// state too (sessions.go).
+	reconnectGraceMs int64
+	reconnectByMs    map[int32]int64
 	// lastFences are the brokers the last Tick fenced.
 	lastFences []Fence
 }
@@ -75,6 +87,8 @@ func NewController(state *State, cfg Config, nowMs int64) *Controller {
 		connLossGraceMs:      cfg.ConnectionLossGraceMs,
 		sessionConn:          map[int32]uint64{},
 		connLost:             map[int32]connLoss{},
+		reconnectGraceMs:     max(min(cfg.ReconnectGraceMs, cfg.SessionTimeoutMs), 0),
+		reconnectByMs:        map[int32]int64{},
 	}
 	for id := range state.brokers {
 		c.lastHeartbeatMs[id] = nowMs

@@ -13,6 +13,14 @@ package metadata
 // heartbeats within the grace and is never fenced. Silent failures (a
 // network partition: no FIN, no reset) still wait out the session.
 //
+// A broker that dies together with the controller leader leaves no
+// connection for the new leader to see end. The new leader therefore
+// expects every registered, unfenced broker to heartbeat to it within
+// the reconnect grace of its election (ExpectReconnects): live brokers
+// heartbeat every interval and learn the new leader from Raft at once, so
+// only a dead or cut-off broker misses it, and it is fenced then rather
+// than a whole session after the election.
+//
 // Only the leader's listener reports losses, of connections it accepted
 // and authenticated as the broker's own voter: nothing another broker
 // says can fence one. The state is leader soft state, like the last
@@ -39,6 +47,9 @@ const (
 	// FenceConnectionLost: its session connection ended and it did not
 	// heartbeat on a new one within the grace.
 	FenceConnectionLost
+	// FenceNotReconnected: it did not heartbeat to a newly elected leader
+	// within the reconnect grace.
+	FenceNotReconnected
 )
 
 func (c FenceCause) String() string {
@@ -47,6 +58,8 @@ func (c FenceCause) String() string {
 		return "session_lapsed"
 	case FenceConnectionLost:
 		return "connection_lost"
+	case FenceNotReconnected:
+		return "not_reconnected"
 	}
 	return "unknown"
 }
@@ -91,6 +104,7 @@ func (c *Controller) BrokerConnectionLost(req ConnectionLostRequest, nowMs int64
 // broker is alive and connected again.
 func (c *Controller) heardFrom(id int32, conn uint64, nowMs int64) {
 	c.lastHeartbeatMs[id] = nowMs
+	delete(c.reconnectByMs, id)
 	if conn > c.sessionConn[id] {
 		c.sessionConn[id] = conn
 	}
@@ -110,13 +124,61 @@ func (c *Controller) fenceCause(b *broker, nowMs int64) (FenceCause, bool) {
 	if l, ok := c.connLost[b.id]; ok && nowMs-l.atMs >= c.connLossGraceMs {
 		return FenceConnectionLost, true
 	}
+	if by, ok := c.reconnectByMs[b.id]; ok && nowMs >= by {
+		return FenceNotReconnected, true
+	}
 	return 0, false
+}
+
+// ExpectReconnects starts a new leadership's wait for every registered,
+// unfenced broker to heartbeat: one that has not by nowMs plus the
+// reconnect grace is fenced by Tick. Called once per election, not when
+// the Controller is rebuilt within a leadership (CarrySessions).
+func (c *Controller) ExpectReconnects(nowMs int64) {
+	if c.reconnectGraceMs <= 0 {
+		return
+	}
+	for id, b := range c.state.brokers {
+		if !b.fenced {
+			c.reconnectByMs[id] = nowMs + c.reconnectGraceMs
+		}
+	}
+}
+
+// CarrySessions takes over prev's session soft state (heartbeats, session
+// connections, reported losses, awaited reconnects) for the brokers this
+// controller's state still holds at the same epoch. A Controller rebuilt
+// within one leadership (a refused or dropped proposal) uses it, so a
+// rebuild neither gives a dead broker a fresh session nor forgets a loss.
+func (c *Controller) CarrySessions(prev *Controller) {
+	if prev == nil {
+		return
+	}
+	for id, b := range c.state.brokers {
+		pb, ok := prev.state.brokers[id]
+		if !ok || pb.epoch != b.epoch {
+			continue
+		}
+		if ms, ok := prev.lastHeartbeatMs[id]; ok {
+			c.lastHeartbeatMs[id] = ms
+		}
+		if conn, ok := prev.sessionConn[id]; ok {
+			c.sessionConn[id] = conn
+		}
+		if l, ok := prev.connLost[id]; ok {
+			c.connLost[id] = l
+		}
+		if by, ok := prev.reconnectByMs[id]; ok {
+			c.reconnectByMs[id] = by
+		}
+	}
 }
 
 // forgetSession drops the soft state of broker id (fenced or registered
 // anew): a loss reported before is no longer about a live session.
 func (c *Controller) forgetSession(id int32) {
 	delete(c.connLost, id)
+	delete(c.reconnectByMs, id)
 }
 
 // LastFences returns the brokers the last Tick fenced, in order.

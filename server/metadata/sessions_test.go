@@ -179,3 +179,142 @@ func TestConnectionLossIgnored(t *testing.T) {
 		t.Fatalf("fenced with the grace off: %v", f)
 	}
 }
+
+// newLeadership is the controller a newly elected leader builds over c's
+// state at nowMs, with the reconnect wait started, as the controller node
+// does on election.
+func newLeadership(t *testing.T, c *Controller, cfg Config, nowMs int64) *Controller {
+	t.Helper()
+	st, err := Restore(c.State().AppendSnapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := NewController(st, cfg, nowMs)
+	n.ExpectReconnects(nowMs)
+	return n
+}
+
+// TestNewLeaderFencesBrokersThatDoNotReconnect: a broker that died with
+// the old controller leader never heartbeats to the new one, which fences
+// it at the reconnect grace after its election, not a whole session
+// later; the brokers that heartbeat to it in time stay unfenced.
+func TestNewLeaderFencesBrokersThatDoNotReconnect(t *testing.T) {
+	cfg := Config{SessionTimeoutMs: 9000, ConnectionLossGraceMs: 1000, ReconnectGraceMs: 5000}
+	old, topic := sessionsCluster(t, cfg)
+	c := newLeadership(t, old, cfg, 10_000)
+	heartbeat(t, c, 2, 21, 11_000)
+	heartbeat(t, c, 3, 0, 12_500) // the new leader's own broker
+	for _, now := range []int64{11_000, 14_999} {
+		if f := tickFences(t, c, now); len(f) != 0 {
+			t.Fatalf("tick at %d fenced %v within the reconnect grace", now, f)
+		}
+	}
+	f := tickFences(t, c, 15_000)
+	if want := []Fence{{ID: 1, Epoch: 1, Cause: FenceNotReconnected}}; !slices.Equal(f, want) {
+		t.Fatalf("tick at 15000 fenced %v, want %v", f, want)
+	}
+	if p, _ := c.State().PartitionByID(topic, 0); p.Leader == 1 {
+		t.Fatalf("the fenced broker still leads: %+v", p)
+	}
+	// The others heartbeat on; nothing else is fenced before their
+	// sessions would lapse.
+	heartbeat(t, c, 2, 21, 17_000)
+	heartbeat(t, c, 3, 0, 17_000)
+	if f := tickFences(t, c, 25_000); len(f) != 0 {
+		t.Fatalf("tick at 25000 fenced %v", f)
+	}
+	if got := FenceNotReconnected.String(); got != "not_reconnected" {
+		t.Fatalf("cause named %q", got)
+	}
+}
+
+// TestNewLeaderReconnectWaitOffOrCapped: with no reconnect grace a new
+// leader waits out the session, as before; a grace beyond the session is
+// the session.
+func TestNewLeaderReconnectWaitOffOrCapped(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		graceMs   int64
+		firstMs   int64 // the first tick that fences
+		wantCause FenceCause
+	}{
+		{"off", 0, 19_001, FenceSessionLapsed},
+		{"capped", 60_000, 19_000, FenceNotReconnected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{SessionTimeoutMs: 9000, ReconnectGraceMs: tc.graceMs}
+			old, _ := sessionsCluster(t, cfg)
+			c := newLeadership(t, old, cfg, 10_000)
+			heartbeat(t, c, 2, 21, 11_000)
+			heartbeat(t, c, 3, 22, 11_000)
+			heartbeat(t, c, 2, 21, 18_000)
+			heartbeat(t, c, 3, 22, 18_000)
+			if f := tickFences(t, c, tc.firstMs-1); len(f) != 0 {
+				t.Fatalf("tick at %d fenced %v", tc.firstMs-1, f)
+			}
+			f := tickFences(t, c, tc.firstMs)
+			if want := []Fence{{ID: 1, Epoch: 1, Cause: tc.wantCause}}; !slices.Equal(f, want) {
+				t.Fatalf("tick at %d fenced %v, want %v", tc.firstMs, f, want)
+			}
+		})
+	}
+}
+
+// TestReregistrationEndsReconnectWait: a broker that registers again (a
+// new incarnation) after the election is not fenced for having missed
+// the reconnect wait of its old one.
+func TestReregistrationEndsReconnectWait(t *testing.T) {
+	cfg := Config{SessionTimeoutMs: 9000, ReconnectGraceMs: 5000}
+	old, _ := sessionsCluster(t, cfg)
+	c := newLeadership(t, old, cfg, 10_000)
+	heartbeat(t, c, 2, 21, 11_000)
+	heartbeat(t, c, 3, 22, 11_000)
+	if f := tickFences(t, c, 10_500); len(f) != 0 {
+		t.Fatalf("fenced %v", f)
+	}
+	// Broker 1's session is still live at the new leader, so a new
+	// incarnation is refused until Tick fences the old one; that is the
+	// reconnect wait's fence, and the new incarnation then registers and
+	// heartbeats without being fenced again.
+	f := tickFences(t, c, 15_000)
+	if want := []Fence{{ID: 1, Epoch: 1, Cause: FenceNotReconnected}}; !slices.Equal(f, want) {
+		t.Fatalf("fenced %v, want %v", f, want)
+	}
+	if _, err := c.RegisterBroker(RegisterBrokerRequest{ID: 1, Incarnation: incarnation(9), PreviousBrokerEpoch: 1,
+		Listeners: []Listener{{Name: "P", Host: "h", Port: 1}}}, 15_100); err != nil {
+		t.Fatal(err)
+	}
+	heartbeat(t, c, 1, 31, 15_200)
+	heartbeat(t, c, 2, 21, 15_200)
+	heartbeat(t, c, 3, 22, 15_200)
+	if f := tickFences(t, c, 20_000); len(f) != 0 {
+		t.Fatalf("the new incarnation was fenced: %v", f)
+	}
+}
+
+// TestRebuildKeepsSessions: a Controller rebuilt within one leadership
+// (CarrySessions) keeps the sessions' soft state: a broker whose loss was
+// reported before the rebuild is still fenced at the grace, and one that
+// has been silent is not given a fresh session.
+func TestRebuildKeepsSessions(t *testing.T) {
+	cfg := Config{SessionTimeoutMs: 9000, ConnectionLossGraceMs: 1000}
+	c, _ := sessionsCluster(t, cfg)
+	heartbeat(t, c, 1, 11, 500)
+	heartbeat(t, c, 2, 12, 500)
+	heartbeat(t, c, 3, 13, 8000)
+	lost(t, c, 1, 1, 11, 2000)
+	st, err := Restore(c.State().AppendSnapshot(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := NewController(st, cfg, 2500)
+	rebuilt.CarrySessions(c)
+	f := tickFences(t, rebuilt, 3000)
+	if want := []Fence{{ID: 1, Epoch: 1, Cause: FenceConnectionLost}}; !slices.Equal(f, want) {
+		t.Fatalf("tick at 3000 fenced %v, want %v", f, want)
+	}
+	f = tickFences(t, rebuilt, 9501)
+	if want := []Fence{{ID: 2, Epoch: 1, Cause: FenceSessionLapsed}}; !slices.Equal(f, want) {
+		t.Fatalf("tick at 9501 fenced %v, want broker 2's lapsed session %v", f, want)
+	}
+}
