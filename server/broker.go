@@ -247,7 +247,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	// request on (the shards' counters are read at scrape time).
 	b.metrics = newBrokerMetrics(b)
 	b.storageFailures = newStorageFailuresCounter(b.metrics.reg)
-	b.disk = newDiskSpace(cfg.DataDir, cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio, cfg.Logger, b.metrics.reg)
+	b.disk = newDiskSpace(cfg.DataDir, cores, cfg.LogDirMinFreeBytes, cfg.LogDirMinFreeRatio, cfg.Logger, b.metrics.reg)
 	defer func() {
 		if !started {
 			b.disk.stop()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-db/strata/schema"
 	"github.com/strata-db/strata/schema/fb"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -346,7 +347,8 @@ func diskFullNoSpaceLeft(t *testing.T, stopWhileFull bool) {
 			break
 		}
 		if a.r.ErrorCode != fb.ErrorCodeNone || a.r.BaseOffset != at {
-			t.Fatalf("produce at %d: %v %q base %d", at, a.r.ErrorCode, a.r.ErrorMessage, a.r.BaseOffset)
+			l := logs.String()
+			t.Fatalf("produce at %d: %v %q base %d\nbroker log tail:\n%s", at, a.r.ErrorCode, a.r.ErrorMessage, a.r.BaseOffset, l[max(0, len(l)-4000):])
 		}
 		next += retentionRecordsPerFrame
 	}
@@ -427,4 +429,70 @@ func diskFullNoSpaceLeft(t *testing.T, stopWhileFull bool) {
 	c = newTestClient(t, b.Addr().String())
 	waitLeader(t, c, "fill", 1, "the broker leads the partition after the restart")
 	readBackAll(t, c, "fill", next)
+}
+
+// TestDiskAlarmCountsAllocationsBetweenReadings: the shards' logs count
+// what they allocate between two statfs readings, and once the last
+// reading less that count is below the bound, the alarm reads the folder
+// again at once instead of waiting for the next interval: a producer
+// faster than the interval is refused before it writes into the kernel's
+// ENOSPC, and the alarm still rests on a reading, never on the count.
+func TestDiskAlarmCountsAllocationsBetweenReadings(t *testing.T) {
+	mnt := t.TempDir()
+	mountTestExt4(t, mnt, diskFullFSBytes)
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	const headroomBytes = 4 << 20
+	minFree := int64(st.Bavail)*st.Bsize - headroomBytes
+	// No watch goroutine: readings are the test's d.check and those the
+	// alarm takes itself.
+	d := &diskSpace{dir: mnt, minFreeBytes: minFree, minFreeRatio: -1, allocated: make([]paddedCounter, 2),
+		log: slog.New(slog.NewTextHandler(&lockedBuffer{}, nil))}
+	d.check()
+	if d.full() {
+		t.Fatalf("full at the first reading: %d free, %d kept", d.free.Load(), d.minFree.Load())
+	}
+	// Counted allocations that the file system does not show (a step
+	// counted twice) ask for a reading, which finds the room.
+	d.noteAllocated(0, headroomBytes/2)
+	d.noteAllocated(1, headroomBytes/2+1)
+	if d.full() {
+		t.Fatalf("full on a count the reading does not bear out: %s", d.reason())
+	}
+	if got := d.allocatedSince(); got != 0 {
+		t.Fatalf("%d bytes still counted after the early reading", got)
+	}
+
+	// Room really taken, and not yet counted: the last reading stands.
+	ballast := filepath.Join(mnt, "ballast")
+	f, err := os.Create(ballast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, headroomBytes+1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d.full() {
+		t.Fatal("full before anything counted the allocation or a reading saw it")
+	}
+	// Counted: the alarm reads the folder at once and rises.
+	d.noteAllocated(1, headroomBytes+1<<20)
+	if !d.full() || !d.low.Load() {
+		t.Fatalf("not full once the counted allocation passes the bound: %d free, %d kept", d.free.Load(), d.minFree.Load())
+	}
+	if msg := d.reason(); !strings.Contains(msg, "disk full") || !strings.Contains(msg, strconv.FormatInt(minFree, 10)) {
+		t.Fatalf("refusal %q does not say the disk is full and the bound", msg)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	d.check()
+	if d.full() {
+		t.Fatalf("still full once the room returned: %s", d.reason())
+	}
 }

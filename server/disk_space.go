@@ -27,6 +27,18 @@ import (
 //     retention and deleted topics are how room comes back;
 //   - strata_log_dir_free_bytes and strata_log_dir_disk_alarm say so.
 //
+// Between two statfs readings the shards count the bytes their logs
+// allocated (each completed growth step: a segment's files take room by
+// fallocate, and appends only fill what was allocated), a slot per shard.
+// Once the last reading less that count falls below the bound, the next
+// question of whether the disk is full reads the folder again at once
+// (on the asking goroutine) instead of waiting for the interval: a
+// producer faster than the check interval cannot write past the room kept
+// free and into the kernel's ENOSPC before the next reading, and the
+// alarm still rests on readings only. (The count errs high, never low: a
+// step that completed between a check's taking the count and its reading
+// is in both; the early reading corrects it.)
+//
 // The alarm is logged once when it is raised and once when it clears; it
 // clears, with no restart, once the folder has the room it keeps free and
 // no log holds (a held log retries every few hundred ms and stops holding
@@ -58,22 +70,27 @@ type diskSpace struct {
 	log          *slog.Logger
 
 	free, total, minFree atomic.Int64
-	low                  atomic.Bool  // free < minFree at the last check
-	holding              atomic.Int64 // partition logs holding for room
-	alarmed              bool         // the alarm as last logged (watch's goroutine)
-	stopC, doneC         chan struct{}
-	stopOnce             sync.Once
+	low                  atomic.Bool // free < minFree at the last check
+	// allocated are the bytes each shard's logs allocated since the last
+	// check (a slot per shard).
+	allocated    []paddedCounter
+	holding      atomic.Int64 // partition logs holding for room
+	checkMu      sync.Mutex   // one check at a time: the watch's and early ones
+	alarmed      bool         // the alarm as last logged (under checkMu)
+	stopC, doneC chan struct{}
+	stopOnce     sync.Once
 }
 
 // newDiskSpace checks the folder once, so that the alarm is right before
 // the broker serves, and starts watching it.
-func newDiskSpace(dir string, minFreeBytes int64, minFreeRatio float64, log *slog.Logger, reg *prometheus.Registry) *diskSpace {
+func newDiskSpace(dir string, shards int, minFreeBytes int64, minFreeRatio float64, log *slog.Logger, reg *prometheus.Registry) *diskSpace {
 	d := &diskSpace{dir: dir, minFreeBytes: minFreeBytes, minFreeRatio: minFreeRatio, log: log,
-		stopC: make(chan struct{}), doneC: make(chan struct{})}
+		allocated: make([]paddedCounter, shards),
+		stopC:     make(chan struct{}), doneC: make(chan struct{})}
 	d.check()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_log_dir_free_bytes",
-		Help: "Bytes free to the broker in its data folder's file system, at the last check."},
-		func() float64 { return float64(d.free.Load()) }))
+		Help: "Bytes free to the broker in its data folder's file system: the last check's reading less what the logs allocated since."},
+		func() float64 { return float64(d.freeBytes()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_log_dir_min_free_bytes",
 		Help: "Bytes the broker keeps free in its data folder's file system (--log-dir-min-free-bytes, --log-dir-min-free-ratio)."},
 		func() float64 { return float64(d.minFree.Load()) }))
@@ -104,8 +121,36 @@ func resolveMinFree(bytes int64, ratio float64) (int64, float64, error) {
 	return bytes, ratio, nil
 }
 
-// full reports whether the disk alarm is raised.
-func (d *diskSpace) full() bool { return d.low.Load() || d.holding.Load() > 0 }
+// full reports whether the disk alarm is raised, reading the folder
+// again first when the logs allocated enough since the last reading to
+// take it below the bound.
+func (d *diskSpace) full() bool {
+	if d.low.Load() || d.holding.Load() > 0 {
+		return true
+	}
+	if min := d.minFree.Load(); min > 0 && d.freeBytes() < min {
+		d.check()
+	}
+	return d.low.Load() || d.holding.Load() > 0
+}
+
+// freeBytes is the room free: the last reading less what the logs
+// allocated since.
+func (d *diskSpace) freeBytes() int64 { return max(d.free.Load()-d.allocatedSince(), 0) }
+
+// noteAllocated counts bytes shard's logs allocated (on that shard).
+func (d *diskSpace) noteAllocated(shard int, bytes int64) {
+	d.allocated[shard].n.Add(uint64(bytes))
+}
+
+// allocatedSince is what the shards' logs allocated since the last check.
+func (d *diskSpace) allocatedSince() int64 {
+	var n int64
+	for i := range d.allocated {
+		n += int64(d.allocated[i].n.Load())
+	}
+	return n
+}
 
 // reason says why, for a refusal's message.
 func (d *diskSpace) reason() string {
@@ -114,7 +159,7 @@ func (d *diskSpace) reason() string {
 			d.dir, d.free.Load())
 	}
 	return fmt.Sprintf("disk full: %s has %d bytes free, below the %d bytes kept free (--log-dir-min-free-bytes, --log-dir-min-free-ratio); retry once retention or an operator frees room",
-		d.dir, d.free.Load(), d.minFree.Load())
+		d.dir, d.freeBytes(), d.minFree.Load())
 }
 
 // refusal is the answer to a write while the alarm is raised.
@@ -122,9 +167,18 @@ func (d *diskSpace) refusal() (fb.ErrorCode, string) { return fb.ErrorCodeStorag
 
 // check reads the folder's room and logs a change of the alarm.
 func (d *diskSpace) check() {
+	d.checkMu.Lock()
+	defer d.checkMu.Unlock()
+	// Take the shards' counts before reading, so what is allocated from
+	// here on is counted against this reading.
+	for i := range d.allocated {
+		d.allocated[i].n.Store(0)
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(d.dir, &st); err != nil {
 		// Keep the last reading; an unreadable folder shows in its logs.
+		// The count is dropped all the same: kept, it would ask every
+		// produce for a reading that fails again.
 		d.log.Warn("disk space check", "dir", d.dir, "err", err)
 	} else {
 		free, total := int64(st.Bavail)*st.Bsize, int64(st.Blocks)*st.Bsize
@@ -143,15 +197,15 @@ func (d *diskSpace) check() {
 		d.minFree.Store(min)
 		d.low.Store(free < min)
 	}
-	switch full := d.full(); {
+	switch full := d.low.Load() || d.holding.Load() > 0; {
 	case full && !d.alarmed:
 		d.alarmed = true
 		d.log.Error("disk full: producers and topic creation are refused until room returns; fetches go on",
-			"dir", d.dir, "free_bytes", d.free.Load(), "min_free_bytes", d.minFree.Load(), "logs_held", d.holding.Load())
+			"dir", d.dir, "free_bytes", d.freeBytes(), "min_free_bytes", d.minFree.Load(), "logs_held", d.holding.Load())
 	case !full && d.alarmed:
 		d.alarmed = false
 		d.log.Info("disk space returned: producers are accepted again",
-			"dir", d.dir, "free_bytes", d.free.Load(), "min_free_bytes", d.minFree.Load())
+			"dir", d.dir, "free_bytes", d.freeBytes(), "min_free_bytes", d.minFree.Load())
 	}
 }
 
@@ -177,6 +231,10 @@ func (d *diskSpace) stop() {
 // noteSpace follows whether a partition's log holds for lack of room,
 // after each of its completions and ticks.
 func (bs *brokerShard) noteSpace(p *partition) {
+	if grown := p.log.Stats().GrownBytes; grown != p.grownNoted {
+		bs.b.disk.noteAllocated(bs.id, grown-p.grownNoted)
+		p.grownNoted = grown
+	}
 	held, _ := p.log.NoSpace()
 	held = held && p.log.Err() == nil
 	if held == p.heldForSpace {

@@ -68,6 +68,9 @@ type partition struct {
 	// heldForSpace: the log holds appends for lack of room, counted in
 	// the broker's disk alarm (disk_space.go).
 	heldForSpace bool
+	// grownNoted: the log's GrownBytes counted in the broker's disk
+	// space so far (disk_space.go).
+	grownNoted int64
 }
 
 // appendPart is one operation in the partition's queue for its log: a

@@ -73,6 +73,11 @@ func (l *Log) growDone(index uint32, res int32) {
 		l.fatal(fmt.Errorf("ringlog: allocate segment %d for %d bytes of data: %w", l.growth.Segment.Base(), l.growth.Target, err))
 		return
 	}
+	for _, r := range [growFiles]segment.ByteRange{l.growth.Data, l.growth.OffsetIndex, l.growth.TimeIndex} {
+		if !r.Empty() {
+			l.stats.GrownBytes += r.To - r.From
+		}
+	}
 	l.core.Grown(&l.growth)
 	l.roomFound()
 }

@@ -73,6 +73,11 @@ func TestRingLogGrowsInSteps(t *testing.T) {
 		if l.Stats().Grows != wantGrows {
 			t.Fatalf("%d growths, want %d", l.Stats().Grows, wantGrows)
 		}
+		// The data files' steps alone (the index files' steps come on top).
+		wantDataBytes := 2*ringGrowSegmentBytes + (active.Size()+ringStepBytes-1)/ringStepBytes*ringStepBytes
+		if got := l.Stats().GrownBytes; got < int64(wantDataBytes) {
+			t.Fatalf("%d bytes counted grown, below the %d the data files' steps allocated", got, wantDataBytes)
+		}
 		for _, sg := range segs {
 			var st unix.Stat_t
 			if err := unix.Fstat(mustFd(t, l, sg), &st); err != nil {

@@ -64,6 +64,7 @@ type Stats struct {
 	HotReads    int64 // reads served from the frame table
 	ColdReads   int64 // reads served by the synchronous path (pread)
 	Grows       int64 // allocation steps of a segment's files (FALLOCATE SQEs)
+	GrownBytes  int64 // bytes the completed allocation steps reserved, the log's files' growth on disk
 	NoSpace     int64 // FALLOCATEs and WRITEs that found the file system out of room, held and retried
 }
 
