@@ -217,6 +217,13 @@ func (l *Log) beginRoll() (*Segment, error) {
 	base := l.core.End()
 	files, off, tim, err := l.createSegment(base)
 	if err != nil {
+		if IsNoSpace(err) {
+			// A full file system (no block for the folder's entries, no
+			// inode) changed nothing: the new files are gone again and
+			// the active segment stands, so the roll can be tried again
+			// once there is room instead of taking the log offline.
+			return nil, err
+		}
 		return nil, l.fail(err)
 	}
 	old, _, err := l.core.Roll(off, tim, files)

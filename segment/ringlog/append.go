@@ -170,8 +170,10 @@ func (l *Log) startQueued() {
 				return
 			}
 			if err := l.roll(); err != nil {
-				// Whether the old segment is durable is unknown.
-				l.fatal(err)
+				if err != errRollHeld {
+					// Whether the old segment is durable is unknown.
+					l.fatal(err)
+				}
 				return
 			}
 		}

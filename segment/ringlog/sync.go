@@ -1,6 +1,7 @@
 package ringlog
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/strata-db/strata/ring"
@@ -25,14 +26,27 @@ import (
 // committed meanwhile wait for the next one, so a burst of appends costs
 // one or two fdatasyncs, not one each.
 
+// errRollHeld: a roll found no room for the new segment's files and the
+// log holds until the retry (nospace.go); nothing failed.
+var errRollHeld = errors.New("ringlog: roll held for room")
+
 // roll closes the active segment (every write to it has completed) and
 // starts the next: the new files are created and mapped synchronously by
 // segment.Log.BeginRoll (no blocks: the first append grows the segment, see
 // grow.go), the old segment's syncs go to the ring.
+//
+// A roll that finds the file system out of room creating the new files
+// leaves the log as it was and holds it (nospace.go): it reports
+// errRollHeld, and the roll is tried again with the held appends.
 func (l *Log) roll() error {
 	old, files, err := l.sync.BeginRoll()
 	if err != nil {
-		return fmt.Errorf("ringlog: roll at %d: %w", l.core.End(), err)
+		err = fmt.Errorf("ringlog: roll at %d: %w", l.core.End(), err)
+		if segment.IsNoSpace(err) && !errors.Is(err, segment.ErrStorageFailed) {
+			l.holdForSpace(err)
+			return errRollHeld
+		}
+		return err
 	}
 	l.stats.Rolls++
 	if err := l.refreshActive(); err != nil {
