@@ -383,6 +383,26 @@ func (l *Log) Truncate(offset int64) error {
 	return l.refreshActive()
 }
 
+// ResetTo empties the log and starts it again at offset (see
+// segment.Log.ResetTo: a follower below its leader's log start); it runs
+// synchronously and needs the log idle.
+func (l *Log) ResetTo(offset int64) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if !l.Idle() {
+		return ErrBusy
+	}
+	if err := l.sync.ResetTo(offset); err != nil {
+		return l.storageFailed(err)
+	}
+	l.hot.clear()
+	l.nextOffset = l.core.End()
+	l.latestEpoch = l.sync.LatestEpoch()
+	l.lastIssuedUpto = l.core.RecoveryPoint()
+	return l.refreshActive()
+}
+
 // DeleteRecordsBefore advances the log start to offset and deletes the
 // closed segments wholly below it (synchronously: unlinks and a checkpoint).
 // Spans from an earlier Read may lead to deleted segments afterwards (see
