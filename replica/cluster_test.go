@@ -18,6 +18,11 @@ const controllerID int32 = -2
 // simRec is one offset of a simulated log: the leader epoch its batch was
 // written in and the batch it belongs to. Two replicas agree byte for byte
 // at an offset when their simRecs are equal.
+//
+// Offsets below a replica's start are gone (goneBatch): trimmed from a
+// leader as DeleteRecords or retention does (their epochs stay known, as
+// the broker's epoch file keeps the entry covering the log start), or
+// below a follower's reset (nothing is known of them: NoEpoch).
 type simRec struct {
 	Epoch int32
 	Batch int64 // unique per produced batch
@@ -25,11 +30,15 @@ type simRec struct {
 	Count int64
 }
 
+// goneBatch marks an offset below a replica's log start.
+const goneBatch = -1
+
 type simReplica struct {
 	id      int32
 	up      bool
 	p       *Partition
 	log     []simRec
+	start   int64 // the log start: offsets below it are goneBatch
 	durable int64 // the log's durable prefix: what a crash keeps
 	hwCkpt  int64 // the checkpointed high watermark (at each sync)
 	lastHW  int64 // the machine's high watermark at the last check
@@ -39,8 +48,8 @@ type simReplica struct {
 
 // simStats counts what a run exercised, so that a test can show it did.
 type simStats struct {
-	truncations, elections, elrElections, isrChanges, crashes, acked int
-	answers                                                          [16]int
+	truncations, elections, elrElections, isrChanges, crashes, acked, trims, resets int
+	answers                                                                         [16]int
 }
 
 func (s *simStats) add(o simStats) {
@@ -50,6 +59,8 @@ func (s *simStats) add(o simStats) {
 	s.isrChanges += o.isrChanges
 	s.crashes += o.crashes
 	s.acked += o.acked
+	s.trims += o.trims
+	s.resets += o.resets
 	for i := range s.answers {
 		s.answers[i] += o.answers[i]
 	}
@@ -265,14 +276,24 @@ func (c *cluster) replica(id int32) *simReplica { return c.replicas[id-1] }
 func (c *cluster) start(r *simReplica) {
 	var epochs []EpochStart
 	for off, rec := range r.log {
+		if rec.Epoch == NoEpoch {
+			continue // below a reset: nothing is known of it
+		}
 		if len(epochs) == 0 || epochs[len(epochs)-1].Epoch != rec.Epoch {
 			epochs = append(epochs, EpochStart{Epoch: rec.Epoch, Start: int64(off)})
 		}
 	}
 	cfg := c.cfg
 	cfg.ID = r.id
+	// As the broker's epoch file: entries wholly below the log start go,
+	// the one covering it stays.
+	first := 0
+	for first+1 < len(epochs) && epochs[first+1].Start <= r.start {
+		first++
+	}
+	epochs = epochs[first:]
 	hw := min(r.hwCkpt, int64(len(r.log)))
-	p, err := NewPartition(cfg, LogState{LogEnd: int64(len(r.log)), DurableEnd: r.durable, HighWatermark: hw, Epochs: epochs})
+	p, err := NewPartition(cfg, LogState{LogStart: r.start, LogEnd: int64(len(r.log)), DurableEnd: r.durable, HighWatermark: hw, Epochs: epochs})
 	if err != nil {
 		panic(err)
 	}
@@ -318,6 +339,13 @@ func (c *cluster) drain(r *simReplica) {
 		c.stats.truncations++
 		r.log = r.log[:rd.Truncate]
 		r.durable = min(r.durable, rd.Truncate)
+		r.start = min(r.start, rd.Truncate)
+	}
+	if rd.HasReset {
+		c.trace("replica %d resets its log to start at %d", r.id, rd.Reset)
+		c.stats.resets++
+		r.log = slices.Repeat([]simRec{{Epoch: NoEpoch, Batch: goneBatch}}, int(rd.Reset))
+		r.start, r.durable = rd.Reset, rd.Reset
 	}
 	for _, b := range rd.Appends {
 		id := b.Payload.(int64)
@@ -353,6 +381,9 @@ func (c *cluster) send(e envelope) {
 // base offset is in [from, limit), stopping after maxBatches.
 func (c *cluster) read(r *simReplica, from, limit int64) ([]Batch, int64) {
 	var out []Batch
+	if from < r.start {
+		c.fail("replica %d serves a fetch from %d, below its log start %d", r.id, from, r.start)
+	}
 	for off := from; off < limit && off < int64(len(r.log)); {
 		rec := r.log[off]
 		if rec.Base != off {
@@ -470,7 +501,24 @@ func (c *cluster) crash(r *simReplica) {
 	c.trace("crash %d (log %d, durable %d)", r.id, len(r.log), r.durable)
 	c.stats.crashes++
 	r.up, r.p, r.images = false, nil, nil
-	r.log = r.log[:r.durable]
+	// The log start is kept (a checkpoint records it).
+	r.log = r.log[:max(r.durable, r.start)]
+}
+
+// trim moves a leader's log start to to, as DeleteRecords or retention
+// does; never past its high watermark, and only forward.
+func (c *cluster) trim(r *simReplica, to int64) {
+	if !r.up || r.p.Status().Role != RoleLeader || to <= r.start || to > r.p.Status().HighWatermark {
+		return
+	}
+	c.trace("replica %d trims its log to start at %d", r.id, to)
+	c.stats.trims++
+	for off := r.start; off < to; off++ {
+		r.log[off] = simRec{Epoch: r.log[off].Epoch, Batch: goneBatch} // its epoch stays in the epoch file
+	}
+	r.start = to
+	r.p.Step(LogStartMoved{Start: to})
+	c.drain(r)
 }
 
 func (c *cluster) fence(id int32) {

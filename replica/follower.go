@@ -105,6 +105,15 @@ func (p *Partition) applyWindow(w window) bool {
 	f := &p.fol
 	r := w.resp
 	switch {
+	case r.Err == ErrOffsetOutOfRange && r.LogStart > p.logEnd && len(p.rd.Appends) == 0:
+		// The leader's log starts past ours (Kafka's
+		// truncateFullyAndStartAt): what we hold is below anything it
+		// will serve again, so we start again at its start. (After an
+		// earlier window's appends in this Ready, the next fetch's
+		// answer does it.)
+		p.resetLog(r.LogStart)
+		f.reset()
+		return false
 	case r.Err != ErrNone:
 		f.reset()
 		backoff := p.cfg.FetchBackoffMs

@@ -242,7 +242,7 @@ func (p *Partition) isrChanged() {
 
 func (p *Partition) errResponse(m FetchRequest, err ErrorCode) FetchResponse {
 	return FetchResponse{To: m.ReplicaID, From: p.cfg.ID, LeaderEpoch: m.CurrentLeaderEpoch,
-		Gen: m.Gen, Seq: m.Seq, Err: err, HighWatermark: -1, LogEnd: -1,
+		Gen: m.Gen, Seq: m.Seq, Err: err, HighWatermark: -1, LogEnd: -1, LogStart: p.logStart,
 		WindowStart: m.WindowStart, WindowEnd: m.WindowEnd, Limit: m.WindowStart}
 }
 
@@ -258,14 +258,22 @@ func (p *Partition) stepFetch(m FetchRequest) {
 	case p.role != RoleLeader || p.lead.followers[m.ReplicaID] == nil:
 		err = ErrNotLeaderOrFollower
 	case m.LogEnd < 0 || m.DurableEnd < 0 || m.DurableEnd > m.LogEnd || m.WindowStart < m.LogEnd ||
-		m.WindowEnd <= m.WindowStart || m.MaxWaitMs < 0 || (m.LogEnd > 0) != (m.LastFetchedEpoch != NoEpoch):
+		m.WindowEnd <= m.WindowStart || m.MaxWaitMs < 0 || (m.LogEnd == 0 && m.LastFetchedEpoch != NoEpoch):
 		err = ErrInvalidRequest
+	case m.LogEnd < p.logStart || (m.LastFetchedEpoch == NoEpoch && m.LogEnd > p.logEnd):
+		// Below our log start there is nothing to serve: the follower
+		// starts again at it. A log that names no epoch holds nothing
+		// (reset, truncated to its start, or never written); it starts at
+		// its end, which was some leader's log start or high watermark,
+		// so everything below it is committed history that a leader
+		// trimmed, and every leader holds at least that much.
+		err = ErrOffsetOutOfRange
 	}
 	if err != ErrNone {
 		p.rd.Responses = append(p.rd.Responses, p.errResponse(m, err))
 		return
 	}
-	if m.LogEnd > 0 {
+	if m.LastFetchedEpoch != NoEpoch {
 		e, end := p.epochs.EndOffsetFor(m.LastFetchedEpoch, p.logEnd)
 		if e == NoEpoch {
 			p.rd.Responses = append(p.rd.Responses, p.errResponse(m, ErrInvalidRequest))
@@ -322,7 +330,7 @@ func (p *Partition) stepFetch(m FetchRequest) {
 // response answers m from the log as it stands: the window up to our end.
 func (p *Partition) response(m FetchRequest) FetchResponse {
 	return FetchResponse{To: m.ReplicaID, From: p.cfg.ID, LeaderEpoch: p.leaderEpoch,
-		Gen: m.Gen, Seq: m.Seq, HighWatermark: p.hw, LogEnd: p.logEnd,
+		Gen: m.Gen, Seq: m.Seq, HighWatermark: p.hw, LogEnd: p.logEnd, LogStart: p.logStart,
 		WindowStart: m.WindowStart, WindowEnd: m.WindowEnd,
 		Limit: max(m.WindowStart, min(m.WindowEnd, p.logEnd))}
 }

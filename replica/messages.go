@@ -45,11 +45,17 @@ const (
 	// ErrIneligibleReplica: an AlterPartition naming a replica the
 	// controller will not put in the ISR (fenced, shutting down, unknown).
 	ErrIneligibleReplica
+	// ErrOffsetOutOfRange: the follower's log ends below the leader's log
+	// start (retention or DeleteRecords removed what it would fetch
+	// next), or it names no epoch for a log the leader cannot check; the
+	// answer's LogStart says where the leader's log begins.
+	ErrOffsetOutOfRange
 )
 
 var errorNames = [...]string{"NONE", "NOT_LEADER_OR_FOLLOWER", "FENCED_LEADER_EPOCH",
 	"UNKNOWN_LEADER_EPOCH", "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
-	"REQUEST_TIMED_OUT", "INVALID_REQUEST", "INVALID_UPDATE_VERSION", "INELIGIBLE_REPLICA"}
+	"REQUEST_TIMED_OUT", "INVALID_REQUEST", "INVALID_UPDATE_VERSION", "INELIGIBLE_REPLICA",
+	"OFFSET_OUT_OF_RANGE"}
 
 func (c ErrorCode) String() string {
 	if int(c) < len(errorNames) {
@@ -150,6 +156,7 @@ type FetchResponse struct {
 	Diverging     *DivergingEpoch
 	HighWatermark int64
 	LogEnd        int64 // the leader's log end offset
+	LogStart      int64 // the leader's log start offset
 	WindowStart   int64
 	WindowEnd     int64
 	Limit         int64 // batches with a base below Limit are all here
@@ -178,15 +185,23 @@ type AlterPartitionResult struct {
 // the driver has carried out, is durable below End.
 type LogDurable struct{ End int64 }
 
+// LogStartMoved reports the local log's new start after the driver
+// trimmed it (retention, DeleteRecords, a follower following its
+// leader's start). A leader refuses fetches from below it.
+type LogStartMoved struct{ Start int64 }
+
 func (Image) isMsg()                {}
 func (Produce) isMsg()              {}
 func (FetchRequest) isMsg()         {}
 func (FetchResponse) isMsg()        {}
 func (AlterPartitionResult) isMsg() {}
 func (LogDurable) isMsg()           {}
+func (LogStartMoved) isMsg()        {}
 
 // Ready is a batch of effects for the driver, in the order it must carry
-// them out: cut the log at Truncate (when HasTruncate), write Appends in
+// them out: cut the log at Truncate (when HasTruncate), empty it and
+// start it again at Reset (when HasReset: a follower whose log ends below
+// its leader's log start; nothing of the old log is kept), write Appends in
 // order, send Fetches and Responses, send AlterPartition, answer the
 // produce requests in Answers. HighWatermark is the current high
 // watermark (the driver serves consumers below it and may checkpoint it).
@@ -194,6 +209,8 @@ type Ready struct {
 	HighWatermark  int64
 	HasTruncate    bool
 	Truncate       int64
+	HasReset       bool
+	Reset          int64
 	Appends        []Batch
 	Fetches        []FetchRequest
 	Responses      []FetchResponse
@@ -203,6 +220,6 @@ type Ready struct {
 
 // Empty reports whether the batch asks for nothing.
 func (r *Ready) Empty() bool {
-	return !r.HasTruncate && len(r.Appends) == 0 && len(r.Fetches) == 0 &&
+	return !r.HasTruncate && !r.HasReset && len(r.Appends) == 0 && len(r.Fetches) == 0 &&
 		len(r.Responses) == 0 && r.AlterPartition == nil && len(r.Answers) == 0
 }

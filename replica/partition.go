@@ -23,6 +23,9 @@ func (r Role) String() string {
 // much of it is durable (after a crash, all of what was recovered), the
 // epoch cache, and the high watermark from its checkpoint.
 type LogState struct {
+	// LogStart is the log's first offset; a log with nothing in it
+	// (LogStart == LogEnd) needs no epochs.
+	LogStart      int64
 	LogEnd        int64
 	DurableEnd    int64
 	HighWatermark int64
@@ -60,10 +63,11 @@ type Partition struct {
 	ineligible     []int32
 	minInsync      int
 
-	hw      int64
-	logEnd  int64 // the offset the next append gets
-	durable int64
-	epochs  *EpochCache
+	hw       int64
+	logStart int64 // the local log's first offset, as the driver last said
+	logEnd   int64 // the offset the next append gets
+	durable  int64
+	epochs   *EpochCache
 
 	rd    Ready
 	taken bool // Ready returned, Advance not yet called
@@ -79,7 +83,7 @@ func NewPartition(cfg Config, log LogState) (*Partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	if log.LogEnd < 0 || log.DurableEnd < 0 || log.DurableEnd > log.LogEnd ||
+	if log.LogEnd < 0 || log.LogStart < 0 || log.LogStart > log.LogEnd || log.DurableEnd < 0 || log.DurableEnd > log.LogEnd ||
 		log.HighWatermark < 0 || log.HighWatermark > log.LogEnd {
 		return nil, fmt.Errorf("replica: inconsistent log state %+v", log)
 	}
@@ -90,11 +94,11 @@ func NewPartition(cfg Config, log LogState) (*Partition, error) {
 	// A checkpointed cache may end in epochs that wrote nothing (a
 	// leadership with no appends); they name no record and are dropped.
 	epochs.TruncateFromEnd(log.LogEnd)
-	if log.LogEnd > 0 && epochs.Latest() == NoEpoch {
+	if log.LogEnd > log.LogStart && epochs.Latest() == NoEpoch {
 		return nil, fmt.Errorf("replica: no epoch cache for a log ending at %d", log.LogEnd)
 	}
 	p := &Partition{cfg: cfg, leader: NoLeader, leaderEpoch: NoEpoch, partitionEpoch: NoEpoch,
-		hw: log.HighWatermark, logEnd: log.LogEnd, durable: log.DurableEnd, epochs: epochs}
+		hw: log.HighWatermark, logStart: log.LogStart, logEnd: log.LogEnd, durable: log.DurableEnd, epochs: epochs}
 	p.fol.leaderEnd = -1
 	return p, nil
 }
@@ -115,6 +119,8 @@ func (p *Partition) Step(m Msg) {
 		p.stepAlterResult(m)
 	case LogDurable:
 		p.stepDurable(m)
+	case LogStartMoved:
+		p.stepLogStart(m)
 	default:
 		panic(fmt.Sprintf("replica: invariant: unknown message %T", m))
 	}
@@ -277,8 +283,50 @@ func (p *Partition) truncate(to int64) {
 		p.rd.HasTruncate, p.rd.Truncate = true, to
 	}
 	p.logEnd = to
+	p.logStart = min(p.logStart, to)
 	p.durable = min(p.durable, to)
 	p.epochs.TruncateFromEnd(to)
+}
+
+// resetLog empties the log and starts it again at to, past its end: the
+// leader's log starts there, so nothing this log holds will ever be
+// fetched or served again. The high watermark moves to to (the leader's
+// is at or past its log start).
+func (p *Partition) resetLog(to int64) {
+	if to <= p.logEnd {
+		panic(fmt.Sprintf("replica: invariant: replica %d resetting to %d, not past its log end %d", p.cfg.ID, to, p.logEnd))
+	}
+	if len(p.rd.Appends) > 0 {
+		panic("replica: invariant: a reset after appends in one Ready")
+	}
+	p.rd.HasReset, p.rd.Reset = true, to
+	p.logStart, p.logEnd, p.durable = to, to, to
+	p.epochs.TruncateFromEnd(0)
+	p.setHW(to)
+}
+
+// stepLogStart follows the driver's trim of the local log.
+func (p *Partition) stepLogStart(m LogStartMoved) {
+	if m.Start < 0 {
+		panic(fmt.Sprintf("replica: invariant: replica %d log start %d", p.cfg.ID, m.Start))
+	}
+	// A truncation the driver has not carried out yet may have cut the
+	// machine's log below the driver's start.
+	p.logStart = max(p.logStart, min(m.Start, p.logEnd))
+	if p.role != RoleLeader {
+		return
+	}
+	// A parked fetch whose window now starts below the log has nothing
+	// left to be served: its follower starts again at the log start.
+	kept := p.lead.parked[:0]
+	for _, pf := range p.lead.parked {
+		if pf.req.WindowStart < p.logStart {
+			p.rd.Responses = append(p.rd.Responses, p.errResponse(pf.req, ErrOffsetOutOfRange))
+		} else {
+			kept = append(kept, pf)
+		}
+	}
+	p.lead.parked = kept
 }
 
 // setHW raises the high watermark; it never goes down.

@@ -56,10 +56,10 @@ func TestSimulation(t *testing.T) {
 		}
 		total.add(st)
 	}
-	t.Logf("%d seeds: %d acks=all batches acknowledged, %d produce answers in all (%d NOT_ENOUGH_REPLICAS, %d NOT_ENOUGH_REPLICAS_AFTER_APPEND, %d NOT_LEADER), %d elections (%d from the ELR), %d ISR changes, %d crashes, %d truncations",
+	t.Logf("%d seeds: %d acks=all batches acknowledged, %d produce answers in all (%d NOT_ENOUGH_REPLICAS, %d NOT_ENOUGH_REPLICAS_AFTER_APPEND, %d NOT_LEADER), %d elections (%d from the ELR), %d ISR changes, %d crashes, %d truncations, %d trims, %d resets",
 		len(seeds), total.acked, sum(total.answers[:]), total.answers[ErrNotEnoughReplicas], total.answers[ErrNotEnoughReplicasAfterAppend],
-		total.answers[ErrNotLeaderOrFollower], total.elections, total.elrElections, total.isrChanges, total.crashes, total.truncations)
-	if len(seeds) >= simSeedsDefault && (total.acked == 0 || total.truncations == 0 || total.elrElections == 0 ||
+		total.answers[ErrNotLeaderOrFollower], total.elections, total.elrElections, total.isrChanges, total.crashes, total.truncations, total.trims, total.resets)
+	if len(seeds) >= simSeedsDefault && (total.acked == 0 || total.truncations == 0 || total.elrElections == 0 || total.resets == 0 ||
 		total.answers[ErrNotEnoughReplicasAfterAppend] == 0) {
 		t.Fatalf("the simulation no longer exercises acks, truncation, ELR elections and shrinking ISRs: %+v", total)
 	}
@@ -206,8 +206,20 @@ func (c *cluster) randomStep(rng *rand.Rand, lossPct, dupPct int) {
 		c.produceWithTimeout(to, acks, 1+rng.Int64N(3), timeoutMs)
 	case k < 800:
 		c.sync(r)
-	case k < 910:
+	case k < 904:
 		c.tick(simTickMs)
+	case k < 910:
+		// A leader trims its log (DeleteRecords, retention) up to its
+		// high watermark: a follower behind it then starts again.
+		if r.up && r.p.Status().HighWatermark > r.start {
+			to := r.start + 1 + rng.Int64N(r.p.Status().HighWatermark-r.start)
+			if to < int64(len(r.log)) {
+				// The log start the machine is told is a batch's base
+				// (the broker tells it the frame holding the start).
+				to = r.log[to].Base
+			}
+			c.trim(r, to)
+		}
 	default:
 		// The rare steps, with weights drawn per seed: some seeds crash a
 		// lot, others fence and return running replicas a lot.
@@ -271,7 +283,7 @@ func (c *cluster) checkInvariants(where string) {
 		if c.cfg.AckUnsynced {
 			stable = int64(len(r.log))
 		}
-		if stable < int64(len(committed)) || !slices.Equal(r.log[:len(committed)], committed) {
+		if stable < int64(len(committed)) || !slices.Equal(r.log[r.start:len(committed)], committed[r.start:]) {
 			c.fail("%s: controller ISR %v ELR %v: replica %d (durable %d) lacks the committed log below %d\n  committed %s\n  replica   %s",
 				where, c.ctrl.isr, c.ctrl.elr, id, r.durable, len(committed), formatLog(committed), formatLog(r.log))
 		}
@@ -296,6 +308,9 @@ func (c *cluster) checkInvariants(where string) {
 					// earlier epoch (a zombie) cannot have it.
 					continue
 				}
+				if a.Base < r.start {
+					continue // trimmed: legitimately gone
+				}
 				if a.Base >= int64(len(r.log)) || r.log[a.Base].Batch != int64(a.ID) {
 					c.fail("%s: new leader %d lacks acknowledged batch #%d at %d: %s", where, r.id, a.ID, a.Base, formatLog(r.log))
 				}
@@ -310,12 +325,19 @@ func (c *cluster) checkInvariants(where string) {
 func (c *cluster) commit(where string, r *simReplica, hw int64) {
 	mine := r.log[:hw]
 	n := min(len(mine), len(c.committedLog))
-	if !slices.Equal(mine[:n], c.committedLog[:n]) {
+	// Below its log start a replica holds nothing to compare; every log
+	// start is at or below a high watermark, so the committed log
+	// reaches it.
+	lo := min(r.start, int64(n))
+	if r.start > int64(len(c.committedLog)) {
+		c.fail("%s: replica %d log start %d past the committed log's end %d", where, r.id, r.start, len(c.committedLog))
+	}
+	if !slices.Equal(mine[lo:n], c.committedLog[lo:n]) {
 		c.fail("%s: replica %d disagrees below its high watermark %d\n  committed %s\n  replica   %s",
 			where, r.id, hw, formatLog(c.committedLog), formatLog(r.log))
 	}
 	if len(mine) > len(c.committedLog) {
-		c.committedLog = slices.Clone(mine)
+		c.committedLog = append(c.committedLog, mine[len(c.committedLog):]...)
 	}
 }
 
@@ -365,7 +387,8 @@ func (c *cluster) converged() bool {
 	lead := c.replica(c.ctrl.leader)
 	for _, r := range c.replicas {
 		st := r.p.Status()
-		if !slices.Equal(r.log, lead.log) || st.HighWatermark != int64(len(r.log)) || st.LeaderEpoch != c.ctrl.leaderEpoch {
+		from := max(r.start, lead.start)
+		if len(r.log) != len(lead.log) || !slices.Equal(r.log[from:], lead.log[from:]) || st.HighWatermark != int64(len(r.log)) || st.LeaderEpoch != c.ctrl.leaderEpoch {
 			return false
 		}
 	}

@@ -82,6 +82,7 @@ func (bs *brokerShard) serveReplicaFetch(ctx *replicaFetchCtx, topic string, id 
 		return
 	}
 	p.noteFollowerStart(fr.ReplicaID, logStart)
+	p.noteLogStart()
 	p.rep.serving[replicaFetchKey{fr.ReplicaID, fr.Gen, fr.Seq}] = ctx
 	p.stepReplica(fr)
 }
@@ -139,6 +140,10 @@ func (p *partition) sendReplicaFetch(ctx *replicaFetchCtx, resp replica.FetchRes
 	if d := resp.Diverging; d != nil {
 		out.HasDiverging, out.DivergingEpoch, out.DivergingEndOffset = true, d.Epoch, d.EndOffset
 	}
+	if resp.Err == replica.ErrOffsetOutOfRange {
+		// Where a follower below it starts again: a frame boundary.
+		out.LogStartOffset = resp.LogStart
+	}
 	var files []FileSpan
 	var hold *spanHold
 	if resp.Err == replica.ErrNone && resp.Diverging == nil && resp.Limit > resp.WindowStart && !p.offline() {
@@ -147,6 +152,7 @@ func (p *partition) sendReplicaFetch(ctx *replicaFetchCtx, resp replica.FetchRes
 		if err != nil {
 			p.bs.b.log.Warn("replica fetch read", "topic", p.topic, "partition", p.index, "window", resp.WindowStart, "err", err)
 			out.ErrorCode, out.Limit = fb.ErrorCodeOffsetOutOfRange, resp.WindowStart
+			out.LogStartOffset = p.servableStart()
 			if p.offline() {
 				out.ErrorCode = fb.ErrorCodeStorageError
 			}

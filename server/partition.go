@@ -108,6 +108,9 @@ const (
 	opLeader logOpKind = iota
 	opFollower
 	opTruncate
+	// opReset empties the log and starts it at truncateTo (a follower
+	// below its leader's log start).
+	opReset
 )
 
 // highWatermark is the end of what consumers may see: the replica
@@ -153,7 +156,7 @@ func (p *partition) queueOp(ap *appendPart) {
 // refuses for lack of room; it reports whether the operation went in
 // whole (a truncation goes in only once the log is idle).
 func (p *partition) submit(ap *appendPart) bool {
-	if ap.kind == opTruncate {
+	if ap.kind == opTruncate || ap.kind == opReset {
 		return p.submitTruncate(ap)
 	}
 	if ap.kind == opLeader && ap.epoch != p.rep.stamped {
@@ -216,6 +219,23 @@ func (p *partition) submitTruncate(ap *appendPart) bool {
 		return false
 	}
 	p.rep.truncates--
+	if ap.kind == opTruncate && ap.truncateTo < p.log.LogStart() {
+		// The machine's divergence point lies below this log's start:
+		// nothing of it stays, and the log starts again there.
+		ap.kind = opReset
+	}
+	if ap.kind == opReset {
+		if err := p.log.ResetTo(ap.truncateTo); err != nil {
+			p.bs.b.log.Error("replica reset", "topic", p.topic, "partition", p.index, "to", ap.truncateTo, "err", err)
+			return true // the log is offline now (fail-stop); checkStorage reports it
+		}
+		p.bs.b.log.Info("replica log reset to its leader's log start", "topic", p.topic, "partition", p.index, "start", ap.truncateTo)
+		p.rep.writtenSeen = p.log.End()
+		p.rep.durableSent = p.log.RecoveryPoint()
+		p.trimTo = max(p.trimTo, ap.truncateTo)
+		p.replicaProgress()
+		return true
+	}
 	if err := p.log.Truncate(ap.truncateTo); err != nil {
 		p.bs.b.log.Error("replica truncation", "topic", p.topic, "partition", p.index, "to", ap.truncateTo, "err", err)
 		return true // the log is offline now (fail-stop); checkStorage reports it

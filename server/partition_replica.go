@@ -51,6 +51,10 @@ type partitionReplica struct {
 	truncates int
 	// stamped is the leader epoch the log stamps on leader appends.
 	stamped int32
+	// logStartSent is the log start the machine was last told
+	// (LogStartMoved, servableStart): a leader refuses fetches from below
+	// it. logStartSeen is the log's start when it was computed.
+	logStartSent, logStartSeen int64
 	// serving holds follower fetches in progress here while this replica
 	// leads: the machine's answer is matched to its request by key.
 	serving map[replicaFetchKey]*replicaFetchCtx
@@ -81,13 +85,14 @@ func (bs *brokerShard) newPartitionReplica(p *partition, t metadata.TopicInfo) e
 	key := hwKey{t.ID, p.index}
 	hw := min(max(bs.b.hwLoaded[key], bs.closedHW[key]), end)
 	delete(bs.closedHW, key)
-	m, err := replica.NewPartition(cfg, replica.LogState{LogEnd: end, DurableEnd: min(p.log.RecoveryPoint(), end),
+	servable := p.servableStart()
+	m, err := replica.NewPartition(cfg, replica.LogState{LogStart: servable, LogEnd: end, DurableEnd: min(p.log.RecoveryPoint(), end),
 		HighWatermark: hw, Epochs: starts})
 	if err != nil {
 		return fmt.Errorf("server: replica of %s-%d: %w", t.Name, p.index, err)
 	}
 	p.rep = &partitionReplica{m: m, topicID: t.ID, hw: hw, durableSent: min(p.log.RecoveryPoint(), end), writtenSeen: end,
-		stamped: p.log.LatestEpoch(), serving: map[replicaFetchKey]*replicaFetchCtx{}}
+		stamped: p.log.LatestEpoch(), logStartSent: servable, logStartSeen: p.log.LogStart(), serving: map[replicaFetchKey]*replicaFetchCtx{}}
 	m.Tick(nowMs())
 	return nil
 }
@@ -118,6 +123,35 @@ func (p *partition) stepReplica(m replica.Msg) {
 	}
 	p.rep.m.Step(m)
 	p.runReady()
+}
+
+// noteLogStart tells the machine the log's start when it moved
+// (retention, DeleteRecords, compaction, a follower following its
+// leader), before the machine judges a follower's fetch against it.
+func (p *partition) noteLogStart() {
+	if p.rep == nil || p.offline() || p.rep.truncates > 0 {
+		return
+	}
+	if s := p.log.LogStart(); s != p.rep.logStartSeen {
+		p.rep.logStartSeen = s
+		if b := p.servableStart(); b > p.rep.logStartSent {
+			p.rep.logStartSent = b
+			p.stepReplica(replica.LogStartMoved{Start: b})
+		}
+	}
+}
+
+// servableStart is where a follower's log can begin to take this log's
+// frames whole: the base of the frame holding the log start, which
+// DeleteRecords may have put inside a frame. The machine's log start is
+// this one, so that a follower below it starts again at a frame boundary
+// (the fetch path serves whole frames from a window's start).
+func (p *partition) servableStart() int64 {
+	s := p.log.LogStart()
+	if spans, err := p.log.Read(s, 1, -1); err == nil && len(spans) > 0 {
+		return min(s, spans[0].FirstOffset)
+	}
+	return s
 }
 
 // tickReplica runs the machine's timers.
@@ -170,6 +204,14 @@ func (p *partition) runReady() {
 			r.truncates++
 			p.queueOp(&appendPart{kind: opTruncate, truncateTo: rd.Truncate, base: -1})
 			r.durableSent = min(r.durableSent, rd.Truncate)
+		}
+		if rd.HasReset {
+			// Counted with the truncations: until it is carried out the
+			// log's durable end is the old log's.
+			r.truncates++
+			p.queueOp(&appendPart{kind: opReset, truncateTo: rd.Reset, base: -1})
+			r.durableSent = rd.Reset
+			r.logStartSent, r.logStartSeen = rd.Reset, rd.Reset
 		}
 		for _, b := range rd.Appends {
 			switch pl := b.Payload.(type) {
@@ -280,6 +322,8 @@ func produceCode(e replica.ErrorCode) fb.ErrorCode {
 		return fb.ErrorCodeRequestTimedOut
 	case replica.ErrInvalidRequest:
 		return fb.ErrorCodeInvalidRequest
+	case replica.ErrOffsetOutOfRange:
+		return fb.ErrorCodeOffsetOutOfRange
 	}
 	return fb.ErrorCodeUnknown
 }
@@ -304,6 +348,10 @@ func wireReplicaCode(e fb.ErrorCode) replica.ErrorCode {
 		return replica.ErrUnknownLeaderEpoch
 	case fb.ErrorCodeInvalidRequest:
 		return replica.ErrInvalidRequest
+	case fb.ErrorCodeOffsetOutOfRange:
+		// Its answer's log start says whether this replica starts again
+		// there (its log ends below it) or only retries.
+		return replica.ErrOffsetOutOfRange
 	}
 	return replica.ErrNotLeaderOrFollower
 }

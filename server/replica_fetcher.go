@@ -259,7 +259,7 @@ func (f *replicaFetcher) OutboundMessage(ref OutRef, msg, tail []byte) {
 // again after a backoff.
 func (f *replicaFetcher) decodeAnswer(m *fb.ReplicaFetchResponse, r replica.FetchRequest, tail []byte) replica.FetchResponse {
 	resp := replica.FetchResponse{To: r.ReplicaID, From: r.To, LeaderEpoch: m.LeaderEpoch(), Gen: m.Gen(), Seq: m.Seq(),
-		Err: wireReplicaCode(m.ErrorCode()), HighWatermark: m.HighWatermark(), LogEnd: m.LogEnd(),
+		Err: wireReplicaCode(m.ErrorCode()), HighWatermark: m.HighWatermark(), LogEnd: m.LogEnd(), LogStart: m.LogStartOffset(),
 		WindowStart: m.WindowStart(), WindowEnd: m.WindowEnd(), Limit: m.Limit()}
 	bad := func(why string, err error) replica.FetchResponse {
 		f.bs.b.log.Warn("replica fetch answer refused", "leader", r.To, "why", why, "err", err)
