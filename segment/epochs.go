@@ -242,6 +242,11 @@ func (l *Log) replaceFile(final string, b []byte) error {
 	tmp := final + checkpointTmpExt
 	f, err := l.fs.Create(tmp)
 	if err != nil {
+		if IsNoSpace(err) {
+			// No inode or folder block for the temporary file: the old
+			// file stands whole.
+			return fmt.Errorf("%w: %w", errKeptOnNoSpace, err)
+		}
 		return err
 	}
 	if _, err = f.WriteAt(b, 0); err == nil {

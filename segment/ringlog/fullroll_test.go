@@ -35,6 +35,16 @@ const (
 // the roll goes through, every append is acknowledged in order, and a
 // reopen finds them all.
 func TestFullDiskRollHolds(t *testing.T) {
+	t.Run("no inode for the segment", func(t *testing.T) { fullDiskRoll(t, 0) })
+	// Three inodes spare: the next segment's files are created, and the
+	// checkpoint the roll then writes finds no inode for its temporary
+	// file; the old checkpoint stands (it only lags) and the log goes
+	// on, to hold at the roll after.
+	t.Run("no inode for the checkpoint", func(t *testing.T) { fullDiskRoll(t, 3) })
+}
+
+// fullDiskRoll is TestFullDiskRollHolds with spare inodes left free.
+func fullDiskRoll(t *testing.T, spare int) {
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(fullRollDiskBytes)+",nr_inodes="+strconv.Itoa(fullRollInodes)); err != nil {
 		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
@@ -92,10 +102,17 @@ func TestFullDiskRollHolds(t *testing.T) {
 			t.Fatalf("%d files created on a tmpfs of %d inodes", i, fullRollInodes)
 		}
 	}
+	for range spare {
+		if err := os.Remove(fillers[len(fillers)-1]); err != nil {
+			t.Fatal(err)
+		}
+		fillers = fillers[:len(fillers)-1]
+	}
 	for i := 1; i < fullRollFrames; i++ {
 		appendFrame(i)
 	}
-	held := fullRollSegmentBytes / fullRollFrameBytes // the first frame of the second segment
+	// The first frame of the segment whose files could not be created.
+	held := (1 + min(spare, 3)/3) * fullRollSegmentBytes / fullRollFrameBytes
 	s.until(func() bool {
 		noSpace, _ := l.NoSpace()
 		return noSpace && snk.nAppends >= held
@@ -114,7 +131,10 @@ func TestFullDiskRollHolds(t *testing.T) {
 	if got := readAll(t, l, 0, 1<<20); !bytes.Equal(got, acked) {
 		t.Fatalf("reads serve %d bytes while held, %d were acknowledged", len(got), len(acked))
 	}
-	t.Logf("%d appends acknowledged, %d held; %v", held, len(frames)-held, cause)
+	t.Logf("%d appends acknowledged, %d held; %v; %d checkpoints kept", held, len(frames)-held, cause, l.sync.Stats().CheckpointsKept)
+	if spare > 0 && l.sync.Stats().CheckpointsKept == 0 {
+		t.Fatal("no checkpoint was kept: the roll's checkpoint found room")
+	}
 
 	for _, name := range fillers {
 		if err := os.Remove(name); err != nil {
