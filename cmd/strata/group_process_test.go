@@ -40,7 +40,14 @@ type memberProcess struct {
 
 func startMemberProcess(t *testing.T, brokers, topic, group string) *memberProcess {
 	t.Helper()
-	cmd := exec.Command(strataBin, "consume", topic, "--group", group, "--from", "earliest", "--format", `%p:%v\n`, "--brokers", brokers)
+	return startMemberProcessFormat(t, brokers, topic, group, `%p:%v\n`)
+}
+
+// startMemberProcessFormat is startMemberProcess printing each record as
+// format says.
+func startMemberProcessFormat(t *testing.T, brokers, topic, group, format string) *memberProcess {
+	t.Helper()
+	cmd := exec.Command(strataBin, "consume", topic, "--group", group, "--from", "earliest", "--format", format, "--brokers", brokers)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +71,13 @@ func startMemberProcess(t *testing.T, brokers, topic, group string) *memberProce
 		}
 	}()
 	return m
+}
+
+// lines is a copy of what the process printed so far.
+func (m *memberProcess) lines() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.out)
 }
 
 // printed reports whether the process printed line.
