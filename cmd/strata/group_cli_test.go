@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"maps"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -9,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-db/strata/client"
 	"github.com/strata-db/strata/client/brokertest"
 )
 
@@ -190,4 +194,77 @@ func sameSet(a, b []string) bool {
 		delete(seen, s)
 	}
 	return len(seen) == 0
+}
+
+// TestGroupResetToTime: two batches written to each partition of a
+// topic with a moment between them (the clock past the first batch's
+// acknowledgement before the second is written): reset-offsets --to-time
+// of the first millisecond after it (unix ms, or the same moment in RFC
+// 3339) sets each partition's committed offset to the first record of the
+// second batch; a time after every record sets the log end.
+func TestGroupResetToTime(t *testing.T) {
+	b := brokertest.Start(t, brokertestBin(), t.TempDir(), "127.0.0.1:0")
+	mustRun := func(stdin string, args ...string) string {
+		t.Helper()
+		out, errOut, code := run(t, b.Addr, stdin, args...)
+		if code != 0 {
+			t.Fatalf("strata %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	mustRun("", "topic", "create", "stamped", "--partitions", "2")
+	lines := func(prefix string, n int) string {
+		var s strings.Builder
+		for i := range n {
+			fmt.Fprintf(&s, "%s%d\n", prefix, i)
+		}
+		return s.String()
+	}
+	// The first batch: 3 records to partition 0, 2 to partition 1.
+	mustRun(lines("a", 3), "produce", "stamped", "-p", "0")
+	mustRun(lines("b", 2), "produce", "stamped", "-p", "1")
+	// Every record of the first batch is stamped at or before boundary;
+	// the second is written once the clock is past its millisecond.
+	boundary := time.Now().UnixMilli()
+	for time.Now().UnixMilli() <= boundary {
+		time.Sleep(time.Millisecond)
+	}
+	mustRun(lines("c", 2), "produce", "stamped", "-p", "0")
+	mustRun(lines("d", 3), "produce", "stamped", "-p", "1")
+	at := boundary + 1
+
+	cl, err := client.Dial(context.Background(), client.Config{Brokers: []string{b.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	admin := client.NewAdmin(cl)
+	committed := func() map[client.TopicPartition]int64 {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		offs, err := admin.CommittedOffsets(ctx, "stamps")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return offs
+	}
+	p0, p1 := client.TopicPartition{Topic: "stamped", Partition: 0}, client.TopicPartition{Topic: "stamped", Partition: 1}
+
+	rfc := time.UnixMilli(at).UTC().Format(time.RFC3339Nano)
+	out := mustRun("", "group", "reset-offsets", "stamps", "--topic", "stamped", "--to-time", rfc, "--dry-run")
+	if want := "TOPIC    PARTITION  OLD  NEW\nstamped  0          -    3\nstamped  1          -    2\ndry run: nothing committed\n"; out != want {
+		t.Fatalf("dry run to %s: %q, want %q", rfc, out, want)
+	}
+	out = mustRun("", "group", "reset-offsets", "stamps", "--topic", "stamped", "--to-time", strconv.FormatInt(at, 10))
+	if !strings.HasSuffix(out, "reset the offsets of group stamps for 2 partitions of stamped\n") {
+		t.Fatalf("reset to %d: %q", at, out)
+	}
+	if got, want := committed(), map[client.TopicPartition]int64{p0: 3, p1: 2}; !maps.Equal(got, want) {
+		t.Fatalf("committed after the reset to %d (the first millisecond after the first batch): %v, want %v (the second batch's first records)", at, got, want)
+	}
+	mustRun("", "group", "reset-offsets", "stamps", "--topic", "stamped", "--to-time", "2100-01-01T00:00:00Z")
+	if got, want := committed(), map[client.TopicPartition]int64{p0: 5, p1: 5}; !maps.Equal(got, want) {
+		t.Fatalf("committed after a reset to a time after every record: %v, want the log ends %v", got, want)
+	}
 }

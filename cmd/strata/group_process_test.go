@@ -21,6 +21,13 @@ import (
 // move at its heartbeat interval (5 s), on a loaded machine.
 const groupProcessWait = 3 * time.Minute
 
+// The short member session the kill tests give the broker, so that a
+// killed member's partitions move in seconds rather than the 45 s default.
+const (
+	groupSessionTimeout    = 6 * time.Second
+	groupHeartbeatInterval = 1 * time.Second
+)
+
 // memberProcess is one `strata consume --group` process and the lines it
 // printed (`PARTITION:VALUE`).
 type memberProcess struct {
@@ -33,7 +40,14 @@ type memberProcess struct {
 
 func startMemberProcess(t *testing.T, brokers, topic, group string) *memberProcess {
 	t.Helper()
-	cmd := exec.Command(strataBin, "consume", topic, "--group", group, "--from", "earliest", "--format", `%p:%v\n`, "--brokers", brokers)
+	return startMemberProcessFormat(t, brokers, topic, group, `%p:%v\n`)
+}
+
+// startMemberProcessFormat is startMemberProcess printing each record as
+// format says.
+func startMemberProcessFormat(t *testing.T, brokers, topic, group, format string) *memberProcess {
+	t.Helper()
+	cmd := exec.Command(strataBin, "consume", topic, "--group", group, "--from", "earliest", "--format", format, "--brokers", brokers)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +71,13 @@ func startMemberProcess(t *testing.T, brokers, topic, group string) *memberProce
 		}
 	}()
 	return m
+}
+
+// lines is a copy of what the process printed so far.
+func (m *memberProcess) lines() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.out)
 }
 
 // printed reports whether the process printed line.
@@ -131,18 +152,73 @@ func holderOf(t *testing.T, procs []*memberProcess, line string) *memberProcess 
 	}
 }
 
+// awaitSessionExpiry describes the group from the kill (at killed) of the
+// member victimID, which held partition held, until the member is gone
+// and settled holds of the group without it, and returns when it
+// was first seen gone and when settled. It fails the test if the
+// coordinator dropped the member at once: a description asked for within
+// a heartbeat interval of the kill must still list it, since a SIGKILL
+// sends no leave and its session has seconds to run, so the member is
+// removed by its session running out, not by its connections closing.
+// While it is listed, its partition is nobody else's; once gone it does
+// not come back.
+func awaitSessionExpiry(t *testing.T, admin *client.Admin, group, victimID string, held client.TopicPartition, killed time.Time,
+	settled func(client.GroupDescription) bool) (gone, settledAt time.Time) {
+	t.Helper()
+	listed := false
+	deadline := time.Now().Add(groupProcessWait)
+	for {
+		asked := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d, err := admin.DescribeGroup(ctx, group)
+		cancel()
+		if err == nil {
+			in := slices.ContainsFunc(d.Members, func(m client.GroupMemberDescription) bool { return m.MemberID == victimID })
+			switch {
+			case in && !gone.IsZero():
+				t.Fatalf("the killed member %s is back in the group after it was gone: %+v", victimID, d)
+			case in:
+				listed = true
+				for _, m := range d.Members {
+					if m.MemberID != victimID && (slices.Contains(m.Assignment, held) || slices.Contains(m.Target, held)) {
+						t.Fatalf("%s/%d is %s's while the killed member %s is still in the group: %+v", held.Topic, held.Partition, m.MemberID, victimID, d)
+					}
+				}
+			case gone.IsZero():
+				if !listed && asked.Sub(killed) < groupHeartbeatInterval {
+					t.Fatalf("the killed member %s was gone from the group %v after the SIGKILL, well inside its %v session: the coordinator did not wait for the session to run out: %+v",
+						victimID, asked.Sub(killed), groupSessionTimeout, d)
+				}
+				if !listed {
+					t.Logf("the first description after the SIGKILL came %v after it, and the killed member was gone already", asked.Sub(killed))
+				}
+				gone = asked
+			}
+			if !in && settled(d) {
+				return gone, asked
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed member gone, the group settled without it: not within %v; last description %+v (%v)", groupProcessWait, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestGroupProcessesFiveOnFourAndKill: five `strata consume --group`
 // processes on a topic of four partitions: the group settles with one
 // partition each and exactly one member idle, and a record written to each
 // partition is printed by one process each, four in all. Then the holder
-// of partition 0 is killed with SIGKILL (no leave, no commit): once its
-// session runs out at the coordinator, its partition goes to the idle
+// of partition 0 is killed with SIGKILL (no leave, no commit): the
+// coordinator keeps it in the group, partition 0 its alone, until its
+// session runs out; then it is gone, its partition goes to the idle
 // member, and the next record of partition 0 is printed by a live one.
+// How long the handover took from the kill is logged beside the session.
 func TestGroupProcessesFiveOnFourAndKill(t *testing.T) {
 	// A short member session, so the killed member's partition moves in
 	// seconds rather than the 45 s default.
 	b := brokertest.Start(t, brokertestBin(), t.TempDir(), "127.0.0.1:0",
-		"--group-session-timeout", "6s", "--group-heartbeat-interval", "1s")
+		"--group-session-timeout", groupSessionTimeout.String(), "--group-heartbeat-interval", groupHeartbeatInterval.String())
 	const topic, group, partitions = "shared", "five-on-four", 4
 	mustRun := func(stdin string, args ...string) {
 		t.Helper()
@@ -191,15 +267,34 @@ func TestGroupProcessesFiveOnFourAndKill(t *testing.T) {
 		t.Fatalf("%d processes printed the four partitions' records, want four", len(holders))
 	}
 
+	// The victim's member id: the one member the coordinator has
+	// holding partition 0 (the assignment has not moved since the group
+	// settled: nobody joined or left).
+	d = awaitGroup(t, admin, group, "the group still settled", oneEach(5, partitions))
+	victimID := ""
+	for _, m := range d.Members {
+		if slices.Contains(m.Assignment, client.TopicPartition{Topic: topic, Partition: 0}) {
+			victimID = m.MemberID
+		}
+	}
+	if victimID == "" {
+		t.Fatalf("no member holds partition 0: %+v", d)
+	}
+
+	killed := time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-victim.done
 	victim.cmd.Wait()
-	awaitGroup(t, admin, group, "the killed member gone, its partition handed on", oneEach(4, partitions))
+	gone, handedOn := awaitSessionExpiry(t, admin, group, victimID, client.TopicPartition{Topic: topic, Partition: 0}, killed,
+		oneEach(4, partitions))
+	t.Logf("after the SIGKILL (member session %v, heartbeat %v): the killed member left the group's description after %v, partition 0 was handed on after %v",
+		groupSessionTimeout, groupHeartbeatInterval, gone.Sub(killed).Round(time.Millisecond), handedOn.Sub(killed).Round(time.Millisecond))
 	mustRun("round2-0\n", "produce", topic, "-p", "0")
 	live := slices.DeleteFunc(slices.Clone(procs), func(p *memberProcess) bool { return p == victim })
 	h := holderOf(t, live, "0:round2-0")
+	t.Logf("the record written to partition 0 after the handover was printed %v after the SIGKILL", time.Since(killed).Round(time.Millisecond))
 	if holders[h] != 0 {
 		t.Fatalf("partition 0 went to a member that held a partition already; the idle one should have taken it")
 	}
