@@ -134,6 +134,7 @@ func mustReadLifecycleFolder(t *testing.T, dir string) lifecycleFolder {
 		if time.Now().After(deadline) {
 			t.Fatal(err)
 		}
+		time.Sleep(lifecycleAimPoll) // polling the folder
 	}
 }
 

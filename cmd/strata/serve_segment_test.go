@@ -59,8 +59,9 @@ func allocation(t *testing.T, path string) (size, blocks int64) {
 // 1.5 MiB (the file's length is the allocated end: fallocate mode 0), and
 // the same after a clean restart and after a kill (recovery cuts the
 // file to its data and allocates it again to the step that holds it). A topic whose segment.bytes (256 KiB) is below
-// the step allocates its segment whole. With the default step (32 MiB) the
-// first append would allocate 32 MiB.
+// the step allocates its segment whole, and so does a topic whose
+// segment.bytes is lowered below the step at run time. With the default
+// step (32 MiB) the first append would allocate 32 MiB.
 func TestServeSegmentAllocateStep(t *testing.T) {
 	const step = 1 << 20
 	dataDir := t.TempDir()
@@ -110,4 +111,30 @@ func TestServeSegmentAllocateStep(t *testing.T) {
 	b.Restart(t)
 	mustRun("", "consume", "steps", "--from", "latest", "--exit-at-end") // the log is open
 	check(data, "after a kill and a restart", 2*step)
+	// A segment.bytes lowered below the step at run time lowers the step
+	// with it: the next segment is allocated whole, at its new size. (A
+	// step left above it would make the log refuse the new configs.) The
+	// configs reach the partition through the metadata log: produce until
+	// the active segment rolls by the new size.
+	mustRun("", "topic", "alter-config", "steps", "--set", "segment.bytes=262144")
+	var newest string
+	for range alterWaitProduces {
+		mustRun(lines(1), "produce", "steps")
+		logs, err := filepath.Glob(filepath.Join(dataDir, "steps-0", "*.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(logs) > 1 {
+			newest = logs[len(logs)-1]
+			break
+		}
+	}
+	if newest == "" {
+		t.Fatalf("no roll after segment.bytes went to 262144 and %d produces; broker log:\n%s", alterWaitProduces, b.Log())
+	}
+	check(newest, "after segment.bytes went to 256 KiB", 256<<10)
 }
+
+// alterWaitProduces bounds the produces that wait for altered
+// topic configs to reach a partition.
+const alterWaitProduces = 200
