@@ -108,6 +108,7 @@ func (l *Log) recover() error {
 		if err := l.preallocateActive(s, sizes[base]); err != nil {
 			return err
 		}
+		l.resumeAge(s)
 		break
 	}
 	if len(bases) == 0 {
@@ -187,6 +188,27 @@ func (l *Log) preallocateActive(s *Segment, fileSize int64) error {
 	}
 	g := l.core.GrowthTo(s, s.size)
 	return l.grow(&g)
+}
+
+// resumeAge sets the age clock of the recovered active segment: the time
+// of its first append (SegmentMs counts from it), which is not on disk, is
+// taken as its first frame's first timestamp, so that a restart neither
+// rolls every non-empty segment at its next append (an unset clock made it
+// look decades old) nor starts its age again. A first timestamp in the
+// future or missing (0 or less) counts from now.
+func (l *Log) resumeAge(s *Segment) {
+	now := l.cfg.NowMs()
+	s.firstMs = now
+	if s.size < schema.FrameHeaderSize {
+		return
+	}
+	if _, err := s.Handle.(*segFiles).data.ReadAt(l.hdr[:], 0); err != nil {
+		return
+	}
+	// The walk, or an earlier one below the recovery point, checked it.
+	if h, err := schema.ParseFrameHeader(l.hdr[:]); err == nil && h.FirstTimestampMs > 0 && h.FirstTimestampMs < now {
+		s.firstMs = h.FirstTimestampMs
+	}
 }
 
 // recoverSegment opens a segment whose end is unknown and walks it.

@@ -103,6 +103,12 @@ type BrokerConfig struct {
 	// no throttle).
 	LogCleanerDedupeBufferBytes   int64
 	LogCleanerIOMaxBytesPerSecond int64
+	// SegmentAllocateStepBytes is how far a partition's segment files
+	// grow at a time (segment.Config.AllocateStepBytes), for every topic:
+	// a topic whose segment.bytes is smaller grows its segments whole (0:
+	// SegmentAllocateStepBytesDefault; at least
+	// SegmentAllocateStepBytesMin, at most SegmentAllocateStepBytesMax).
+	SegmentAllocateStepBytes int64
 }
 
 // Broker is a Strata broker: shards serving the wire protocol over the
@@ -198,6 +204,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	cfg.LogRetentionCheckInterval = interval
+	if cfg.SegmentAllocateStepBytes, err = segmentAllocateStep(cfg.SegmentAllocateStepBytes); err != nil {
+		return nil, err
+	}
 	if cfg.HotPartitionWindow, err = hotPartitionWindow(cfg.HotPartitionWindow); err != nil {
 		return nil, err
 	}

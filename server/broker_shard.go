@@ -213,7 +213,7 @@ func (bs *brokerShard) missingPartitionCode(topic string, index int32) fb.ErrorC
 }
 
 func (bs *brokerShard) openPartition(t metadata.TopicInfo, index int32) (*partition, error) {
-	cfg, err := logConfig(t.Configs)
+	cfg, err := logConfig(t.Configs, bs.b.cfg.SegmentAllocateStepBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -370,8 +370,9 @@ func (bs *brokerShard) idle() bool {
 // defaultMaxMessageBytes is Kafka's default message.max.bytes.
 const defaultMaxMessageBytes = 1048588
 
-// logConfig turns topic configs into the partition log's config.
-func logConfig(configs map[string]string) (segment.Config, error) {
+// logConfig turns topic configs into the partition log's config, with the
+// broker's segment allocation step (segmentAllocateStep).
+func logConfig(configs map[string]string, allocateStep int64) (segment.Config, error) {
 	var cfg segment.Config
 	num := func(key string) (int64, bool, error) {
 		v, ok := configs[key]
@@ -403,6 +404,13 @@ func logConfig(configs map[string]string) (segment.Config, error) {
 		cfg.Flush = p
 	}
 	applyCleanupPolicy(configs, &cfg)
+	cfg.AllocateStepBytes = allocateStep
+	if cfg.SegmentBytes > 0 {
+		// A step past the topic's segments allocates each one whole at
+		// its first append. (Without segment.bytes the segments are
+		// 1 GiB, SegmentAllocateStepBytesMax.)
+		cfg.AllocateStepBytes = min(allocateStep, cfg.SegmentBytes)
+	}
 	return cfg, nil
 }
 

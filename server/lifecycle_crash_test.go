@@ -26,7 +26,7 @@ const (
 	// (STRATA_LIFECYCLE_KILLS=n for more).
 	lifecycleCrashRoundsDefault = 4
 	// lifecycleKillAfterMin and lifecycleKillAfterMax bound the random
-	// time from the producers' start to the kill.
+	// time from the producers' start to a kill at a random moment.
 	lifecycleKillAfterMin = 300 * time.Millisecond
 	lifecycleKillAfterMax = 1500 * time.Millisecond
 	// lifecycleKeys is the compacted topic's key count.
@@ -187,10 +187,16 @@ func servedRecords(t *testing.T, c *testClient, topic string) (int64, map[int64]
 // compacted topic (16 KiB segments, cleaned at every chance, the cleaner
 // throttled so that a round lasts seconds) and a topic under
 // retention.bytes (8 KiB segments, checked every 100 ms, rolling every
-// few dozen records) take acks=all produces: every other kill waits for a
-// cleaner round to be writing its .cleaned files and kills it there, the
-// others come at a random moment, among retention passes and rolls. After
-// each restart:
+// few dozen records) take acks=all produces. Each kill is aimed
+// (lifecycle_aim_test.go): two of the four wait for a cleaner round to be
+// writing its .cleaned files, one for a retention pass of the retained
+// topic that has unlinked segments and not yet written its checkpoint, one
+// for a roll whose checkpoint is not yet written (the old segment's syncs
+// in flight); longer runs add kills at random moments. The folder as the
+// kill left it tells where each kill landed, and the test fails unless at
+// least one landed in a roll and one in a retention pass (kills are added,
+// aimed at what is missing, up to lifecycleAimRetries). After each
+// restart:
 //
 //   - compacted: every record served at an acknowledged offset is the one
 //     acknowledged there, and every key is served at its latest
@@ -199,7 +205,10 @@ func servedRecords(t *testing.T, c *testClient, topic string) (int64, map[int64]
 //   - retention: the offsets served are contiguous from the log start,
 //     every acknowledged record at or past it is served as acknowledged,
 //     and the latest acknowledged one always is (retention drops only
-//     whole closed segments from the front).
+//     whole closed segments from the front); after a kill in a retention
+//     pass, the log start is at or past the first segment the pass left
+//     (the unlinked segments do not come back, and no log start points
+//     below the first segment).
 func TestKill9DuringLifecycleWork(t *testing.T) {
 	rounds := lifecycleCrashRoundsDefault
 	if v := os.Getenv("STRATA_LIFECYCLE_KILLS"); v != "" {
@@ -243,17 +252,35 @@ func TestKill9DuringLifecycleWork(t *testing.T) {
 	}
 	acks := &lifecycleAcks{acked: map[string]map[int64]string{"compacted": {}, "retained": {}}}
 	seqs := map[string]*int{"compacted": new(int), "retained": new(int)}
-	for round := range rounds {
+	retainedDir := partitionDir(dir, "retained", 0)
+	var landedRoll, landedRetention bool
+	for round := 0; ; round++ {
+		aim := lifecycleAimOf(round, rounds, landedRoll, landedRetention)
+		if aim < 0 {
+			break
+		}
+		// The retained folder as the round begins: the kill's landing is
+		// told by what changed since.
+		before := mustReadLifecycleFolder(t, retainedDir)
 		done := make(chan error, 2)
 		for topic, seq := range seqs {
 			go lifecycleProducer(n.clientAddr(), topic, seq, acks, done)
 		}
-		midRound := round%2 == 0
-		if midRound {
+		var aimed lifecycleFolder
+		switch aim {
+		case aimCleaner:
 			// The cleaner's I/O is throttled, so a round takes seconds:
 			// kill while it writes its .cleaned files.
 			awaitCleanedFiles(t, partitionDir(dir, "compacted", 0))
-		} else {
+		case aimRetention:
+			// Kill on sight of a retention pass that has unlinked
+			// segments and not yet written its checkpoint.
+			aimed = awaitFolder(t, retainedDir, "retention pass in flight", func(f lifecycleFolder) bool { return f.retentionInFlight(before) })
+		case aimRoll:
+			// Kill on sight of a roll whose checkpoint is not yet
+			// written (the old segment's syncs are in flight).
+			aimed = awaitFolder(t, retainedDir, "roll in flight", func(f lifecycleFolder) bool { return f.rollInFlight(before) })
+		default:
 			time.Sleep(lifecycleKillAfterMin + time.Duration(rng.Int64N(int64(lifecycleKillAfterMax-lifecycleKillAfterMin)))) // the kill's random moment
 		}
 		n.mu.Lock()
@@ -268,8 +295,13 @@ func TestKill9DuringLifecycleWork(t *testing.T) {
 		}
 		n.mu.Unlock()
 		n.kill()
+		// The folder as the kill left it: no process changes it now.
+		after := mustReadLifecycleFolder(t, retainedDir)
 		inRound := len(cleanedFiles(t, partitionDir(dir, "compacted", 0))) > 0
-		if midRound && !inRound {
+		inRoll, inRetention := after.rollInFlight(before), after.retentionInFlight(before)
+		landedRoll = landedRoll || inRoll
+		landedRetention = landedRetention || inRetention
+		if aim == aimCleaner && !inRound {
 			t.Fatal("the kill meant to land in a cleaner round found no .cleaned file after it")
 		}
 		for range 2 {
@@ -284,15 +316,26 @@ func TestKill9DuringLifecycleWork(t *testing.T) {
 		waitLeader(t, cl, "retained", 1, "retained leads after the restart")
 		acks.mu.Lock()
 		kept := checkCompactedAfterKill(t, cl, acks.acked["compacted"])
-		checkRetainedAfterKill(t, cl, acks.acked["retained"])
-		t.Logf("kill %d (during a cleaner round: %v): %d (%d kept by the cleaner) and %d acknowledged so far; %d cleaner rounds and %d retention passes logged so far",
-			round, inRound, len(acks.acked["compacted"]), kept, len(acks.acked["retained"]), cleaned, passes)
+		start := checkRetainedAfterKill(t, cl, acks.acked["retained"])
+		if inRetention && start < after.bases[0] {
+			// The pass had unlinked the segments below after.bases[0]:
+			// their records are gone, and the log start must say so.
+			t.Fatalf("retained: the kill cut a retention pass that had deleted the segments below %d; the log start after the restart is %d",
+				after.bases[0], start)
+		}
+		t.Logf("kill %d (%s; in a cleaner round: %v, in a roll: %v, in a retention pass: %v): %d (%d kept by the cleaner) and %d acknowledged so far; %d cleaner rounds and %d retention passes logged so far",
+			round, aim, inRound, inRoll, inRetention, len(acks.acked["compacted"]), kept, len(acks.acked["retained"]), cleaned, passes)
+		t.Logf("retained folder: at the round's start %v; aimed at %v; after the kill %v", before, aimed, after)
 		if left := cleanedFiles(t, partitionDir(dir, "compacted", 0)); len(left) > 0 && inRound {
 			// Open resolved the round the kill cut: nothing of it is
 			// left unless a new round began since the restart.
 			t.Logf("after the restart: %v", left)
 		}
 		acks.mu.Unlock()
+	}
+	if !landedRoll || !landedRetention {
+		t.Fatalf("after %d aimed retries no kill landed in a roll (%v) or none in a retention pass (%v)",
+			lifecycleAimRetries, landedRoll, landedRetention)
 	}
 }
 
@@ -324,7 +367,7 @@ func checkCompactedAfterKill(t *testing.T, c *testClient, acked map[int64]string
 	return len(served)
 }
 
-func checkRetainedAfterKill(t *testing.T, c *testClient, acked map[int64]string) {
+func checkRetainedAfterKill(t *testing.T, c *testClient, acked map[int64]string) int64 {
 	t.Helper()
 	start, served := servedRecords(t, c, "retained")
 	end := start
@@ -349,4 +392,5 @@ func checkRetainedAfterKill(t *testing.T, c *testClient, acked map[int64]string)
 	if latest >= 0 && latest < start {
 		t.Fatalf("retained: the latest acknowledged record (%d) is below the log start %d", latest, start)
 	}
+	return start
 }

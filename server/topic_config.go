@@ -85,7 +85,7 @@ func (bs *brokerShard) reconfigure(p *partition, t metadata.TopicInfo) {
 	if maps.Equal(p.configs, t.Configs) {
 		return
 	}
-	cfg, err := logConfig(t.Configs)
+	cfg, err := logConfig(t.Configs, bs.b.cfg.SegmentAllocateStepBytes)
 	if err == nil {
 		err = p.log.Reconfigure(cfg)
 	}
@@ -106,4 +106,32 @@ func (bs *brokerShard) reconfigure(p *partition, t metadata.TopicInfo) {
 	// Retention by the new bounds at the next tick, not the next interval.
 	p.retentionDue = true
 	bs.b.log.Debug("topic configs applied", "topic", p.topic, "partition", p.index)
+}
+
+// The segment allocation step is broker-wide: how far each partition's
+// active segment files grow at a time (fallocate; segment/core_grow.go).
+// It is no topic config: a topic's segment.bytes only caps it.
+const (
+	// SegmentAllocateStepBytesDefault is segment.Config's default step
+	// (Redpanda's segment_fallocation_step).
+	SegmentAllocateStepBytesDefault = 32 << 20
+	// SegmentAllocateStepBytesMin is one page: a smaller step still
+	// allocates whole file system blocks, and only costs more fallocates.
+	SegmentAllocateStepBytesMin = 4096
+	// SegmentAllocateStepBytesMax is the largest segment.bytes (and its
+	// default): a larger step could never be taken.
+	SegmentAllocateStepBytesMax = 1 << 30
+)
+
+// segmentAllocateStep checks a configured allocation step: 0 means the
+// default.
+func segmentAllocateStep(n int64) (int64, error) {
+	switch {
+	case n == 0:
+		return SegmentAllocateStepBytesDefault, nil
+	case n < SegmentAllocateStepBytesMin || n > SegmentAllocateStepBytesMax:
+		return 0, fmt.Errorf("server: segment allocate step %d bytes not in [%d, %d]",
+			n, SegmentAllocateStepBytesMin, SegmentAllocateStepBytesMax)
+	}
+	return n, nil
 }

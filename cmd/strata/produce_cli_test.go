@@ -1,24 +1,39 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/strata-db/strata/client/brokertest"
+	"github.com/strata-db/strata/schema"
 )
 
 // TestProduceKeyHeadersPartition produces with a fixed key, headers and a
 // chosen partition, and reads the records back from that partition only.
+// --compression lz4 is checked where it lands: in the partition's segment
+// file the broker keeps the frames as sent, the first (two records)
+// uncompressed and the second lz4 by its attributes; and a value lz4
+// shrinks is stored as a frame a fraction of its size that holds none of
+// its text, whose body lz4 itself (not Strata's reader) expands to bytes
+// holding the value, which consume gives back byte for byte.
 func TestProduceKeyHeadersPartition(t *testing.T) {
-	b := brokertest.Start(t, brokertestBin(), t.TempDir(), "127.0.0.1:0")
+	dataDir := t.TempDir()
+	b := brokertest.Start(t, brokertestBin(), dataDir, "127.0.0.1:0")
 	mustRun := func(stdin string, args ...string) (string, string) {
 		t.Helper()
 		out, errOut, code := run(t, b.Addr, stdin, args...)
@@ -72,6 +87,28 @@ func TestProduceKeyHeadersPartition(t *testing.T) {
 		if out, _ := mustRun("", "consume", "tagged", "--partition", p, "--from", "earliest", "--exit-at-end"); out != "" {
 			t.Fatalf("partition %s holds %q", p, out)
 		}
+	}
+	frames := storedFrames(t, filepath.Join(dataDir, "tagged-2", "00000000000000000000.log"))
+	if len(frames) != 2 || frames[0].hdr.Compression() != schema.CompressionNone || frames[0].hdr.RecordCount != 2 ||
+		frames[1].hdr.Compression() != schema.CompressionLZ4 || frames[1].hdr.RecordCount != 1 {
+		t.Fatalf("partition 2 stores %v; want 2 records uncompressed, then 1 in lz4", frames)
+	}
+	big := strings.Repeat("strata keeps the bytes it was sent; ", 256)
+	mustRun(big+"\n", "produce", "tagged", "-p", "0", "--compression", "lz4")
+	frames = storedFrames(t, filepath.Join(dataDir, "tagged-0", "00000000000000000000.log"))
+	if len(frames) != 1 || frames[0].hdr.Compression() != schema.CompressionLZ4 || frames[0].hdr.RecordCount != 1 {
+		t.Fatalf("partition 0 stores %v; want 1 record in lz4", frames)
+	}
+	body := frames[0].b[schema.FrameHeaderSize:]
+	if len(frames[0].b) > len(big)/4 || bytes.Contains(body, []byte(big[:64])) {
+		t.Fatalf("the lz4 frame of a %d-byte value is %d bytes, holding its text: %v", len(big), len(frames[0].b), bytes.Contains(body, []byte(big[:64])))
+	}
+	raw := make([]byte, binary.LittleEndian.Uint32(body))
+	if n, err := lz4.UncompressBlock(body[4:], raw); err != nil || n != len(raw) || !bytes.Contains(raw, []byte(big)) {
+		t.Fatalf("the lz4 body (%d bytes) expands to %d bytes (%v), holding the value: %v", len(body), n, err, bytes.Contains(raw, []byte(big)))
+	}
+	if out, _ := mustRun("", "consume", "tagged", "--partition", "0", "--from", "earliest", "--exit-at-end"); out != big+"\n" {
+		t.Fatalf("partition 0 gives back %d bytes, not the %d produced", len(out), len(big)+1)
 	}
 	for _, c := range []struct {
 		args []string
@@ -221,4 +258,44 @@ func TestSilentBrokerTimesOut(t *testing.T) {
 	if _, errOut, code := run(t, addr, "", "topic", "list", "--timeout", "0s"); code != 2 || !strings.Contains(errOut, "--timeout 0s: must be positive") {
 		t.Errorf("--timeout 0s: exit %d, stderr %q", code, errOut)
 	}
+}
+
+// storedFrame is one frame of a segment file, and its header.
+type storedFrame struct {
+	hdr schema.FrameHeader
+	b   []byte
+}
+
+func (f storedFrame) String() string {
+	return fmt.Sprintf("{%d bytes, %d records, codec %d}", len(f.b), f.hdr.RecordCount, f.hdr.Compression())
+}
+
+// storedFrames walks a segment data file's frames from its start (each
+// checked as the broker checks them: length, magic, version, CRC) up to
+// the zeros of its allocation step.
+func storedFrames(t *testing.T, path string) []storedFrame {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The frames of these tests lie in the first MiB; the rest of the
+	// step is zeros.
+	data := make([]byte, 1<<20)
+	n, err := f.ReadAt(data, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	data = data[:n]
+	var out []storedFrame
+	for pos := 0; pos+schema.FrameHeaderSize <= len(data) && !bytes.Equal(data[pos:pos+4], []byte{0, 0, 0, 0}); {
+		h, err := schema.CheckFrame(data[pos:])
+		if err != nil {
+			t.Fatalf("%s at %d: %v", path, pos, err)
+		}
+		out = append(out, storedFrame{hdr: h, b: data[pos : pos+int(h.Length)]})
+		pos += int(h.Length)
+	}
+	return out
 }

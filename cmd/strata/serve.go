@@ -63,6 +63,10 @@ type serveConfig struct {
 	// log.cleaner.io.max.bytes.per.second).
 	LogCleanerDedupeBufferSize    int64 `toml:"log_cleaner_dedupe_buffer_size"`
 	LogCleanerIOMaxBytesPerSecond int64 `toml:"log_cleaner_io_max_bytes_per_second"`
+	// LogSegmentAllocateStepBytes is how far each partition's active
+	// segment files grow at a time (fallocate), for every topic; a topic
+	// whose segment.bytes is smaller allocates each segment whole.
+	LogSegmentAllocateStepBytes int64 `toml:"log_segment_allocate_step_bytes"`
 	// ReplicaLagTimeMax is how long a follower may stay behind the leader's
 	// log end before it leaves the ISR (Kafka's replica.lag.time.max.ms).
 	ReplicaLagTimeMax time.Duration `toml:"replica_lag_time_max"`
@@ -109,13 +113,14 @@ var defaultServeConfig = serveConfig{
 	LogDirMinFreeRatio:            server.LogDirMinFreeRatioDefault,
 	LogCleanerDedupeBufferSize:    server.LogCleanerDedupeBufferBytesDefault,
 	LogCleanerIOMaxBytesPerSecond: server.LogCleanerIOMaxBytesPerSecondDefault,
+	LogSegmentAllocateStepBytes:   server.SegmentAllocateStepBytesDefault,
 }
 
 // serveConfigKeys are the TOML keys of serveConfig, for --help and errors.
 const serveConfigKeys = "data_dir, listen, admin, cores, node_id, pin, log_level, " +
 	"controller_voters, roles, rack, heartbeat_interval, session_timeout, broker_connection_loss_grace, cluster_secret_file, cluster_insecure, " +
 	"request_budget_bytes, log_retention_check_interval, log_dir_min_free_bytes, log_dir_min_free_ratio, " +
-	"log_cleaner_dedupe_buffer_size, log_cleaner_io_max_bytes_per_second, replica_lag_time_max, hot_partition_window, " +
+	"log_cleaner_dedupe_buffer_size, log_cleaner_io_max_bytes_per_second, log_segment_allocate_step_bytes, replica_lag_time_max, hot_partition_window, " +
 	"offsets_topic_partitions, offsets_topic_replication_factor, group_session_timeout, group_heartbeat_interval"
 
 // The roles a node can take.
@@ -174,6 +179,7 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 				override("log-dir-min-free-ratio", func() { fileCfg.LogDirMinFreeRatio = cfg.LogDirMinFreeRatio })
 				override("log-cleaner-dedupe-buffer-size", func() { fileCfg.LogCleanerDedupeBufferSize = cfg.LogCleanerDedupeBufferSize })
 				override("log-cleaner-io-max-bytes-per-second", func() { fileCfg.LogCleanerIOMaxBytesPerSecond = cfg.LogCleanerIOMaxBytesPerSecond })
+				override("log-segment-allocate-step-bytes", func() { fileCfg.LogSegmentAllocateStepBytes = cfg.LogSegmentAllocateStepBytes })
 				override("replica-lag-time-max", func() { fileCfg.ReplicaLagTimeMax = cfg.ReplicaLagTimeMax })
 				override("hot-partition-window", func() { fileCfg.HotPartitionWindow = cfg.HotPartitionWindow })
 				override("offsets-topic-partitions", func() { fileCfg.OffsetsTopicPartitions = cfg.OffsetsTopicPartitions })
@@ -221,6 +227,9 @@ with one shard per available CPU and metrics on 127.0.0.1:9293/metrics.`,
 		"memory for the compaction cleaners' key maps (24 bytes a key), split equally among the shards; at least 1 MiB a shard")
 	f.Int64Var(&cfg.LogCleanerIOMaxBytesPerSecond, "log-cleaner-io-max-bytes-per-second", cfg.LogCleanerIOMaxBytesPerSecond,
 		"bytes a second the compaction cleaners may read and write together, split equally among the shards (0: no throttle)")
+	f.Int64Var(&cfg.LogSegmentAllocateStepBytes, "log-segment-allocate-step-bytes", cfg.LogSegmentAllocateStepBytes,
+		fmt.Sprintf("how far each partition's active segment files grow at a time, for every topic (a topic with smaller segments allocates them whole); %d to %d",
+			server.SegmentAllocateStepBytesMin, server.SegmentAllocateStepBytesMax))
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax,
 		"how long a follower may stay behind its leader's log end before it leaves the ISR (at least 1s)")
 	f.DurationVar(&cfg.HotPartitionWindow, "hot-partition-window", cfg.HotPartitionWindow,
@@ -291,6 +300,10 @@ func serve(cfg serveConfig) error {
 	if cfg.LogCleanerIOMaxBytesPerSecond < 0 {
 		return usageError{fmt.Errorf("--log-cleaner-io-max-bytes-per-second %d: want 0 (no throttle) or more", cfg.LogCleanerIOMaxBytesPerSecond)}
 	}
+	if cfg.LogSegmentAllocateStepBytes < server.SegmentAllocateStepBytesMin || cfg.LogSegmentAllocateStepBytes > server.SegmentAllocateStepBytesMax {
+		return usageError{fmt.Errorf("--log-segment-allocate-step-bytes %d: want %d (4 KiB) to %d (1 GiB, the largest segment.bytes)",
+			cfg.LogSegmentAllocateStepBytes, server.SegmentAllocateStepBytesMin, server.SegmentAllocateStepBytesMax)}
+	}
 	if cfg.LogDirMinFreeRatio >= 1 {
 		return usageError{fmt.Errorf("--log-dir-min-free-ratio %v: want below 1 (negative: off)", cfg.LogDirMinFreeRatio)}
 	}
@@ -303,10 +316,11 @@ func serve(cfg serveConfig) error {
 			cfg.LogDirMinFreeRatio != defaultServeConfig.LogDirMinFreeRatio ||
 			cfg.LogCleanerDedupeBufferSize != defaultServeConfig.LogCleanerDedupeBufferSize ||
 			cfg.LogCleanerIOMaxBytesPerSecond != defaultServeConfig.LogCleanerIOMaxBytesPerSecond ||
+			cfg.LogSegmentAllocateStepBytes != defaultServeConfig.LogSegmentAllocateStepBytes ||
 			cfg.HotPartitionWindow != defaultServeConfig.HotPartitionWindow ||
 			cfg.GroupSessionTimeout != defaultServeConfig.GroupSessionTimeout ||
 			cfg.GroupHeartbeatInterval != defaultServeConfig.GroupHeartbeatInterval {
-			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval, --log-dir-min-free-*, --log-cleaner-*, " +
+			return usageError{errors.New("--request-budget-bytes, --log-retention-check-interval, --log-dir-min-free-*, --log-cleaner-*, --log-segment-allocate-step-bytes, " +
 				"--group-* and --hot-partition-window are broker settings; " +
 				"--roles controller serves no clients and keeps no partition logs")}
 		}
@@ -324,7 +338,8 @@ func serve(cfg serveConfig) error {
 		OffsetsTopicPartitions: cfg.OffsetsTopicPartitions, OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
 		Group:              group.Config{SessionTimeoutMs: cfg.GroupSessionTimeout.Milliseconds(), HeartbeatIntervalMs: cfg.GroupHeartbeatInterval.Milliseconds()},
 		LogDirMinFreeBytes: cfg.LogDirMinFreeBytes, LogDirMinFreeRatio: cfg.LogDirMinFreeRatio,
-		LogCleanerDedupeBufferBytes: cfg.LogCleanerDedupeBufferSize, LogCleanerIOMaxBytesPerSecond: cfg.LogCleanerIOMaxBytesPerSecond})
+		LogCleanerDedupeBufferBytes: cfg.LogCleanerDedupeBufferSize, LogCleanerIOMaxBytesPerSecond: cfg.LogCleanerIOMaxBytesPerSecond,
+		SegmentAllocateStepBytes: cfg.LogSegmentAllocateStepBytes})
 	if err != nil {
 		return err
 	}
