@@ -20,7 +20,7 @@ func TestWireReplicaCodeLeaderBehind(t *testing.T) {
 		fb.ErrorCodeInvalidRequest:          replica.ErrInvalidRequest,
 		fb.ErrorCodeNotLeader:               replica.ErrNotLeaderOrFollower,
 		fb.ErrorCodeStorageError:            replica.ErrNotLeaderOrFollower,
-		fb.ErrorCodeOffsetOutOfRange:        replica.ErrNotLeaderOrFollower,
+		fb.ErrorCodeOffsetOutOfRange:        replica.ErrOffsetOutOfRange,
 	} {
 		if got := wireReplicaCode(code); got != want {
 			t.Errorf("%v: %v, want %v", code, got, want)
