@@ -436,23 +436,28 @@ func (l *Log) checkpoint(mayLag bool) error {
 	return nil
 }
 
+// closeDropped closes the files of a segment the core no longer holds:
+// the driver closes the data file once no reader names its descriptor
+// (KeepDeletedDataFiles); the indexes go now (nothing outside the log uses
+// them).
+func (l *Log) closeDropped(s *Segment) {
+	files := s.Handle.(*segFiles)
+	if l.keepDeleted != nil && files.data != nil {
+		data := files.data
+		files.data = nil
+		files.close()
+		l.keepDeleted(s, data)
+		return
+	}
+	files.close()
+}
+
 // deleteSegments closes and deletes the files of segments the core dropped,
 // then records the new log start.
 func (l *Log) deleteSegments(removed []*Segment) error {
 	var err error
 	for _, s := range removed {
-		files := s.Handle.(*segFiles)
-		if l.keepDeleted != nil && files.data != nil {
-			// The driver closes the data file once no reader names its
-			// descriptor; the indexes go now (nothing outside the log
-			// uses them).
-			data := files.data
-			files.data = nil
-			files.close()
-			l.keepDeleted(s, data)
-		} else {
-			files.close()
-		}
+		l.closeDropped(s)
 		if rerr := l.removeSegmentFiles(s.base); err == nil {
 			err = rerr
 		}

@@ -8,7 +8,8 @@ import (
 // ResetTo empties the log and starts it again at offset, with nothing below
 // it: every segment is deleted, an empty one is created at offset, and the
 // leader-epoch list is emptied (the frames its entries named are gone).
-// It is for a follower whose log ends below its leader's log start
+// It is for a follower whose log ends below its leader's log start, or
+// whose divergence point with its leader lies below its own log start
 // (retention or DeleteRecords on the leader removed the records it would
 // fetch next), as Kafka's truncateFullyAndStartAt: the records it held
 // are all below what the leader still serves, so the follower starts
@@ -49,15 +50,7 @@ func (l *Log) ResetTo(offset int64) error {
 	}
 	old := append([]*Segment(nil), l.core.segs...)
 	for _, s := range old {
-		files := s.Handle.(*segFiles)
-		if l.keepDeleted != nil && files.data != nil {
-			data := files.data
-			files.data = nil
-			files.close()
-			l.keepDeleted(s, data)
-		} else {
-			files.close()
-		}
+		l.closeDropped(s)
 		if err := l.removeSegmentFiles(s.base); err != nil {
 			return l.fail(fmt.Errorf("segment: reset to %d: %w", offset, err))
 		}

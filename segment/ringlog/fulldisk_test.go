@@ -35,10 +35,14 @@ const (
 )
 
 // mountSmallTmpfs mounts a tmpfs of size bytes on dir (as root; the test
-// skips without), unmounted at the end.
-func mountSmallTmpfs(t *testing.T, dir string, size int) {
+// skips without), unmounted at the end; extra are more mount options.
+func mountSmallTmpfs(t *testing.T, dir string, size int, extra ...string) {
 	t.Helper()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(size)); err != nil {
+	opts := "size=" + strconv.Itoa(size)
+	for _, o := range extra {
+		opts += "," + o
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
 		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
 	}
 	t.Cleanup(func() {

@@ -46,14 +46,7 @@ func TestFullDiskRollHolds(t *testing.T) {
 // fullDiskRoll is TestFullDiskRollHolds with spare inodes left free.
 func fullDiskRoll(t *testing.T, spare int) {
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(fullRollDiskBytes)+",nr_inodes="+strconv.Itoa(fullRollInodes)); err != nil {
-		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	mountSmallTmpfs(t, dir, fullRollDiskBytes, "nr_inodes="+strconv.Itoa(fullRollInodes))
 	logDir := filepath.Join(dir, "log")
 	if err := os.Mkdir(logDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -111,8 +104,14 @@ func fullDiskRoll(t *testing.T, spare int) {
 	for i := 1; i < fullRollFrames; i++ {
 		appendFrame(i)
 	}
-	// The first frame of the segment whose files could not be created.
-	held := (1 + min(spare, 3)/3) * fullRollSegmentBytes / fullRollFrameBytes
+	// The first frame of the segment whose files could not be created:
+	// the second, or with three inodes spare (one segment's files) the
+	// third.
+	rollsBeforeHeld := 1
+	if spare >= 3 {
+		rollsBeforeHeld = 2
+	}
+	held := rollsBeforeHeld * fullRollSegmentBytes / fullRollFrameBytes
 	s.until(func() bool {
 		noSpace, _ := l.NoSpace()
 		return noSpace && snk.nAppends >= held

@@ -367,33 +367,26 @@ func (l *Log) Close() error {
 // Truncate drops every frame holding an offset at or after offset (see
 // segment.Log.Truncate); it runs synchronously and needs the log idle.
 func (l *Log) Truncate(offset int64) error {
-	if err := l.usable(); err != nil {
-		return err
-	}
-	if !l.Idle() {
-		return ErrBusy
-	}
-	if err := l.sync.Truncate(offset); err != nil {
-		return l.storageFailed(err)
-	}
-	l.hot.clear()
-	l.nextOffset = l.core.End()
-	l.latestEpoch = l.sync.LatestEpoch()
-	l.lastIssuedUpto = l.core.RecoveryPoint()
-	return l.refreshActive()
+	return l.rewriteIdle(func() error { return l.sync.Truncate(offset) })
 }
 
 // ResetTo empties the log and starts it again at offset (see
 // segment.Log.ResetTo: a follower below its leader's log start); it runs
 // synchronously and needs the log idle.
 func (l *Log) ResetTo(offset int64) error {
+	return l.rewriteIdle(func() error { return l.sync.ResetTo(offset) })
+}
+
+// rewriteIdle runs a synchronous change of the log's end (a truncation, a
+// reset) on an idle log and takes the ring's state from the result.
+func (l *Log) rewriteIdle(change func() error) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
 	if !l.Idle() {
 		return ErrBusy
 	}
-	if err := l.sync.ResetTo(offset); err != nil {
+	if err := change(); err != nil {
 		return l.storageFailed(err)
 	}
 	l.hot.clear()
